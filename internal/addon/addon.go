@@ -1,0 +1,251 @@
+// Package addon is Kiln's domain: the add-on a Heroku customer buys, its plan
+// and state machine, the errors the rest of Kiln speaks, and the interfaces of
+// everything the domain needs from the outside world (store, queue, Heroku's
+// Platform API, resource drivers). It imports no infrastructure: adapters in
+// sibling packages implement these interfaces and only cmd/* wires them.
+package addon
+
+import (
+	"context"
+	"regexp"
+	"time"
+)
+
+// State is where an add-on is in its life. Heroku sees provisioning,
+// provisioned, deprovisioning and deprovisioned; failed is Kiln's own word
+// for an add-on it gave up on deliberately, with a reason.
+type State string
+
+// The states of an add-on.
+const (
+	StateProvisioning   State = "provisioning"
+	StateProvisioned    State = "provisioned"
+	StateFailed         State = "failed"
+	StateDeprovisioning State = "deprovisioning"
+	StateDeprovisioned  State = "deprovisioned"
+)
+
+var transitions = map[State][]State{
+	StateProvisioning:   {StateProvisioned, StateFailed, StateDeprovisioning},
+	StateProvisioned:    {StateDeprovisioning},
+	StateFailed:         {StateProvisioning, StateDeprovisioning},
+	StateDeprovisioning: {StateDeprovisioned},
+	StateDeprovisioned:  nil,
+}
+
+// CanBecome reports whether the state machine allows moving from s to to.
+// Keeping the table here means no adapter can invent a transition.
+func (s State) CanBecome(to State) bool {
+	for _, t := range transitions[s] {
+		if t == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether no work remains for an add-on in this state, so the
+// reconciler can skip it.
+func (s State) Final() bool {
+	return s == StateProvisioned || s == StateFailed || s == StateDeprovisioned
+}
+
+// Grant is the OAuth authorization code Heroku sends with a provision
+// request. It can be exchanged once, and dies minutes after the request.
+type Grant struct {
+	Code      string
+	ExpiresAt time.Time
+}
+
+// Tokens are the per-add-on OAuth tokens Kiln holds for the Platform API.
+// They are secrets: the store encrypts them at rest.
+type Tokens struct {
+	Access    string
+	Refresh   string
+	ExpiresAt time.Time
+	UserID    string
+}
+
+// Vars are config vars as a driver produces them: names without the add-on's
+// prefix ("URL", "API_KEY"). The service adds the prefix, because Heroku
+// renames the prefix per attachment and drivers should not care.
+type Vars map[string]string
+
+// Event is one line of an add-on's audit trail, so an operator can answer
+// "what happened to this add-on?".
+type Event struct {
+	ID      int64
+	AddonID string
+	Kind    string // "state", "step", "plan", "sso", ...
+	State   State  // the state after the event
+	Message string
+	At      time.Time
+}
+
+// Addon is one customer's add-on as Kiln records it. The step timestamps
+// (zero when not done) make each pipeline step resumable: a retry or a crash
+// picks up at the first step without one and never repeats a finished one.
+type Addon struct {
+	ID            string // Heroku's add-on uuid; the primary key
+	Name          string
+	Plan          string
+	PendingPlan   string // a plan change received while still provisioning
+	Region        string
+	CallbackURL   string
+	Options       map[string]string
+	LogInputURL   string
+	LogDrainToken string
+
+	State  State
+	Reason string // why the add-on failed, or other operator-facing context
+
+	Grant  *Grant  // nil when Heroku sent none, and once exchanged
+	Tokens *Tokens // nil until the grant is exchanged
+	Vars   Vars    // the driver's config vars; secret
+
+	GrantExchangedAt  time.Time
+	ResourceCreatedAt time.Time
+	ConfigPushedAt    time.Time
+	ProvisionedAt     time.Time
+	DeprovisionedAt   time.Time
+
+	Deadline  time.Time // give up provisioning after this
+	CreatedAt time.Time
+	UpdatedAt time.Time
+
+	events []Event
+}
+
+// Transition moves the add-on to another state, recording the reason in the
+// audit trail. It refuses moves the state machine does not allow.
+func (a *Addon) Transition(now time.Time, to State, reason string) error {
+	if a.State == to {
+		return nil
+	}
+	if !a.State.CanBecome(to) {
+		return Errorf(ECONFLICT, "Add-on %s is %s and cannot become %s.", a.ID, a.State, to)
+	}
+	a.State = to
+	if to == StateFailed || reason != "" {
+		a.Reason = reason
+	}
+	a.events = append(a.events, Event{AddonID: a.ID, Kind: "state", State: to, Message: reason, At: now})
+	return nil
+}
+
+// Note records a non-state event (a finished step, a sign-in) in the audit
+// trail; the store saves it atomically with the add-on.
+func (a *Addon) Note(now time.Time, kind, message string) {
+	a.events = append(a.events, Event{AddonID: a.ID, Kind: kind, State: a.State, Message: message, At: now})
+}
+
+// TakeEvents returns the events recorded since the last call and forgets
+// them. Stores call it when saving.
+func (a *Addon) TakeEvents() []Event {
+	ev := a.events
+	a.events = nil
+	return ev
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// ValidID reports whether id looks like the uuid Heroku uses for add-ons.
+func ValidID(id string) bool { return uuidPattern.MatchString(id) }
+
+var varSuffix = regexp.MustCompile(`^[0-9A-Z_]+$`)
+var varName = regexp.MustCompile(`^[A-Z][0-9A-Z_]+$`)
+
+// ConfigName returns the full config var name for a driver var, refusing
+// names Heroku would reject (^[A-Z][0-9A-Z_]+$, starting with PREFIX_).
+func ConfigName(prefix, suffix string) (string, error) {
+	name := prefix + "_" + suffix
+	if !varSuffix.MatchString(suffix) || !varName.MatchString(name) {
+		return "", Errorf(EINTERNAL, "Config var name %q is not valid for Heroku.", name)
+	}
+	return name, nil
+}
+
+// ValidPrefix reports whether prefix can start Heroku config var names.
+func ValidPrefix(prefix string) bool { return varName.MatchString(prefix + "_X") }
+
+// Store keeps add-ons and their audit trail. Implementations map their
+// driver's errors to domain errors (ENOTFOUND, EUNAVAILABLE, ...).
+type Store interface {
+	// Create records a new add-on. When one with the same ID exists, it
+	// returns that one and created=false: the unique constraint decides, so
+	// concurrent duplicates cannot both create.
+	Create(ctx context.Context, a *Addon) (stored *Addon, created bool, err error)
+	// Get returns the add-on or an ENOTFOUND error.
+	Get(ctx context.Context, id string) (*Addon, error)
+	// Update loads the add-on under a row lock, calls fn, and saves the
+	// add-on and the events fn recorded in one transaction. If fn returns an
+	// error, nothing is saved and that error is returned. Concurrent updates
+	// of one add-on are serialised.
+	Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
+	// Stale lists add-ons in a non-final state that were last updated before
+	// the given time, oldest first, for the reconciler.
+	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
+	// Events returns an add-on's audit trail, oldest first.
+	Events(ctx context.Context, id string) ([]Event, error)
+}
+
+// JobKind names a unit of background work on one add-on.
+type JobKind string
+
+// The jobs the pipeline uses.
+const (
+	JobGrant       JobKind = "addon:grant"       // exchange the OAuth grant: urgent, it dies in minutes
+	JobProvision   JobKind = "addon:provision"   // create the resource, push config, mark provisioned
+	JobPlanChange  JobKind = "addon:plan"        // apply a plan change, push new config
+	JobDeprovision JobKind = "addon:deprovision" // destroy the resource
+)
+
+// Queue runs jobs in the background. Enqueueing a job that is already queued
+// for the same add-on is not an error: it is deduplicated.
+type Queue interface {
+	Enqueue(ctx context.Context, kind JobKind, addonID string) error
+}
+
+// Platform is Heroku as Kiln's worker sees it: id.heroku.com for OAuth and the
+// Platform API for Partners. Failures come back as domain errors: EUNAVAILABLE
+// or ERATELIMIT (with RetryAfter) for transient ones, EUNAUTHORIZED for a
+// refused token, EINVALID for other refusals.
+type Platform interface {
+	ExchangeGrant(ctx context.Context, code string) (Tokens, error)
+	RefreshTokens(ctx context.Context, refreshToken string) (Tokens, error)
+	// SetConfig sets (or, for a nil value, unsets) config vars by full name.
+	SetConfig(ctx context.Context, accessToken, addonID string, vars map[string]*string) error
+	MarkProvisioned(ctx context.Context, accessToken, addonID string) error
+	MarkDeprovisioned(ctx context.Context, accessToken, addonID string) error
+}
+
+// Resource is what a driver is told about the add-on it works on. Vars holds
+// what the driver returned before (empty on a first create), so a driver can
+// find what an earlier, interrupted attempt made.
+type Resource struct {
+	ID      string
+	Name    string
+	Plan    Plan
+	Region  string
+	Options map[string]string
+	Vars    Vars
+}
+
+// Driver creates, changes and destroys customers' resources. Every method
+// must be idempotent: a retry after a crash must find and finish what an
+// earlier attempt started, and destroying something already gone succeeds.
+// Return EINVALID for refusals the customer should see (a plan the resource
+// does not fit), and any other error for transient failures.
+type Driver interface {
+	// Name is the value of RESOURCE_DRIVER that selects this driver.
+	Name() string
+	// Catalog is the plans this driver offers.
+	Catalog() Catalog
+	// Create makes the resource and returns its config vars.
+	Create(ctx context.Context, r Resource) (Vars, error)
+	// ChangePlan moves the resource to another plan and returns its config
+	// vars afterwards (the same as before when nothing changed).
+	ChangePlan(ctx context.Context, r Resource, to Plan) (Vars, error)
+	// Destroy removes the resource and everything it holds.
+	Destroy(ctx context.Context, r Resource) error
+}

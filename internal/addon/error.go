@@ -1,0 +1,105 @@
+package addon
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes name the kinds of failure the domain distinguishes. Adapters
+// translate their own failures into these so that exactly one place (the web
+// adapter's error handler) maps them to HTTP statuses, and the worker decides
+// between retrying and giving up without knowing which adapter failed.
+const (
+	EINVALID      = "invalid"       // the request is understood but refused (422)
+	EMALFORMED    = "bad_request"   // the request cannot be parsed (400)
+	EUNAUTHORIZED = "unauthorized"  // missing or wrong credentials (401)
+	EFORBIDDEN    = "forbidden"     // credentials fine, access refused (403)
+	ENOTFOUND     = "not_found"     // no such add-on (404)
+	ECONFLICT     = "conflict"      // the add-on is in a state that forbids this (409)
+	EGONE         = "gone"          // the add-on was deprovisioned (410)
+	ETOOLARGE     = "too_large"     // request body over the cap (413)
+	ERATELIMIT    = "rate_limit"    // a rate limit was hit; retry later (429)
+	EUNAVAILABLE  = "unavailable"   // a dependency is down; retry later (503)
+	EINTERNAL     = "internal"      // a bug or an unexpected failure (500)
+)
+
+// Error is the domain's error type. Code is machine-readable and stable;
+// Message is safe to show to Heroku's customers and operators; Err keeps the
+// underlying cause for logs (never shown to callers). RetryAfter carries a
+// server's hint (Retry-After) so the worker's backoff can honour it.
+type Error struct {
+	Code       string
+	Message    string
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Err != nil && e.Message != "":
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	case e.Err != nil:
+		return fmt.Sprintf("%s: %v", e.Code, e.Err)
+	default:
+		return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	}
+}
+
+// Unwrap lets errors.Is and errors.As reach the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds a domain error whose message is shown to callers.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap builds a domain error around a cause that stays out of the message.
+func Wrap(code string, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// ErrorCode returns the code of the outermost domain error in err's chain,
+// EINTERNAL for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the caller-safe message of err: the domain error's
+// message, or a generic sentence for anything else, so internal details never
+// leak into HTTP answers.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Message != "" {
+		return e.Message
+	}
+	return "Internal error."
+}
+
+// RetryAfter returns the retry hint carried by err, or zero.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// Transient reports whether err is worth retrying: a dependency that was
+// down, slow or rate limiting. Anything that is not a domain error (a network
+// error, a timeout) is treated as transient, because giving up on an accepted
+// add-on is the worse mistake; the provision deadline bounds the retries.
+func Transient(err error) bool {
+	switch ErrorCode(err) {
+	case EUNAVAILABLE, ERATELIMIT, EINTERNAL:
+		return true
+	}
+	return false
+}

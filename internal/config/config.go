@@ -1,0 +1,202 @@
+// Package config reads Kiln's settings from the environment, the Heroku way
+// (twelve-factor): every variable of the runtime contract, validated at once,
+// so a misconfigured dyno stops at start-up with one message naming every
+// missing or malformed variable instead of failing on the first customer call.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Process says which Kiln process is loading its configuration, because each
+// requires a different subset of the environment.
+type Process int
+
+// The processes of the Procfile.
+const (
+	Release Process = iota // applies migrations; needs only the database
+	Web
+	Worker
+)
+
+// Config is the validated environment.
+type Config struct {
+	Port              int
+	DatabaseURL       string
+	RedisURL          string
+	RedisTLSVerify    bool
+	AddonID           string
+	AddonPasswords    []string
+	SSOSalt           string
+	ConfigPrefix      string
+	OAuthClientSecret string
+	HerokuAPIURL      string
+	HerokuIDURL       string
+	EncryptionKeys    [][]byte
+	AdminPassword     string
+	ProvisionDeadline time.Duration
+	ResourceDriver    string
+	ResourceDBURL     string
+	PublicURL         string
+	Concurrency       int
+	LogLevel          string
+}
+
+// Load reads and validates the environment for process p. The error lists
+// every problem, one per line.
+func Load(getenv func(string) string, p Process) (*Config, error) {
+	var errs []error
+	get := func(name string, required bool) string {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" && required {
+			errs = append(errs, fmt.Errorf("%s is required but not set", name))
+		}
+		return v
+	}
+	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s is malformed: %s", name, why)) }
+
+	c := &Config{}
+	app := p == Web || p == Worker
+
+	c.DatabaseURL = get("DATABASE_URL", true)
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad("DATABASE_URL", "want postgres://user:password@host:port/db")
+		}
+	}
+	if p == Web {
+		if v := get("PORT", true); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 || n > 65535 {
+				bad("PORT", "want a port number")
+			}
+			c.Port = n
+		}
+	}
+	if app {
+		c.RedisURL = get("REDIS_URL", true)
+		if c.RedisURL != "" {
+			if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+				bad("REDIS_URL", "want redis:// or rediss://")
+			}
+		}
+		if v := get("REDIS_TLS_VERIFY", false); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad("REDIS_TLS_VERIFY", "want true or false")
+			}
+			c.RedisTLSVerify = b
+		}
+		c.AddonID = get("ADDON_ID", true)
+		if pw := get("ADDON_PASSWORD", true); pw != "" {
+			for _, s := range strings.Split(pw, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					c.AddonPasswords = append(c.AddonPasswords, s)
+				}
+			}
+			if len(c.AddonPasswords) == 0 {
+				bad("ADDON_PASSWORD", "no password in the list")
+			}
+		}
+		c.SSOSalt = get("ADDON_SSO_SALT", true)
+		c.ConfigPrefix = get("ADDON_CONFIG_PREFIX", false)
+		if c.ConfigPrefix == "" && c.AddonID != "" {
+			c.ConfigPrefix = strings.ToUpper(strings.ReplaceAll(c.AddonID, "-", "_"))
+		}
+		if c.ConfigPrefix != "" && !validPrefix(c.ConfigPrefix) {
+			bad("ADDON_CONFIG_PREFIX", fmt.Sprintf("%q cannot start Heroku config var names (^[A-Z][0-9A-Z_]+$)", c.ConfigPrefix))
+		}
+		c.OAuthClientSecret = get("HEROKU_OAUTH_CLIENT_SECRET", true)
+		c.HerokuAPIURL = urlOr(get("HEROKU_API_URL", false), "https://api.heroku.com", "HEROKU_API_URL", bad)
+		c.HerokuIDURL = urlOr(get("HEROKU_ID_URL", false), "https://id.heroku.com", "HEROKU_ID_URL", bad)
+		if v := get("ENCRYPTION_KEY", true); v != "" {
+			for i, s := range strings.Split(v, ",") {
+				k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+				if err != nil || len(k) != 32 {
+					bad("ENCRYPTION_KEY", fmt.Sprintf("key %d is not base64 of 32 bytes (make one with: openssl rand -base64 32)", i+1))
+					continue
+				}
+				c.EncryptionKeys = append(c.EncryptionKeys, k)
+			}
+		}
+		c.AdminPassword = get("ADMIN_PASSWORD", true)
+		c.ProvisionDeadline = 11 * time.Hour
+		if v := get("PROVISION_DEADLINE", false); v != "" {
+			d, err := time.ParseDuration(v)
+			switch {
+			case err != nil:
+				bad("PROVISION_DEADLINE", "want a Go duration such as 11h")
+			case d <= 0 || d >= 12*time.Hour:
+				bad("PROVISION_DEADLINE", "must be positive and under Heroku's 12h limit")
+			default:
+				c.ProvisionDeadline = d
+			}
+		}
+		c.ResourceDriver = get("RESOURCE_DRIVER", false)
+		if c.ResourceDriver == "" {
+			c.ResourceDriver = "account"
+		}
+		c.ResourceDBURL = get("RESOURCE_DATABASE_URL", c.ResourceDriver == "postgres")
+		c.PublicURL = get("PUBLIC_URL", false)
+		if c.PublicURL == "" {
+			if app := getenv("HEROKU_APP_NAME"); app != "" {
+				c.PublicURL = "https://" + app + ".herokuapp.com"
+			} else {
+				port := getenv("PORT")
+				if port == "" {
+					port = "5000"
+				}
+				c.PublicURL = "http://localhost:" + port
+			}
+		} else if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" {
+			bad("PUBLIC_URL", "want an absolute URL such as https://kiln.example.com")
+		}
+		c.Concurrency = 10
+		if v := get("WORKER_CONCURRENCY", false); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				bad("WORKER_CONCURRENCY", "want a positive number")
+			}
+			c.Concurrency = n
+		}
+	}
+	c.LogLevel = get("LOG_LEVEL", false)
+	switch strings.ToLower(c.LogLevel) {
+	case "", "info", "debug", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "want debug, info, warn or error")
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func urlOr(v, def, name string, bad func(string, string)) string {
+	if v == "" {
+		return def
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad(name, "want an http(s) URL")
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func validPrefix(p string) bool {
+	if p == "" || p[0] < 'A' || p[0] > 'Z' {
+		return false
+	}
+	for _, r := range p {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
