@@ -116,6 +116,13 @@ type Addon struct {
 	events []Event
 }
 
+// Synchronous reports whether Heroku sent this add-on without an OAuth
+// grant. Kiln then has no Platform API access for it: it is provisioned
+// inside Heroku's request and its config travels in the answer.
+func (a *Addon) Synchronous() bool {
+	return a.Grant == nil && a.GrantExchangedAt.IsZero() && a.Tokens == nil
+}
+
 // Transition moves the add-on to another state, recording the reason in the
 // audit trail. It refuses moves the state machine does not allow.
 func (a *Addon) Transition(now time.Time, to State, reason string) error {
@@ -248,4 +255,11 @@ type Driver interface {
 	ChangePlan(ctx context.Context, r Resource, to Plan) (Vars, error)
 	// Destroy removes the resource and everything it holds.
 	Destroy(ctx context.Context, r Resource) error
+}
+
+// Rotator is implemented by drivers whose resources have credentials that
+// can be replaced (an API key, a database password). Rotate returns the
+// resource's config vars with the new credentials; the old ones stop working.
+type Rotator interface {
+	Rotate(ctx context.Context, r Resource) (Vars, error)
 }

@@ -11,17 +11,17 @@ import (
 // adapter's error handler) maps them to HTTP statuses, and the worker decides
 // between retrying and giving up without knowing which adapter failed.
 const (
-	EINVALID      = "invalid"       // the request is understood but refused (422)
-	EMALFORMED    = "bad_request"   // the request cannot be parsed (400)
-	EUNAUTHORIZED = "unauthorized"  // missing or wrong credentials (401)
-	EFORBIDDEN    = "forbidden"     // credentials fine, access refused (403)
-	ENOTFOUND     = "not_found"     // no such add-on (404)
-	ECONFLICT     = "conflict"      // the add-on is in a state that forbids this (409)
-	EGONE         = "gone"          // the add-on was deprovisioned (410)
-	ETOOLARGE     = "too_large"     // request body over the cap (413)
-	ERATELIMIT    = "rate_limit"    // a rate limit was hit; retry later (429)
-	EUNAVAILABLE  = "unavailable"   // a dependency is down; retry later (503)
-	EINTERNAL     = "internal"      // a bug or an unexpected failure (500)
+	EINVALID      = "invalid"      // the request is understood but refused (422)
+	EMALFORMED    = "bad_request"  // the request cannot be parsed (400)
+	EUNAUTHORIZED = "unauthorized" // missing or wrong credentials (401)
+	EFORBIDDEN    = "forbidden"    // credentials fine, access refused (403)
+	ENOTFOUND     = "not_found"    // no such add-on (404)
+	ECONFLICT     = "conflict"     // the add-on is in a state that forbids this (409)
+	EGONE         = "gone"         // the add-on was deprovisioned (410)
+	ETOOLARGE     = "too_large"    // request body over the cap (413)
+	ERATELIMIT    = "rate_limit"   // a rate limit was hit; retry later (429)
+	EUNAVAILABLE  = "unavailable"  // a dependency is down; retry later (503)
+	EINTERNAL     = "internal"     // a bug or an unexpected failure (500)
 )
 
 // Error is the domain's error type. Code is machine-readable and stable;

@@ -101,21 +101,62 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 		return nil, false, err
 	}
 	if !created {
-		if stored.State == StateDeprovisioned {
+		switch {
+		case stored.State == StateDeprovisioned || stored.State == StateDeprovisioning:
 			return stored, false, Errorf(EGONE, "Add-on %s was deprovisioned.", stored.ID)
+		case stored.Synchronous() && stored.State == StateFailed:
+			return stored, false, Errorf(EINVALID, "Provisioning failed: %s.", stored.Reason)
+		case stored.Synchronous() && stored.State == StateProvisioning:
+			// The first request is still creating the resource inside its
+			// own answer; this duplicate has no config to give yet.
+			return stored, false, &Error{Code: EUNAVAILABLE, Message: "This add-on is still being provisioned; try again shortly.", RetryAfter: time.Second}
 		}
 		return stored, false, nil
 	}
-	first := JobGrant
-	if stored.Grant == nil {
-		first = JobProvision
+	if stored.Synchronous() {
+		a, err := s.provisionNow(ctx, stored)
+		return a, true, err
 	}
-	if err := s.Queue.Enqueue(ctx, first, stored.ID); err != nil {
+	if err := s.Queue.Enqueue(ctx, JobGrant, stored.ID); err != nil {
 		// The add-on is recorded; the reconciler enqueues it once the queue
 		// is back. Heroku gets its 202 either way: nothing accepted is lost.
-		s.log().Warn("enqueue failed; the reconciler will retry", "addon", stored.ID, "job", first, "err", err)
+		s.log().Warn("enqueue failed; the reconciler will retry", "addon", stored.ID, "job", JobGrant, "err", err)
 	}
 	return stored, true, nil
+}
+
+// SyncBudget is how long a synchronous provision (Heroku sent no OAuth grant)
+// may take inside Heroku's request: Heroku's answer budget is about 3 s.
+const SyncBudget = 2 * time.Second
+
+// provisionNow provisions an add-on that came without an OAuth grant. With no
+// Platform API access, the only way to hand Heroku the config is the answer
+// itself, so the resource is created inside the request. When the driver
+// cannot finish in time the add-on is failed, what was made is destroyed, and
+// Heroku gets a 422 it shows to the customer.
+func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
+	cctx, cancel := context.WithTimeout(ctx, SyncBudget)
+	defer cancel()
+	made, err := s.createResource(cctx, a)
+	if err == nil && made.State == StateProvisioning {
+		if err = s.markProvisioned(ctx, a.ID, false); err == nil {
+			return s.Store.Get(ctx, a.ID)
+		}
+	}
+	reason := "the resource could not be created within Heroku's request time"
+	if ErrorCode(err) == EINVALID {
+		reason = ErrorMessage(err)
+	}
+	s.log().Warn("synchronous provision failed", "addon", a.ID, "err", err)
+	cleanup := context.WithoutCancel(ctx)
+	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
+	if derr := s.Driver.Destroy(cleanup, resourceOf(a, plan)); derr != nil {
+		s.log().Error("clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
+	}
+	if ferr := s.Fail(cleanup, a.ID, reason); ferr != nil {
+		return nil, ferr
+	}
+	return nil, Errorf(EINVALID, "Provisioning failed: %s.", reason)
 }
 
 // ExchangeGrant trades the add-on's OAuth grant for tokens, once. It runs
@@ -162,6 +203,11 @@ func (s *Service) Advance(ctx context.Context, id string) error {
 	}
 	if s.now().After(a.Deadline) {
 		return s.GiveUp(ctx, id, "provisioning did not finish before the deadline")
+	}
+	if a.Synchronous() {
+		// Only reached by the reconciler: the web process died inside a
+		// synchronous provision, so Heroku never got the config.
+		return s.GiveUp(ctx, id, "the synchronous provision was interrupted")
 	}
 	if a.Grant != nil && a.GrantExchangedAt.IsZero() {
 		// The grant comes first, always: hand the add-on to the urgent queue.
@@ -226,10 +272,22 @@ func (s *Service) createResource(ctx context.Context, a *Addon) (*Addon, error) 
 	if _, ok := vars["URL"]; !ok {
 		return nil, Errorf(EINTERNAL, "Driver %s returned no URL config var.", s.Driver.Name())
 	}
-	return s.step(ctx, a.ID, func(a *Addon, now time.Time) {
+	a, err = s.step(ctx, a.ID, func(a *Addon, now time.Time) {
 		a.Vars = vars
 		a.ResourceCreatedAt = now
 	}, "resource created by driver "+s.Driver.Name())
+	if err != nil {
+		return nil, err
+	}
+	if a.State != StateProvisioning {
+		// A deprovision arrived while the driver worked: the deprovision job
+		// may already have destroyed the (then half-made) resource, so this
+		// side destroys what it just made. Destroy is idempotent.
+		if err := s.Driver.Destroy(ctx, resourceOf(a, plan)); err != nil {
+			return nil, fmt.Errorf("destroy a resource made after deprovision: %w", err)
+		}
+	}
+	return a, nil
 }
 
 // step records a finished pipeline step, unless the add-on left the

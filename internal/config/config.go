@@ -43,6 +43,8 @@ type Config struct {
 	ProvisionDeadline time.Duration
 	ResourceDriver    string
 	ResourceDBURL     string
+	ResourcePublic    string // RESOURCE_PUBLIC_HOST: host[:port] customers connect to
+	PlansFile         string // RESOURCE_PLANS_FILE: a plan catalog replacing the driver's default
 	PublicURL         string
 	Concurrency       int
 	LogLevel          string
@@ -143,6 +145,13 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 			c.ResourceDriver = "account"
 		}
 		c.ResourceDBURL = get("RESOURCE_DATABASE_URL", c.ResourceDriver == "postgres")
+		c.ResourcePublic = get("RESOURCE_PUBLIC_HOST", false)
+		c.PlansFile = get("RESOURCE_PLANS_FILE", false)
+		switch c.ResourceDriver {
+		case "account", "postgres":
+		default:
+			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want account or postgres)", c.ResourceDriver))
+		}
 		c.PublicURL = get("PUBLIC_URL", false)
 		if c.PublicURL == "" {
 			if app := getenv("HEROKU_APP_NAME"); app != "" {

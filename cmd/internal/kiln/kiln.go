@@ -1,0 +1,98 @@
+// Package kiln wires Kiln's adapters together for the commands under cmd/.
+// It is the only place that knows every concrete adapter, so web, worker and
+// the tools build the same service the same way.
+package kiln
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/config"
+	"github.com/kiln-dev/kiln/internal/drivers/account"
+	pgdriver "github.com/kiln-dev/kiln/internal/drivers/postgres"
+	"github.com/kiln-dev/kiln/internal/heroku"
+	"github.com/kiln-dev/kiln/internal/postgres"
+)
+
+// Logger returns the process logger: logfmt lines (Heroku's convention) on w,
+// each tagged with the dyno name when Heroku sets DYNO, so lines from web.1
+// and worker.2 can be told apart in a log drain.
+func Logger(w io.Writer, getenv func(string) string, level string) *slog.Logger {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+	if dyno := getenv("DYNO"); dyno != "" {
+		log = log.With("dyno", dyno)
+	}
+	return log
+}
+
+// Redis builds the connection options for REDIS_URL. Heroku's Redis speaks
+// TLS (rediss://) with self-signed certificates, so verification is off for
+// rediss:// unless REDIS_TLS_VERIFY=true.
+func Redis(c *config.Config) (*redis.Options, error) {
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if opt.TLSConfig != nil {
+		opt.TLSConfig.InsecureSkipVerify = !c.RedisTLSVerify //nolint:gosec // Heroku Redis uses self-signed certificates; see REDIS_TLS_VERIFY.
+		opt.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	return opt, nil
+}
+
+// AsynqRedis converts go-redis options into asynq's connection options.
+func AsynqRedis(o *redis.Options) asynq.RedisClientOpt {
+	return asynq.RedisClientOpt{
+		Network:   o.Network,
+		Addr:      o.Addr,
+		Username:  o.Username,
+		Password:  o.Password,
+		DB:        o.DB,
+		TLSConfig: o.TLSConfig,
+		PoolSize:  o.PoolSize,
+	}
+}
+
+// Driver builds the resource driver RESOURCE_DRIVER names.
+func Driver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, error) {
+	switch c.ResourceDriver {
+	case "account":
+		return account.New(db.Gorm(), c.PublicURL), nil
+	case "postgres":
+		return pgdriver.New(ctx, pgdriver.Options{
+			AdminURL:    c.ResourceDBURL,
+			PublicHost:  c.ResourcePublic,
+			CatalogFile: c.PlansFile,
+			Log:         log,
+		})
+	default:
+		return nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account or postgres)", c.ResourceDriver)
+	}
+}
+
+// Platform builds Kiln's client for id.heroku.com and the Platform API.
+func Platform(c *config.Config, log *slog.Logger) *heroku.Client {
+	return heroku.New(heroku.Options{
+		APIURL:       c.HerokuAPIURL,
+		IDURL:        c.HerokuIDURL,
+		ClientSecret: c.OAuthClientSecret,
+		Log:          log,
+	})
+}

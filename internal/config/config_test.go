@@ -1,0 +1,78 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func full() map[string]string {
+	return map[string]string{
+		"PORT":                       "5000",
+		"DATABASE_URL":               "postgres://u:p@localhost:5432/kiln",
+		"REDIS_URL":                  "redis://localhost:6379",
+		"ADDON_ID":                   "fast-db",
+		"ADDON_PASSWORD":             "pw1, pw2",
+		"ADDON_SSO_SALT":             "salt",
+		"HEROKU_OAUTH_CLIENT_SECRET": "secret",
+		"ENCRYPTION_KEY":             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"ADMIN_PASSWORD":             "admin",
+	}
+}
+
+func TestLoad(t *testing.T) {
+	c, err := Load(env(full()), Web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConfigPrefix != "FAST_DB" {
+		t.Errorf("prefix = %q, want FAST_DB", c.ConfigPrefix)
+	}
+	if len(c.AddonPasswords) != 2 || c.AddonPasswords[1] != "pw2" {
+		t.Errorf("passwords = %q", c.AddonPasswords)
+	}
+	if c.ProvisionDeadline != 11*time.Hour || c.ResourceDriver != "account" || c.HerokuAPIURL != "https://api.heroku.com" {
+		t.Errorf("defaults wrong: %+v", c)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		process Process
+		change  map[string]string
+		want    []string // every fragment must appear in the error
+	}{
+		{"everything missing", Web, nil, []string{"PORT", "DATABASE_URL", "REDIS_URL", "ADDON_ID", "ADDON_PASSWORD", "ADDON_SSO_SALT", "HEROKU_OAUTH_CLIENT_SECRET", "ENCRYPTION_KEY", "ADMIN_PASSWORD"}},
+		{"worker needs no port", Worker, map[string]string{"PORT": "", "REDIS_URL": ""}, []string{"REDIS_URL"}},
+		{"release needs only the database", Release, map[string]string{"DATABASE_URL": ""}, []string{"DATABASE_URL"}},
+		{"malformed values", Web, map[string]string{"PORT": "http", "REDIS_URL": "http://x", "ENCRYPTION_KEY": "short", "PROVISION_DEADLINE": "13h", "HEROKU_API_URL": "ftp://x"}, []string{"PORT is malformed", "REDIS_URL is malformed", "ENCRYPTION_KEY is malformed", "PROVISION_DEADLINE is malformed", "HEROKU_API_URL is malformed"}},
+		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{"ADDON_CONFIG_PREFIX"}},
+		{"postgres driver needs its database", Worker, map[string]string{"RESOURCE_DRIVER": "postgres"}, []string{"RESOURCE_DATABASE_URL is required"}},
+		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{"RESOURCE_DRIVER is malformed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := full()
+			if tt.change == nil {
+				m = map[string]string{}
+			}
+			for k, v := range tt.change {
+				m[k] = v
+			}
+			_, err := Load(env(m), tt.process)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
