@@ -258,8 +258,8 @@ type Driver interface {
 }
 
 // Rotator is implemented by drivers whose resources have credentials that
-// can be replaced (an API key, a database password). Rotate returns the
+// can be replaced (an API key, a database password). RotateCredentials returns the
 // resource's config vars with the new credentials; the old ones stop working.
 type Rotator interface {
-	Rotate(ctx context.Context, r Resource) (Vars, error)
+	RotateCredentials(ctx context.Context, r Resource) (Vars, error)
 }

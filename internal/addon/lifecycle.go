@@ -61,9 +61,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 		}
 		if a.State == StateProvisioned && a.PendingPlan != "" {
 			// Provisioning finished between our read and our write.
-			if err := s.Queue.Enqueue(ctx, JobPlanChange, id); err != nil {
-				s.log().Warn("enqueue plan change failed; the reconciler will retry", "addon", id, "err", err)
-			}
+			s.enqueue(ctx, JobPlanChange, id)
 		}
 		if a.PendingPlan == "" {
 			return &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}, nil
@@ -89,9 +87,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 		if uerr != nil {
 			return nil, uerr
 		}
-		if err := s.Queue.Enqueue(ctx, JobPlanChange, id); err != nil {
-			s.log().Warn("enqueue plan change failed; the reconciler will retry", "addon", id, "err", err)
-		}
+		s.enqueue(ctx, JobPlanChange, id)
 		return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Changing plan to %s; the new config will follow.", slug)}, nil
 	}
 	changed := !maps.Equal(vars, a.Vars)
@@ -142,7 +138,10 @@ func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 	if err != nil {
 		return transient(fmt.Errorf("change plan: %w", err))
 	}
-	if !maps.Equal(vars, a.Vars) && a.Tokens != nil {
+	// Push even when the vars look unchanged: the job is also how a change
+	// that timed out inside Heroku's call reaches the app, and a PATCH of the
+	// same values is harmless.
+	if a.Tokens != nil {
 		cfg, err := s.configVars(vars)
 		if err != nil {
 			return err
@@ -197,9 +196,7 @@ func (s *Service) Deprovision(ctx context.Context, id string) error {
 		return err
 	}
 	if a.State == StateDeprovisioning {
-		if err := s.Queue.Enqueue(ctx, JobDeprovision, id); err != nil {
-			s.log().Warn("enqueue deprovision failed; the reconciler will retry", "addon", id, "err", err)
-		}
+		s.enqueue(ctx, JobDeprovision, id)
 	}
 	return nil
 }
@@ -251,9 +248,7 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 	if a.Grant != nil && a.GrantExchangedAt.IsZero() {
 		kind = JobGrant
 	}
-	if err := s.Queue.Enqueue(ctx, kind, id); err != nil {
-		s.log().Warn("enqueue retry failed; the reconciler will retry", "addon", id, "err", err)
-	}
+	s.enqueue(ctx, kind, id)
 	return a, nil
 }
 
@@ -273,7 +268,7 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 		return nil, Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
 	}
 	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
-	vars, err := r.Rotate(ctx, resourceOf(a, plan))
+	vars, err := r.RotateCredentials(ctx, resourceOf(a, plan))
 	if err != nil {
 		return nil, fmt.Errorf("rotate credentials: %w", err)
 	}

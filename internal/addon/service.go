@@ -117,13 +117,25 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 		a, err := s.provisionNow(ctx, stored)
 		return a, true, err
 	}
-	if err := s.Queue.Enqueue(ctx, JobGrant, stored.ID); err != nil {
-		// The add-on is recorded; the reconciler enqueues it once the queue
-		// is back. Heroku gets its 202 either way: nothing accepted is lost.
-		s.log().Warn("enqueue failed; the reconciler will retry", "addon", stored.ID, "job", JobGrant, "err", err)
-	}
+	s.enqueue(ctx, JobGrant, stored.ID)
 	return stored, true, nil
 }
+
+// enqueue starts a job on behalf of a call Heroku is waiting on. The change
+// that needs the job is already recorded, so when Redis is down or slow the
+// call still succeeds, quickly, and the reconciler enqueues the job later:
+// nothing accepted is lost.
+func (s *Service) enqueue(ctx context.Context, kind JobKind, id string) {
+	ctx, cancel := context.WithTimeout(ctx, enqueueBudget)
+	defer cancel()
+	if err := s.Queue.Enqueue(ctx, kind, id); err != nil {
+		s.log().Warn("enqueue failed; the reconciler will retry", "addon", id, "job", kind, "err", err)
+	}
+}
+
+// enqueueBudget bounds how long Heroku's call waits for Redis: when Redis is
+// down the add-on is already recorded, and the reconciler enqueues it later.
+const enqueueBudget = 500 * time.Millisecond
 
 // SyncBudget is how long a synchronous provision (Heroku sent no OAuth grant)
 // may take inside Heroku's request: Heroku's answer budget is about 3 s.

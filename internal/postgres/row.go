@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/secret"
+)
+
+// addonRow is an add-on as the addons table holds it: secrets sealed,
+// optional values NULL. Writes go through (*DB).columns so every column is
+// written explicitly; this struct is for reading.
+type addonRow struct {
+	ID                string     `gorm:"column:id;primaryKey"`
+	Name              string     `gorm:"column:name"`
+	Plan              string     `gorm:"column:plan"`
+	PendingPlan       string     `gorm:"column:pending_plan"`
+	Region            string     `gorm:"column:region"`
+	CallbackURL       string     `gorm:"column:callback_url"`
+	Options           []byte     `gorm:"column:options"`
+	LogInputURL       []byte     `gorm:"column:log_input_url"`
+	LogDrainToken     []byte     `gorm:"column:log_drain_token"`
+	State             string     `gorm:"column:state"`
+	Reason            string     `gorm:"column:reason"`
+	GrantCode         []byte     `gorm:"column:grant_code"`
+	GrantExpiresAt    *time.Time `gorm:"column:grant_expires_at"`
+	AccessToken       []byte     `gorm:"column:access_token"`
+	RefreshToken      []byte     `gorm:"column:refresh_token"`
+	TokenExpiresAt    *time.Time `gorm:"column:token_expires_at"`
+	HerokuUserID      string     `gorm:"column:heroku_user_id"`
+	Vars              []byte     `gorm:"column:vars"`
+	GrantExchangedAt  *time.Time `gorm:"column:grant_exchanged_at"`
+	ResourceCreatedAt *time.Time `gorm:"column:resource_created_at"`
+	ConfigPushedAt    *time.Time `gorm:"column:config_pushed_at"`
+	ProvisionedAt     *time.Time `gorm:"column:provisioned_at"`
+	DeprovisionedAt   *time.Time `gorm:"column:deprovisioned_at"`
+	Deadline          *time.Time `gorm:"column:deadline"`
+	CreatedAt         time.Time  `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt         time.Time  `gorm:"column:updated_at;autoUpdateTime:false"`
+}
+
+func (addonRow) TableName() string { return "addons" }
+
+// eventRow is one line of the addon_events table.
+type eventRow struct {
+	ID        int64     `gorm:"column:id;primaryKey"`
+	AddonID   string    `gorm:"column:addon_id"`
+	Kind      string    `gorm:"column:kind"`
+	State     string    `gorm:"column:state"`
+	Message   string    `gorm:"column:message"`
+	CreatedAt time.Time `gorm:"column:created_at;autoCreateTime:false"`
+}
+
+func (eventRow) TableName() string { return "addon_events" }
+
+// columns encodes a for writing: every column but id, created_at and
+// updated_at, secrets sealed with the newest key.
+func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
+	c := map[string]any{
+		"name":                a.Name,
+		"plan":                a.Plan,
+		"pending_plan":        a.PendingPlan,
+		"region":              a.Region,
+		"callback_url":        a.CallbackURL,
+		"state":               string(a.State),
+		"reason":              a.Reason,
+		"grant_exchanged_at":  timeOrNull(a.GrantExchangedAt),
+		"resource_created_at": timeOrNull(a.ResourceCreatedAt),
+		"config_pushed_at":    timeOrNull(a.ConfigPushedAt),
+		"provisioned_at":      timeOrNull(a.ProvisionedAt),
+		"deprovisioned_at":    timeOrNull(a.DeprovisionedAt),
+		"deadline":            timeOrNull(a.Deadline),
+	}
+	var err error
+	c["options"] = nil
+	if a.Options != nil {
+		b, err := json.Marshal(a.Options)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: encode options: %w", err)
+		}
+		c["options"] = string(b)
+	}
+	if c["log_input_url"], err = db.sealString(a.LogInputURL); err != nil {
+		return nil, err
+	}
+	if c["log_drain_token"], err = db.sealString(a.LogDrainToken); err != nil {
+		return nil, err
+	}
+	c["grant_code"], c["grant_expires_at"] = nil, nil
+	if a.Grant != nil {
+		if c["grant_code"], err = db.seal([]byte(a.Grant.Code)); err != nil {
+			return nil, err
+		}
+		c["grant_expires_at"] = timeOrNull(a.Grant.ExpiresAt)
+	}
+	c["access_token"], c["refresh_token"], c["token_expires_at"], c["heroku_user_id"] = nil, nil, nil, ""
+	if a.Tokens != nil {
+		if c["access_token"], err = db.seal([]byte(a.Tokens.Access)); err != nil {
+			return nil, err
+		}
+		if c["refresh_token"], err = db.seal([]byte(a.Tokens.Refresh)); err != nil {
+			return nil, err
+		}
+		c["token_expires_at"] = timeOrNull(a.Tokens.ExpiresAt)
+		c["heroku_user_id"] = a.Tokens.UserID
+	}
+	c["vars"] = nil
+	if a.Vars != nil {
+		b, err := json.Marshal(a.Vars)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: encode vars: %w", err)
+		}
+		if c["vars"], err = db.seal(b); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// addon decodes a row, opening its secrets.
+func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
+	a := &addon.Addon{
+		ID:                r.ID,
+		Name:              r.Name,
+		Plan:              r.Plan,
+		PendingPlan:       r.PendingPlan,
+		Region:            r.Region,
+		CallbackURL:       r.CallbackURL,
+		State:             addon.State(r.State),
+		Reason:            r.Reason,
+		GrantExchangedAt:  timeOf(r.GrantExchangedAt),
+		ResourceCreatedAt: timeOf(r.ResourceCreatedAt),
+		ConfigPushedAt:    timeOf(r.ConfigPushedAt),
+		ProvisionedAt:     timeOf(r.ProvisionedAt),
+		DeprovisionedAt:   timeOf(r.DeprovisionedAt),
+		Deadline:          timeOf(r.Deadline),
+		CreatedAt:         r.CreatedAt.UTC(),
+		UpdatedAt:         r.UpdatedAt.UTC(),
+	}
+	if r.Options != nil {
+		if err := json.Unmarshal(r.Options, &a.Options); err != nil {
+			return nil, addon.Wrap(addon.EINTERNAL, err, "The options of add-on %s cannot be decoded.", r.ID)
+		}
+	}
+	var err error
+	if a.LogInputURL, err = db.openString(r.ID, r.LogInputURL); err != nil {
+		return nil, err
+	}
+	if a.LogDrainToken, err = db.openString(r.ID, r.LogDrainToken); err != nil {
+		return nil, err
+	}
+	if r.GrantCode != nil {
+		code, err := db.openString(r.ID, r.GrantCode)
+		if err != nil {
+			return nil, err
+		}
+		a.Grant = &addon.Grant{Code: code, ExpiresAt: timeOf(r.GrantExpiresAt)}
+	}
+	if r.AccessToken != nil {
+		t := &addon.Tokens{ExpiresAt: timeOf(r.TokenExpiresAt), UserID: r.HerokuUserID}
+		if t.Access, err = db.openString(r.ID, r.AccessToken); err != nil {
+			return nil, err
+		}
+		if t.Refresh, err = db.openString(r.ID, r.RefreshToken); err != nil {
+			return nil, err
+		}
+		a.Tokens = t
+	}
+	if r.Vars != nil {
+		b, err := db.open(r.ID, r.Vars)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &a.Vars); err != nil {
+			return nil, addon.Wrap(addon.EINTERNAL, err, "The config vars of add-on %s cannot be decoded.", r.ID)
+		}
+	}
+	return a, nil
+}
+
+func (db *DB) seal(b []byte) ([]byte, error) {
+	s, err := db.keys.Seal(b)
+	if err != nil {
+		return nil, addon.Wrap(addon.EINTERNAL, err, "Cannot encrypt a secret.")
+	}
+	return s, nil
+}
+
+// sealString seals s, keeping the empty string as NULL.
+func (db *DB) sealString(s string) (any, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return db.seal([]byte(s))
+}
+
+func (db *DB) open(id string, sealed []byte) ([]byte, error) {
+	b, err := db.keys.Open(sealed)
+	if errors.Is(err, secret.ErrUndecryptable) {
+		return nil, addon.Wrap(addon.EINTERNAL, err, "The secrets of add-on %s cannot be decrypted: ENCRYPTION_KEY no longer holds the key they were sealed with (was a key removed from the list?).", id)
+	}
+	if err != nil {
+		return nil, addon.Wrap(addon.EINTERNAL, err, "The secrets of add-on %s cannot be decrypted.", id)
+	}
+	return b, nil
+}
+
+// openString opens a sealed string; NULL is the empty string.
+func (db *DB) openString(id string, sealed []byte) (string, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	b, err := db.open(id, sealed)
+	return string(b), err
+}
+
+func timeOrNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC()
+}
+
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
