@@ -61,7 +61,10 @@ type Driver struct {
 	log     *slog.Logger
 }
 
-var _ addon.Driver = (*Driver)(nil)
+var (
+	_ addon.Driver  = (*Driver)(nil)
+	_ addon.Rotator = (*Driver)(nil)
+)
 
 // lockClass is the first key of the per-add-on advisory locks ("kiln"), so
 // they do not collide with other users of advisory locks on the server.
