@@ -189,8 +189,9 @@ type Store interface {
 	// error, nothing is saved and that error is returned. Concurrent updates
 	// of one add-on are serialised.
 	Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
-	// Stale lists add-ons in a non-final state that were last updated before
-	// the given time, oldest first, for the reconciler.
+	// Stale lists add-ons with work left (a non-final state, or a pending
+	// plan change on a provisioned add-on) that were last updated before the
+	// given time, oldest first, for the reconciler.
 	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
 	Events(ctx context.Context, id string) ([]Event, error)

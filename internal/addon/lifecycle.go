@@ -112,31 +112,47 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 // answered cannot become a 422 any more; it is recorded in the audit trail
 // and the add-on stays on its plan.
 func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
+	// A change recorded while this job ran cannot enqueue a job of its own
+	// (the running one holds the task id), so keep going until none is left.
+	for range 10 {
+		more, err := s.changePlanOnce(ctx, id)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return Errorf(EINTERNAL, "Plan of add-on %s keeps changing; the reconciler will continue.", id)
+}
+
+// changePlanOnce applies the pending plan and reports whether a newer one
+// arrived meanwhile.
+func (s *Service) changePlanOnce(ctx context.Context, id string) (more bool, err error) {
 	a, err := s.Store.Get(ctx, id)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if a.State != StateProvisioned || a.PendingPlan == "" {
-		return nil // provisioning enqueues this again when it finishes
+		return false, nil // provisioning enqueues this again when it finishes
 	}
 	target := a.PendingPlan
 	if target == a.Plan {
 		_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-			a.PendingPlan = ""
+			if a.PendingPlan == target {
+				a.PendingPlan = ""
+			}
 			return nil
 		})
-		return err
+		return err == nil, err
 	}
 	plan, err := s.Driver.Catalog().Lookup(target)
 	if err != nil {
-		return s.refusePlan(ctx, id, target, err)
+		return true, s.refusePlan(ctx, id, target, err)
 	}
 	vars, err := s.Driver.ChangePlan(ctx, resourceOf(a, plan), plan)
 	if ErrorCode(err) == EINVALID {
-		return s.refusePlan(ctx, id, target, err)
+		return true, s.refusePlan(ctx, id, target, err)
 	}
 	if err != nil {
-		return transient(fmt.Errorf("change plan: %w", err))
+		return false, transient(fmt.Errorf("change plan: %w", err))
 	}
 	// Push even when the vars look unchanged: the job is also how a change
 	// that timed out inside Heroku's call reaches the app, and a PATCH of the
@@ -144,23 +160,26 @@ func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 	if a.Tokens != nil {
 		cfg, err := s.configVars(vars)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if err := s.withToken(ctx, id, func(token string) error {
 			return s.Platform.SetConfig(ctx, token, id, cfg)
 		}); err != nil {
-			return fmt.Errorf("push config after plan change: %w", err)
+			return false, fmt.Errorf("push config after plan change: %w", err)
 		}
 	}
-	_, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		if a.PendingPlan != target {
-			return nil // superseded by a newer change; its own job follows
-		}
+	a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		a.Note(s.now(), "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, target))
-		a.Plan, a.PendingPlan, a.Vars = target, "", vars
+		a.Plan, a.Vars = target, vars
+		if a.PendingPlan == target {
+			a.PendingPlan = ""
+		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return false, err
+	}
+	return a.PendingPlan != "", nil
 }
 
 func (s *Service) refusePlan(ctx context.Context, id, target string, cause error) error {

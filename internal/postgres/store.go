@@ -120,9 +120,10 @@ func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context
 	return db.addon(&saved)
 }
 
-// Stale lists add-ons with work left (provisioning, deprovisioning) not
-// updated since before, oldest first, at most limit of them (100 when limit
-// is not positive). The partial index addons_stale_idx serves this scan.
+// Stale lists add-ons with work left (provisioning, deprovisioning, or a
+// provisioned add-on with a pending plan change) not updated since before,
+// oldest first, at most limit of them (100 when limit is not positive). The
+// partial indexes addons_stale_idx and addons_pending_plan_idx serve it.
 func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
 	if limit <= 0 {
 		limit = defaultStaleLimit
@@ -131,7 +132,7 @@ func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.
 	err := db.gorm.WithContext(ctx).
 		// The states are literals, not parameters, so that the planner can
 		// match the partial index's predicate even with a generic plan.
-		Where("state IN ('provisioning', 'deprovisioning') AND updated_at < ?", before.UTC()).
+		Where("(state IN ('provisioning', 'deprovisioning') OR (state = 'provisioned' AND pending_plan <> '')) AND updated_at < ?", before.UTC()).
 		Order("updated_at, id").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "")

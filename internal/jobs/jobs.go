@@ -1,0 +1,70 @@
+// Package jobs is Kiln's background-work adapter on asynq (Redis): a Queue
+// that implements addon.Queue, a Server that runs the add-on pipeline's jobs
+// in the worker process, and a Reconciler that re-enqueues work the queue
+// lost or never got (Redis was down when Heroku called) and gives up
+// provisions that outlived their deadline.
+//
+// Each job is one asynq task whose type is the addon.JobKind and whose
+// payload is {"addon_id": "<uuid>"}; the add-on's state lives in Postgres,
+// so a task carries nothing else and any copy of it is harmless.
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// Queue names. The grant queue has a server of its own so an OAuth grant,
+// which dies five minutes after Heroku's request, never waits behind slow
+// resource work; cleanup is the low-priority share of the default server.
+const (
+	QueueGrant   = "grant"
+	QueueDefault = "default"
+	QueueCleanup = "cleanup"
+)
+
+// MaxRetry is asynq's retry budget per task. It is deliberately far beyond
+// what the provision deadline allows (about 1,000 retries at the 5-minute
+// backoff cap is more than three days): the domain's deadline, not asynq,
+// decides when to stop, because asynq's own default schedule would outlive
+// Heroku's 12-hour limit and archive a task the reconciler must then revive.
+const MaxRetry = 1000
+
+// spec is how one kind of job is queued.
+type spec struct {
+	queue   string
+	timeout time.Duration // per attempt; asynq cancels the handler's context after it
+}
+
+var specs = map[addon.JobKind]spec{
+	addon.JobGrant:       {queue: QueueGrant, timeout: time.Minute},
+	addon.JobProvision:   {queue: QueueDefault, timeout: 10 * time.Minute},
+	addon.JobPlanChange:  {queue: QueueDefault, timeout: 10 * time.Minute},
+	addon.JobDeprovision: {queue: QueueCleanup, timeout: 10 * time.Minute},
+}
+
+// payload is the body of every task.
+type payload struct {
+	AddonID string `json:"addon_id"`
+}
+
+// taskID is the asynq task ID of a job: one per kind and add-on, which is
+// what makes enqueueing idempotent.
+func taskID(kind addon.JobKind, addonID string) string {
+	return string(kind) + ":" + addonID
+}
+
+// decode reads a task payload, refusing anything that is not an add-on id.
+func decode(b []byte) (string, error) {
+	var p payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return "", fmt.Errorf("decode task payload: %w", err)
+	}
+	if !addon.ValidID(p.AddonID) {
+		return "", fmt.Errorf("task payload has no valid addon_id")
+	}
+	return p.AddonID, nil
+}

@@ -1,0 +1,204 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// ReconcilerOptions tunes the Reconciler. Zero values take the defaults.
+type ReconcilerOptions struct {
+	// Interval between sweeps. Default 30 s.
+	Interval time.Duration
+	// StaleAfter is how long an unfinished add-on may go without an update
+	// before a sweep looks at it; younger ones are left to the jobs already
+	// working on them. Default 2 min.
+	StaleAfter time.Duration
+	// Limit caps the add-ons one sweep looks at (oldest first). Default 500.
+	Limit int
+	// Redis, when set, holds the sweep lock so only one worker dyno sweeps
+	// per Interval. Without it every process sweeps, which is still correct
+	// (enqueueing deduplicates, giving up is idempotent), only wasteful.
+	Redis asynq.RedisConnOpt
+	// Log receives logfmt lines. Default: discarded.
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// lockKey is the Redis key of the sweep lock.
+const lockKey = "kiln:reconciler:sweep"
+
+// Reconciler is what makes "nothing accepted is lost" hold. The web process
+// records an add-on and answers Heroku 202 even when Redis is down, and a
+// task can be lost (Redis flushed, a task archived); the database is the
+// truth, so every Interval the reconciler lists the add-ons still in
+// flight that nobody has touched for a while and enqueues their next job,
+// or gives up those past their provisioning deadline. asynq's retries are
+// not bounded by that deadline: this is.
+//
+// Only one dyno sweeps per Interval, by a Redis lock (SET NX PX) that is
+// never released but expires by itself a little before the next tick. It is
+// a rate limit more than a mutex: if a slow sweep overlaps another, nothing
+// breaks, because every action is idempotent. Redis rather than a Postgres
+// advisory lock because Redis is this package's own dependency (the jobs
+// adapter must not reach into the store's database), the lock needs no held
+// connection, and when Redis is down the lock is skipped and the sweep runs
+// anyway, so deadlines are still enforced.
+type Reconciler struct {
+	store addon.Store
+	queue addon.Queue
+	svc   *addon.Service
+	opt   ReconcilerOptions
+	log   *slog.Logger
+}
+
+// NewReconciler builds a reconciler over the store (to find add-ons), the
+// queue (to enqueue their next job) and the service (to give up).
+func NewReconciler(store addon.Store, q addon.Queue, svc *addon.Service, o ReconcilerOptions) *Reconciler {
+	if o.Interval <= 0 {
+		o.Interval = 30 * time.Second
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = 2 * time.Minute
+	}
+	if o.Limit <= 0 {
+		o.Limit = 500
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Reconciler{store: store, queue: q, svc: svc, opt: o, log: o.Log.With("component", "reconciler")}
+}
+
+// Run sweeps every Interval (the first time at once) until ctx ends, then
+// returns nil. A failed sweep is logged and the next one tries again.
+func (r *Reconciler) Run(ctx context.Context) error {
+	var lock redis.UniversalClient
+	if r.opt.Redis != nil {
+		c, ok := r.opt.Redis.MakeRedisClient().(redis.UniversalClient)
+		if !ok {
+			return fmt.Errorf("reconciler: unsupported asynq.RedisConnOpt %T", r.opt.Redis)
+		}
+		lock = c
+		defer c.Close()
+	}
+	owner := token()
+	t := time.NewTicker(r.opt.Interval)
+	defer t.Stop()
+	for {
+		if r.acquire(ctx, lock, owner) {
+			n, err := r.Sweep(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				r.log.Error("sweep failed", "acted", n, "err", err)
+			case n > 0:
+				r.log.Info("sweep done", "acted", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// acquire takes this interval's sweep lock. When Redis cannot tell, it
+// answers yes: a duplicate sweep is harmless, a skipped deadline is not.
+func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, owner string) bool {
+	if lock == nil {
+		return true
+	}
+	ttl := r.opt.Interval - r.opt.Interval/10
+	ok, err := lock.SetNX(ctx, lockKey, owner, ttl).Result()
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("sweep lock unavailable; sweeping anyway", "err", err)
+		}
+		return ctx.Err() == nil
+	}
+	return ok
+}
+
+// Sweep runs one pass and returns how many add-ons it acted on (enqueued a
+// job for, or gave up). It goes on past individual failures and returns
+// them joined; once the queue fails it stops enqueueing (Redis is down,
+// every enqueue would fail) but still gives up add-ons past their deadline.
+func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
+	now := r.opt.Now()
+	stale, err := r.store.Stale(ctx, now.Add(-r.opt.StaleAfter), r.opt.Limit)
+	if err != nil {
+		return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
+	}
+	var (
+		n        int
+		errs     []error
+		queueErr error
+	)
+	for _, a := range stale {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		log := r.log.With("addon", a.ID, "state", a.State)
+		var kind addon.JobKind
+		switch a.State {
+		case addon.StateProvisioning:
+			if !a.Deadline.IsZero() && now.After(a.Deadline) {
+				if err := r.svc.GiveUp(ctx, a.ID, "provisioning did not finish before the deadline"); err != nil {
+					log.Error("give up failed", "err", err)
+					errs = append(errs, fmt.Errorf("give up %s: %w", a.ID, err))
+					continue
+				}
+				log.Warn("gave up: provisioning deadline passed", "deadline", a.Deadline)
+				n++
+				continue
+			}
+			kind = addon.JobProvision
+			if a.GrantExchangedAt.IsZero() && a.Grant != nil {
+				kind = addon.JobGrant
+			}
+		case addon.StateDeprovisioning:
+			kind = addon.JobDeprovision
+		case addon.StateProvisioned:
+			if a.PendingPlan == "" {
+				continue
+			}
+			kind = addon.JobPlanChange
+		default:
+			continue
+		}
+		if queueErr != nil {
+			continue
+		}
+		if err := r.queue.Enqueue(ctx, kind, a.ID); err != nil {
+			log.Error("enqueue failed", "job", kind, "err", err)
+			queueErr = fmt.Errorf("enqueue %s for %s: %w", kind, a.ID, err)
+			errs = append(errs, queueErr)
+			continue
+		}
+		log.Debug("enqueued", "job", kind)
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// token names this process as a lock owner (for an operator reading Redis).
+func token() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,278 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// ServerOptions tunes the worker. Zero values take the defaults.
+type ServerOptions struct {
+	// Concurrency is how many default/cleanup jobs (resource work, which can
+	// be slow) run at once. Default 10.
+	Concurrency int
+	// GrantConcurrency is how many grant exchanges run at once, on their own
+	// server, so they never wait for a free resource-work slot. Default 5.
+	GrantConcurrency int
+	// Log receives the worker's logfmt lines. Default: discarded.
+	Log *slog.Logger
+	// ShutdownTimeout is how long running jobs may finish after Run's
+	// context ends before asynq hands them back to the queue. Default 20 s,
+	// so the process exits within 25 s of SIGTERM (Heroku kills at 30 s).
+	ShutdownTimeout time.Duration
+	// BaseDelay and MaxDelay shape the retry backoff: BaseDelay·2^n, with
+	// jitter, capped at MaxDelay. Defaults 1 s and 5 min: short enough for a
+	// grant to get several attempts within its five minutes, long enough not
+	// to hammer a Heroku that is down.
+	BaseDelay time.Duration
+	MaxDelay  time.Duration
+	// PollInterval is how often idle workers look for new tasks and due
+	// retries are moved back to their queue. Default 1 s (asynq's own
+	// default for retries is 5 s, which would swamp a 1 s backoff).
+	PollInterval time.Duration
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 10
+	}
+	if o.GrantConcurrency <= 0 {
+		o.GrantConcurrency = 5
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 20 * time.Second
+	}
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = time.Second
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 5 * time.Minute
+	}
+	if o.MaxDelay < o.BaseDelay {
+		o.MaxDelay = o.BaseDelay
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	return o
+}
+
+// Server is the worker process's job runner. It runs two asynq servers on
+// one Redis: one only for the grant queue and one for default and cleanup,
+// because a grant exchange is the one job with a hard clock (the code dies
+// five minutes after Heroku's request) and must not queue behind resource
+// work when every default slot is busy.
+type Server struct {
+	opt     ServerOptions
+	log     *slog.Logger
+	mux     *asynq.ServeMux
+	grant   *asynq.Server
+	main    *asynq.Server
+	health  func(error)
+	baseCtx context.Context
+	cancel  context.CancelFunc
+}
+
+// NewServer builds the worker's job runner over the add-on use cases.
+// Nothing connects until Run.
+func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Server {
+	o = o.withDefaults()
+	s := &Server{opt: o, log: o.Log.With("component", "jobs")}
+	asynqLog := o.Log.With("component", "asynq")
+	// Handlers get a context of their own, cancelled only after both asynq
+	// servers have shut down (and handed unfinished tasks back): cancelling
+	// it at SIGTERM would turn every running job into a failed attempt with
+	// a backoff, where a hand-back retries it at once on another dyno.
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+
+	s.mux = asynq.NewServeMux()
+	s.mux.Use(s.policy)
+	// One line per addon.JobKind; a kind without a line here is not lost:
+	// asynq's "handler not found" is transient to the policy, so its tasks
+	// wait in the retry set until a release registers the kind.
+	s.mux.Handle(string(addon.JobGrant), handler(svc.ExchangeGrant))
+	s.mux.Handle(string(addon.JobProvision), handler(svc.Advance))
+	s.mux.Handle(string(addon.JobPlanChange), handler(svc.ChangePlanJob))
+	s.mux.Handle(string(addon.JobDeprovision), handler(svc.DeprovisionJob))
+
+	delay := func(n int, err error, _ *asynq.Task) time.Duration {
+		return retryDelay(n, err, o.BaseDelay, o.MaxDelay, jitter)
+	}
+	s.health = healthLogger(s.log)
+	cfg := func(name string, concurrency int, queues map[string]int) asynq.Config {
+		return asynq.Config{
+			Concurrency:              concurrency,
+			BaseContext:              func() context.Context { return s.baseCtx },
+			Queues:                   queues,
+			RetryDelayFunc:           delay,
+			ShutdownTimeout:          o.ShutdownTimeout,
+			TaskCheckInterval:        o.PollInterval,
+			DelayedTaskCheckInterval: o.PollInterval,
+			Logger:                   asynqLogger{asynqLog.With("server", name)},
+			LogLevel:                 asynq.InfoLevel,
+			HealthCheckFunc:          s.health,
+		}
+	}
+	s.grant = asynq.NewServer(r, cfg("grant", o.GrantConcurrency, map[string]int{QueueGrant: 1}))
+	// Cleanup gets a small share: deprovisioning stops billing at Heroku's
+	// request, so it is never urgent, but weighted (not strict) priority
+	// keeps it from starving.
+	s.main = asynq.NewServer(r, cfg("default", o.Concurrency, map[string]int{QueueDefault: 3, QueueCleanup: 1}))
+	return s
+}
+
+// handler adapts a use case taking an add-on id to an asynq handler.
+func handler(fn func(ctx context.Context, id string) error) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		id, err := decode(t.Payload())
+		if err != nil {
+			return err // the policy middleware has refused it already
+		}
+		return fn(ctx, id)
+	})
+}
+
+// policy is the error policy around every job: success is done; a
+// permanent error (the service has already marked the add-on failed) is
+// archived without retrying; anything transient is retried with backoff.
+// It is also the single place jobs are logged.
+func (s *Server) policy(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		retried, _ := asynq.GetRetryCount(ctx)
+		log := s.log.With("job", t.Type(), "attempt", retried+1)
+		id, err := decode(t.Payload())
+		if err != nil {
+			log.Error("job refused: malformed payload", "err", err)
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		}
+		log = log.With("addon", id)
+		log.Debug("job started")
+		err = next.ProcessTask(ctx, t)
+		switch {
+		case err == nil:
+			log.Info("job done")
+			return nil
+		case errors.Is(err, asynq.ErrHandlerNotFound):
+			log.Warn("no handler registered for this job kind yet; will retry", "err", err)
+			return err
+		case !addon.Transient(err):
+			log.Error("job failed permanently; not retrying", "code", addon.ErrorCode(err), "err", err)
+			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		default:
+			log.Warn("job failed; will retry", "code", addon.ErrorCode(err), "retry_after", addon.RetryAfter(err), "err", err)
+			return err
+		}
+	})
+}
+
+// Run starts both asynq servers, blocks until ctx ends, then shuts both
+// down at once: running jobs get ShutdownTimeout to finish and are then
+// handed back to their queue. An unreachable Redis at start is logged, not
+// fatal: asynq keeps reconnecting, the reconciler catches up afterwards, and
+// a worker that exits would only crash-loop.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.cancel()
+	if err := s.grant.Start(s.mux); err != nil {
+		return fmt.Errorf("jobs: start grant server: %w", err)
+	}
+	if err := s.main.Start(s.mux); err != nil {
+		s.grant.Shutdown()
+		return fmt.Errorf("jobs: start default server: %w", err)
+	}
+	s.log.Info("worker started", "concurrency", s.opt.Concurrency, "grant_concurrency", s.opt.GrantConcurrency)
+	// asynq's own health probe first runs after 15 s; say at once whether
+	// Redis answers, without delaying the start on a slow dial.
+	go func() { s.health(s.main.Ping()) }()
+	<-ctx.Done()
+
+	s.log.Info("worker draining", "timeout", s.opt.ShutdownTimeout)
+	var wg sync.WaitGroup
+	for _, srv := range []*asynq.Server{s.grant, s.main} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.Shutdown()
+		}()
+	}
+	wg.Wait()
+	s.log.Info("worker stopped")
+	return nil
+}
+
+// retryDelay is the backoff after the n-th failed attempt (n from 0):
+// base·2^n, capped at max, minus up to a quarter of jitter so a burst of
+// failures (Heroku down for everyone) does not retry in lockstep. A
+// Retry-After hint carried by the error is honoured when it asks for longer,
+// with up to a tenth of jitter on top, but it is capped at max too: a bogus
+// hint must not park a job past the add-on's deadline.
+func retryDelay(n int, err error, base, max time.Duration, jitter func(time.Duration) time.Duration) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	d -= jitter(d / 4)
+	if ra := addon.RetryAfter(err); ra > d {
+		d = ra + jitter(ra/10)
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+// jitter returns a random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}
+
+// healthLogger logs Redis health changes (not every probe), so an outage
+// shows as one error line and one recovery line. Both asynq servers share
+// it: they probe the same Redis.
+func healthLogger(log *slog.Logger) func(error) {
+	var mu sync.Mutex
+	healthy := true
+	return func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil && healthy:
+			log.Error("redis unreachable", "err", err)
+		case err == nil && !healthy:
+			log.Info("redis reachable again")
+		}
+		healthy = err == nil
+	}
+}
+
+// asynqLogger routes asynq's own logs into the process's slog logger.
+type asynqLogger struct{ log *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...)) }
+func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...)) }
+func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...)) }
+func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...)) }
+
+// Fatal honours asynq's Logger contract (log, then exit 1). asynq itself
+// never calls it.
+func (l asynqLogger) Fatal(args ...any) {
+	l.log.Error(fmt.Sprint(args...))
+	os.Exit(1)
+}

@@ -1,0 +1,416 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/drivers/account"
+	"github.com/kiln-dev/kiln/internal/heroku"
+	"github.com/kiln-dev/kiln/internal/herokusim"
+	"github.com/kiln-dev/kiln/internal/jobs"
+	"github.com/kiln-dev/kiln/internal/kilntest"
+	"github.com/kiln-dev/kiln/internal/postgres"
+	"github.com/kiln-dev/kiln/internal/secret"
+)
+
+// wait bounds every poll: long enough for a loaded CI machine, and a
+// failure rather than a hang when something is broken. It never measures
+// speed.
+const wait = 30 * time.Second
+
+// env is one test's world: a fresh database, a leased Redis database, the
+// Heroku simulator behind httptest, and an inspector on the queues.
+type env struct {
+	db    *postgres.DB
+	sim   *herokusim.Sim
+	srv   *httptest.Server
+	redis asynq.RedisConnOpt
+	queue *jobs.Queue
+	in    *asynq.Inspector
+	log   *slog.Logger
+}
+
+func setup(tb testing.TB) *env {
+	tb.Helper()
+	ctx := context.Background()
+	log := testLogger(tb)
+	url := kilntest.Postgres(tb)
+	if err := postgres.Migrate(ctx, url); err != nil {
+		tb.Fatalf("migrate: %v", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(kilntest.Key())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := secret.New([][]byte{key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, url, keys)
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", Log: log.With("component", "herokusim")})
+	r := redisOpt(tb)
+	return &env{db: db, sim: sim, srv: srv, redis: r, queue: newQueue(tb, r), in: newInspector(tb, r), log: log}
+}
+
+// service builds the use cases over the real adapters, enqueueing on q.
+func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
+	return &addon.Service{
+		Store: e.db,
+		Queue: q,
+		Platform: heroku.New(heroku.Options{
+			APIURL:       e.srv.URL,
+			IDURL:        e.srv.URL,
+			ClientSecret: "sim-secret",
+			Log:          e.log,
+		}),
+		Driver:   account.New(e.db.Gorm(), "http://kiln.test"),
+		Prefix:   "KILN",
+		Deadline: deadline,
+		Log:      e.log,
+	}
+}
+
+// fast are server options that keep retries and polling short in tests.
+func (e *env) fast() jobs.ServerOptions {
+	return jobs.ServerOptions{
+		Concurrency:      4,
+		GrantConcurrency: 2,
+		Log:              e.log,
+		ShutdownTimeout:  2 * time.Second,
+		BaseDelay:        20 * time.Millisecond,
+		MaxDelay:         200 * time.Millisecond,
+		PollInterval:     50 * time.Millisecond,
+	}
+}
+
+// run starts a worker and stops it (waiting for Run to return) when the
+// test ends.
+func (e *env) run(tb testing.TB, svc *addon.Service, o jobs.ServerOptions) (stop func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- jobs.NewServer(e.redis, svc, o).Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(wait):
+				err = errors.New("Server.Run did not return after its context ended")
+			}
+		})
+		return err
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return stop
+}
+
+// provision sends Heroku's provision request to the service.
+func provision(tb testing.TB, svc *addon.Service, id string, grant addon.Grant) {
+	tb.Helper()
+	_, created, err := svc.Provision(context.Background(), addon.ProvisionRequest{
+		ID:          id,
+		Name:        "acme-primary",
+		Plan:        "test",
+		Region:      "amazon-web-services::us-east-1",
+		CallbackURL: "https://api.heroku.com/addons/" + id,
+		Grant:       &grant,
+	})
+	if err != nil || !created {
+		tb.Fatalf("Provision: created=%v err=%v", created, err)
+	}
+}
+
+// eventually polls cond until it holds, failing the test after wait.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("gave up waiting for: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) state(tb testing.TB, id string) *addon.Addon {
+	tb.Helper()
+	a, err := e.db.Get(context.Background(), id)
+	if err != nil {
+		tb.Fatalf("get add-on: %v", err)
+	}
+	return a
+}
+
+func (e *env) waitState(tb testing.TB, id string, want addon.State) *addon.Addon {
+	tb.Helper()
+	var a *addon.Addon
+	eventually(tb, "add-on "+id+" "+string(want), func() bool {
+		a = e.state(tb, id)
+		return a.State == want
+	})
+	return a
+}
+
+// calls returns the add-on's Platform calls as "kind status" strings.
+func (e *env) calls(id string, kinds ...string) []string {
+	var out []string
+	for _, c := range e.sim.Calls() {
+		if c.AddonID == id && (len(kinds) == 0 || slices.Contains(kinds, c.Kind)) {
+			out = append(out, c.Kind+" "+strconv.Itoa(c.Status))
+		}
+	}
+	return out
+}
+
+func TestServerProvisions(t *testing.T) {
+	e := setup(t)
+	svc := e.service(e.queue, time.Hour)
+	e.run(t, svc, e.fast())
+
+	id := uuid.NewString()
+	provision(t, svc, id, e.sim.NewAddon(id))
+	a := e.waitState(t, id, addon.StateProvisioned)
+
+	want := []string{"grant 200", "config 200", "provision 200"}
+	if got := e.calls(id, "grant", "config", "provision", "deprovision"); !slices.Equal(got, want) {
+		t.Errorf("calls to Heroku = %v, want %v (in that order, once each)", got, want)
+	}
+	h, ok := e.sim.Addon(id)
+	if !ok || h.State != "provisioned" {
+		t.Errorf("Heroku sees the add-on as %+v, want provisioned", h)
+	}
+	if h.Config["KILN_URL"] == "" || h.Config["KILN_URL"] != a.Vars["URL"] {
+		t.Errorf("Heroku config KILN_URL = %q, want the driver's URL %q", h.Config["KILN_URL"], a.Vars["URL"])
+	}
+	if a.GrantExchangedAt.IsZero() || a.ConfigPushedAt.IsZero() || a.ProvisionedAt.IsZero() {
+		t.Errorf("steps not all recorded: %+v", a)
+	}
+}
+
+func TestServerRetriesTransientFailure(t *testing.T) {
+	e := setup(t)
+	svc := e.service(e.queue, time.Hour)
+	e.run(t, svc, e.fast())
+
+	id := uuid.NewString()
+	grant := e.sim.NewAddon(id)
+	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: id, Times: 1, Status: 503})
+	provision(t, svc, id, grant)
+	e.waitState(t, id, addon.StateProvisioned)
+
+	want := []string{"grant 200", "config 503", "config 200", "provision 200"}
+	if got := e.calls(id, "grant", "config", "provision"); !slices.Equal(got, want) {
+		t.Errorf("calls to Heroku = %v, want %v", got, want)
+	}
+}
+
+func TestServerPermanentFailureIsNotRetried(t *testing.T) {
+	e := setup(t)
+	svc := e.service(e.queue, time.Hour)
+	e.run(t, svc, e.fast())
+
+	id := uuid.NewString()
+	e.sim.NewAddon(id)
+	// A grant Heroku never issued: id.heroku.com refuses it, for good.
+	provision(t, svc, id, addon.Grant{Code: uuid.NewString(), ExpiresAt: time.Now().Add(5 * time.Minute)})
+
+	a := e.waitState(t, id, addon.StateFailed)
+	if a.Reason == "" {
+		t.Error("a failed add-on must say why")
+	}
+	var info *asynq.TaskInfo
+	eventually(t, "the grant task archived", func() bool {
+		var err error
+		info, err = e.in.GetTaskInfo(jobs.QueueGrant, string(addon.JobGrant)+":"+id)
+		return err == nil && info.State == asynq.TaskStateArchived
+	})
+	if info.Retried != 0 {
+		t.Errorf("the grant task was retried %d times; a permanent failure must not be", info.Retried)
+	}
+	if got := e.calls(id, "config", "provision"); len(got) != 0 {
+		t.Errorf("calls to Heroku after a refused grant = %v, want none", got)
+	}
+}
+
+// TestGrantNotBlockedByBusyWorkers: with every default slot taken by a
+// slow resource job, another add-on's grant is still exchanged.
+func TestGrantNotBlockedByBusyWorkers(t *testing.T) {
+	e := setup(t)
+	svc := e.service(e.queue, time.Hour)
+	o := e.fast()
+	o.Concurrency = 1
+	e.run(t, svc, o)
+
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	slow := uuid.NewString()
+	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: slow, Hold: hold})
+	provision(t, svc, slow, e.sim.NewAddon(slow))
+	eventually(t, "the slow add-on's config push held by Heroku", func() bool { return e.sim.Holding("config") == 1 })
+
+	id := uuid.NewString()
+	provision(t, svc, id, e.sim.NewAddon(id))
+	eventually(t, "the grant exchanged while the only default worker is busy", func() bool {
+		if e.sim.Holding("config") != 1 {
+			t.Fatal("the slow job let go of its worker first: the grant waited for it")
+		}
+		return !e.state(t, id).GrantExchangedAt.IsZero()
+	})
+}
+
+// TestShutdownHandsBackRunningJobs: a job still running when the worker
+// stops goes back to its queue for another worker, and Run returns.
+func TestShutdownHandsBackRunningJobs(t *testing.T) {
+	e := setup(t)
+	svc := e.service(e.queue, time.Hour)
+	o := e.fast()
+	o.ShutdownTimeout = 200 * time.Millisecond
+	stop := e.run(t, svc, o)
+
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	id := uuid.NewString()
+	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: id, Hold: hold})
+	provision(t, svc, id, e.sim.NewAddon(id))
+	eventually(t, "the config push held by Heroku", func() bool { return e.sim.Holding("config") == 1 })
+
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	info, err := e.in.GetTaskInfo(jobs.QueueDefault, string(addon.JobProvision)+":"+id)
+	if err != nil {
+		t.Fatalf("the running job is gone from the queue: %v", err)
+	}
+	if info.State != asynq.TaskStatePending {
+		t.Errorf("the running job is %v after shutdown, want pending (handed back)", info.State)
+	}
+}
+
+func TestReconcilerEnqueuesLostWork(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { down.Close() })
+
+	// Heroku called while Redis was down: recorded, answered, not queued.
+	id := uuid.NewString()
+	provision(t, e.service(down, time.Hour), id, e.sim.NewAddon(id))
+	if n := len(pendingOrNone(t, e.in, jobs.QueueGrant)); n != 0 {
+		t.Fatalf("%d grant tasks queued through a dead Redis", n)
+	}
+
+	svc := e.service(e.queue, time.Hour)
+	e.run(t, svc, e.fast())
+	rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	eventually(t, "a sweep acting on the add-on", func() bool {
+		n, err := rec.Sweep(ctx)
+		if err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		return n == 1
+	})
+	e.waitState(t, id, addon.StateProvisioned)
+	want := []string{"grant 200", "config 200", "provision 200"}
+	if got := e.calls(id, "grant", "config", "provision"); !slices.Equal(got, want) {
+		t.Errorf("calls to Heroku = %v, want %v", got, want)
+	}
+}
+
+func TestReconcilerGivesUpPastDeadline(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { down.Close() })
+
+	id := uuid.NewString()
+	svc := e.service(down, time.Millisecond)
+	provision(t, svc, id, e.sim.NewAddon(id))
+
+	rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	eventually(t, "the add-on past its deadline", func() bool {
+		return time.Now().After(e.state(t, id).Deadline)
+	})
+	n, err := rec.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1, nil", n, err)
+	}
+	a := e.state(t, id)
+	if a.State != addon.StateFailed || !strings.Contains(a.Reason, "deadline") {
+		t.Errorf("add-on is %s (%q), want failed for the deadline", a.State, a.Reason)
+	}
+	if n := len(pendingOrNone(t, e.in, jobs.QueueGrant)); n != 0 {
+		t.Errorf("%d grant tasks queued for an add-on given up", n)
+	}
+	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("second Sweep = %d, %v; want 0, nil (a failed add-on is final)", n, err)
+	}
+}
+
+// pendingOrNone lists pending tasks, treating a queue asynq never saw as empty.
+func pendingOrNone(tb testing.TB, in *asynq.Inspector, queue string) []*asynq.TaskInfo {
+	tb.Helper()
+	tasks, err := in.ListPendingTasks(queue)
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatalf("list pending tasks of %s: %v", queue, err)
+	}
+	return tasks
+}
+
+// testLogger writes logfmt lines to the test log, and drops lines that
+// arrive after the test ended (a handler still winding down).
+func testLogger(tb testing.TB) *slog.Logger {
+	w := &testWriter{tb: tb}
+	tb.Cleanup(w.close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct {
+	mu     sync.Mutex
+	tb     testing.TB
+	closed bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.tb.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+}
+
+var _ io.Writer = (*testWriter)(nil)
