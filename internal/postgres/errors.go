@@ -61,6 +61,10 @@ func unavailable(err error) bool {
 		return true
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return true
+	case errors.Is(err, pgconn.ErrConnClosed), pgconn.SafeToRetry(err):
+		// A pooled connection died (a failover, a restart): the request is
+		// worth retrying, so Heroku must get 503, not 500.
+		return true
 	}
 	return false
 }

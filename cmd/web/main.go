@@ -1,0 +1,120 @@
+// Command web is Kiln's web process: it answers Heroku's Partner API calls,
+// single sign-on and the operators' pages on $PORT.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kiln-dev/kiln/cmd/internal/kiln"
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/config"
+	"github.com/kiln-dev/kiln/internal/jobs"
+	"github.com/kiln-dev/kiln/internal/postgres"
+	"github.com/kiln-dev/kiln/internal/secret"
+	"github.com/kiln-dev/kiln/internal/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "web:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownGrace is how long in-flight requests may finish after SIGTERM;
+// Heroku kills the dyno 30 s after it.
+const shutdownGrace = 20 * time.Second
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv, config.Web)
+	if err != nil {
+		return err
+	}
+	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "web")
+	keys, err := secret.New(cfg.EncryptionKeys)
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, keys)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	ropt, err := kiln.Redis(cfg)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	queue := jobs.NewQueue(kiln.AsynqRedis(ropt))
+	defer queue.Close()
+	driver, err := kiln.Driver(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+	if c, ok := driver.(io.Closer); ok {
+		defer c.Close()
+	}
+	svc := &addon.Service{
+		Store:    db,
+		Queue:    queue,
+		Platform: kiln.Platform(cfg, log),
+		Driver:   driver,
+		Prefix:   cfg.ConfigPrefix,
+		Deadline: cfg.ProvisionDeadline,
+		Log:      log,
+	}
+	handler := web.New(web.Options{
+		Service:       svc,
+		AddonID:       cfg.AddonID,
+		Passwords:     cfg.AddonPasswords,
+		AdminPassword: cfg.AdminPassword,
+		Log:           log,
+		Health: []web.Check{
+			{Name: "postgres", Check: db.Ping},
+			{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		},
+	})
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "port", cfg.Port, "driver", driver.Name())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,68 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/labstack/echo/v4"
+)
+
+// decodeJSON reads the whole (capped) body and decodes it into v. Unknown
+// fields are ignored, because Heroku adds fields without notice. Text that is
+// not JSON is EMALFORMED (400); JSON whose fields have the wrong types is
+// EINVALID (422) naming the field, because Heroku shows a 422's message to
+// the customer; a body over the cap is ETOOLARGE (413). Reading everything
+// first means an oversized body is refused even if its start decodes.
+func (s *server) decodeJSON(c echo.Context, v any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return s.tooLarge()
+		}
+		return addon.Wrap(addon.EMALFORMED, err, "The request body could not be read.")
+	}
+	if !json.Valid(body) {
+		return addon.Errorf(addon.EMALFORMED, "The request body is not valid JSON.")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return addon.Wrap(addon.EINVALID, err, "The request body must be a JSON object.")
+			}
+			return addon.Wrap(addon.EINVALID, err, "The %s field must be a JSON %s.", te.Field, jsonKind(te.Type))
+		}
+		return addon.Wrap(addon.EMALFORMED, err, "The request body is not valid JSON.")
+	}
+	return nil
+}
+
+// jsonKind names the JSON type that decodes into t, for error messages.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	default:
+		return "value"
+	}
+}

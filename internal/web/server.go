@@ -1,0 +1,150 @@
+// Package web is Kiln's HTTP adapter: it turns Heroku's Partner API calls (and,
+// later, SSO, the customer dashboard and the operator pages under /admin) into
+// calls of the domain's use cases, and domain errors into HTTP answers. It
+// depends on the domain (internal/addon) and on Echo only; cmd/web hands it a
+// wired *addon.Service and the health checks of the concrete adapters.
+//
+// The package is split by concern so new surfaces fit as new files:
+// server.go (options, construction, routes), middleware.go (request id,
+// request log, panic recovery, body cap, Basic auth), errors.go (the one
+// error handler), decode.go (reading JSON bodies), partner.go (Heroku's
+// Partner API) and health.go (/healthz).
+package web
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/labstack/echo/v4"
+)
+
+// DefaultBodyLimit caps request bodies when Options.BodyLimit is zero. Heroku's
+// largest call (provision) is a few KiB; the cap keeps a hostile or broken
+// caller from making the web process buffer megabytes.
+const DefaultBodyLimit int64 = 64 << 10
+
+// DefaultHealthTimeout bounds /healthz when Options.HealthTimeout is zero, so
+// a hung dependency makes the check fail instead of hanging the load balancer.
+const DefaultHealthTimeout = 2 * time.Second
+
+// DefaultPartnerTimeout bounds a Partner API call when Options.PartnerTimeout
+// is zero: Heroku gives up after 25 s (and wants an answer within 3 s), so a
+// hung dependency must turn into a 503 Heroku will retry, not a dead request.
+const DefaultPartnerTimeout = 20 * time.Second
+
+// Check is one dependency /healthz reports on. cmd/web builds them from the
+// concrete adapters (a Postgres ping, a Redis ping) so this package never
+// imports infrastructure.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options is everything the web process needs; cmd/web fills it from the
+// validated configuration.
+type Options struct {
+	// Service runs the use cases behind every endpoint.
+	Service *addon.Service
+	// AddonID is the manifest id: the Basic-auth user name Heroku sends.
+	AddonID string
+	// Passwords are the accepted manifest api.passwords; several are allowed
+	// so a password can be rotated without downtime.
+	Passwords []string
+	// AdminPassword guards /admin (user name "admin"); reserved for the
+	// operator pages.
+	AdminPassword string
+	// Log receives the request log and full details of server-side errors.
+	Log *slog.Logger
+	// Health is what /healthz checks.
+	Health []Check
+	// BodyLimit caps request bodies in bytes; zero means DefaultBodyLimit.
+	BodyLimit int64
+	// HealthTimeout bounds /healthz; zero means DefaultHealthTimeout.
+	HealthTimeout time.Duration
+	// PartnerTimeout bounds each Partner API call; zero means
+	// DefaultPartnerTimeout.
+	PartnerTimeout time.Duration
+}
+
+// server holds the options the handlers share. Each surface (partner, health,
+// and later sso, dashboard, admin) adds its handlers as methods in its own
+// file and its routes in routes.
+type server struct {
+	svc            *addon.Service
+	addonID        string
+	passwords      []string
+	log            *slog.Logger
+	health         []Check
+	bodyLimit      int64
+	healthTimeout  time.Duration
+	partnerTimeout time.Duration
+}
+
+// New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
+// serve it from its own http.Server (for graceful shutdown) and tests can
+// drive it with httptest.
+func New(o Options) *echo.Echo {
+	s := &server{
+		svc:            o.Service,
+		addonID:        o.AddonID,
+		passwords:      nonEmpty(o.Passwords),
+		log:            o.Log,
+		health:         o.Health,
+		bodyLimit:      o.BodyLimit,
+		healthTimeout:  o.HealthTimeout,
+		partnerTimeout: o.PartnerTimeout,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.bodyLimit <= 0 {
+		s.bodyLimit = DefaultBodyLimit
+	}
+	if s.healthTimeout <= 0 {
+		s.healthTimeout = DefaultHealthTimeout
+	}
+	if s.partnerTimeout <= 0 {
+		s.partnerTimeout = DefaultPartnerTimeout
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	// Echo's own diagnostics ("response already committed", server errors)
+	// go to the same structured log as everything else.
+	e.Logger.SetOutput(slog.NewLogLogger(s.log.Handler(), slog.LevelWarn).Writer())
+	e.StdLogger = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+
+	// Order matters: the request id comes first so every answer (errors
+	// included) carries it; the log wraps recovery so a panic is logged with
+	// the 500 it became; the body cap is innermost, next to the handlers.
+	e.Use(requestID, s.logRequests, recoverPanic, s.limitBody)
+	s.routes(e)
+	return e
+}
+
+// routes registers every endpoint. New surfaces add their group here.
+func (s *server) routes(e *echo.Echo) {
+	e.GET("/healthz", s.healthz)
+	e.HEAD("/healthz", s.healthz) // some load balancers probe with HEAD
+
+	heroku := e.Group("/heroku", basicAuth("Kiln", s.addonID, s.passwords), deadline(s.partnerTimeout))
+	heroku.POST("/resources", s.provision)
+	heroku.PUT("/resources/:uuid", s.changePlan)
+	heroku.DELETE("/resources/:uuid", s.deprovision)
+}
+
+// nonEmpty drops empty passwords, so a stray comma in ADDON_PASSWORD can
+// never make the empty password valid.
+func nonEmpty(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
