@@ -10,12 +10,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
+	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/postgres"
 )
@@ -36,32 +35,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := logger(stdout, getenv, cfg.LogLevel)
+	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "release")
 	log.Info("applying database migrations")
 	if err := postgres.MigrateWithLog(ctx, cfg.DatabaseURL, log); err != nil {
 		log.Error("migrations failed", "err", err)
 		return fmt.Errorf("migrate database: %w", err)
 	}
 	return nil
-}
-
-// logger writes logfmt lines, tagged like the other processes' (process, and
-// the dyno name Heroku sets), so the release phase's output reads the same
-// in a log drain. It is built here rather than taken from cmd/internal/kiln so
-// that the release binary depends on the database adapter only.
-func logger(w io.Writer, getenv func(string) string, level string) *slog.Logger {
-	var lv slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		lv = slog.LevelDebug
-	case "warn":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})).With("process", "release")
-	if dyno := getenv("DYNO"); dyno != "" {
-		log = log.With("dyno", dyno)
-	}
-	return log
 }

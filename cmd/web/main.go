@@ -18,11 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
-	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/config"
-	"github.com/kiln-dev/kiln/internal/jobs"
-	"github.com/kiln-dev/kiln/internal/postgres"
-	"github.com/kiln-dev/kiln/internal/secret"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -45,39 +41,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "web")
-	keys, err := secret.New(cfg.EncryptionKeys)
+	app, err := kiln.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keys)
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	defer db.Close()
-	ropt, err := kiln.Redis(cfg)
-	if err != nil {
-		return err
-	}
-	rdb := redis.NewClient(ropt)
+	defer app.Close()
+	rdb := redis.NewClient(app.Redis)
 	defer rdb.Close()
-	queue := jobs.NewQueue(kiln.AsynqRedis(ropt))
-	defer queue.Close()
-	driver, err := kiln.Driver(ctx, cfg, db, log)
-	if err != nil {
-		return err
-	}
-	if c, ok := driver.(io.Closer); ok {
-		defer c.Close()
-	}
-	svc := &addon.Service{
-		Store:    db,
-		Queue:    queue,
-		Platform: kiln.Platform(cfg, log),
-		Driver:   driver,
-		Prefix:   cfg.ConfigPrefix,
-		Deadline: cfg.ProvisionDeadline,
-		Log:      log,
-	}
+	svc, db, driver := app.Service, app.DB, app.Driver
 	handler := web.New(web.Options{
 		Service:       svc,
 		AddonID:       cfg.AddonID,

@@ -14,11 +14,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
-	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/jobs"
-	"github.com/kiln-dev/kiln/internal/postgres"
-	"github.com/kiln-dev/kiln/internal/secret"
 )
 
 func main() {
@@ -36,38 +33,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "worker")
-	keys, err := secret.New(cfg.EncryptionKeys)
+	app, err := kiln.Open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, keys)
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	defer db.Close()
-	ropt, err := kiln.Redis(cfg)
-	if err != nil {
-		return err
-	}
-	conn := kiln.AsynqRedis(ropt)
-	queue := jobs.NewQueue(conn)
-	defer queue.Close()
-	driver, err := kiln.Driver(ctx, cfg, db, log)
-	if err != nil {
-		return err
-	}
-	if c, ok := driver.(io.Closer); ok {
-		defer c.Close()
-	}
-	svc := &addon.Service{
-		Store:    db,
-		Queue:    queue,
-		Platform: kiln.Platform(cfg, log),
-		Driver:   driver,
-		Prefix:   cfg.ConfigPrefix,
-		Deadline: cfg.ProvisionDeadline,
-		Log:      log,
-	}
+	defer app.Close()
+	conn := kiln.AsynqRedis(app.Redis)
+	svc, db, queue, driver := app.Service, app.DB, app.Queue, app.Driver
 	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, Log: log})
 	reconciler := jobs.NewReconciler(db, queue, svc, jobs.ReconcilerOptions{
 		Interval:   cfg.ReconcileEvery,

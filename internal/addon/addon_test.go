@@ -3,6 +3,7 @@ package addon
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,5 +127,40 @@ func TestValidID(t *testing.T) {
 		if ValidID(id) != ok {
 			t.Errorf("ValidID(%q) = %v, want %v", id, !ok, ok)
 		}
+	}
+}
+
+func TestParseCatalog(t *testing.T) {
+	tests := []struct {
+		name, data, err string
+	}{
+		{"good", `{"plans":[{"slug":"test","name":"Test","limits":{"n":1}},{"slug":"basic","name":"Basic","limits":{"n":5}}]}`, ""},
+		{"misspelt key", `{"plans":[{"slug":"test","nmae":"Test"}]}`, "unknown field"},
+		{"unknown limit", `{"plans":[{"slug":"test","limits":{"n":1,"m":2}},{"slug":"basic","limits":{"n":1}}]}`, "unknown limit m"},
+		{"missing limit", `{"plans":[{"slug":"test","limits":{}},{"slug":"basic","limits":{"n":1}}]}`, "limits.n must be a number above 0"},
+		{"duplicate", `{"plans":[{"slug":"test","limits":{"n":1}},{"slug":"test","limits":{"n":1}}]}`, "listed twice"},
+		{"no slug", `{"plans":[{"name":"x","limits":{"n":1}}]}`, "has no slug"},
+		{"trailing data", `{"plans":[]} {}`, "data after"},
+		{"empty", `{"plans":[]}`, "no plans"},
+		{"contract plans missing", `{"plans":[{"slug":"pro","limits":{"n":1}}]}`, `no "test" plan`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseCatalog([]byte(tt.data), "n")
+			if tt.err == "" {
+				if err != nil || c["basic"].Limits["n"] != 5 {
+					t.Fatalf("ParseCatalog = %v, %v", c, err)
+				}
+				clone := c.Clone()
+				clone["basic"].Limits["n"] = 9
+				if c["basic"].Limits["n"] != 5 {
+					t.Error("Clone shares limits with the original")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseCatalog error = %v, want one containing %q", err, tt.err)
+			}
+		})
 	}
 }

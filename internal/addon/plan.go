@@ -1,8 +1,15 @@
 package addon
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Plan is one entry of a driver's plan catalog: what a customer can buy.
@@ -65,4 +72,74 @@ func (c Catalog) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ParseCatalog reads a plan catalog file, the format every driver ships:
+// {"plans": [{"slug", "name", "limits": {...}}]}, in the order plans are
+// sold. It is strict, because a misspelt key would otherwise be a silently
+// ignored limit: unknown fields, limits the driver does not know (limits
+// lists the ones it enforces, each required and above 0), duplicate slugs
+// and trailing data are errors.
+func ParseCatalog(data []byte, limits ...string) (Catalog, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f struct {
+		Plans []Plan `json:"plans"`
+	}
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("not a valid catalog (want JSON {\"plans\": [{\"slug\", \"name\", \"limits\": {...}}]}): %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("not a valid catalog: data after the JSON object")
+	}
+	if len(f.Plans) == 0 {
+		return nil, errors.New("no plans")
+	}
+	c := make(Catalog, len(f.Plans))
+	for i, p := range f.Plans {
+		if p.Slug == "" {
+			return nil, fmt.Errorf("plan #%d has no slug", i+1)
+		}
+		if _, dup := c[p.Slug]; dup {
+			return nil, fmt.Errorf("plan %q is listed twice", p.Slug)
+		}
+		if err := checkLimits(p, limits); err != nil {
+			return nil, fmt.Errorf("plan %q: %w", p.Slug, err)
+		}
+		c[p.Slug] = p
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func checkLimits(p Plan, known []string) error {
+	var unknown []string
+	for k := range p.Limits {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown limit %s (this driver knows %s)", strings.Join(unknown, ", "), strings.Join(known, ", "))
+	}
+	for _, k := range known {
+		if p.Limits[k] <= 0 {
+			return fmt.Errorf("limits.%s must be a number above 0", k)
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy, so a caller editing the catalog it was given
+// cannot change what every other caller sees.
+func (c Catalog) Clone() Catalog {
+	out := make(Catalog, len(c))
+	for k, p := range c {
+		p.Limits = maps.Clone(p.Limits)
+		out[k] = p
+	}
+	return out
 }

@@ -6,6 +6,7 @@ package kiln
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +20,9 @@ import (
 	"github.com/kiln-dev/kiln/internal/drivers/account"
 	pgdriver "github.com/kiln-dev/kiln/internal/drivers/postgres"
 	"github.com/kiln-dev/kiln/internal/heroku"
+	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/postgres"
+	"github.com/kiln-dev/kiln/internal/secret"
 )
 
 // Logger returns the process logger: logfmt lines (Heroku's convention) on w,
@@ -95,4 +98,63 @@ func Platform(c *config.Config, log *slog.Logger) *heroku.Client {
 		ClientSecret: c.OAuthClientSecret,
 		Log:          log,
 	})
+}
+
+// App is Kiln's service assembled from the environment: everything the web
+// and worker processes share, built one way so they cannot drift apart.
+type App struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	DB      *postgres.DB
+	Redis   *redis.Options
+	Queue   *jobs.Queue
+	Driver  addon.Driver
+	Service *addon.Service
+	closers []func() error
+}
+
+// Open connects to Postgres, Redis and the resource driver and builds the
+// add-on service. Close releases what it opened.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	a := &App{Config: cfg, Log: log}
+	keys, err := secret.New(cfg.EncryptionKeys)
+	if err != nil {
+		return nil, err
+	}
+	if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL, keys); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	a.closers = append(a.closers, a.DB.Close)
+	if a.Redis, err = Redis(cfg); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Queue = jobs.NewQueue(AsynqRedis(a.Redis))
+	a.closers = append(a.closers, a.Queue.Close)
+	if a.Driver, err = Driver(ctx, cfg, a.DB, log); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if c, ok := a.Driver.(io.Closer); ok {
+		a.closers = append(a.closers, c.Close)
+	}
+	a.Service = &addon.Service{
+		Store:    a.DB,
+		Queue:    a.Queue,
+		Platform: Platform(cfg, log),
+		Driver:   a.Driver,
+		Prefix:   cfg.ConfigPrefix,
+		Deadline: cfg.ProvisionDeadline,
+		Log:      log,
+	}
+	return a, nil
+}
+
+// Close releases the connections Open made, newest first.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	return errors.Join(errs...)
 }

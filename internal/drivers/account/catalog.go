@@ -1,16 +1,8 @@
 package account
 
 import (
-	"bytes"
 	_ "embed"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"maps"
-	"slices"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -37,68 +29,14 @@ var plansJSON []byte
 // broken file from stopping processes that use another driver.
 var catalog = sync.OnceValues(func() (addon.Catalog, error) { return parseCatalog(plansJSON) })
 
-// catalogFile is the file's shape: a list, in the order the plans are sold.
-type catalogFile struct {
-	Plans []addon.Plan `json:"plans"`
-}
-
 func parseCatalog(data []byte) (addon.Catalog, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields() // a misspelt key is an error, not a silently ignored limit
-	var f catalogFile
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("account plans.json: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("account plans.json: data after the JSON object")
-	}
-	c := make(addon.Catalog, len(f.Plans))
-	for i, p := range f.Plans {
-		if p.Slug == "" {
-			return nil, fmt.Errorf("account plans.json: plan #%d has no slug", i+1)
-		}
-		if _, dup := c[p.Slug]; dup {
-			return nil, fmt.Errorf("account plans.json: plan %q is listed twice", p.Slug)
-		}
-		if err := checkLimits(p); err != nil {
-			return nil, fmt.Errorf("account plans.json: plan %q: %w", p.Slug, err)
-		}
-		c[p.Slug] = p
-	}
-	if err := c.Validate(); err != nil {
+	c, err := addon.ParseCatalog(data, LimitRequestsPerMonth, LimitRequestsPerSecond)
+	if err != nil {
 		return nil, fmt.Errorf("account plans.json: %w", err)
 	}
 	return c, nil
 }
 
-// checkLimits refuses a plan whose limits this driver could not enforce.
-func checkLimits(p addon.Plan) error {
-	known := []string{LimitRequestsPerMonth, LimitRequestsPerSecond}
-	var unknown []string
-	for k := range p.Limits {
-		if !slices.Contains(known, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return fmt.Errorf("unknown limit %s (this driver knows %s)", strings.Join(unknown, ", "), strings.Join(known, ", "))
-	}
-	for _, k := range known {
-		if p.Limits[k] <= 0 {
-			return fmt.Errorf("limits.%s must be a number above 0", k)
-		}
-	}
-	return nil
-}
-
 // copyCatalog returns a deep copy, so a caller editing the catalog it was
 // given cannot change what every other caller sees.
-func copyCatalog(c addon.Catalog) addon.Catalog {
-	out := make(addon.Catalog, len(c))
-	for k, p := range c {
-		p.Limits = maps.Clone(p.Limits)
-		out[k] = p
-	}
-	return out
-}
+func copyCatalog(c addon.Catalog) addon.Catalog { return c.Clone() }

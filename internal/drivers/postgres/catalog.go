@@ -1,16 +1,10 @@
 package postgres
 
 import (
-	"bytes"
 	_ "embed"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"sort"
-	"strings"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 )
@@ -31,12 +25,6 @@ var defaultPlans []byte
 
 // defaultPlansName names the embedded catalog in error messages.
 const defaultPlansName = "plans.json (built in)"
-
-// catalogFile is the on-disk shape of a plan catalog: a list, so the file
-// reads in the order an operator wrote it, with the slug inside each entry.
-type catalogFile struct {
-	Plans []addon.Plan `json:"plans"`
-}
 
 // LoadCatalog reads and validates a plan catalog file for this driver; an
 // empty path means the catalog shipped in the package. It is exported so the
@@ -59,52 +47,16 @@ func LoadCatalog(path string) (addon.Catalog, error) {
 }
 
 func parseCatalog(data []byte) (addon.Catalog, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields() // a misspelt key is an error, not a silently ignored limit
-	var f catalogFile
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("not a valid catalog (want JSON {\"plans\": [{\"slug\", \"name\", \"limits\": {...}}]}): %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("not a valid catalog: data after the JSON object")
-	}
-	if len(f.Plans) == 0 {
-		return nil, errors.New("no plans")
-	}
-	c := make(addon.Catalog, len(f.Plans))
-	for i, p := range f.Plans {
-		if p.Slug == "" {
-			return nil, fmt.Errorf("plan #%d has no slug", i+1)
-		}
-		if _, dup := c[p.Slug]; dup {
-			return nil, fmt.Errorf("plan %q is listed twice", p.Slug)
-		}
-		if err := checkLimits(p); err != nil {
-			return nil, fmt.Errorf("plan %q: %w", p.Slug, err)
-		}
-		c[p.Slug] = p
-	}
-	if err := c.Validate(); err != nil {
+	c, err := addon.ParseCatalog(data, LimitConnections, LimitSizeBytes)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
-}
-
-// checkLimits refuses a plan this driver could not enforce.
-func checkLimits(p addon.Plan) error {
-	known := map[string]bool{LimitConnections: true, LimitSizeBytes: true}
-	var unknown []string
-	for k := range p.Limits {
-		if !known[k] {
-			unknown = append(unknown, k)
+	for _, p := range c {
+		if _, err := limitsOf(p); err != nil {
+			return nil, fmt.Errorf("plan %q: %w", p.Slug, err)
 		}
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return fmt.Errorf("unknown limit %s (this driver knows %s and %s)", strings.Join(unknown, ", "), LimitConnections, LimitSizeBytes)
-	}
-	_, err := limitsOf(p)
-	return err
+	return c, nil
 }
 
 // limits are a plan's limits as this driver uses them.
