@@ -47,6 +47,8 @@ type Config struct {
 	PlansFile         string // RESOURCE_PLANS_FILE: a plan catalog replacing the driver's default
 	PublicURL         string
 	Concurrency       int
+	ReconcileEvery    time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
+	ReconcileAfter    time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
 	LogLevel          string
 }
 
@@ -175,6 +177,10 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 			c.Concurrency = n
 		}
 	}
+	if p == Worker {
+		c.ReconcileEvery = duration(get("RECONCILE_INTERVAL", false), 30*time.Second, "RECONCILE_INTERVAL", bad)
+		c.ReconcileAfter = duration(get("RECONCILE_AFTER", false), 2*time.Minute, "RECONCILE_AFTER", bad)
+	}
 	c.LogLevel = get("LOG_LEVEL", false)
 	switch strings.ToLower(c.LogLevel) {
 	case "", "info", "debug", "warn", "error":
@@ -185,6 +191,18 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		return nil, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+func duration(v string, def time.Duration, name string, bad func(string, string)) time.Duration {
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		bad(name, "want a positive Go duration such as 30s")
+		return def
+	}
+	return d
 }
 
 func urlOr(v, def, name string, bad func(string, string)) string {
