@@ -739,3 +739,43 @@ func TestKeyRotationAndRemovedKey(t *testing.T) {
 		}
 	})
 }
+
+// TestSealedValuesBoundToTheirRow copies one add-on's sealed access token
+// onto another's row, and into another column: neither decrypts, so someone
+// who can write the database cannot hand one customer another's token.
+func TestSealedValuesBoundToTheirRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, url := newStore(t)
+	t0 := now()
+	a, b := newAddon(t0), newAddon(t0)
+	full(a, t0)
+	full(b, t0)
+	for _, x := range []*addon.Addon{a, b} {
+		if _, _, err := db.Create(ctx, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := rawDB(t, url)
+	tests := []struct{ name, sql string }{
+		{"another row", "UPDATE addons SET access_token = (SELECT access_token FROM addons WHERE id = $1) WHERE id = $2"},
+		{"another column", "UPDATE addons SET refresh_token = (SELECT access_token FROM addons WHERE id = $1) WHERE id = $2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newAddon(t0)
+			full(c, t0)
+			if _, _, err := db.Create(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.ExecContext(ctx, tt.sql, a.ID, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			_, err := db.Get(ctx, c.ID)
+			wantCode(t, err, addon.EINTERNAL)
+		})
+	}
+	if _, err := db.Get(ctx, b.ID); err != nil {
+		t.Errorf("an untouched row no longer opens: %v", err)
+	}
+}

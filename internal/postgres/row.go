@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -83,25 +84,25 @@ func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 		}
 		c["options"] = string(b)
 	}
-	if c["log_input_url"], err = db.sealString(a.LogInputURL); err != nil {
+	if c["log_input_url"], err = db.sealString(a.ID, "log_input_url", a.LogInputURL); err != nil {
 		return nil, err
 	}
-	if c["log_drain_token"], err = db.sealString(a.LogDrainToken); err != nil {
+	if c["log_drain_token"], err = db.sealString(a.ID, "log_drain_token", a.LogDrainToken); err != nil {
 		return nil, err
 	}
 	c["grant_code"], c["grant_expires_at"] = nil, nil
 	if a.Grant != nil {
-		if c["grant_code"], err = db.seal([]byte(a.Grant.Code)); err != nil {
+		if c["grant_code"], err = db.seal(a.ID, "grant_code", []byte(a.Grant.Code)); err != nil {
 			return nil, err
 		}
 		c["grant_expires_at"] = timeOrNull(a.Grant.ExpiresAt)
 	}
 	c["access_token"], c["refresh_token"], c["token_expires_at"], c["heroku_user_id"] = nil, nil, nil, ""
 	if a.Tokens != nil {
-		if c["access_token"], err = db.seal([]byte(a.Tokens.Access)); err != nil {
+		if c["access_token"], err = db.seal(a.ID, "access_token", []byte(a.Tokens.Access)); err != nil {
 			return nil, err
 		}
-		if c["refresh_token"], err = db.seal([]byte(a.Tokens.Refresh)); err != nil {
+		if c["refresh_token"], err = db.seal(a.ID, "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
 			return nil, err
 		}
 		c["token_expires_at"] = timeOrNull(a.Tokens.ExpiresAt)
@@ -113,7 +114,7 @@ func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode vars: %w", err)
 		}
-		if c["vars"], err = db.seal(b); err != nil {
+		if c["vars"], err = db.seal(a.ID, "vars", b); err != nil {
 			return nil, err
 		}
 	}
@@ -146,14 +147,14 @@ func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 		}
 	}
 	var err error
-	if a.LogInputURL, err = db.openString(r.ID, r.LogInputURL); err != nil {
+	if a.LogInputURL, err = db.openString(r.ID, "log_input_url", r.LogInputURL); err != nil {
 		return nil, err
 	}
-	if a.LogDrainToken, err = db.openString(r.ID, r.LogDrainToken); err != nil {
+	if a.LogDrainToken, err = db.openString(r.ID, "log_drain_token", r.LogDrainToken); err != nil {
 		return nil, err
 	}
 	if r.GrantCode != nil {
-		code, err := db.openString(r.ID, r.GrantCode)
+		code, err := db.openString(r.ID, "grant_code", r.GrantCode)
 		if err != nil {
 			return nil, err
 		}
@@ -161,16 +162,16 @@ func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 	}
 	if r.AccessToken != nil {
 		t := &addon.Tokens{ExpiresAt: timeOf(r.TokenExpiresAt), UserID: r.HerokuUserID}
-		if t.Access, err = db.openString(r.ID, r.AccessToken); err != nil {
+		if t.Access, err = db.openString(r.ID, "access_token", r.AccessToken); err != nil {
 			return nil, err
 		}
-		if t.Refresh, err = db.openString(r.ID, r.RefreshToken); err != nil {
+		if t.Refresh, err = db.openString(r.ID, "refresh_token", r.RefreshToken); err != nil {
 			return nil, err
 		}
 		a.Tokens = t
 	}
 	if r.Vars != nil {
-		b, err := db.open(r.ID, r.Vars)
+		b, err := db.open(r.ID, "vars", r.Vars)
 		if err != nil {
 			return nil, err
 		}
@@ -181,8 +182,15 @@ func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 	return a, nil
 }
 
-func (db *DB) seal(b []byte) ([]byte, error) {
-	s, err := db.keys.Seal(b)
+// sealContext binds a sealed value to its row and column, so a ciphertext
+// copied onto another add-on's row, or into another column, does not open.
+// Add-on ids are stored lower-case (Postgres's uuid type), hence ToLower.
+func sealContext(id, column string) string {
+	return "addons/" + strings.ToLower(id) + "/" + column
+}
+
+func (db *DB) seal(id, column string, b []byte) ([]byte, error) {
+	s, err := db.keys.SealFor(b, sealContext(id, column))
 	if err != nil {
 		return nil, addon.Wrap(addon.EINTERNAL, err, "Cannot encrypt a secret.")
 	}
@@ -190,17 +198,17 @@ func (db *DB) seal(b []byte) ([]byte, error) {
 }
 
 // sealString seals s, keeping the empty string as NULL.
-func (db *DB) sealString(s string) (any, error) {
+func (db *DB) sealString(id, column, s string) (any, error) {
 	if s == "" {
 		return nil, nil
 	}
-	return db.seal([]byte(s))
+	return db.seal(id, column, []byte(s))
 }
 
-func (db *DB) open(id string, sealed []byte) ([]byte, error) {
-	b, err := db.keys.Open(sealed)
+func (db *DB) open(id, column string, sealed []byte) ([]byte, error) {
+	b, err := db.keys.OpenFor(sealed, sealContext(id, column))
 	if errors.Is(err, secret.ErrUndecryptable) {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "The secrets of add-on %s cannot be decrypted: ENCRYPTION_KEY no longer holds the key they were sealed with (was a key removed from the list?).", id)
+		return nil, addon.Wrap(addon.EINTERNAL, err, "The secrets of add-on %s cannot be decrypted: ENCRYPTION_KEY no longer holds the key they were sealed with (was a key removed from the list?), or a sealed value was copied from another row.", id)
 	}
 	if err != nil {
 		return nil, addon.Wrap(addon.EINTERNAL, err, "The secrets of add-on %s cannot be decrypted.", id)
@@ -209,11 +217,11 @@ func (db *DB) open(id string, sealed []byte) ([]byte, error) {
 }
 
 // openString opens a sealed string; NULL is the empty string.
-func (db *DB) openString(id string, sealed []byte) (string, error) {
+func (db *DB) openString(id, column string, sealed []byte) (string, error) {
 	if sealed == nil {
 		return "", nil
 	}
-	b, err := db.open(id, sealed)
+	b, err := db.open(id, column, sealed)
 	return string(b), err
 }
 

@@ -50,7 +50,13 @@ func New(keys [][]byte) (*Keyring, error) {
 
 // Seal encrypts plaintext with the newest key. The result is
 // version | key id (4 bytes) | nonce | ciphertext+tag.
-func (k *Keyring) Seal(plaintext []byte) ([]byte, error) {
+func (k *Keyring) Seal(plaintext []byte) ([]byte, error) { return k.SealFor(plaintext, "") }
+
+// SealFor encrypts plaintext bound to a context string (say, the row and
+// column it is stored in): it opens only with OpenFor and the same context,
+// so someone who can write the database cannot move one customer's sealed
+// token onto another customer's row.
+func (k *Keyring) SealFor(plaintext []byte, context string) ([]byte, error) {
 	aead := k.aeads[0]
 	out := make([]byte, 0, 1+4+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	out = append(out, version)
@@ -60,15 +66,19 @@ func (k *Keyring) Seal(plaintext []byte) ([]byte, error) {
 		return nil, fmt.Errorf("secret: nonce: %w", err)
 	}
 	out = append(out, nonce...)
-	return aead.Seal(out, nonce, plaintext, out[:5]), nil
+	return aead.Seal(out, nonce, plaintext, append(out[:5:5], context...)), nil
 }
 
 // ErrUndecryptable means no key of the ring opens the ciphertext: it was
 // sealed with a key that has been removed, or it was tampered with.
 var ErrUndecryptable = errors.New("secret: no key decrypts this value")
 
-// Open decrypts a value sealed by any key of the ring.
-func (k *Keyring) Open(sealed []byte) ([]byte, error) {
+// Open decrypts a value sealed by any key of the ring with Seal.
+func (k *Keyring) Open(sealed []byte) ([]byte, error) { return k.OpenFor(sealed, "") }
+
+// OpenFor decrypts a value sealed by any key of the ring with SealFor and the
+// same context.
+func (k *Keyring) OpenFor(sealed []byte, context string) ([]byte, error) {
 	if len(sealed) < 5 || sealed[0] != version {
 		return nil, ErrUndecryptable
 	}
@@ -80,7 +90,7 @@ func (k *Keyring) Open(sealed []byte) ([]byte, error) {
 		if len(sealed) < 5+ns {
 			return nil, ErrUndecryptable
 		}
-		pt, err := aead.Open(nil, sealed[5:5+ns], sealed[5+ns:], sealed[:5])
+		pt, err := aead.Open(nil, sealed[5:5+ns], sealed[5+ns:], append(sealed[:5:5], context...))
 		if err != nil {
 			return nil, ErrUndecryptable
 		}

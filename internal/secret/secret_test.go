@@ -84,3 +84,22 @@ func TestEqual(t *testing.T) {
 		t.Error("EqualAny is wrong")
 	}
 }
+
+func TestSealForBindsContext(t *testing.T) {
+	ring, _ := New([][]byte{key(t)})
+	sealed, err := ring.SealFor([]byte("token"), "addons/a/access_token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ring.OpenFor(sealed, "addons/a/access_token"); err != nil || string(got) != "token" {
+		t.Fatalf("OpenFor with the same context = %q, %v", got, err)
+	}
+	for _, ctx := range []string{"addons/b/access_token", "addons/a/refresh_token", ""} {
+		if _, err := ring.OpenFor(sealed, ctx); !errors.Is(err, ErrUndecryptable) {
+			t.Errorf("OpenFor(%q) = %v, want ErrUndecryptable", ctx, err)
+		}
+	}
+	if _, err := ring.Open(sealed); !errors.Is(err, ErrUndecryptable) {
+		t.Errorf("Open of a context-bound value = %v, want ErrUndecryptable", err)
+	}
+}
