@@ -15,10 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
+	"github.com/kiln-dev/kiln/internal/jobs"
+	"github.com/kiln-dev/kiln/internal/ratelimit"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -49,11 +53,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rdb := redis.NewClient(app.Redis)
 	defer rdb.Close()
 	svc, db, driver := app.Service, app.DB, app.Driver
+	// The operators' queue dashboard and the queues' metrics read the same
+	// Redis as the queue.
+	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: kiln.AsynqRedis(app.Redis)})
+	defer queues.Close()
+	queueMetrics := jobs.NewQueueMetrics(kiln.AsynqRedis(app.Redis), log)
+	defer queueMetrics.Close()
 	handler := web.New(web.Options{
 		Service:       svc,
 		AddonID:       cfg.AddonID,
 		Passwords:     cfg.AddonPasswords,
 		AdminPassword: cfg.AdminPassword,
+		SSOSalt:       cfg.SSOSalt,
+		SessionKeys:   cfg.EncryptionKeys,
+		Nonces:        db,
+		Queues:        queues,
+		Collectors:    []prometheus.Collector{queueMetrics},
+		Finder:        db,
+		RateBuckets:   ratelimit.New(rdb), // the operator API's limit holds across dynos
 		Log:           log,
 		Health: []web.Check{
 			{Name: "postgres", Check: db.Ping},

@@ -48,8 +48,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Log:        log,
 	})
 
+	var debug *debugServer
+	if cfg.WorkerDebugAddr != "" {
+		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, log); err != nil {
+			return err
+		}
+	}
+
 	log.Info("starting", "driver", driver.Name(), "concurrency", cfg.Concurrency)
 	g, ctx := errgroup.WithContext(ctx)
+	if debug != nil {
+		g.Go(func() error { return debug.serve(ctx) })
+	}
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return reconciler.Run(ctx) })
 	err = g.Wait()

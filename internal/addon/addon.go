@@ -189,9 +189,10 @@ type Store interface {
 	// error, nothing is saved and that error is returned. Concurrent updates
 	// of one add-on are serialised.
 	Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
-	// Stale lists add-ons with work left (a non-final state, or a pending
-	// plan change on a provisioned add-on) that were last updated before the
-	// given time, oldest first, for the reconciler.
+	// Stale lists add-ons with work left (a non-final state, or a
+	// provisioned add-on with a pending plan change or config vars not yet
+	// pushed to Heroku) that were last updated before the given time, oldest
+	// first, for the reconciler.
 	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
 	Events(ctx context.Context, id string) ([]Event, error)
@@ -206,6 +207,7 @@ const (
 	JobProvision   JobKind = "addon:provision"   // create the resource, push config, mark provisioned
 	JobPlanChange  JobKind = "addon:plan"        // apply a plan change, push new config
 	JobDeprovision JobKind = "addon:deprovision" // destroy the resource
+	JobPushConfig  JobKind = "addon:config"      // push config vars that have not reached Heroku
 )
 
 // Queue runs jobs in the background. Enqueueing a job that is already queued

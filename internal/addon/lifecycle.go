@@ -256,6 +256,11 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 		if a.State != StateFailed {
 			return Errorf(ECONFLICT, "Add-on %s is %s; only failed add-ons can be retried.", id, a.State)
 		}
+		if a.Synchronous() {
+			// Its config could only travel in the answer to Heroku's
+			// provision call, which is long gone: a retry would give up at once.
+			return Errorf(EINVALID, "Add-on %s came without an OAuth grant, so it can only be provisioned inside Heroku's request; a retry cannot deliver its config. Ask the customer to create it again.", id)
+		}
 		now := s.now()
 		a.Deadline = now.Add(s.Deadline)
 		return a.Transition(now, StateProvisioning, "retried by an operator")
@@ -286,6 +291,11 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 	if a.State != StateProvisioned {
 		return nil, Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
 	}
+	if a.Tokens == nil {
+		// Checked before rotating: without Platform API access the new
+		// credentials could not reach the app, which would keep dead ones.
+		return nil, Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
+	}
 	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
 	vars, err := r.RotateCredentials(ctx, resourceOf(a, plan))
 	if err != nil {
@@ -303,9 +313,27 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 		return nil, err
 	}
 	if err := s.PushConfig(ctx, id); err != nil {
+		// The app still has the old, now dead, credentials: a job keeps
+		// pushing until Heroku takes the new ones (and the reconciler
+		// re-enqueues it if that job is lost).
+		s.enqueue(ctx, JobPushConfig, id)
 		return a, err
 	}
 	return s.Store.Get(ctx, id)
+}
+
+// PushConfigJob pushes recorded config vars that have not reached Heroku yet
+// (after a credential rotation whose push failed). Provisioning pushes its
+// own config; this job leaves add-ons in any other state alone.
+func (s *Service) PushConfigJob(ctx context.Context, id string) error {
+	a, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil {
+		return nil
+	}
+	return s.PushConfig(ctx, id)
 }
 
 // PushConfig sends the add-on's recorded config vars to Heroku and records

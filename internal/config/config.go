@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -50,6 +51,15 @@ type Config struct {
 	ReconcileEvery    time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
 	ReconcileAfter    time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
 	LogLevel          string
+
+	// ResourceDriverDelay (RESOURCE_DRIVER_DELAY) slows every driver call by
+	// this much, for benchmarks and failure drills only: it stands in for a
+	// slow real resource (a database that takes a while to create).
+	ResourceDriverDelay time.Duration
+	// WorkerDebugAddr (WORKER_DEBUG_ADDR) is where the worker serves pprof
+	// behind the admin password; empty means no listener. A bare port binds
+	// 127.0.0.1 only.
+	WorkerDebugAddr string
 }
 
 // Load reads and validates the environment for process p. The error lists
@@ -149,6 +159,9 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		c.ResourceDBURL = get("RESOURCE_DATABASE_URL", c.ResourceDriver == "postgres")
 		c.ResourcePublic = get("RESOURCE_PUBLIC_HOST", false)
 		c.PlansFile = get("RESOURCE_PLANS_FILE", false)
+		if v := get("RESOURCE_DRIVER_DELAY", false); v != "" {
+			c.ResourceDriverDelay = duration(v, 0, "RESOURCE_DRIVER_DELAY", bad)
+		}
 		switch c.ResourceDriver {
 		case "account", "postgres":
 		default:
@@ -178,6 +191,7 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		}
 	}
 	if p == Worker {
+		c.WorkerDebugAddr = debugAddr(get("WORKER_DEBUG_ADDR", false), "WORKER_DEBUG_ADDR", bad)
 		c.ReconcileEvery = duration(get("RECONCILE_INTERVAL", false), 30*time.Second, "RECONCILE_INTERVAL", bad)
 		c.ReconcileAfter = duration(get("RECONCILE_AFTER", false), 2*time.Minute, "RECONCILE_AFTER", bad)
 	}
@@ -226,4 +240,27 @@ func validPrefix(p string) bool {
 		}
 	}
 	return true
+}
+
+// debugAddr turns WORKER_DEBUG_ADDR into a listen address. A bare port
+// ("6060" or ":6060") binds the loopback interface only: profiles reveal
+// internals, so listening on every interface must be asked for by name
+// ("0.0.0.0:6060").
+func debugAddr(v, name string, bad func(string, string)) string {
+	if v == "" {
+		return ""
+	}
+	if !strings.Contains(v, ":") {
+		v = ":" + v
+	}
+	host, port, err := net.SplitHostPort(v)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n > 65535 {
+		bad(name, "want a port or host:port such as 127.0.0.1:6060")
+		return ""
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

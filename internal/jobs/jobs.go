@@ -44,6 +44,7 @@ var specs = map[addon.JobKind]spec{
 	addon.JobProvision:   {queue: QueueDefault, timeout: 10 * time.Minute},
 	addon.JobPlanChange:  {queue: QueueDefault, timeout: 10 * time.Minute},
 	addon.JobDeprovision: {queue: QueueCleanup, timeout: 10 * time.Minute},
+	addon.JobPushConfig:  {queue: QueueDefault, timeout: time.Minute},
 }
 
 // payload is the body of every task.

@@ -174,10 +174,14 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 		case addon.StateDeprovisioning:
 			kind = addon.JobDeprovision
 		case addon.StateProvisioned:
-			if a.PendingPlan == "" {
+			switch {
+			case a.PendingPlan != "":
+				kind = addon.JobPlanChange
+			case a.ConfigPushedAt.IsZero() && a.Tokens != nil:
+				kind = addon.JobPushConfig
+			default:
 				continue
 			}
-			kind = addon.JobPlanChange
 		default:
 			continue
 		}

@@ -106,6 +106,7 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	s.mux.Handle(string(addon.JobProvision), handler(svc.Advance))
 	s.mux.Handle(string(addon.JobPlanChange), handler(svc.ChangePlanJob))
 	s.mux.Handle(string(addon.JobDeprovision), handler(svc.DeprovisionJob))
+	s.mux.Handle(string(addon.JobPushConfig), handler(svc.PushConfigJob))
 
 	delay := func(n int, err error, _ *asynq.Task) time.Duration {
 		return retryDelay(n, err, o.BaseDelay, o.MaxDelay, jitter)

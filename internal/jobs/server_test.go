@@ -414,3 +414,71 @@ func (w *testWriter) close() {
 }
 
 var _ io.Writer = (*testWriter)(nil)
+
+// TestReconcilerFinishesProvisionedWork: a provisioned add-on can still owe
+// Heroku something — a plan change recorded while it provisioned, or rotated
+// credentials whose push failed. When that job is lost, a sweep enqueues it
+// on the right kind, and the worker delivers it.
+func TestReconcilerFinishesProvisionedWork(t *testing.T) {
+	tests := []struct {
+		name  string
+		set   func(a *addon.Addon)
+		kind  string
+		check func(t *testing.T, e *env, a *addon.Addon)
+	}{
+		{
+			name: "pending plan",
+			set:  func(a *addon.Addon) { a.PendingPlan = "basic" },
+			kind: "config",
+			check: func(t *testing.T, e *env, a *addon.Addon) {
+				if a.Plan != "basic" || a.PendingPlan != "" {
+					t.Errorf("plan %q pending %q, want basic applied", a.Plan, a.PendingPlan)
+				}
+			},
+		},
+		{
+			name: "unpushed config",
+			set:  func(a *addon.Addon) { a.Vars["URL"] = "https://rotated:key@kiln.test"; a.ConfigPushedAt = time.Time{} },
+			kind: "config",
+			check: func(t *testing.T, e *env, a *addon.Addon) {
+				if a.ConfigPushedAt.IsZero() {
+					t.Error("the push was not recorded")
+				}
+				if h, _ := e.sim.Addon(a.ID); h.Config["KILN_URL"] != "https://rotated:key@kiln.test" {
+					t.Errorf("Heroku has KILN_URL %q, want the rotated one", h.Config["KILN_URL"])
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t)
+			ctx := context.Background()
+			svc := e.service(e.queue, time.Hour)
+			e.run(t, svc, e.fast())
+			id := uuid.NewString()
+			provision(t, svc, id, e.sim.NewAddon(id))
+			e.waitState(t, id, addon.StateProvisioned)
+			before := len(e.calls(id, tt.kind))
+			// The work is recorded, but its job is lost (as if Redis lost it).
+			if _, err := e.db.Update(ctx, id, func(ctx context.Context, a *addon.Addon) error {
+				tt.set(a)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+			if n, err := rec.Sweep(ctx); err != nil || n != 1 {
+				t.Fatalf("Sweep = %d, %v; want 1 job enqueued", n, err)
+			}
+			eventually(t, "the owed work is done", func() bool {
+				a := e.state(t, id)
+				return a.PendingPlan == "" && !a.ConfigPushedAt.IsZero() && len(e.calls(id, tt.kind)) > before
+			})
+			tt.check(t, e, e.state(t, id))
+			if n, err := rec.Sweep(ctx); err != nil || n != 0 {
+				t.Errorf("second Sweep = %d, %v; want nothing left to do", n, err)
+			}
+		})
+	}
+}

@@ -33,10 +33,15 @@ import (
 
 // Pool limits. Heroku Postgres' smallest plans allow 20 connections for all
 // dynos together (web, worker, and the release phase that overlaps them), so
-// each process keeps a small pool and gives idle connections back.
+// each process keeps a small pool and gives idle connections back — after
+// connMaxIdleTime, not as soon as demand dips: with fewer idle slots than
+// open ones, database/sql closes every connection returned while the idle
+// slots are full, and under load (a worker's jobs alternate between Heroku
+// calls and queries) that churned hundreds of connections a minute, each a
+// new Postgres backend (docs/performance.md).
 const (
 	maxOpenConns    = 8
-	maxIdleConns    = 4
+	maxIdleConns    = maxOpenConns
 	connMaxLifetime = 30 * time.Minute
 	connMaxIdleTime = 5 * time.Minute
 	// connectTimeout bounds a connection attempt when the URL sets no
@@ -50,6 +55,7 @@ type DB struct {
 	sql  *sql.DB
 	gorm *gorm.DB
 	keys *secret.Keyring
+	gate gate // first come, first served access to the pool for Create and Get (fast.go)
 }
 
 var _ addon.Store = (*DB)(nil)
@@ -82,7 +88,7 @@ func Open(ctx context.Context, databaseURL string, keys *secret.Keyring) (*DB, e
 		sqlDB.Close()
 		return nil, fmt.Errorf("postgres: open gorm: %w", err)
 	}
-	db := &DB{sql: sqlDB, gorm: g, keys: keys}
+	db := &DB{sql: sqlDB, gorm: g, keys: keys, gate: make(gate, maxOpenConns)}
 	if err := db.Ping(ctx); err != nil {
 		sqlDB.Close()
 		return nil, err

@@ -615,12 +615,26 @@ func TestStale(t *testing.T) {
 		{"deprovisioned-5h", addon.StateDeprovisioned, ago(5 * time.Hour)},
 		{"provisioning-now", addon.StateProvisioning, time.Now()},
 		{"deprovisioning-90m", addon.StateDeprovisioning, ago(90 * time.Minute)},
+		// Provisioned add-ons with work left: a plan change recorded while
+		// provisioning, and rotated credentials not yet pushed to Heroku.
+		{"pending-plan-150m", addon.StateProvisioned, ago(150 * time.Minute)},
+		{"unpushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
+		{"pushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
 	}
 	ids := map[string]string{}
 	for _, r := range rows {
 		a := newAddon(now())
 		a.Name = r.name
 		a.State = r.state
+		switch r.name {
+		case "pending-plan-150m":
+			a.PendingPlan = "pro"
+		case "unpushed-100m", "pushed-100m":
+			a.Tokens = &addon.Tokens{Access: "a", Refresh: "r", ExpiresAt: now().Add(time.Hour)}
+			if r.name == "pushed-100m" {
+				a.ConfigPushedAt = now()
+			}
+		}
 		if _, _, err := db.Create(ctx, a); err != nil {
 			t.Fatal(err)
 		}
@@ -635,9 +649,9 @@ func TestStale(t *testing.T) {
 		limit int
 		want  []string
 	}{
-		{"all stale, oldest first", 10, []string{"provisioning-2h", "deprovisioning-90m", "deprovisioning-1h"}},
-		{"limited", 2, []string{"provisioning-2h", "deprovisioning-90m"}},
-		{"no limit means default batch", 0, []string{"provisioning-2h", "deprovisioning-90m", "deprovisioning-1h"}},
+		{"all stale, oldest first", 10, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
+		{"limited", 2, []string{"pending-plan-150m", "provisioning-2h"}},
+		{"no limit means default batch", 0, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,13 +27,17 @@ func (db *DB) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool, e
 	if err != nil {
 		return nil, false, err
 	}
+	events := a.TakeEvents()
+	if len(events) <= 1 {
+		// The hot path (every provision call): one statement; see fast.go.
+		return db.create(ctx, a, cols, events)
+	}
 	cols["id"] = a.ID
 	cols["created_at"] = gorm.Expr("now()")
 	if !a.CreatedAt.IsZero() {
 		cols["created_at"] = a.CreatedAt.UTC()
 	}
 	cols["updated_at"] = gorm.Expr("now()")
-	events := a.TakeEvents()
 
 	var created bool
 	var row addonRow
@@ -67,8 +71,8 @@ func (db *DB) Get(ctx context.Context, id string) (*addon.Addon, error) {
 	if !addon.ValidID(id) {
 		return nil, addon.NotFound(id)
 	}
-	var row addonRow
-	if err := db.gorm.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	row, err := db.getRow(ctx, id)
+	if err != nil {
 		return nil, dbError(err, id)
 	}
 	return db.addon(&row)
@@ -82,48 +86,15 @@ func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context
 	if !addon.ValidID(id) {
 		return nil, addon.NotFound(id)
 	}
-	var fnErr error
-	var saved addonRow
-	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var row addonRow
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&row).Error; err != nil {
-			return err
-		}
-		a, err := db.addon(&row)
-		if err != nil {
-			return err
-		}
-		if fnErr = fn(ctx, a); fnErr != nil {
-			return fnErr
-		}
-		cols, err := db.columns(a)
-		if err != nil {
-			return err
-		}
-		// clock_timestamp, not now(): now() is when the transaction began,
-		// possibly before a concurrent update we waited for committed.
-		cols["updated_at"] = gorm.Expr("clock_timestamp()")
-		if err := tx.Model(&addonRow{}).Where("id = ?", id).Updates(cols).Error; err != nil {
-			return err
-		}
-		if err := insertEvents(tx, id, a.TakeEvents()); err != nil {
-			return err
-		}
-		return tx.Where("id = ?", id).Take(&saved).Error
-	})
-	if fnErr != nil {
-		return nil, fnErr
-	}
-	if err != nil {
-		return nil, dbError(err, id)
-	}
-	return db.addon(&saved)
+	return db.update(ctx, id, fn)
 }
 
 // Stale lists add-ons with work left (provisioning, deprovisioning, or a
-// provisioned add-on with a pending plan change) not updated since before,
-// oldest first, at most limit of them (100 when limit is not positive). The
-// partial indexes addons_stale_idx and addons_pending_plan_idx serve it.
+// provisioned add-on with a pending plan change or config vars that never
+// reached Heroku) not updated since before, oldest first, at most limit of
+// them (100 when limit is not positive). The partial indexes
+// addons_stale_idx, addons_pending_plan_idx and addons_unpushed_config_idx
+// serve it.
 func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
 	if limit <= 0 {
 		limit = defaultStaleLimit
@@ -132,7 +103,10 @@ func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.
 	err := db.gorm.WithContext(ctx).
 		// The states are literals, not parameters, so that the planner can
 		// match the partial index's predicate even with a generic plan.
-		Where("(state IN ('provisioning', 'deprovisioning') OR (state = 'provisioned' AND pending_plan <> '')) AND updated_at < ?", before.UTC()).
+		Where(`(state IN ('provisioning', 'deprovisioning')
+			OR (state = 'provisioned' AND pending_plan <> '')
+			OR (state = 'provisioned' AND config_pushed_at IS NULL AND access_token IS NOT NULL))
+			AND updated_at < ?`, before.UTC()).
 		Order("updated_at, id").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "")

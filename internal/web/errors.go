@@ -50,6 +50,10 @@ type errorBody struct {
 // Only server-side failures (5xx) are logged in full, with the request id;
 // the request log line carries the error id of the others.
 func (s *server) handleError(err error, c echo.Context) {
+	if s.op != nil && opOwnsPath(c) {
+		s.op.writeError(c, err) // the operator API's own error shape: operator_http.go
+		return
+	}
 	id, status, message := s.describe(err)
 	c.Set(errorIDKey, id)
 	req := c.Request()
@@ -80,6 +84,8 @@ func (s *server) handleError(err error, c echo.Context) {
 	var werr error
 	if req.Method == http.MethodHead {
 		werr = c.NoContent(status)
+	} else if htmlErrors(req) {
+		werr = s.writeErrorPage(c, status, message) // the customer's browser: see dashboard.go
 	} else {
 		werr = c.JSON(status, errorBody{ID: id, Message: message})
 	}

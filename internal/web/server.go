@@ -8,16 +8,21 @@
 // server.go (options, construction, routes), middleware.go (request id,
 // request log, panic recovery, body cap, Basic auth), errors.go (the one
 // error handler), decode.go (reading JSON bodies), partner.go (Heroku's
-// Partner API) and health.go (/healthz).
+// Partner API), health.go (/healthz), sso.go and session.go (Heroku's single
+// sign-on and the dashboard session), dashboard.go (the customer's
+// dashboard, templates/ and assets/ embedded), monitoring.go (/admin/queues,
+// /metrics) and metrics.go (the Prometheus instruments).
 package web
 
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultBodyLimit caps request bodies when Options.BodyLimit is zero. Heroku's
@@ -66,6 +71,34 @@ type Options struct {
 	// PartnerTimeout bounds each Partner API call; zero means
 	// DefaultPartnerTimeout.
 	PartnerTimeout time.Duration
+	// Finder lists and finds add-ons for the operator API (/admin/api);
+	// nil means the Service's store, when it can.
+	Finder addon.Finder
+	// OperatorRateLimit sizes the operator API's token buckets; zero
+	// fields mean DefaultOperatorBurst and DefaultOperatorPerMinute.
+	OperatorRateLimit RateLimit
+	// RateBuckets keeps those buckets where every web dyno shares them
+	// (Redis); nil keeps them in this process.
+	RateBuckets Buckets
+	// SSOSalt is the manifest's api.sso_salt (ADDON_SSO_SALT), which signs
+	// Heroku's single sign-on tokens. Empty refuses every sign-in.
+	SSOSalt string
+	// SessionKeys are the raw ENCRYPTION_KEY keys, newest first; dashboard
+	// session keys are derived from them (see session.go). None refuses
+	// every sign-in.
+	SessionKeys [][]byte
+	// SessionTTL is how long a dashboard session lasts; zero means
+	// DefaultSessionTTL.
+	SessionTTL time.Duration
+	// Nonces remembers used SSO tokens across web dynos, so a sign-in
+	// cannot be replayed. None refuses every sign-in.
+	Nonces addon.Nonces
+	// Queues is the queue dashboard (asynqmon, built by cmd/web with
+	// RootPath QueuesPath), served at QueuesPath behind the admin password;
+	// nil leaves it out.
+	Queues http.Handler
+	// Collectors are added to /metrics (the job queues' statistics).
+	Collectors []prometheus.Collector
 }
 
 // server holds the options the handlers share. Each surface (partner, health,
@@ -80,6 +113,13 @@ type server struct {
 	bodyLimit      int64
 	healthTimeout  time.Duration
 	partnerTimeout time.Duration
+	op             *operatorAPI
+	adminPassword  string
+	ssoSalt        string
+	sessions       *sessions
+	nonces         addon.Nonces
+	queues         http.Handler
+	metrics        *metrics
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -95,10 +135,20 @@ func New(o Options) *echo.Echo {
 		bodyLimit:      o.BodyLimit,
 		healthTimeout:  o.HealthTimeout,
 		partnerTimeout: o.PartnerTimeout,
+		adminPassword:  o.AdminPassword,
+		ssoSalt:        o.SSOSalt,
+		nonces:         o.Nonces,
+		queues:         o.Queues,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	var err error
+	if s.sessions, err = newSessions(o.SessionKeys, o.SessionTTL); err != nil {
+		s.log.Error("dashboard sessions disabled: single sign-on will be refused", "err", err)
+		s.sessions = &sessions{}
+	}
+	s.metrics = newMetrics(o.Service, o.Collectors, s.log)
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
 	}
@@ -108,6 +158,7 @@ func New(o Options) *echo.Echo {
 	if s.partnerTimeout <= 0 {
 		s.partnerTimeout = DefaultPartnerTimeout
 	}
+	s.op = newOperatorAPI(o, s)
 
 	e := echo.New()
 	e.HideBanner = true
@@ -121,7 +172,7 @@ func New(o Options) *echo.Echo {
 	// Order matters: the request id comes first so every answer (errors
 	// included) carries it; the log wraps recovery so a panic is logged with
 	// the 500 it became; the body cap is innermost, next to the handlers.
-	e.Use(requestID, s.logRequests, recoverPanic, s.limitBody)
+	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody)
 	s.routes(e)
 	return e
 }
@@ -135,6 +186,11 @@ func (s *server) routes(e *echo.Echo) {
 	heroku.POST("/resources", s.provision)
 	heroku.PUT("/resources/:uuid", s.changePlan)
 	heroku.DELETE("/resources/:uuid", s.deprovision)
+	s.operatorRoutes(e)
+
+	s.pprofRoutes(e)
+	s.customerRoutes(e)
+	s.monitoringRoutes(e)
 }
 
 // nonEmpty drops empty passwords, so a stray comma in ADDON_PASSWORD can

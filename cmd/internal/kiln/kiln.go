@@ -73,8 +73,18 @@ func AsynqRedis(o *redis.Options) asynq.RedisClientOpt {
 	}
 }
 
-// Driver builds the resource driver RESOURCE_DRIVER names.
+// Driver builds the resource driver RESOURCE_DRIVER names, slowed down by
+// RESOURCE_DRIVER_DELAY when that is set (benchmarks and failure drills; see
+// Delay).
 func Driver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, error) {
+	d, err := newDriver(ctx, c, db, log)
+	if err != nil {
+		return nil, err
+	}
+	return Delay(d, c.ResourceDriverDelay), nil
+}
+
+func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, error) {
 	switch c.ResourceDriver {
 	case "account":
 		return account.New(db.Gorm(), c.PublicURL), nil
@@ -96,6 +106,7 @@ func Platform(c *config.Config, log *slog.Logger) *heroku.Client {
 		APIURL:       c.HerokuAPIURL,
 		IDURL:        c.HerokuIDURL,
 		ClientSecret: c.OAuthClientSecret,
+		HTTPClient:   platformClient(),
 		Log:          log,
 	})
 }

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/herokusim"
+)
+
+// accept measures Heroku's provision call against bin/web, and the baseline
+// handler against the same Postgres and Redis, in alternating rounds so a
+// burst of outside load hurts both alike. The worker is not running: this is
+// the web process's figure (on Heroku the worker has dynos of its own).
+func (b *bench) accept(ctx context.Context) error {
+	st, sz := b.st, b.sz
+	baseURL, stopBaseline, err := st.startBaseline(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopBaseline() }()
+	hc := client(sz.Callers)
+	warm := func(url string) {
+		runLoad(ctx, hc, url, unregistered(sz.Warmup), sz.Callers)
+	}
+	warm(baseURL + "/heroku/resources")
+	warm(st.webURL + "/heroku/resources")
+	b.res.Load.BeforeAccept = loadAverage()
+	for round := 1; round <= sz.Rounds; round++ {
+		calls := unregistered(sz.Accept)
+		r := b.load(ctx, hc, baseURL+"/heroku/resources", calls)
+		b.logf("baseline round %d: %.0f/s  p50 %.1f ms  p99 %.1f ms  errors %d", round, r.PerSecond, r.Latency.P50, r.Latency.P99, r.Errors)
+		b.res.BaselineRounds = append(b.res.BaselineRounds, r)
+
+		calls = unregistered(sz.Accept)
+		var prof func() error
+		if b.o.profile && round == sz.Rounds {
+			prof = b.profile(ctx, fmt.Sprintf("%s/admin/debug/pprof/profile?seconds=%d", st.webURL, sz.ProfileSecs), "web-accept")
+		}
+		r = b.load(ctx, hc, st.webURL+"/heroku/resources", calls)
+		if prof != nil {
+			if err := prof(); err != nil {
+				b.logf("profile: %v", err)
+			}
+		}
+		if prof != nil {
+			// Allocations since the web started: all of them provision calls.
+			if err := b.profile(ctx, st.webURL+"/admin/debug/pprof/allocs", "web-allocs")(); err != nil {
+				b.logf("profile: %v", err)
+			}
+		}
+		b.logf("accept   round %d: %.0f/s  p50 %.1f ms  p99 %.1f ms  errors %d", round, r.PerSecond, r.Latency.P50, r.Latency.P99, r.Errors)
+		b.res.AcceptRounds = append(b.res.AcceptRounds, r)
+	}
+	b.res.Baseline = best(b.res.BaselineRounds)
+	b.res.Accept = best(b.res.AcceptRounds)
+	for i := range b.res.AcceptRounds {
+		b.res.RoundRatios = append(b.res.RoundRatios, ratio(b.res.AcceptRounds[i].PerSecond, b.res.BaselineRounds[i].PerSecond))
+	}
+	b.res.AcceptRatio = median(b.res.RoundRatios)
+	hc.CloseIdleConnections()
+	return nil
+}
+
+// median of a few ratios (the mean of the middle two for an even count).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// best is the round with the highest throughput: outside load can only make
+// a round slower, never faster.
+func best(rs []Rate) Rate {
+	var out Rate
+	for _, r := range rs {
+		if r.PerSecond > out.PerSecond {
+			out = r
+		}
+	}
+	return out
+}
+
+// endToEnd provisions N add-ons through the whole pipeline (account driver)
+// and times each from its request to the simulator's actions/provision.
+func (b *bench) endToEnd(ctx context.Context) error {
+	st, sz := b.st, b.sz
+	if err := st.reset(ctx); err != nil {
+		return err
+	}
+	if err := st.start(ctx, "worker"); err != nil {
+		return err
+	}
+	calls := st.registered(sz.EndToEnd)
+	hc := client(sz.Callers)
+	var prof func() error
+	if b.o.profile {
+		prof = b.profile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", st.workerDebug, sz.ProfileSecs), "worker-e2e")
+	}
+	b.res.Load.BeforeEndToEnd = loadAverage()
+	s0, c0 := st.sessions(ctx), st.sampleCPU()
+	lr := runLoad(ctx, hc, st.webURL+"/heroku/resources", calls, sz.Callers)
+	accepted := lr.rate()
+	b.logf("end to end: %d provisions accepted at %.0f/s (errors %d); waiting for the pipeline", accepted.Requests, accepted.PerSecond, accepted.Errors)
+	ids := idsOf(calls)
+	err := waitFor(ctx, sz.WaitLimit, "every add-on marked provisioned", func() bool {
+		_, n := st.calls.times(herokusim.KindProvision, ids)
+		return n == len(ids)
+	})
+	cpu, sessions := cpuBetween(c0, st.sampleCPU()), st.sessions(ctx)-s0
+	if prof != nil {
+		if perr := prof(); perr != nil {
+			b.logf("profile: %v", perr)
+		}
+	}
+	done, n := st.calls.times(herokusim.KindProvision, ids)
+	e := EndToEnd{Addons: len(ids), Provisioned: n, Accept: accepted, CPU: cpu, Sessions: sessions}
+	var lat []time.Duration
+	var last time.Time
+	for i, t := range done {
+		if t.IsZero() {
+			continue
+		}
+		lat = append(lat, t.Sub(lr.starts[i]))
+		if t.After(last) {
+			last = t
+		}
+	}
+	if n > 0 {
+		e.Seconds = last.Sub(lr.start).Seconds()
+		e.PerSecond = float64(n) / e.Seconds
+	}
+	e.Latency = latencyOf(lat)
+	e.States = st.states(ctx)
+	b.res.EndToEnd = e
+	b.logf("end to end: %d/%d provisioned in %.1f s: %.0f/s  p50 %.0f ms  p99 %.0f ms", n, len(ids), e.Seconds, e.PerSecond, e.Latency.P50, e.Latency.P99)
+	if err := st.stop("worker"); err != nil {
+		return err
+	}
+	hc.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("%w (%d of %d provisioned)", err, n, len(ids))
+	}
+	return nil
+}
+
+// backlog queues many slow resource jobs (the driver waits
+// RESOURCE_DRIVER_DELAY per call), then sends new provisions one by one and
+// times each from its request to its grant exchange: the OAuth grant dies
+// five minutes after Heroku's request, so it must not wait behind resource
+// work.
+func (b *bench) backlog(ctx context.Context) error {
+	st, sz := b.st, b.sz
+	if err := st.reset(ctx); err != nil {
+		return err
+	}
+	if err := st.start(ctx, "worker", "RESOURCE_DRIVER_DELAY="+sz.Delay.String()); err != nil {
+		return err
+	}
+	hc := client(sz.Callers)
+	burst := st.registered(sz.Backlog)
+	b.res.Load.BeforeBacklog = loadAverage()
+	lr := runLoad(ctx, hc, st.webURL+"/heroku/resources", burst, sz.Callers)
+	accepted := lr.rate()
+	b.logf("backlog: %d provisions accepted at %.0f/s (errors %d); waiting for their grants", accepted.Requests, accepted.PerSecond, accepted.Errors)
+	ids := idsOf(burst)
+	err := waitFor(ctx, sz.WaitLimit, "the burst's grants exchanged", func() bool {
+		_, n := st.calls.times(herokusim.KindGrant, ids)
+		return n == len(ids)
+	})
+	if err != nil {
+		return err
+	}
+	grants, _ := st.calls.times(herokusim.KindGrant, ids)
+	f := Freshness{Burst: len(ids), Delay: sz.Delay.String()}
+	var burstLat []time.Duration
+	var last time.Time
+	for i, t := range grants {
+		burstLat = append(burstLat, t.Sub(lr.starts[i]))
+		if t.After(last) {
+			last = t
+		}
+	}
+	f.BurstLatency = latencyOf(burstLat)
+	f.BurstGrantsPerSecond = float64(len(ids)) / last.Sub(lr.start).Seconds()
+	if f.Queued, err = st.pending(ctx, "default"); err != nil {
+		return err
+	}
+	b.logf("backlog: burst grants exchanged at %.0f/s (p99 %.0f ms); %d resource jobs queued; probing", f.BurstGrantsPerSecond, f.BurstLatency.P99, f.Queued)
+
+	probes := st.registered(sz.Probes)
+	starts := make([]time.Time, len(probes))
+	var wg sync.WaitGroup
+	var probeErrors atomic.Int64
+	tick := time.NewTicker(sz.ProbeEvery)
+	for i := range probes {
+		if i > 0 {
+			<-tick.C
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := runLoad(ctx, hc, st.webURL+"/heroku/resources", probes[i:i+1], 1)
+			starts[i] = r.starts[0]
+			if r.status[0] != http.StatusAccepted {
+				probeErrors.Add(1)
+			}
+		}()
+	}
+	tick.Stop()
+	wg.Wait()
+	f.ProbeErrors = int(probeErrors.Load())
+	probeIDs := idsOf(probes)
+	err = waitFor(ctx, sz.WaitLimit, "the probes' grants exchanged", func() bool {
+		_, n := st.calls.times(herokusim.KindGrant, probeIDs)
+		return n == len(probeIDs)
+	})
+	got, n := st.calls.times(herokusim.KindGrant, probeIDs)
+	var lat []time.Duration
+	for i, t := range got {
+		if !t.IsZero() {
+			lat = append(lat, t.Sub(starts[i]))
+		}
+	}
+	f.Probes, f.Exchanged = len(probes), n
+	f.Latency = latencyOf(lat)
+	if f.QueuedAfter, err = st.pending(ctx, "default"); err != nil {
+		return err
+	}
+	b.res.Freshness = f
+	b.logf("backlog: probe grants p50 %.0f ms  p99 %.0f ms  max %.0f ms; %d resource jobs still queued", f.Latency.P50, f.Latency.P99, f.Latency.Max, f.QueuedAfter)
+	hc.CloseIdleConnections()
+	return st.stop("worker")
+}
+
+// growth measures accept latency with a small and a large table. The rows
+// are inserted directly (as a long-lived deployment accumulates them), not
+// through the API.
+func (b *bench) growth(ctx context.Context) error {
+	st, sz := b.st, b.sz
+	if err := st.reset(ctx); err != nil {
+		return err
+	}
+	hc := client(sz.Callers)
+	for _, rows := range []int{sz.GrowthSmall, sz.GrowthLarge} {
+		have, err := st.count(ctx)
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := st.seed(ctx, rows-have); err != nil {
+			return err
+		}
+		b.logf("growth: %d add-ons in the table (%d inserted in %.1f s)", rows, rows-have, time.Since(t0).Seconds())
+		runLoad(ctx, hc, st.webURL+"/heroku/resources", unregistered(sz.Warmup/2), sz.Callers)
+		r := b.load(ctx, hc, st.webURL+"/heroku/resources", unregistered(sz.GrowthReqs))
+		b.logf("growth: accept with %d rows: %.0f/s  p50 %.1f ms  p99 %.1f ms", rows, r.PerSecond, r.Latency.P50, r.Latency.P99)
+		b.res.Growth = append(b.res.Growth, GrowthRun{Rows: rows, Accept: r})
+	}
+	hc.CloseIdleConnections()
+	return nil
+}
+
+// profile starts a CPU profile of a process and returns a function that
+// waits for it and saves it into the results directory.
+func (b *bench) profile(ctx context.Context, url, name string) func() error {
+	type result struct {
+		body []byte
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.SetBasicAuth("admin", adminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s answered %d", url, resp.StatusCode)
+		}
+		ch <- result{body, err}
+	}()
+	return func() error {
+		r := <-ch
+		if r.err != nil {
+			return r.err
+		}
+		if err := os.MkdirAll(b.o.out, 0o755); err != nil {
+			return err
+		}
+		p := filepath.Join(b.o.out, b.res.stamp()+"-"+name+".pprof")
+		b.res.Profiles = append(b.res.Profiles, p)
+		return os.WriteFile(p, r.body, 0o644)
+	}
+}
+
+// load runs one measured closed-loop load and records what it cost.
+func (b *bench) load(ctx context.Context, hc *http.Client, url string, calls []call) Rate {
+	var lr loadResult
+	cpu, sessions := b.st.measure(ctx, func() { lr = runLoad(ctx, hc, url, calls, b.sz.Callers) })
+	r := lr.rate()
+	r.CPU, r.Sessions = cpu, sessions
+	return r
+}
+
+func idsOf(calls []call) []string {
+	out := make([]string, len(calls))
+	for i, c := range calls {
+		out[i] = c.id
+	}
+	return out
+}

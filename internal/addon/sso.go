@@ -1,0 +1,74 @@
+package addon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Nonces remembers single-use values, such as the tokens of Heroku's single
+// sign-on, for as long as they could be replayed. A used SSO token must be
+// refused by every web dyno, not only the one that saw it first, so the
+// implementation is shared storage (Postgres), never process memory.
+type Nonces interface {
+	// Claim records key as used until the given time and reports whether
+	// this call was the first to claim it. Concurrent claims of one key
+	// return true exactly once. A key whose time has passed may be claimed
+	// again (it can no longer be replayed); implementations may forget
+	// expired keys at any time.
+	Claim(ctx context.Context, key string, until time.Time) (claimed bool, err error)
+}
+
+// maxIdentity bounds the user id and email recorded for a sign-in, so a
+// hostile form cannot fill the audit trail.
+const maxIdentity = 256
+
+// SignIn records, in the add-on's audit trail, that a Heroku user opened the
+// add-on's dashboard through single sign-on, so an operator can answer "who
+// looked at (or rotated) this add-on?". The caller has already checked
+// Heroku's token. An unknown add-on is ENOTFOUND; one that is deprovisioned
+// or being deprovisioned is EFORBIDDEN: its dashboard would show credentials
+// of a resource that is gone or going.
+func (s *Service) SignIn(ctx context.Context, id, userID, email string) (*Addon, error) {
+	if !ValidID(id) {
+		return nil, NotFound(id)
+	}
+	who := identity(userID, email)
+	return s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		switch a.State {
+		case StateDeprovisioning, StateDeprovisioned:
+			return Errorf(EFORBIDDEN, "Add-on %s was deprovisioned.", id)
+		}
+		a.Note(s.now(), "sso", "signed in through Heroku: "+who)
+		return nil
+	})
+}
+
+// identity describes the signed-in user for the audit trail, keeping only
+// printable characters so a posted value cannot forge extra log lines.
+func identity(userID, email string) string {
+	userID, email = printable(userID), printable(email)
+	switch {
+	case userID == "" && email == "":
+		return "user unknown (Heroku sent neither user_id nor email)"
+	case email == "":
+		return fmt.Sprintf("user %s", userID)
+	case userID == "":
+		return email
+	}
+	return fmt.Sprintf("%s (user %s)", email, userID)
+}
+
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) > maxIdentity {
+		s = s[:maxIdentity]
+	}
+	return s
+}

@@ -1,0 +1,33 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+var _ addon.Census = (*DB)(nil)
+
+// CountByState counts add-ons per state with one grouped query, for the
+// operators' /metrics. Deprovisioned add-ons are counted too: their rows
+// stay for the audit trail.
+func (db *DB) CountByState(ctx context.Context) (map[addon.State]int64, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT state, count(*) FROM addons GROUP BY state`)
+	if err != nil {
+		return nil, dbError(err, "")
+	}
+	defer rows.Close()
+	out := make(map[addon.State]int64)
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, dbError(err, "")
+		}
+		out[addon.State(state)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(err, "")
+	}
+	return out, nil
+}

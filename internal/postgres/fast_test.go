@@ -1,0 +1,242 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// TestCreateAndUpdateEventCounts covers each way a write records its audit
+// trail: none, one (the single-statement path) and several (one insert
+// each, in order), for Create and for Update; and that a duplicate Create
+// records nothing and keeps the first add-on's fields.
+func TestCreateAndUpdateEventCounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	for _, n := range []int{0, 1, 3} {
+		t.Run(fmt.Sprintf("%d events", n), func(t *testing.T) {
+			t0 := now()
+			a := newAddon(t0)
+			a.TakeEvents()
+			a.Options = map[string]string{"flag": "on"}
+			a.Grant = &addon.Grant{Code: "grant-code", ExpiresAt: t0.Add(5 * time.Minute)}
+			a.LogDrainToken = "d.drain-token"
+			var want []string
+			for i := range n {
+				msg := fmt.Sprintf("create %d", i)
+				a.Note(t0.Add(time.Duration(i)*time.Second), "step", msg)
+				want = append(want, msg)
+			}
+			stored, created, err := db.Create(ctx, a)
+			if err != nil || !created {
+				t.Fatalf("Create = created %v, %v", created, err)
+			}
+			if stored.Name != a.Name || stored.Options["flag"] != "on" || stored.Grant == nil || stored.Grant.Code != "grant-code" ||
+				stored.LogDrainToken != "d.drain-token" || !stored.CreatedAt.Equal(t0) || !stored.Deadline.Equal(a.Deadline) {
+				t.Errorf("stored add-on = %+v, want the fields created", stored)
+			}
+
+			dup := newAddon(t0)
+			dup.ID, dup.Name = a.ID, "someone-else"
+			dup.Note(t0, "step", "must not be recorded")
+			got, created, err := db.Create(ctx, dup)
+			if err != nil || created || got.Name != a.Name {
+				t.Fatalf("duplicate Create = %q created %v, %v; want the first add-on, created false", got.Name, created, err)
+			}
+
+			_, err = db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+				a.Reason = "updated"
+				for i := range n {
+					msg := fmt.Sprintf("update %d", i)
+					a.Note(t0.Add(time.Minute+time.Duration(i)*time.Second), "step", msg)
+					want = append(want, msg)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, err := db.Events(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(events) != len(want) {
+				t.Fatalf("%d events recorded, want %d: %+v", len(events), len(want), events)
+			}
+			for i, e := range events {
+				if e.Message != want[i] {
+					t.Errorf("event %d = %q, want %q", i, e.Message, want[i])
+				}
+			}
+			if got, err := db.Get(ctx, a.ID); err != nil || got.Reason != "updated" || !got.UpdatedAt.After(stored.UpdatedAt) {
+				t.Errorf("after Update: %+v, %v; want the reason saved and updated_at moved on", got, err)
+			}
+		})
+	}
+}
+
+// TestCreateReturnsWhatGetReads pins the shortcut of Create, which returns
+// the add-on it wrote instead of reading it back: the two must not differ
+// in any field, times (nanoseconds in, microseconds stored) included.
+func TestCreateReturnsWhatGetReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	ns := time.Date(2026, 3, 3, 18, 1, 31, 123456789, time.FixedZone("PST", -8*3600))
+	tests := []struct {
+		name string
+		edit func(a *addon.Addon)
+	}{
+		{"bare", func(a *addon.Addon) { a.CreatedAt = time.Time{} }},
+		{"every field", func(a *addon.Addon) {
+			a.CreatedAt = ns
+			a.Options = map[string]string{"a": "1", "b": ""}
+			a.LogInputURL, a.LogDrainToken = "https://t:s@logs.example/x", "d.token"
+			a.Grant = &addon.Grant{Code: "code", ExpiresAt: ns.Add(5 * time.Minute)}
+			a.Tokens = &addon.Tokens{Access: "acc", Refresh: "ref", ExpiresAt: ns.Add(8 * time.Hour), UserID: "user"}
+			a.Vars = addon.Vars{"URL": "https://x"}
+			a.PendingPlan, a.Reason, a.CallbackURL = "pro", "why", "https://api.heroku.com/addons/x"
+			a.GrantExchangedAt, a.ResourceCreatedAt, a.ConfigPushedAt = ns, ns, ns
+			a.ProvisionedAt, a.DeprovisionedAt, a.Deadline = ns, ns, ns.Add(11*time.Hour)
+		}},
+		{"empty maps", func(a *addon.Addon) { a.Options, a.Vars = map[string]string{}, addon.Vars{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAddon(now())
+			tt.edit(a)
+			created, ok, err := db.Create(ctx, a)
+			if err != nil || !ok {
+				t.Fatalf("Create = %v, %v", ok, err)
+			}
+			got, err := db.Get(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(created, got) {
+				t.Errorf("Create returned\n%+v\nGet reads\n%+v", created, got)
+			}
+			if created.Options != nil {
+				created.Options["mutated"] = "yes"
+				if _, ok := a.Options["mutated"]; ok {
+					t.Error("the returned add-on shares its options with the caller's")
+				}
+			}
+		})
+	}
+}
+
+// TestUpdateFailingWriteRollsBack makes the UPDATE itself fail (a state the
+// table's CHECK refuses) after the row lock was taken: the error comes back,
+// nothing is saved, and the pool's connections still work afterwards.
+func TestUpdateFailingWriteRollsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 { // more than the pool holds: a poisoned connection would be reused
+		_, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+			a.State = "bogus"
+			a.Note(now(), "step", "must not be recorded")
+			return nil
+		})
+		if addon.ErrorCode(err) != addon.EINTERNAL {
+			t.Fatalf("update %d with a bad state = %v, want EINTERNAL", i, err)
+		}
+	}
+	got, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+		a.Reason = "still works"
+		return nil
+	})
+	if err != nil || got.Reason != "still works" || got.State != addon.StateProvisioning {
+		t.Fatalf("update after failures = %+v, %v", got, err)
+	}
+	events, err := db.Events(ctx, a.ID)
+	if err != nil || len(events) != 1 {
+		t.Errorf("events = %d (%v), want only the create's", len(events), err)
+	}
+}
+
+// BenchmarkCreate is a provision call's store work: run with -benchmem to
+// see its allocations, or -cpuprofile for where the client side of the
+// statement goes (cmd/kiln-bench measures the whole stack).
+func BenchmarkCreate(b *testing.B) {
+	ctx := context.Background()
+	db, _ := newStore(b)
+	t0 := now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a := newAddon(t0)
+			a.Grant = &addon.Grant{Code: "grant-code", ExpiresAt: t0.Add(5 * time.Minute)}
+			a.LogInputURL, a.LogDrainToken = "https://t:s@logs.example/x", "d.token"
+			a.Options = map[string]string{}
+			if _, _, err := db.Create(ctx, a); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestUpdateReturnsWhatGetReads pins Update's shortcut, which returns the
+// add-on fn left instead of reading the row back.
+func TestUpdateReturnsWhatGetReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	a := newAddon(now())
+	a.Grant = &addon.Grant{Code: "code", ExpiresAt: now().Add(5 * time.Minute)}
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	ns := time.Date(2026, 3, 3, 18, 1, 31, 987654321, time.FixedZone("CET", 3600))
+	tests := []struct {
+		name string
+		fn   func(a *addon.Addon)
+	}{
+		{"nothing", func(*addon.Addon) {}},
+		{"grant spent", func(a *addon.Addon) {
+			a.Grant = nil
+			a.Tokens = &addon.Tokens{Access: "a", Refresh: "r", ExpiresAt: ns.Add(8 * time.Hour), UserID: "u"}
+			a.GrantExchangedAt = ns
+			a.Note(ns, "step", "OAuth grant exchanged")
+		}},
+		{"resource made", func(a *addon.Addon) {
+			a.Vars = addon.Vars{"URL": "https://x", "API_KEY": "k"}
+			a.ResourceCreatedAt, a.ConfigPushedAt = ns, ns.Add(time.Nanosecond)
+			a.Options = map[string]string{"o": "1"}
+		}},
+		{"provisioned", func(a *addon.Addon) {
+			a.ProvisionedAt = ns
+			if err := a.Transition(ns, addon.StateProvisioned, ""); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			saved, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+				tt.fn(a)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.Get(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(saved, got) {
+				t.Errorf("Update returned\n%+v\nGet reads\n%+v", saved, got)
+			}
+		})
+	}
+}

@@ -1,0 +1,42 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+var _ addon.Nonces = (*DB)(nil)
+
+// purgeBatch bounds how many expired nonces one claim deletes, so a backlog
+// never makes a sign-in slow.
+const purgeBatch = 100
+
+// Claim records key as used until the given time. INSERT ... ON CONFLICT
+// decides, so concurrent claims of one key on several web dynos succeed
+// exactly once. A key whose time has passed is taken over (it can no longer
+// be replayed). Each claim also deletes a batch of expired keys: SSO is rare
+// enough that no separate sweeper is needed.
+func (db *DB) Claim(ctx context.Context, key string, until time.Time) (bool, error) {
+	if key == "" {
+		return false, addon.Errorf(addon.EINTERNAL, "An empty nonce cannot be claimed.")
+	}
+	res, err := db.sql.ExecContext(ctx, `
+		INSERT INTO nonces (key, expires_at) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+		WHERE nonces.expires_at < clock_timestamp()`, key, until.UTC())
+	if err != nil {
+		return false, dbError(err, "")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, dbError(err, "")
+	}
+	// Best effort: a failed purge is retried by the next claim.
+	_, _ = db.sql.ExecContext(ctx, `
+		DELETE FROM nonces WHERE key IN (
+			SELECT key FROM nonces WHERE expires_at < clock_timestamp() LIMIT $1
+			FOR UPDATE SKIP LOCKED)`, purgeBatch)
+	return n == 1, nil
+}

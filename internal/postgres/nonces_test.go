@@ -1,0 +1,135 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+func TestClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, url := newStore(t)
+	raw := rawDB(t, url)
+	later := time.Now().Add(time.Hour)
+
+	t.Run("first claim wins, repeats lose", func(t *testing.T) {
+		for i, want := range []bool{true, false, false} {
+			got, err := db.Claim(ctx, "sso:once", later)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("claim %d = %v, want %v", i+1, got, want)
+			}
+		}
+	})
+
+	t.Run("concurrent claims: exactly one wins", func(t *testing.T) {
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				ok, err := db.Claim(ctx, "sso:race", later)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("%d claims won, want 1", n)
+		}
+	})
+
+	t.Run("an expired key can be claimed again", func(t *testing.T) {
+		if ok, err := db.Claim(ctx, "sso:expired", time.Now().Add(-time.Second)); err != nil || !ok {
+			t.Fatalf("first claim = %v, %v", ok, err)
+		}
+		if ok, err := db.Claim(ctx, "sso:expired", later); err != nil || !ok {
+			t.Fatalf("claim after expiry = %v, %v; want true", ok, err)
+		}
+		if ok, err := db.Claim(ctx, "sso:expired", later); err != nil || ok {
+			t.Fatalf("claim of the renewed key = %v, %v; want false", ok, err)
+		}
+	})
+
+	t.Run("claims purge expired keys", func(t *testing.T) {
+		for _, k := range []string{"sso:old-1", "sso:old-2", "sso:old-3"} {
+			if _, err := raw.ExecContext(ctx, "INSERT INTO nonces (key, expires_at) VALUES ($1, now() - interval '1 hour')", k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Claim(ctx, "sso:purger", later); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := raw.QueryRowContext(ctx, "SELECT count(*) FROM nonces WHERE key LIKE 'sso:old-%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%d expired keys left after a claim, want 0", n)
+		}
+		var live int
+		if err := raw.QueryRowContext(ctx, "SELECT count(*) FROM nonces WHERE key IN ('sso:once', 'sso:purger')").Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live != 2 {
+			t.Fatalf("%d live keys left, want 2: the purge must keep unexpired keys", live)
+		}
+	})
+
+	t.Run("empty key refused", func(t *testing.T) {
+		_, err := db.Claim(ctx, "", later)
+		wantCode(t, err, addon.EINTERNAL)
+	})
+}
+
+func TestCountByState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+
+	got, err := db.CountByState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("empty store counts %v, want nothing", got)
+	}
+	states := []addon.State{addon.StateProvisioning, addon.StateProvisioning, addon.StateProvisioned, addon.StateFailed}
+	for _, st := range states {
+		a := newAddon(now())
+		if _, _, err := db.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if st == addon.StateProvisioning {
+			continue
+		}
+		if _, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+			return a.Transition(time.Now(), st, "test")
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = db.CountByState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[addon.State]int64{addon.StateProvisioning: 2, addon.StateProvisioned: 1, addon.StateFailed: 1}
+	if len(got) != len(want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+	for st, n := range want {
+		if got[st] != n {
+			t.Errorf("%s = %d, want %d (all: %v)", st, got[st], n, got)
+		}
+	}
+}
