@@ -21,10 +21,10 @@ services:
 	bash scripts/services.sh
 
 dev: build
-	$(GO) run ./cmd/kiln-dev
+	bin/kiln-dev
 
 bench: build
-	$(GO) run ./cmd/kiln-bench
+	bin/kiln-bench
 
 clean:
 	rm -rf bin .dev

@@ -162,7 +162,7 @@ func (s *Service) changePlanOnce(ctx context.Context, id string) (more bool, err
 		if err != nil {
 			return false, err
 		}
-		if err := s.withToken(ctx, id, func(token string) error {
+		if err := s.withToken(ctx, a, func(token string) error {
 			return s.Platform.SetConfig(ctx, token, id, cfg)
 		}); err != nil {
 			return false, fmt.Errorf("push config after plan change: %w", err)
@@ -350,7 +350,7 @@ func (s *Service) PushConfig(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.withToken(ctx, id, func(token string) error {
+	if err := s.withToken(ctx, a, func(token string) error {
 		return s.Platform.SetConfig(ctx, token, id, cfg)
 	}); err != nil {
 		return fmt.Errorf("push config: %w", err)

@@ -248,7 +248,7 @@ func (s *Service) advance(ctx context.Context, a *Addon) error {
 		if err != nil {
 			return err
 		}
-		err = s.withToken(ctx, a.ID, func(token string) error {
+		err = s.withToken(ctx, a, func(token string) error {
 			return s.Platform.SetConfig(ctx, token, a.ID, vars)
 		})
 		if err != nil {
@@ -259,7 +259,7 @@ func (s *Service) advance(ctx context.Context, a *Addon) error {
 		}
 	}
 	if a.ProvisionedAt.IsZero() {
-		err = s.withToken(ctx, a.ID, func(token string) error {
+		err = s.withToken(ctx, a, func(token string) error {
 			return s.Platform.MarkProvisioned(ctx, token, a.ID)
 		})
 		if err != nil {
@@ -361,9 +361,11 @@ func (s *Service) Config(a *Addon) map[string]string {
 
 // withToken calls fn with a fresh access token for the add-on, refreshing
 // shortly before expiry and once more if the Platform API refuses the token.
-// Refreshes run under the add-on's row lock, so they are serialised.
-func (s *Service) withToken(ctx context.Context, id string, fn func(token string) error) error {
-	token, err := s.accessToken(ctx, id, false)
+// The caller's copy of the add-on supplies the token when it is fresh, so the
+// common case costs no read; refreshes run under the add-on's row lock, so
+// they are serialised.
+func (s *Service) withToken(ctx context.Context, a *Addon, fn func(token string) error) error {
+	token, err := s.accessToken(ctx, a, false)
 	if err != nil {
 		return err
 	}
@@ -371,17 +373,14 @@ func (s *Service) withToken(ctx context.Context, id string, fn func(token string
 	if ErrorCode(err) != EUNAUTHORIZED {
 		return err
 	}
-	if token, err = s.accessToken(ctx, id, true); err != nil {
+	if token, err = s.accessToken(ctx, a, true); err != nil {
 		return err
 	}
 	return fn(token)
 }
 
-func (s *Service) accessToken(ctx context.Context, id string, force bool) (string, error) {
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return "", err
-	}
+func (s *Service) accessToken(ctx context.Context, a *Addon, force bool) (string, error) {
+	id := a.ID
 	if a.Tokens == nil {
 		return "", Errorf(EINVALID, "Add-on %s has no OAuth tokens.", id)
 	}
@@ -389,7 +388,7 @@ func (s *Service) accessToken(ctx context.Context, id string, force bool) (strin
 		return a.Tokens.Access, nil
 	}
 	stale := a.Tokens.Access
-	a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	saved, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.Tokens.Access != stale {
 			return nil // another worker refreshed while we waited for the lock
 		}
@@ -410,6 +409,7 @@ func (s *Service) accessToken(ctx context.Context, id string, force bool) (strin
 	if err != nil {
 		return "", err
 	}
+	a.Tokens = saved.Tokens // the caller's next call uses the new token
 	return a.Tokens.Access, nil
 }
 
