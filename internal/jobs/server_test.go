@@ -2,7 +2,6 @@ package jobs_test
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -22,9 +21,8 @@ import (
 	"github.com/kiln-dev/kiln/internal/heroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
 	"github.com/kiln-dev/kiln/internal/jobs"
-	"github.com/kiln-dev/kiln/internal/kilntest"
 	"github.com/kiln-dev/kiln/internal/postgres"
-	"github.com/kiln-dev/kiln/internal/secret"
+	"github.com/kiln-dev/kiln/internal/postgres/pgtest"
 )
 
 // wait bounds every poll: long enough for a loaded CI machine, and a
@@ -46,25 +44,8 @@ type env struct {
 
 func setup(tb testing.TB) *env {
 	tb.Helper()
-	ctx := context.Background()
 	log := testLogger(tb)
-	url := kilntest.Postgres(tb)
-	if err := postgres.Migrate(ctx, url); err != nil {
-		tb.Fatalf("migrate: %v", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(kilntest.Key())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := secret.New([][]byte{key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := postgres.Open(ctx, url, keys)
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db, _ := pgtest.Store(tb)
 	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", Log: log.With("component", "herokusim")})
 	r := redisOpt(tb)
 	return &env{db: db, sim: sim, srv: srv, redis: r, queue: newQueue(tb, r), in: newInspector(tb, r), log: log}

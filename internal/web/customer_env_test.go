@@ -29,7 +29,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/kilntest"
 	"github.com/kiln-dev/kiln/internal/postgres"
-	"github.com/kiln-dev/kiln/internal/secret"
+	"github.com/kiln-dev/kiln/internal/postgres/pgtest"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -64,24 +64,11 @@ type customerConfig struct {
 
 func newCustomer(tb testing.TB, cfg customerConfig) *customer {
 	tb.Helper()
-	ctx := context.Background()
-	dbURL := kilntest.Postgres(tb)
-	if err := postgres.Migrate(ctx, dbURL); err != nil {
-		tb.Fatalf("migrate: %v", err)
-	}
 	keys := cfg.keys
 	if keys == nil {
 		keys = [][]byte{rawKey(tb)}
 	}
-	ring, err := secret.New(keys)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	store, err := postgres.Open(ctx, dbURL, ring)
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { store.Close() })
+	store, _ := pgtest.Store(tb, keys...)
 
 	redisOpt, err := asynq.ParseRedisURI(kilntest.Redis(tb))
 	if err != nil {

@@ -3,7 +3,6 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,7 +25,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/kilntest"
 	"github.com/kiln-dev/kiln/internal/postgres"
-	"github.com/kiln-dev/kiln/internal/secret"
+	"github.com/kiln-dev/kiln/internal/postgres/pgtest"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -62,24 +61,7 @@ type opConfig struct {
 
 func newOpEnv(tb testing.TB, cfg opConfig) *opEnv {
 	tb.Helper()
-	ctx := context.Background()
-	dbURL := kilntest.Postgres(tb)
-	if err := postgres.Migrate(ctx, dbURL); err != nil {
-		tb.Fatalf("migrate: %v", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(kilntest.Key())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ring, err := secret.New([][]byte{key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := postgres.Open(ctx, dbURL, ring)
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db, _ := pgtest.Store(tb)
 	redisOpt, err := asynq.ParseRedisURI(kilntest.Redis(tb))
 	if err != nil {
 		tb.Fatal(err)

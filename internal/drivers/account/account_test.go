@@ -18,33 +18,14 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/drivers/account"
-	"github.com/kiln-dev/kiln/internal/kilntest"
-	"github.com/kiln-dev/kiln/internal/postgres"
-	"github.com/kiln-dev/kiln/internal/secret"
+	"github.com/kiln-dev/kiln/internal/postgres/pgtest"
 )
 
 // setup returns a driver over a fresh migrated database, and the database
 // URL for raw reads.
 func setup(tb testing.TB, publicURL string) (*account.Driver, string) {
 	tb.Helper()
-	ctx := context.Background()
-	dbURL := kilntest.Postgres(tb)
-	if err := postgres.Migrate(ctx, dbURL); err != nil {
-		tb.Fatalf("Migrate: %v", err)
-	}
-	key, err := base64.StdEncoding.DecodeString(kilntest.Key())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := secret.New([][]byte{key})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := postgres.Open(ctx, dbURL, keys)
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	db, dbURL := pgtest.Store(tb)
 	return account.New(db.Gorm(), publicURL), dbURL
 }
 
