@@ -57,20 +57,7 @@ func (s *server) handleError(err error, c echo.Context) {
 	id, status, message := s.describe(err)
 	c.Set(errorIDKey, id)
 	req := c.Request()
-	if status >= 500 {
-		level := slog.LevelError
-		if status == http.StatusServiceUnavailable {
-			level = slog.LevelWarn // a dependency is down: loud, but not a bug
-		}
-		s.log.LogAttrs(req.Context(), level, "request failed",
-			slog.String("request_id", requestIDOf(c)),
-			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
-			slog.Int("status", status),
-			slog.String("error", id),
-			slog.String("err", err.Error()),
-		)
-	}
+	s.logFailure(c, status, id, err)
 	if c.Response().Committed {
 		return // the handler already answered; nothing more can be sent
 	}
@@ -174,4 +161,26 @@ func snake(s string) string {
 		return "error"
 	}
 	return b.String()
+}
+
+// logFailure logs a failed request in full when it is Kiln's fault or a
+// dependency's (5xx): only internal errors are logged with their cause; a
+// refused request is already in the request log with its error id.
+func (s *server) logFailure(c echo.Context, status int, id string, err error) {
+	if status < 500 {
+		return
+	}
+	level := slog.LevelError
+	if status == http.StatusServiceUnavailable {
+		level = slog.LevelWarn // a dependency is down: loud, but not a bug
+	}
+	req := c.Request()
+	s.log.LogAttrs(req.Context(), level, "request failed",
+		slog.String("request_id", requestIDOf(c)),
+		slog.String("method", req.Method),
+		slog.String("path", req.URL.Path),
+		slog.Int("status", status),
+		slog.String("error", id),
+		slog.String("err", err.Error()),
+	)
 }

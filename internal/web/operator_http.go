@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"mime"
 	"net"
@@ -121,20 +120,7 @@ func (op *operatorAPI) writeError(c echo.Context, err error) {
 	}
 	c.Set(errorIDKey, id)
 	req := c.Request()
-	if status >= 500 {
-		level := slog.LevelError
-		if status == http.StatusServiceUnavailable {
-			level = slog.LevelWarn
-		}
-		op.log.LogAttrs(req.Context(), level, "request failed",
-			slog.String("request_id", requestIDOf(c)),
-			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
-			slog.Int("status", status),
-			slog.String("error", id),
-			slog.String("err", err.Error()),
-		)
-	}
+	op.srv.logFailure(c, status, id, err)
 	if c.Response().Committed {
 		return
 	}
