@@ -2,7 +2,8 @@
 # Ensures the Postgres (127.0.0.1:5432, user postgres, trust) and Redis
 # (127.0.0.1:6379) that the tests use are running. Starts installed servers
 # that are stopped; installs them with apt-get when absent (CI machines are
-# root). Also installs Chromium for the browser tests when missing.
+# root). Also installs Chromium for the browser tests and docker-compose for
+# the compose file's validation when missing.
 set -euo pipefail
 
 need_apt_update=1
@@ -54,5 +55,16 @@ fi
 if [ "${KILN_BROWSER_TESTS:-1}" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "services: installing Chromium for the browser tests"
   apt_install chromium || echo "services: chromium could not be installed; browser tests will fail" >&2
+fi
+# The deploy test validates docker-compose.yml with a Compose implementation:
+# the docker compose plugin when present, else Debian's docker-compose (only
+# its Python libraries; no Docker engine is installed).
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  echo "services: installing docker-compose to validate docker-compose.yml"
+  if [ "$(id -u)" = 0 ]; then
+    if [ "$need_apt_update" = 1 ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq; need_apt_update=0; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null \
+      || echo "services: docker-compose could not be installed; the compose test will be skipped" >&2
+  fi
 fi
 echo "services: postgres and redis are up"
