@@ -72,7 +72,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 	// Provisioned: try the driver within Heroku's answer budget.
 	cctx, cancel := context.WithTimeout(ctx, SyncBudget)
 	defer cancel()
-	vars, err := s.Driver.ChangePlan(cctx, resourceOf(a, plan), plan)
+	vars, err := s.Driver.ChangePlan(cctx, s.resource(a), plan)
 	if ErrorCode(err) == EINVALID {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func (s *Service) changePlanOnce(ctx context.Context, id string) (more bool, err
 	if err != nil {
 		return true, s.refusePlan(ctx, id, target, err)
 	}
-	vars, err := s.Driver.ChangePlan(ctx, resourceOf(a, plan), plan)
+	vars, err := s.Driver.ChangePlan(ctx, s.resource(a), plan)
 	if ErrorCode(err) == EINVALID {
 		return true, s.refusePlan(ctx, id, target, err)
 	}
@@ -232,8 +232,7 @@ func (s *Service) DeprovisionJob(ctx context.Context, id string) error {
 	if a.State != StateDeprovisioning {
 		return nil
 	}
-	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
-	if err := s.Driver.Destroy(ctx, resourceOf(a, plan)); err != nil {
+	if err := s.Driver.Destroy(ctx, s.resource(a)); err != nil {
 		return transient(fmt.Errorf("destroy resource: %w", err))
 	}
 	_, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
@@ -296,8 +295,7 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 		// credentials could not reach the app, which would keep dead ones.
 		return nil, Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
 	}
-	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
-	vars, err := r.RotateCredentials(ctx, resourceOf(a, plan))
+	vars, err := r.RotateCredentials(ctx, s.resource(a))
 	if err != nil {
 		return nil, fmt.Errorf("rotate credentials: %w", err)
 	}

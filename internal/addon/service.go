@@ -161,8 +161,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	}
 	s.log().Warn("synchronous provision failed", "addon", a.ID, "err", err)
 	cleanup := context.WithoutCancel(ctx)
-	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
-	if derr := s.Driver.Destroy(cleanup, resourceOf(a, plan)); derr != nil {
+	if derr := s.Driver.Destroy(cleanup, s.resource(a)); derr != nil {
 		s.log().Error("clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
 	}
 	if ferr := s.Fail(cleanup, a.ID, reason); ferr != nil {
@@ -460,11 +459,18 @@ func (s *Service) GiveUp(ctx context.Context, id, reason string) error {
 	if a.State != StateProvisioning {
 		return nil
 	}
-	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
-	if err := s.Driver.Destroy(ctx, resourceOf(a, plan)); err != nil {
+	if err := s.Driver.Destroy(ctx, s.resource(a)); err != nil {
 		return fmt.Errorf("clean up after deadline: %w", err)
 	}
 	return s.Fail(ctx, id, reason)
+}
+
+// resource describes the add-on to the driver as it is now: on its current
+// plan (a plan change passes the target separately, so the driver can tell
+// an upgrade from a downgrade).
+func (s *Service) resource(a *Addon) Resource {
+	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
+	return resourceOf(a, plan)
 }
 
 func resourceOf(a *Addon, plan Plan) Resource {
