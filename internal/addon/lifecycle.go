@@ -78,7 +78,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 	}
 	if err != nil {
 		// Slow or failing for now: hand it to a job, which retries.
-		s.log().Warn("plan change continues in the background", "addon", id, "err", err)
+		s.log().WarnContext(ctx, "plan change continues in the background", "addon", id, "err", err)
 		a, uerr := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			a.PendingPlan = slug
 			a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
@@ -190,7 +190,7 @@ func (s *Service) refusePlan(ctx context.Context, id, target string, cause error
 		a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s refused: %s", target, ErrorMessage(cause)))
 		return nil
 	})
-	s.log().Warn("plan change refused after Heroku was answered", "addon", id, "plan", target, "err", cause)
+	s.log().WarnContext(ctx, "plan change refused after Heroku was answered", "addon", id, "plan", target, "err", cause)
 	return err
 }
 

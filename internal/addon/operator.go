@@ -44,6 +44,6 @@ func (s *Service) ForceDeprovision(ctx context.Context, id, reason string) (*Add
 		return nil, err
 	}
 	s.enqueue(ctx, JobDeprovision, id)
-	s.log().Warn("deprovision forced by an operator", "addon", id)
+	s.log().WarnContext(ctx, "deprovision forced by an operator", "addon", id)
 	return a, nil
 }

@@ -129,7 +129,7 @@ func (s *Service) enqueue(ctx context.Context, kind JobKind, id string) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueBudget)
 	defer cancel()
 	if err := s.Queue.Enqueue(ctx, kind, id); err != nil {
-		s.log().Warn("enqueue failed; the reconciler will retry", "addon", id, "job", kind, "err", err)
+		s.log().WarnContext(ctx, "enqueue failed; the reconciler will retry", "addon", id, "job", kind, "err", err)
 	}
 }
 
@@ -159,10 +159,10 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	if ErrorCode(err) == EINVALID {
 		reason = ErrorMessage(err)
 	}
-	s.log().Warn("synchronous provision failed", "addon", a.ID, "err", err)
+	s.log().WarnContext(ctx, "synchronous provision failed", "addon", a.ID, "err", err)
 	cleanup := context.WithoutCancel(ctx)
 	if derr := s.Driver.Destroy(cleanup, s.resource(a)); derr != nil {
-		s.log().Error("clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
+		s.log().ErrorContext(ctx, "clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
 	}
 	if ferr := s.Fail(cleanup, a.ID, reason); ferr != nil {
 		return nil, ferr
@@ -443,7 +443,7 @@ func (s *Service) Fail(ctx context.Context, id, reason string) error {
 		return a.Transition(s.now(), StateFailed, reason)
 	})
 	if err == nil {
-		s.log().Warn("add-on failed", "addon", id, "reason", reason)
+		s.log().WarnContext(ctx, "add-on failed", "addon", id, "reason", reason)
 	}
 	return err
 }

@@ -42,6 +42,7 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			id = uuid.NewString()
 		}
 		c.Set(requestIDKey, id)
+		c.SetRequest(c.Request().WithContext(addon.WithRequestID(c.Request().Context(), id)))
 		c.Response().Header().Set(headerRequestID, id)
 		return next(c)
 	}

@@ -38,12 +38,36 @@ func Logger(w io.Writer, getenv func(string) string, level string) *slog.Logger 
 	case "error":
 		lv = slog.LevelError
 	}
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+	log := slog.New(requestIDs{slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})})
 	if dyno := getenv("DYNO"); dyno != "" {
 		log = log.With("dyno", dyno)
 	}
 	return log
 }
+
+// requestIDs adds the request id (addon.WithRequestID) to every line logged
+// with the context of a request being served, whichever package logs it.
+type requestIDs struct{ slog.Handler }
+
+func (h requestIDs) Handle(ctx context.Context, r slog.Record) error {
+	if id := addon.RequestID(ctx); id != "" {
+		has := false
+		r.Attrs(func(a slog.Attr) bool {
+			has = a.Key == "request_id"
+			return !has
+		})
+		if !has {
+			r.AddAttrs(slog.String("request_id", id))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDs{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
 // Redis builds the connection options for REDIS_URL. Heroku's Redis speaks
 // TLS (rediss://) with self-signed certificates, so verification is off for
