@@ -99,6 +99,10 @@ type Options struct {
 	Queues http.Handler
 	// Collectors are added to /metrics (the job queues' statistics).
 	Collectors []prometheus.Collector
+	// Keeper keeps add-ons in step with Heroku: the webhook receiver, the
+	// app names the operator API shows, asynchronous deprovisioning and
+	// credential rolls. Nil leaves those out.
+	Keeper *addon.Keeper
 }
 
 // server holds the options the handlers share. Each surface (partner, health,
@@ -120,6 +124,7 @@ type server struct {
 	nonces         addon.Nonces
 	queues         http.Handler
 	metrics        *metrics
+	keeper         *addon.Keeper
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -139,6 +144,7 @@ func New(o Options) *echo.Echo {
 		ssoSalt:        o.SSOSalt,
 		nonces:         o.Nonces,
 		queues:         o.Queues,
+		keeper:         o.Keeper,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -186,6 +192,9 @@ func (s *server) routes(e *echo.Echo) {
 	heroku.POST("/resources", s.provision)
 	heroku.PUT("/resources/:uuid", s.changePlan)
 	heroku.DELETE("/resources/:uuid", s.deprovision)
+	// Webhook deliveries carry Heroku's signature, not the manifest's
+	// Basic auth.
+	e.POST("/heroku/webhooks", s.webhook)
 	s.operatorRoutes(e)
 
 	s.pprofRoutes(e)

@@ -145,6 +145,9 @@ type App struct {
 	Queue   *jobs.Queue
 	Driver  addon.Driver
 	Service *addon.Service
+	// Keeper keeps the add-ons in step with Heroku (sync, webhooks, log
+	// stream, asynchronous deprovisioning, credential rolls).
+	Keeper  *addon.Keeper
 	closers []func() error
 }
 
@@ -182,6 +185,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Deadline: cfg.ProvisionDeadline,
 		Log:      log,
 	}
+	a.Keeper = Keeper(cfg, a.DB, a.Service)
 	return a, nil
 }
 
