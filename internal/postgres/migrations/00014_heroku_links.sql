@@ -42,7 +42,12 @@ CREATE TABLE addon_webhook_events (
 -- The log stream's backlog sweep reads recent events.
 CREATE INDEX addon_events_created_idx ON addon_events (created_at);
 
+-- The account driver's previous key, accepted until a credential roll's
+-- grace ends.
+ALTER TABLE accounts ADD COLUMN prev_key_hash bytea;
+
 -- +goose Down
+ALTER TABLE accounts DROP COLUMN prev_key_hash;
 DROP INDEX addon_events_created_idx;
 DROP TABLE addon_webhook_events;
 DROP TABLE addon_links;
