@@ -3,6 +3,7 @@ package addon
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -171,6 +172,9 @@ type Keeper struct {
 	// AccessRefused, when set, is told each time Heroku refuses an
 	// add-on's token during a sync (a metric counts them).
 	AccessRefused func(addonID string)
+
+	mu        sync.Mutex
+	lastSweep time.Time // the last sweep that scanned for syncs
 }
 
 func (k *Keeper) log() *slog.Logger { return k.Service.log() }

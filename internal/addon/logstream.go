@@ -138,8 +138,15 @@ func Milestone(e Event) (LogLine, bool) {
 			msg, isErr = "Plan change failed: "+strings.TrimPrefix(e.Message, "plan change ")+".", true
 		}
 	case "credentials":
-		msg = "Credentials rotated: the new ones are set in the config vars; " + strings.TrimPrefix(e.Message, "credentials rotated")
-		msg = strings.TrimSuffix(strings.TrimSpace(strings.TrimSuffix(msg, "; ")), ";") + "."
+		rest := strings.TrimLeft(strings.TrimPrefix(e.Message, "credentials rotated"), "; ")
+		switch {
+		case strings.HasPrefix(e.Message, "old credentials revoked"):
+			msg = "The credentials replaced by the last rotation no longer work."
+		case rest != "":
+			msg = "Credentials rotated: the new ones are in the config vars; " + rest + "."
+		default:
+			msg = "Credentials rotated: the new ones are in the config vars; the old ones no longer work."
+		}
 	}
 	if msg == "" {
 		return LogLine{}, false

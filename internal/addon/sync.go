@@ -132,6 +132,28 @@ const sweepLimit = 500
 // deduplicates, so overlapping sweeps on several dynos are harmless.
 func (k *Keeper) Sweep(ctx context.Context) error {
 	now := k.now()
+	if k.Logs != nil {
+		// Lines whose enqueue was absorbed by a running job (or lost).
+		ids, err := k.Links.LogBacklog(ctx, now.Add(-logMaxAge), sweepLimit)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			k.enqueue(ctx, JobLog, id)
+		}
+	}
+	// The rest scans every live add-on: at most every tenth of the sync
+	// interval (and at least every minute).
+	slow := min(max(k.SyncInterval/10, time.Second), time.Minute)
+	k.mu.Lock()
+	due := now.Sub(k.lastSweep) >= slow
+	if due {
+		k.lastSweep = now
+	}
+	k.mu.Unlock()
+	if !due {
+		return nil
+	}
 	if k.Watcher != nil && k.SyncInterval > 0 {
 		ids, err := k.Links.DueForSync(ctx, now, sweepLimit)
 		if err != nil {
@@ -167,16 +189,6 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 			k.enqueue(ctx, JobSubscribe, id)
 		}
 	}
-	if k.Logs != nil {
-		// Lines whose enqueue was absorbed by a running job (or lost).
-		ids, err := k.Links.LogBacklog(ctx, now.Add(-logMaxAge), sweepLimit)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			k.enqueue(ctx, JobLog, id)
-		}
-	}
 	ids, err := k.Links.DueForRetire(ctx, now, sweepLimit)
 	if err != nil {
 		return err
@@ -189,8 +201,9 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 
 // SweepInterval is how often the worker should call Sweep: often enough
 // that each add-on's sync slot is honoured to within a tenth of the
-// interval, at least every second and at most every minute.
+// interval, and log lines whose job was absorbed by a running one wait at
+// most a few seconds; at least every second.
 func (k *Keeper) SweepInterval() time.Duration {
 	d := k.SyncInterval / 10
-	return min(max(d, time.Second), time.Minute)
+	return min(max(d, time.Second), 5*time.Second)
 }
