@@ -142,6 +142,14 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 			k.enqueue(ctx, JobLog, id)
 		}
 	}
+	// Credentials whose grace ended (a partial index: cheap every tick).
+	ids, err := k.Links.DueForRetire(ctx, now, sweepLimit)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		k.enqueue(ctx, JobRetire, id)
+	}
 	// The rest scans every live add-on: at most every tenth of the sync
 	// interval (and at least every minute).
 	slow := min(max(k.SyncInterval/10, time.Second), time.Minute)
@@ -188,13 +196,6 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		for _, id := range ids {
 			k.enqueue(ctx, JobSubscribe, id)
 		}
-	}
-	ids, err := k.Links.DueForRetire(ctx, now, sweepLimit)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		k.enqueue(ctx, JobRetire, id)
 	}
 	return nil
 }
