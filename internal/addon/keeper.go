@@ -127,6 +127,11 @@ type LinkStore interface {
 	// LogBacklog lists add-ons with a log_input_url that have audit-trail
 	// events after their LogCursor recorded since the given time.
 	LogBacklog(ctx context.Context, since time.Time, limit int) ([]string, error)
+	// CountAccessRefused counts live add-ons whose token Heroku refused.
+	CountAccessRefused(ctx context.Context) (int64, error)
+	// PruneEvents forgets webhook event ids received before the given
+	// time (Heroku's retries end long before).
+	PruneEvents(ctx context.Context, before time.Time) error
 	// EventsAfter returns the add-on's audit-trail events with an id above
 	// after, oldest first, at most limit.
 	EventsAfter(ctx context.Context, id string, after int64, limit int) ([]Event, error)

@@ -63,3 +63,16 @@ func (o *observed) follow(ctx context.Context, kind JobKind, id string) {
 	defer cancel()
 	o.k.enqueue(ctx, kind, id)
 }
+
+// CountByState forwards to the wrapped store, so /metrics keeps counting
+// add-ons through the wrapper.
+func (o *observed) CountByState(ctx context.Context) (map[State]int64, error) {
+	c, ok := o.Store.(Census)
+	if !ok {
+		return nil, Errorf(EINTERNAL, "This store cannot count add-ons.")
+	}
+	return c.CountByState(ctx)
+}
+
+// Unwrap returns the wrapped store.
+func (o *observed) Unwrap() Store { return o.Store }

@@ -123,6 +123,10 @@ func (k *Keeper) removedOnHeroku(ctx context.Context, id, detail string) error {
 	return nil
 }
 
+// webhookMemory is how long applied webhook event ids are remembered:
+// far beyond Heroku's retries of a delivery.
+const webhookMemory = 7 * 24 * time.Hour
+
 // sweepLimit bounds how many add-ons one sweep looks at per kind of work.
 const sweepLimit = 500
 
@@ -187,6 +191,9 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 			}
 			k.enqueue(ctx, JobSync, id)
 		}
+	}
+	if err := k.Links.PruneEvents(ctx, now.Add(-webhookMemory)); err != nil {
+		return err
 	}
 	if k.Watcher != nil && k.WebhookURL != "" {
 		ids, err := k.Links.Unsubscribed(ctx, now.Add(-time.Minute), sweepLimit)

@@ -93,6 +93,8 @@ func TestRealKiln(t *testing.T) {
 		Sim:        partner.NewSim(simSrv.URL),
 		SSOSalt:    salt,
 		ConfigVars: []string{"KILN_CONF_URL"},
+		Webhooks:   true, // PUBLIC_URL defaults to http://localhost:$PORT, which the simulator reaches
+		LogStream:  true,
 	})
 	var b bytes.Buffer
 	_ = report.WriteTable(&b)
@@ -102,8 +104,8 @@ func TestRealKiln(t *testing.T) {
 	} else {
 		t.Logf("\n%s", b.String())
 	}
-	if len(report.Results) != 19 {
-		t.Errorf("ran %d checks, want 19", len(report.Results))
+	if len(report.Results) != 25 {
+		t.Errorf("ran %d checks, want 25", len(report.Results))
 	}
 }
 

@@ -124,6 +124,17 @@ func TestSyncWithHeroku(t *testing.T) {
 	if !strings.Contains(s.Log("worker"), "Heroku refused the add-on's token") {
 		t.Error("no error line in the worker's log for the refused token")
 	}
+	req, _ := http.NewRequest(http.MethodGet, s.webURL+"/metrics", nil)
+	req.SetBasicAuth("admin", s.envValue("ADMIN_PASSWORD"))
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "\nkiln_addons_access_refused 1\n") {
+			t.Error("/metrics does not count the refused token in kiln_addons_access_refused")
+		}
+	}
 
 	h, _ := s.Sim.Addon(kept)
 	eventually(t, 30*time.Second, "the app name reaches the operator API", func() bool {

@@ -306,3 +306,22 @@ func (db *DB) EventsAfter(ctx context.Context, id string, after int64, limit int
 	}
 	return out, nil
 }
+
+// CountAccessRefused counts live add-ons whose token Heroku refused.
+func (db *DB) CountAccessRefused(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.gorm.WithContext(ctx).Raw(`SELECT count(*) FROM addon_links l JOIN addons a ON a.id = l.addon_id
+		WHERE l.access_refused <> '' AND a.state = 'provisioned'`).Scan(&n).Error
+	if err != nil {
+		return 0, dbError(err, "")
+	}
+	return n, nil
+}
+
+// PruneEvents forgets webhook event ids received before the given time.
+func (db *DB) PruneEvents(ctx context.Context, before time.Time) error {
+	if err := db.gorm.WithContext(ctx).Exec("DELETE FROM addon_webhook_events WHERE received_at < ?", before.UTC()).Error; err != nil {
+		return dbError(err, "")
+	}
+	return nil
+}

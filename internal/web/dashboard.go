@@ -139,6 +139,7 @@ var dashNotices = map[string]dashNotice{
 	"rotate-refused":   {"error", "This add-on's credentials cannot be rotated from here."},
 	"rotate-failed":    {"error", "Rotating the credentials failed; nothing changed. Please try again shortly."},
 	"confirm-required": {"error", "Tick the box to confirm you want to rotate the credentials."},
+	"roll-pending":     {"error", "The credentials replaced by the last rotation still work; rotate again once they have stopped (see below when)."},
 }
 
 // dashboardPage is what dashboard.html renders.
@@ -323,6 +324,8 @@ func (s *server) rotateCredentials(c echo.Context) error {
 	case after != nil:
 		s.log.Error("credentials rotated but not pushed to Heroku", "request_id", requestIDOf(c), "addon", a.ID, "err", err)
 		return back("push-failed")
+	case addon.ErrorCode(err) == addon.ECONFLICT && a.State == addon.StateProvisioned:
+		return back("roll-pending")
 	case addon.ErrorCode(err) == addon.ECONFLICT:
 		return back("not-provisioned")
 	case addon.ErrorCode(err) == addon.EINVALID:

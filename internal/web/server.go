@@ -154,7 +154,11 @@ func New(o Options) *echo.Echo {
 		s.log.Error("dashboard sessions disabled: single sign-on will be refused", "err", err)
 		s.sessions = &sessions{}
 	}
-	s.metrics = newMetrics(o.Service, o.Collectors, s.log)
+	collectors := o.Collectors
+	if o.Keeper != nil && o.Keeper.Links != nil {
+		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{links: o.Keeper.Links, log: s.log})
+	}
+	s.metrics = newMetrics(o.Service, collectors, s.log)
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
 	}
