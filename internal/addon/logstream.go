@@ -135,7 +135,7 @@ func Milestone(e Event) (LogLine, bool) {
 		case strings.HasPrefix(e.Message, "plan changed"):
 			msg = "Plan changed" + strings.TrimPrefix(e.Message, "plan changed") + "."
 		case strings.Contains(e.Message, "refused"):
-			msg, isErr = "Plan change failed: "+strings.TrimPrefix(e.Message, "plan change ")+".", true
+			msg, isErr = "Plan c"+strings.TrimPrefix(e.Message, "plan c")+".", true
 		}
 	case "credentials":
 		rest := strings.TrimLeft(strings.TrimPrefix(e.Message, "credentials rotated"), "; ")
