@@ -68,3 +68,15 @@ func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
 func herokuAsked(reason string) bool {
 	return reason != ReasonRemovedOnHeroku && !strings.HasPrefix(reason, ForcedPrefix)
 }
+
+// TellsHeroku reports whether Heroku's DELETE of this add-on is answered
+// 202 and finished with actions/deprovision: asynchronous deprovisioning is
+// on and Kiln holds the add-on's token (without one, Heroku could never be
+// told, so the answer is the synchronous 204).
+func (k *Keeper) TellsHeroku(ctx context.Context, id string) bool {
+	if !k.AsyncDeprovision {
+		return false
+	}
+	a, err := k.Service.Store.Get(ctx, id)
+	return err == nil && a.Tokens != nil
+}
