@@ -151,8 +151,43 @@ func (k *Keeper) ReceiveWebhook(ctx context.Context, id string, body []byte, sig
 	}
 	if !applied {
 		k.log().DebugContext(ctx, "webhook event already applied", "addon", id, "event", ev.ID)
+		return nil
+	}
+	if typ == "api:addon-attachment" && ev.Action != "destroy" {
+		return k.takeLogInputURL(ctx, id, ev.Data)
 	}
 	return nil
+}
+
+// takeLogInputURL records the log_input_url an attachment event carries
+// for the add-on's own app: Heroku rotates it, and the log stream re-reads
+// the add-on's URL after a refusal. The URL holds a token, so it goes into
+// the sealed column only, never into the audit trail.
+func (k *Keeper) takeLogInputURL(ctx context.Context, id string, data json.RawMessage) error {
+	var at struct {
+		LogInputURL string     `json:"log_input_url"`
+		App         webhookRef `json:"app"`
+	}
+	if json.Unmarshal(data, &at) != nil || at.LogInputURL == "" {
+		return nil
+	}
+	if u, err := url.Parse(at.LogInputURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil
+	}
+	l, err := k.Links.Link(ctx, id)
+	if err != nil {
+		return err
+	}
+	if l.AppID != "" && at.App.ID != l.AppID {
+		return nil // another app's attachment: its log stream is not the owner's
+	}
+	_, err = k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		if a.LogInputURL != "" && a.State != StateDeprovisioned {
+			a.LogInputURL = at.LogInputURL
+		}
+		return nil
+	})
+	return err
 }
 
 // applyWebhook records what an event says about the add-on's apps.

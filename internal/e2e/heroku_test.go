@@ -217,6 +217,17 @@ func TestWebhooks(t *testing.T) {
 	if len(atts) != 1 || !strings.Contains(mustJSON(atts), "acme-staging") {
 		t.Errorf("attachments = %s, want the new one", mustJSON(atts))
 	}
+	// The primary attachment, with a rotated log_input_url: Kiln takes
+	// the new URL (only for an add-on that was given one).
+	if st := deliver(herokusim.Event{Type: "api:addon-attachment", Action: "update", Data: map[string]any{
+		"id": "primary", "name": "KILN", "app": map[string]any{"id": h.AppID, "name": "renamed-twice"},
+		"log_input_url": "https://token:t.rotated@logs.example.com/logs",
+	}}); st != http.StatusOK {
+		t.Fatalf("attachment update got %d", st)
+	}
+	if got := s.Get(id).LogInputURL; got != "" {
+		t.Errorf("an add-on provisioned without a log_input_url took one from a webhook: %q", got)
+	}
 	// Unsigned and unknown add-ons are refused too.
 	resp, err := http.Post(s.webURL+"/heroku/webhooks?addon_id="+id, "application/json", bytes.NewReader([]byte(`{"id":"x"}`)))
 	if err != nil {
@@ -283,7 +294,7 @@ func TestDeprovisionDefaultIsSync(t *testing.T) {
 // ready, provisioned, plan changed, credentials rotated, a failure with its
 // reason), and none carries a token, key or password.
 func TestLogStream(t *testing.T) {
-	s := newStack(t, "HEROKU_WEBHOOKS=false", "CREDENTIAL_GRACE=1h")
+	s := newStack(t, "PUBLIC_URL=@web", "CREDENTIAL_GRACE=1h")
 	id := uuid.NewString()
 	grant := s.Sim.NewAddon(id)
 	body := provisionBody(id, "test", &grant)
@@ -309,6 +320,37 @@ func TestLogStream(t *testing.T) {
 		}
 		return true
 	})
+
+	// Heroku rotates the URL: the next write is refused (401), Kiln
+	// re-reads the add-on's URL, finds no newer one and drops the line
+	// rather than retry forever; once an attachment webhook brings the new
+	// URL, lines flow again.
+	eventually(t, 30*time.Second, "webhooks subscribed", func() bool { return len(s.Sim.Webhooks(id)) == 1 })
+	s.Sim.RotateLogToken(id)
+	if status, b := s.Call("PUT", "/heroku/resources/"+id, map[string]string{"plan": "test"}); status != http.StatusOK {
+		t.Fatalf("plan change answered %d %v", status, b)
+	}
+	eventually(t, 30*time.Second, "the refused line is dropped", func() bool {
+		return strings.Contains(s.Log("worker"), "the app's log stream refused Kiln's lines; dropped")
+	})
+	h0, _ := s.Sim.Addon(id)
+	out, err := s.Sim.Deliver(context.Background(), id, herokusim.Event{Type: "api:addon-attachment", Action: "update", Data: map[string]any{
+		"id": "primary", "name": "KILN", "app": map[string]any{"id": h0.AppID, "name": h0.AppName},
+		"log_input_url": s.Sim.LogInputURL(s.simURL, id),
+	}})
+	if err != nil || len(out) != 1 || out[0].Status != http.StatusOK {
+		t.Fatalf("attachment event with the new log_input_url: %v %v", out, err)
+	}
+	if status, b := s.Call("PUT", "/heroku/resources/"+id, map[string]string{"plan": "basic"}); status != http.StatusOK {
+		t.Fatalf("plan change answered %d %v", status, b)
+	}
+	eventually(t, 30*time.Second, "lines reach the rotated URL", func() bool {
+		lines = s.Sim.Logs(id)
+		return countLines(lines, "Plan changed from test to basic") == 2
+	})
+	if anyLine(lines, "Plan changed from basic to test") {
+		t.Error("the line refused at the old URL arrived after all")
+	}
 
 	// A failure, with the reason the customer should read.
 	bad := uuid.NewString()
@@ -364,4 +406,14 @@ func anyLine(lines []herokusim.LogLine, prefix string) bool {
 		}
 	}
 	return false
+}
+
+func countLines(lines []herokusim.LogLine, prefix string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l.Message, prefix) {
+			n++
+		}
+	}
+	return n
 }
