@@ -123,6 +123,11 @@ func (k *Keeper) removedOnHeroku(ctx context.Context, id, detail string) error {
 	return nil
 }
 
+// logBacklogWindow is how far back the sweep looks for log lines whose job
+// was absorbed or lost: the common case is seconds; a longer outage of the
+// job queue costs lines, never provisioning.
+const logBacklogWindow = 15 * time.Minute
+
 // webhookMemory is how long applied webhook event ids are remembered:
 // far beyond Heroku's retries of a delivery.
 const webhookMemory = 7 * 24 * time.Hour
@@ -138,7 +143,7 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 	now := k.now()
 	if k.Logs != nil {
 		// Lines whose enqueue was absorbed by a running job (or lost).
-		ids, err := k.Links.LogBacklog(ctx, now.Add(-logMaxAge), sweepLimit)
+		ids, err := k.Links.LogBacklog(ctx, now.Add(-logBacklogWindow), sweepLimit)
 		if err != nil {
 			return err
 		}
