@@ -72,8 +72,8 @@ func TestScrub(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://token:t.abc@1.us.logplex.io/logs": "https://[redacted]@1.us.logplex.io/logs",
 		"password=hunter2 and more":                "password=[redacted] and more",
-		"api_key: abc":                              "api_key=[redacted]",
-		"nothing secret here":                       "nothing secret here",
+		"api_key: abc":                             "api_key=[redacted]",
+		"nothing secret here":                      "nothing secret here",
 	} {
 		if got := Scrub(in); got != want {
 			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
@@ -82,7 +82,9 @@ func TestScrub(t *testing.T) {
 }
 
 func TestApplyWebhook(t *testing.T) {
-	ev := func(action, data string) webhookEvent { return webhookEvent{Action: action, Data: json.RawMessage(data)} }
+	ev := func(action, data string) webhookEvent {
+		return webhookEvent{Action: action, Data: json.RawMessage(data)}
+	}
 	l := &Link{AppID: "app-1", AppName: "acme"}
 	steps := []struct {
 		typ      string

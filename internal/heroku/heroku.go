@@ -5,7 +5,8 @@
 //
 // It is written by hand on purpose. Heroku's Go SDK (github.com/heroku/heroku-go)
 // cannot be had from the module proxy this project builds with, and Kiln uses
-// five calls of it anyway: a small client whose error mapping, headers and
+// seven calls of it anyway (GetAddon and CreateWebhook, in watch.go, keep
+// Kiln in step with Heroku): a small client whose error mapping, headers and
 // logging we control (tokens never leave it) is cheaper than vendoring the
 // generated SDK. Its only test double is internal/herokusim, which enforces
 // what the real services enforce.

@@ -136,7 +136,11 @@ func TestSweepQueries(t *testing.T) {
 		}
 	}
 	set(due, func(l *addon.Link) { l.NextSyncAt = t0.Add(-time.Second); l.WebhookID = "h" })
-	set(later, func(l *addon.Link) { l.NextSyncAt = t0.Add(time.Hour); l.RetiredVars = addon.Vars{"URL": "x"}; l.RetireAt = t0.Add(-time.Minute) })
+	set(later, func(l *addon.Link) {
+		l.NextSyncAt = t0.Add(time.Hour)
+		l.RetiredVars = addon.Vars{"URL": "x"}
+		l.RetireAt = t0.Add(-time.Minute)
+	})
 	ids, err := db.DueForSync(ctx, t0, 100)
 	if err != nil {
 		t.Fatal(err)
