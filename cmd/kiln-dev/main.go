@@ -129,6 +129,10 @@ func (d *dev) start(ctx context.Context, getenv func(string) string) error {
 	default:
 		d.log.Printf("using %s", env.Path)
 	}
+	if len(env.Replaced) > 0 {
+		d.log.Printf("replaced %s in %s with a fresh %d-character one (Kiln refuses admin passwords under %d characters)",
+			strings.Join(env.Replaced, ", "), env.Path, 2*config.MinAdminPasswordLen, config.MinAdminPasswordLen)
+	}
 	if len(env.Overridden) > 0 {
 		d.log.Printf("from your shell, overriding %s: %s", env.Path, strings.Join(env.Overridden, ", "))
 	}
