@@ -99,6 +99,13 @@ type Options struct {
 	Queues http.Handler
 	// Collectors are added to /metrics (the job queues' statistics).
 	Collectors []prometheus.Collector
+	// AdminGuessLimit sizes the guessing limit every admin door shares,
+	// per client address; zero fields mean DefaultAdminGuessBurst and
+	// DefaultAdminGuessPerMinute.
+	AdminGuessLimit RateLimit
+	// AdminGuard is that limit, when the caller shares one guard between
+	// several handlers; nil builds one on RateBuckets.
+	AdminGuard *AdminGuard
 }
 
 // server holds the options the handlers share. Each surface (partner, health,
@@ -120,6 +127,7 @@ type server struct {
 	nonces         addon.Nonces
 	queues         http.Handler
 	metrics        *metrics
+	guard          *AdminGuard
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -147,6 +155,10 @@ func New(o Options) *echo.Echo {
 	if s.sessions, err = newSessions(o.SessionKeys, o.SessionTTL); err != nil {
 		s.log.Error("dashboard sessions disabled: single sign-on will be refused", "err", err)
 		s.sessions = &sessions{}
+	}
+	s.guard = o.AdminGuard
+	if s.guard == nil {
+		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
 	}
 	s.metrics = newMetrics(o.Service, o.Collectors, s.log)
 	if s.bodyLimit <= 0 {
