@@ -183,8 +183,9 @@ func New(o Options) *echo.Echo {
 
 	// Order matters: the request id comes first so every answer (errors
 	// included) carries it; the log wraps recovery so a panic is logged with
-	// the 500 it became; the body cap is innermost, next to the handlers.
-	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody)
+	// the 500 it became; the body cap comes next to the handlers, and the refusal of input Postgres
+	// cannot store (storable.go) reads the capped body.
+	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody, s.refuseUnstorable)
 	s.routes(e)
 	return e
 }
