@@ -192,6 +192,8 @@ func New(o Options) *echo.Echo {
 
 // routes registers every endpoint. New surfaces add their group here.
 func (s *server) routes(e *echo.Echo) {
+	e.GET("/", s.home)
+	e.HEAD("/", s.home)
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz) // some load balancers probe with HEAD
 
