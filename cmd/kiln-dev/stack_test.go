@@ -40,10 +40,10 @@ func reachable(t *testing.T, dir string) {
 // on the data it kept.
 func TestOwnServices(t *testing.T) {
 	if _, err := findPostgres(pgSearchPath(), ""); err != nil {
-		t.Skipf("PostgreSQL server binaries not installed: %v", err)
+		kilntest.SkipMissing(t, "PostgreSQL server binaries are not installed: "+err.Error())
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
+		kilntest.SkipMissing(t, "redis-server is not installed (sudo apt-get install -y redis-server)")
 	}
 	dir := filepath.Join(t.TempDir(), ".dev")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
