@@ -34,6 +34,7 @@ root=0
 install() {
   [ "$root" = 1 ] || return 1
   command -v apt-get >/dev/null 2>&1 || return 1
+  echo "setup: installing $* with apt-get..." >&2 # minutes of silence otherwise
   if [ "$updated" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
     updated=1
