@@ -106,3 +106,17 @@ func TestDebugHandlerGuessingLimit(t *testing.T) {
 		t.Errorf("the right password from another address = %d, want 200", rec.Code)
 	}
 }
+
+// TestShortAdminPasswordRefused: the worker does not start with an
+// ADMIN_PASSWORD under 32 characters either.
+func TestShortAdminPasswordRefused(t *testing.T) {
+	env := map[string]string{
+		"DATABASE_URL": "postgres://postgres@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1",
+		"ADDON_ID": "kiln", "ADDON_PASSWORD": "pw", "ADDON_SSO_SALT": "salt", "HEROKU_OAUTH_CLIENT_SECRET": "s",
+		"ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "ADMIN_PASSWORD": strings.Repeat("x", 31),
+	}
+	err := run(context.Background(), func(k string) string { return env[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ADMIN_PASSWORD is malformed: it is 31 characters long") {
+		t.Fatalf("run = %v, want a refusal naming ADMIN_PASSWORD", err)
+	}
+}
