@@ -91,7 +91,7 @@ func realKiln(t *testing.T, async bool, want int) {
 		"HEROKU_API_URL="+simSrv.URL,
 		"HEROKU_ID_URL="+simSrv.URL,
 		"ENCRYPTION_KEY="+kilntest.Key(),
-		"ADMIN_PASSWORD=conformance-admin",
+		"ADMIN_PASSWORD=conformance-admin-password-0123456789",
 		"RESOURCE_DRIVER=account",
 		"ASYNC_DEPROVISION="+strconv.FormatBool(async),
 	)

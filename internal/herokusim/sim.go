@@ -91,6 +91,7 @@ type AddonState struct {
 	AppID   string            `json:"app_id"`
 	AppName string            `json:"app_name"`
 	State   string            `json:"state"` // provisioning, provisioned or deprovisioned
+	Plan    string            `json:"plan"`  // the plan slug Heroku holds
 	Config  map[string]string `json:"config"`
 }
 
@@ -128,6 +129,7 @@ type fault struct {
 
 type addonRec struct {
 	id, name, appID, appName, planID, userID string
+	plan                                     string // slug; "" is DefaultPlan
 	state                                    string
 	config                                   map[string]string
 	createdAt, updatedAt                     time.Time
@@ -330,7 +332,7 @@ func (s *Sim) Addon(id string) (AddonState, bool) {
 	for k, v := range a.config {
 		cfg[k] = v
 	}
-	return AddonState{ID: a.id, Name: a.name, AppID: a.appID, AppName: a.appName, State: a.state, Config: cfg}, true
+	return AddonState{ID: a.id, Name: a.name, AppID: a.appID, AppName: a.appName, State: a.state, Plan: a.planOf(), Config: cfg}, true
 }
 
 // Calls returns the call log in the order the calls were answered.

@@ -103,6 +103,13 @@ type Options struct {
 	// app names the operator API shows, asynchronous deprovisioning and
 	// credential rolls. Nil leaves those out.
 	Keeper *addon.Keeper
+	// AdminGuessLimit sizes the guessing limit every admin door shares,
+	// per client address; zero fields mean DefaultAdminGuessBurst and
+	// DefaultAdminGuessPerMinute.
+	AdminGuessLimit RateLimit
+	// AdminGuard is that limit, when the caller shares one guard between
+	// several handlers; nil builds one on RateBuckets.
+	AdminGuard *AdminGuard
 }
 
 // server holds the options the handlers share. Each surface (partner, health,
@@ -125,6 +132,7 @@ type server struct {
 	queues         http.Handler
 	metrics        *metrics
 	keeper         *addon.Keeper
+	guard          *AdminGuard
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -154,6 +162,10 @@ func New(o Options) *echo.Echo {
 		s.log.Error("dashboard sessions disabled: single sign-on will be refused", "err", err)
 		s.sessions = &sessions{}
 	}
+	s.guard = o.AdminGuard
+	if s.guard == nil {
+		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
+	}
 	collectors := o.Collectors
 	if o.Keeper != nil && o.Keeper.Links != nil {
 		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{links: o.Keeper.Links, log: s.log})
@@ -181,14 +193,17 @@ func New(o Options) *echo.Echo {
 
 	// Order matters: the request id comes first so every answer (errors
 	// included) carries it; the log wraps recovery so a panic is logged with
-	// the 500 it became; the body cap is innermost, next to the handlers.
-	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody)
+	// the 500 it became; the body cap comes next to the handlers, and the refusal of input Postgres
+	// cannot store (storable.go) reads the capped body.
+	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody, s.refuseUnstorable)
 	s.routes(e)
 	return e
 }
 
 // routes registers every endpoint. New surfaces add their group here.
 func (s *server) routes(e *echo.Echo) {
+	e.GET("/", s.home)
+	e.HEAD("/", s.home)
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz) // some load balancers probe with HEAD
 
