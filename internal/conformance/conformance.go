@@ -271,7 +271,7 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 	reg, err := r.o.Sim.Register(ctx, id)
 	if err != nil {
 		r.add(CheckProvision, Fail, fmt.Sprintf("cannot create the add-on on the Heroku simulator at %s: %v", r.o.Sim.URL, err))
-		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, afterProvision...)...)
+		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, r.afterProvision()...)...)
 		return nil, false
 	}
 	req := partner.NewProvisionRequest(id, r.o.Plan, &reg.Grant, nil)
@@ -312,7 +312,7 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 		return a.String(), nil
 	})
 	if !ok {
-		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, afterProvision...)...)
+		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, r.afterProvision()...)...)
 		return nil, false
 	}
 	r.check(CheckProvisionRepeat, func() (string, error) {
@@ -351,7 +351,7 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 		return fmt.Sprintf("provisioned after %s with %d config vars", time.Since(start).Round(100*time.Millisecond), len(sa.Config)), nil
 	})
 	if !ok {
-		r.skip("the add-on was never provisioned", afterProvision...)
+		r.skip("the add-on was never provisioned", r.afterProvision()...)
 		return nil, false
 	}
 	return st, true

@@ -191,3 +191,21 @@ func (r *runner) asyncDeprovision(ctx context.Context, id string) {
 		return "deprovisioned on Heroku", nil
 	})
 }
+
+// afterProvision is every check that needs a provisioned add-on, the
+// optional ones included when they are on, so a failed provision skips
+// them visibly.
+func (r *runner) afterProvision() []string {
+	out := append([]string(nil), afterProvision[:len(afterProvision)-3]...)
+	if r.o.Webhooks {
+		out = append(out, CheckWebhookSubscribed, CheckWebhookSigned, CheckWebhookBadSig, CheckWebhookRepeat)
+	}
+	if r.o.LogStream {
+		out = append(out, CheckLogStream, CheckLogNoSecrets)
+	}
+	out = append(out, afterProvision[len(afterProvision)-3:]...)
+	if r.o.AsyncDeprovision {
+		out = append(out, CheckAsyncDeprovision)
+	}
+	return out
+}
