@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
 )
 
 // TestRotateWithGrace: with a keeper, the dashboard says how long old
@@ -54,5 +56,62 @@ func TestRotateWithGrace(t *testing.T) {
 	}
 	if got := c.stored(t, a.ID).Vars["URL"]; got != after {
 		t.Error("the refused second rotation changed the credentials")
+	}
+}
+
+// TestRetireIsCrashSafe: a roll that crashed after recording the retiring
+// credentials but before recording the new ones leaves the current
+// credentials retiring; the revocation job must see they are still the
+// add-on's own and keep them. A due revocation of real old credentials
+// revokes them once, and a repeat is harmless.
+func TestRetireIsCrashSafe(t *testing.T) {
+	t.Parallel()
+	c := newCustomer(t, customerConfig{grace: time.Hour})
+	ctx := context.Background()
+	k := &addon.Keeper{Service: c.svc, Links: c.store, Grace: time.Hour}
+	a := c.provisioned(t)
+	works := func(vars addon.Vars) bool {
+		t.Helper()
+		u, _ := url.Parse(vars["URL"])
+		pw, _ := u.User.Password()
+		_, err := c.driver.Authenticate(ctx, u.User.Username(), pw)
+		return err == nil
+	}
+	if _, err := c.store.UpdateLink(ctx, a.ID, func(l *addon.Link) error {
+		l.RetiredVars, l.RetireAt = a.Vars, time.Now().Add(-time.Minute)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Retire(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !works(a.Vars) {
+		t.Fatal("the revocation job revoked the credentials the app uses")
+	}
+	if l, _ := c.store.Link(ctx, a.ID); l.RetiredVars != nil {
+		t.Error("the unfinished roll is still waiting to retire")
+	}
+
+	rolled, err := k.Rotate(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !works(a.Vars) || !works(rolled.Vars) {
+		t.Fatal("after the roll both keys must work")
+	}
+	if err := k.Retire(ctx, a.ID); err != nil || !works(a.Vars) {
+		t.Fatalf("a revocation before the grace ended: %v, old key works %v", err, works(a.Vars))
+	}
+	if _, err := c.store.UpdateLink(ctx, a.ID, func(l *addon.Link) error { l.RetireAt = time.Now().Add(-time.Second); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := k.Retire(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if works(a.Vars) || !works(rolled.Vars) {
+		t.Errorf("after the grace: old key works %v, new key works %v; want false, true", works(a.Vars), works(rolled.Vars))
 	}
 }
