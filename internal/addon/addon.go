@@ -109,7 +109,7 @@ type Addon struct {
 	ProvisionedAt     time.Time
 	DeprovisionedAt   time.Time
 
-	Deadline  time.Time // give up provisioning after this
+	Deadline time.Time // give up provisioning after this
 
 	// ExchangeStartedAt is when a grant exchange was first attempted. Set
 	// before the call to id.heroku.com, so when the answer is lost (a crash,

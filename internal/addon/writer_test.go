@@ -184,13 +184,13 @@ func (q *queue) Enqueue(ctx context.Context, kind addon.JobKind, id string) erro
 }
 
 type world struct {
-	svc   *addon.Service
-	st    *store
-	drv   *driver
-	q     *queue
-	sim   *herokusim.Sim
-	srv   *httptest.Server
-	lost  atomic.Int32
+	svc  *addon.Service
+	st   *store
+	drv  *driver
+	q    *queue
+	sim  *herokusim.Sim
+	srv  *httptest.Server
+	lost atomic.Int32
 }
 
 func newWorld(tb testing.TB) *world {

@@ -140,19 +140,19 @@ func Platform(c *config.Config, log *slog.Logger) *heroku.Client {
 // App is Kiln's service assembled from the environment: everything the web
 // and worker processes share, built one way so they cannot drift apart.
 type App struct {
-	Config  *config.Config
-	Log     *slog.Logger
-	DB      *postgres.DB
-	Redis   *redis.Options
+	Config *config.Config
+	Log    *slog.Logger
+	DB     *postgres.DB
+	Redis  *redis.Options
 	// RedisClient is the process's one Redis pool (REDIS_POOL_SIZE
 	// connections), and Conn hands it to asynq, asynqmon and the jobs
 	// adapter, so nothing opens a pool of its own.
 	RedisClient *redis.Client
 	Conn        jobs.SharedRedis
 	Queue       *jobs.Queue
-	Driver  addon.Driver
-	Service *addon.Service
-	closers []func() error
+	Driver      addon.Driver
+	Service     *addon.Service
+	closers     []func() error
 }
 
 // Open connects to Postgres, Redis and the resource driver and builds the
