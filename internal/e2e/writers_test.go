@@ -152,7 +152,9 @@ func TestTwoWebsTwoWorkers(t *testing.T) {
 	// dead process never hears is lost for good, by Heroku's design, which
 	// is not what this test is about).
 	hold := make(chan struct{})
+	s.Sim.ClearFaults() // the first matching fault applies: the hold goes first
 	s.Sim.Inject(herokusim.Fault{Kind: herokusim.KindProvision, Hold: hold})
+	s.Sim.Inject(herokusim.Fault{Delay: 50 * time.Millisecond})
 	eventually(t, 2*time.Minute, "every grant exchanged", func() bool { return grants() >= n })
 	if provisioned() < n {
 		eventually(t, time.Minute, "provision actions held", func() bool { return s.Sim.Holding(herokusim.KindProvision) > 0 })
