@@ -99,7 +99,7 @@ type sizes struct {
 var full = sizes{
 	Callers: 64, Warmup: 2000, Accept: 15000, Rounds: 4,
 	EndToEnd: 10000,
-	Backlog:  20000, Probes: 200, ProbeEvery: 50 * time.Millisecond, Delay: 100 * time.Millisecond,
+	Backlog:  20000, Probes: 200, ProbeEvery: 50 * time.Millisecond, Delay: time.Second,
 	GrowthSmall: 10000, GrowthLarge: 200000, GrowthReqs: 20000,
 	WaitLimit: 4 * time.Minute, ProfileSecs: 5, Concurrency: config.DefaultConcurrency,
 	Latency: 6000,
@@ -108,7 +108,7 @@ var full = sizes{
 var quick = sizes{
 	Callers: 64, Warmup: 100, Accept: 400, Rounds: 1,
 	EndToEnd: 300,
-	Backlog:  500, Probes: 20, ProbeEvery: 20 * time.Millisecond, Delay: 100 * time.Millisecond,
+	Backlog:  500, Probes: 20, ProbeEvery: 20 * time.Millisecond, Delay: time.Second,
 	GrowthSmall: 1000, GrowthLarge: 5000, GrowthReqs: 300,
 	WaitLimit: time.Minute, ProfileSecs: 1, Concurrency: config.DefaultConcurrency,
 	Latency: 200,

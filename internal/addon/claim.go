@@ -257,6 +257,12 @@ func (s *Service) Exclusive(ctx context.Context, id string, wait time.Duration, 
 	return err
 }
 
+// SaveInHand is inHand for writers outside this package's files: use it
+// to save anything a call returned that cannot be asked for again.
+func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
+	return s.inHand(ctx, what, id, save)
+}
+
 // inHand retries a save of something that exists only in this process's
 // memory (tokens from an exchange or refresh, credentials a driver just
 // rotated): losing it would spend a single-use grant or leave a customer with

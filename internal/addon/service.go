@@ -461,8 +461,10 @@ func (s *Service) step(ctx context.Context, c *Claim, set func(a *Addon, now tim
 	})
 }
 
+// markProvisioned records the add-on provisioned and, this being the last
+// step, frees the claim in the same transaction.
 func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku bool) error {
-	_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+	_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
 		if a.State != StateProvisioning {
 			return nil
 		}

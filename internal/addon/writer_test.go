@@ -516,6 +516,9 @@ func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 	if w.lost.Load() != 1 {
 		t.Errorf("GrantLost called %d times, want 1", w.lost.Load())
 	}
+	if n, err := w.st.DB.CountLostGrants(ctx); err != nil || n != 1 {
+		t.Errorf("CountLostGrants = %d, %v; want 1", n, err)
+	}
 
 	// An ordinary invalid grant is reported as such.
 	id2 := uuid.NewString()
