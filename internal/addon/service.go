@@ -239,6 +239,14 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 				}
 				return Wrap(EINVALID, err, "%s", GrantLostReason)
 			}
+			if !Transient(err) {
+				// A definite answer: the attempt is over, so a later retry
+				// (by an operator) is a first attempt again.
+				_, _ = c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+					a.ExchangeStartedAt = time.Time{}
+					return nil
+				})
+			}
 			return fmt.Errorf("exchange grant: %w", err)
 		}
 		saved, err := s.saveTokens(ctx, id, nil, tok)
