@@ -180,7 +180,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 		if made.State != StateProvisioning {
 			return Errorf(EINVALID, "the add-on was deprovisioned while it was provisioned")
 		}
-		return s.markProvisioned(ctx, c, false)
+		return s.markProvisioned(ctx, c, false, false)
 	})
 	if err == nil {
 		return s.Store.Get(ctx, a.ID)
@@ -249,7 +249,7 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 			}
 			return fmt.Errorf("exchange grant: %w", err)
 		}
-		saved, err := s.saveTokens(ctx, id, nil, tok)
+		saved, err := s.saveTokens(ctx, c, true, nil, tok)
 		if err != nil {
 			return err
 		}
@@ -273,41 +273,56 @@ const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchang
 
 // saveTokens saves tokens that exist only in this process (from an exchange
 // when old is nil, else from refreshing old), retrying the save, never the
-// call to Heroku. The save is a plain row-locked update, not fenced: these
-// tokens are the only live ones (the grant is spent, the old refresh token
-// may be rotated), so they are kept even if this writer's lease was taken
-// over, unless someone else already saved newer ones.
-func (s *Service) saveTokens(ctx context.Context, id string, old *Tokens, tok Tokens) (*Addon, error) {
-	var saved *Addon
-	err := s.inHand(ctx, "oauth tokens", id, func(ctx context.Context) error {
-		a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-			now := s.now()
-			if old == nil {
-				if !a.GrantExchangedAt.IsZero() {
-					return nil
-				}
-				a.Tokens = &tok
-				a.Grant = nil // spent: keep no copy of it
-				a.GrantExchangedAt = now
-				a.Note(now, "step", "OAuth grant exchanged")
+// call to Heroku. The save is recorded under the claim (freeing it too when
+// release is set: the exchange is the grant job's last step) and, should the
+// claim have been taken over, as a plain row-locked update all the same:
+// these tokens are the only live ones (the grant is spent, the old refresh
+// token may be rotated), so they are kept unless someone else already saved
+// newer ones.
+func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *Tokens, tok Tokens) (*Addon, error) {
+	id := c.Lease().AddonID
+	set := func(a *Addon, now time.Time) error {
+		if old == nil {
+			if !a.GrantExchangedAt.IsZero() {
 				return nil
 			}
-			if a.Tokens == nil {
-				// Deprovisioned meanwhile: the tokens are of no use.
-				return Errorf(EGONE, "Add-on %s has no OAuth tokens any more.", id)
-			}
-			if a.Tokens.Refresh != old.Refresh {
-				return nil // another writer refreshed already: keep its tokens
-			}
-			if tok.Refresh == "" {
-				tok.Refresh = old.Refresh
-			}
-			if tok.UserID == "" {
-				tok.UserID = old.UserID
-			}
 			a.Tokens = &tok
-			a.Note(now, "step", "access token refreshed")
+			a.Grant = nil // spent: keep no copy of it
+			a.GrantExchangedAt = now
+			a.Note(now, "step", "OAuth grant exchanged")
 			return nil
+		}
+		if a.Tokens == nil {
+			// Deprovisioned meanwhile: the tokens are of no use.
+			return Errorf(EGONE, "Add-on %s has no OAuth tokens any more.", id)
+		}
+		if a.Tokens.Refresh != old.Refresh {
+			return nil // another writer refreshed already: keep its tokens
+		}
+		if tok.Refresh == "" {
+			tok.Refresh = old.Refresh
+		}
+		if tok.UserID == "" {
+			tok.UserID = old.UserID
+		}
+		a.Tokens = &tok
+		a.Note(now, "step", "access token refreshed")
+		return nil
+	}
+	var saved *Addon
+	lost := false
+	err := s.inHand(ctx, "oauth tokens", id, func(ctx context.Context) error {
+		if !lost {
+			a, err := c.record(ctx, release, set)
+			if !errors.Is(err, ErrLeaseLost) {
+				saved = a
+				return err
+			}
+			lost = true
+			s.log().ErrorContext(ctx, "lease lost while holding new OAuth tokens; saving them anyway", "addon", id)
+		}
+		a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			return set(a, s.now())
 		})
 		saved = a
 		return err
@@ -396,8 +411,9 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 	if a.Tokens == nil {
 		// Heroku sent no grant: there is no Platform API access for this
 		// add-on, so there is nothing to push or mark.
-		return s.markProvisioned(ctx, c, false)
+		return s.markProvisioned(ctx, c, false, false)
 	}
+	pushed := false
 	if a.ConfigPushedAt.IsZero() {
 		vars, err := s.configVars(a.Vars)
 		if err != nil {
@@ -409,9 +425,10 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 		if err != nil {
 			return fmt.Errorf("push config: %w", err)
 		}
-		if a, err = s.step(ctx, c, func(a *Addon, now time.Time) { a.ConfigPushedAt = now }, "config vars pushed"); err != nil || a.State != StateProvisioning {
-			return err
-		}
+		// Recorded with the next step: were this process to die in between,
+		// the retry pushes the same vars again, which Heroku allows while
+		// provisioning; one write fewer per add-on.
+		pushed = true
 	}
 	if a.ProvisionedAt.IsZero() {
 		err = s.withToken(ctx, c, func(token string) error {
@@ -421,7 +438,7 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 			return fmt.Errorf("mark provisioned: %w", err)
 		}
 	}
-	return s.markProvisioned(ctx, c, true)
+	return s.markProvisioned(ctx, c, true, pushed)
 }
 
 // createResource asks the driver for the resource and records its vars.
@@ -456,25 +473,16 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 	})
 }
 
-// step records a finished pipeline step, unless the add-on left the
-// provisioning state meanwhile (a deprovision arrived).
-func (s *Service) step(ctx context.Context, c *Claim, set func(a *Addon, now time.Time), note string) (*Addon, error) {
-	return c.Record(ctx, func(a *Addon, now time.Time) error {
-		if a.State != StateProvisioning {
-			return nil
-		}
-		set(a, now)
-		a.Note(now, "step", note)
-		return nil
-	})
-}
-
 // markProvisioned records the add-on provisioned and, this being the last
 // step, frees the claim in the same transaction.
-func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku bool) error {
+func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushed bool) error {
 	_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
 		if a.State != StateProvisioning {
 			return nil
+		}
+		if pushed && a.ConfigPushedAt.IsZero() {
+			a.ConfigPushedAt = now
+			a.Note(now, "step", "config vars pushed")
 		}
 		if onHeroku && a.ProvisionedAt.IsZero() {
 			a.ProvisionedAt = now
@@ -539,7 +547,7 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 	if err != nil {
 		return "", fmt.Errorf("refresh token: %w", err)
 	}
-	saved, err := s.saveTokens(ctx, a.ID, &old, tok)
+	saved, err := s.saveTokens(ctx, c, false, &old, tok)
 	if err != nil {
 		return "", err
 	}

@@ -532,6 +532,18 @@ func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 	}
 }
 
+// failAfter arms a store failure once Heroku has answered an exchange.
+type failAfter struct {
+	addon.Platform
+	arm func()
+}
+
+func (f *failAfter) ExchangeGrant(ctx context.Context, code string) (addon.Tokens, error) {
+	tok, err := f.Platform.ExchangeGrant(ctx, code)
+	f.arm()
+	return tok, err
+}
+
 func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
@@ -540,9 +552,9 @@ func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
 		t.Fatal(err)
 	}
-	w.st.failUpdate.Store(3) // the database drops the first saves after Heroku answers
+	// The database drops the first saves after Heroku answers.
+	w.svc.Platform = &failAfter{Platform: w.svc.Platform, arm: func() { w.st.failRecord.Store(3) }}
 	jobCtx, cancel := context.WithCancel(ctx)
-	w.sim.Inject(herokusim.Fault{Kind: herokusim.KindGrant, Times: 1}) // no-op fault: count only
 	if err := w.svc.ExchangeGrant(jobCtx, id); err != nil {
 		t.Fatalf("ExchangeGrant: %v", err)
 	}
@@ -562,6 +574,12 @@ func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 	}
 	if !slices.Contains(w.q.jobs, string(addon.JobProvision)+" "+id) {
 		t.Errorf("provision not enqueued: %v", w.q.jobs)
+	}
+	if n := w.st.failRecord.Load(); n >= 0 {
+		t.Errorf("the save did not meet the injected failures (%d left)", n)
+	}
+	if a.LeaseUntil != (time.Time{}) {
+		t.Errorf("the claim was not freed with the tokens' save: lease until %v", a.LeaseUntil)
 	}
 }
 
