@@ -103,7 +103,7 @@ func newStackWith(t testing.TB, simOpts herokusim.Options, extra ...string) *sta
 		"HEROKU_API_URL="+simSrv.URL,
 		"HEROKU_ID_URL="+simSrv.URL,
 		"ENCRYPTION_KEY="+key,
-		"ADMIN_PASSWORD=e2e-admin",
+		"ADMIN_PASSWORD=e2e-admin-password-0123456789abcdef",
 		"PUBLIC_URL=https://kiln.example.com",
 		"LOG_LEVEL=debug",
 	)
