@@ -33,31 +33,39 @@ func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
 		return err
 	}
 	if l.MarkedDeprovisionedAt.IsZero() {
-		// The resource first: Heroku must hear "done" only when it is.
-		// DeprovisionJob below destroys again, which drivers make a no-op.
-		if err := k.Service.Driver.Destroy(ctx, k.Service.resource(a)); err != nil {
-			return transient(fmt.Errorf("destroy resource: %w", err))
-		}
-		err = k.Service.withToken(ctx, a, func(token string) error {
-			return k.Service.Platform.MarkDeprovisioned(ctx, token, id)
-		})
-		switch {
-		case err == nil:
-		case Transient(err):
-			return fmt.Errorf("mark deprovisioned on Heroku: %w", err)
-		default:
-			// Gone, unknown or a refused token: Heroku has finished with
-			// this add-on already (a previous attempt's call succeeded
-			// before a crash, after which Heroku revoked the token), or
-			// will not hear from Kiln again. Either way the cleanup is done.
-			k.log().WarnContext(ctx, "actions/deprovision refused; recording the deprovision anyway", "addon", id, "err", err)
-		}
-		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
-			if l.MarkedDeprovisionedAt.IsZero() {
-				l.MarkedDeprovisionedAt = k.now()
+		err := k.Service.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+			a := c.Addon()
+			if a.State != StateDeprovisioning || a.Tokens == nil {
+				return nil
 			}
-			return nil
-		}); err != nil {
+			// The resource first: Heroku must hear "done" only when it is.
+			// DeprovisionJob below destroys again, which drivers make a no-op.
+			if err := k.Service.Driver.Destroy(ctx, k.Service.resource(a)); err != nil {
+				return transient(fmt.Errorf("destroy resource: %w", err))
+			}
+			err := k.Service.withToken(ctx, c, func(token string) error {
+				return k.Service.Platform.MarkDeprovisioned(ctx, token, id)
+			})
+			switch {
+			case err == nil:
+			case Transient(err):
+				return fmt.Errorf("mark deprovisioned on Heroku: %w", err)
+			default:
+				// Gone, unknown or a refused token: Heroku has finished with
+				// this add-on already (a previous attempt's call succeeded
+				// before a crash, after which Heroku revoked the token), or
+				// will not hear from Kiln again. Either way the cleanup is done.
+				k.log().WarnContext(ctx, "actions/deprovision refused; recording the deprovision anyway", "addon", id, "err", err)
+			}
+			_, err = k.Links.UpdateLink(ctx, id, func(l *Link) error {
+				if l.MarkedDeprovisionedAt.IsZero() {
+					l.MarkedDeprovisionedAt = k.now()
+				}
+				return nil
+			})
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -37,6 +37,22 @@ func (o *observed) Update(ctx context.Context, id string, fn func(ctx context.Co
 		events = append(events[:0], a.events...)
 		return err
 	})
+	return o.after(ctx, id, a, events, err)
+}
+
+// Record is Update for a lease holder (the pipeline's writers record
+// through it); observed the same way.
+func (o *observed) Record(ctx context.Context, l Lease, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
+	var events []Event
+	a, err := o.Store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+		err := fn(ctx, a)
+		events = append(events[:0], a.events...)
+		return err
+	})
+	return o.after(ctx, l.AddonID, a, events, err)
+}
+
+func (o *observed) after(ctx context.Context, id string, a *Addon, events []Event, err error) (*Addon, error) {
 	if err != nil || len(events) == 0 {
 		return a, err
 	}
@@ -72,6 +88,32 @@ func (o *observed) CountByState(ctx context.Context) (map[State]int64, error) {
 		return nil, Errorf(EINTERNAL, "This store cannot count add-ons.")
 	}
 	return c.CountByState(ctx)
+}
+
+// CountLostGrants forwards to the wrapped store (kiln_grants_lost).
+func (o *observed) CountLostGrants(ctx context.Context) (int64, error) {
+	c, ok := o.Store.(LostGrants)
+	if !ok {
+		return 0, Errorf(EINTERNAL, "This store cannot count lost grants.")
+	}
+	return c.CountLostGrants(ctx)
+}
+
+// RecordSignIn forwards to the wrapped store, or records the sign-in
+// through Update when it has no cheaper way (what sso.go does without one).
+func (o *observed) RecordSignIn(ctx context.Context, id string, at time.Time, message string) error {
+	if r, ok := o.Store.(SignInRecorder); ok {
+		return r.RecordSignIn(ctx, id, at, message)
+	}
+	_, err := o.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		switch a.State {
+		case StateDeprovisioning, StateDeprovisioned:
+			return Errorf(EFORBIDDEN, "Add-on %s was deprovisioned.", id)
+		}
+		a.Note(at, "sso", message)
+		return nil
+	})
+	return err
 }
 
 // Unwrap returns the wrapped store.

@@ -38,43 +38,52 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 	if !ok {
 		return k.Service.RotateCredentials(ctx, id)
 	}
-	a, err := k.Service.Store.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	if !ValidID(id) {
+		return nil, NotFound(id)
 	}
-	if a.State != StateProvisioned {
-		return nil, Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
-	}
-	if a.Tokens == nil {
-		return nil, Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
-	}
-	now := k.now()
-	retireAt := now.Add(k.Grace)
-	if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
-		if l.RetiredVars != nil && !maps.Equal(l.RetiredVars, a.Vars) {
-			return Errorf(ECONFLICT, "The previous credentials of add-on %s keep working until %s; rotate again after that.", id, l.RetireAt.UTC().Format(time.RFC3339))
+	var pushErr error
+	err := k.Service.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		if a.State != StateProvisioned {
+			return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
 		}
-		l.RetiredVars, l.RetireAt = a.Vars, retireAt
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	vars, err := roller.Roll(ctx, k.Service.resource(a))
-	if err != nil {
-		return nil, fmt.Errorf("roll credentials: %w", err)
-	}
-	prev := a.Vars
-	a, err = k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		if !maps.Equal(a.Vars, prev) {
-			return Errorf(ECONFLICT, "The credentials of add-on %s changed meanwhile; try again.", id)
+		if a.Tokens == nil {
+			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
 		}
-		a.Vars = vars
-		a.ConfigPushedAt = time.Time{}
-		msg := "credentials rotated"
-		if k.Grace > 0 {
-			msg += fmt.Sprintf("; the old ones keep working until %s", retireAt.UTC().Format(time.RFC3339))
+		retireAt := k.now().Add(k.Grace)
+		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
+			if l.RetiredVars != nil && !maps.Equal(l.RetiredVars, a.Vars) {
+				return Errorf(ECONFLICT, "The previous credentials of add-on %s keep working until %s; rotate again after that.", id, l.RetireAt.UTC().Format(time.RFC3339))
+			}
+			l.RetiredVars, l.RetireAt = a.Vars, retireAt
+			return nil
+		}); err != nil {
+			return err
 		}
-		a.Note(k.now(), "credentials", msg)
+		vars, err := roller.Roll(ctx, k.Service.resource(a))
+		if err != nil {
+			return fmt.Errorf("roll credentials: %w", err)
+		}
+		// Record at any cost: the app must be given these.
+		err = k.Service.inHand(ctx, "rolled credentials", id, func(ctx context.Context) error {
+			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+				a.Vars = vars
+				a.ConfigPushedAt = time.Time{}
+				msg := "credentials rotated"
+				if k.Grace > 0 {
+					msg += fmt.Sprintf("; the old ones keep working until %s", retireAt.UTC().Format(time.RFC3339))
+				}
+				a.Note(now, "credentials", msg)
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if pushErr = k.Service.pushConfig(ctx, c); pushErr != nil {
+			k.Service.enqueue(ctx, JobPushConfig, id)
+		}
 		return nil
 	})
 	if err != nil {
@@ -83,11 +92,11 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 	if k.Grace <= 0 {
 		k.enqueue(ctx, JobRetire, id)
 	}
-	if err := k.Service.PushConfig(ctx, id); err != nil {
-		k.Service.enqueue(ctx, JobPushConfig, id)
-		return a, err
+	a, err := k.Service.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	return k.Service.Store.Get(ctx, id)
+	return a, pushErr
 }
 
 // Retire revokes credentials whose grace has ended. It leaves them alone

@@ -42,19 +42,28 @@ func (k *Keeper) Sync(ctx context.Context, id string) error {
 	if k.Watcher == nil {
 		return nil
 	}
-	a, err := k.Service.Store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if a.State != StateProvisioned || a.Tokens == nil {
+	var info HerokuAddon
+	live := false
+	// The add-on's one writer for the call: a refreshed token is saved
+	// under the claim.
+	err := k.Service.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		if a.State != StateProvisioned || a.Tokens == nil {
+			return nil
+		}
+		live = true
+		return k.Service.withToken(ctx, c, func(token string) error {
+			var err error
+			info, err = k.Watcher.GetAddon(ctx, token, id)
+			return err
+		})
+	})
+	if err == nil && !live {
 		return nil
 	}
-	var info HerokuAddon
-	err = k.Service.withToken(ctx, a, func(token string) error {
-		var err error
-		info, err = k.Watcher.GetAddon(ctx, token, id)
-		return err
-	})
+	if IsBusy(err) {
+		return err // another writer holds it: retried shortly
+	}
 	now := k.now()
 	next := NextSync(id, now, k.SyncInterval)
 	switch {

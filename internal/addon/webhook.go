@@ -55,11 +55,19 @@ func (k *Keeper) Subscribe(ctx context.Context, id string) error {
 	u.RawQuery = q.Encode()
 	sub := WebhookSubscription{URL: u.String(), Secret: l.WebhookSecret, Level: "notify", Include: WebhookEvents}
 	var hookID string
-	err = k.Service.withToken(ctx, a, func(token string) error {
-		var err error
-		hookID, err = k.Watcher.CreateWebhook(ctx, token, id, sub)
-		return err
+	err = k.Service.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		if a := c.Addon(); a.State != StateProvisioned || a.Tokens == nil {
+			return nil
+		}
+		return k.Service.withToken(ctx, c, func(token string) error {
+			var err error
+			hookID, err = k.Watcher.CreateWebhook(ctx, token, id, sub)
+			return err
+		})
 	})
+	if err == nil && hookID == "" {
+		return nil
+	}
 	if err != nil {
 		if Transient(err) {
 			return fmt.Errorf("subscribe webhooks: %w", err)
