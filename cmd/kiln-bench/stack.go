@@ -364,7 +364,7 @@ func (st *stack) tail(name string) string {
 // phases, so one phase's leftovers do not load the next. FLUSHALL is safe
 // here: the redis-server is the bench's own.
 func (st *stack) reset(ctx context.Context) error {
-	if _, err := st.db.ExecContext(ctx, "TRUNCATE addons, addon_events, accounts, bench_baseline"); err != nil {
+	if _, err := st.db.ExecContext(ctx, "TRUNCATE addons, addon_events, addon_links, addon_webhook_events, accounts, bench_baseline"); err != nil {
 		return fmt.Errorf("truncate: %w", err)
 	}
 	if _, err := st.db.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {

@@ -21,6 +21,9 @@ func (c *cli) check(args []string) error {
 	plan := fs.String("plan", "test", "plan to provision")
 	newPlan := fs.String("new-plan", "basic", "plan to change to")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long provisioning may take")
+	webhooks := fs.Bool("webhooks", true, "check the add-on webhook subscription and receiver (Kiln's HEROKU_WEBHOOKS; its PUBLIC_URL must reach Kiln from the simulator)")
+	logStream := fs.Bool("log-stream", true, "send a log_input_url and check the lines Kiln writes to it")
+	asyncDeprovision := fs.Bool("async-deprovision", false, "expect Kiln's ASYNC_DEPROVISION=true: DELETE answers 202, then actions/deprovision")
 	pos, err := parse(fs, s, args)
 	if err != nil {
 		return err
@@ -55,6 +58,9 @@ func (c *cli) check(args []string) error {
 		Plan:             *plan,
 		NewPlan:          *newPlan,
 		ProvisionTimeout: *timeout,
+		Webhooks:         *webhooks,
+		LogStream:        *logStream,
+		AsyncDeprovision: *asyncDeprovision,
 		OnResult: func(r conformance.Result) {
 			fmt.Fprintf(c.stderr, "  %s  %s\n", r.Status, r.Name)
 		},

@@ -71,6 +71,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Queues:        queues,
 		Collectors:    []prometheus.Collector{queueMetrics},
 		Finder:        db,
+		Keeper:        app.Keeper,
 		RateBuckets:   ratelimit.New(rdb), // the operator API's limit holds across dynos
 		Log:           log,
 		Health: []web.Check{

@@ -43,7 +43,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer app.Close()
 	conn := app.Conn
 	svc, db, queue, driver := app.Service, app.DB, app.Queue, app.Driver
-	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, GrantConcurrency: cfg.GrantConcurrency, Log: log})
+	keeper := app.Keeper
+	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, GrantConcurrency: cfg.GrantConcurrency, Log: log,
+		Handlers: kiln.KeeperJobs(keeper)})
 	reconciler := jobs.NewReconciler(db, queue, svc, jobs.ReconcilerOptions{
 		Interval:       cfg.ReconcileEvery,
 		StaleAfter:     cfg.ReconcileAfter,
@@ -74,6 +76,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	g.Go(func() error { return server.Run(ctx) })
 	g.Go(func() error { return reconciler.Run(ctx) })
+	g.Go(func() error {
+		return jobs.RunSweep(ctx, keeper.SweepInterval(), keeper.Sweep, log.With("component", "keeper"))
+	})
 	err = g.Wait()
 	log.Info("stopped")
 	return err

@@ -19,10 +19,10 @@ type Filter struct {
 	// Name matches the add-on's name exactly.
 	Name string
 	// NameContains matches names containing this text, case-insensitively.
-	// Kiln records no app (Heroku sends none with the provision request),
-	// so an operator looking for "the add-on of app acme" can only search
-	// the add-on names, which often carry the app's name.
 	NameContains string
+	// App matches the name of the app the add-on belongs to, as Heroku
+	// reports it (GET /addons/{id}, webhooks), case-insensitively.
+	App string
 }
 
 // The fields a Range can page on.

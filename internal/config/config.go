@@ -57,6 +57,12 @@ type Config struct {
 	ReconcileAfter    time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
 	LogLevel          string
 
+	// Keeping in step with Heroku (issue 14).
+	CredentialGrace  time.Duration // CREDENTIAL_GRACE: how long rotated-out credentials keep working
+	SyncInterval     time.Duration // HEROKU_SYNC_INTERVAL: how often each live add-on is compared with GET /addons/{id}
+	Webhooks         bool          // HEROKU_WEBHOOKS: subscribe add-on webhooks (default on)
+	AsyncDeprovision bool          // ASYNC_DEPROVISION: DELETE answers 202 and Kiln calls actions/deprovision
+
 	// ResourceDriverDelay (RESOURCE_DRIVER_DELAY) slows every driver call by
 	// this much, for benchmarks and failure drills only: it stands in for a
 	// slow real resource (a database that takes a while to create).
@@ -196,6 +202,10 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		} else if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" {
 			bad("PUBLIC_URL", "want an absolute URL such as https://kiln.example.com")
 		}
+		c.CredentialGrace = duration(get("CREDENTIAL_GRACE", false), time.Hour, "CREDENTIAL_GRACE", bad)
+		c.SyncInterval = duration(get("HEROKU_SYNC_INTERVAL", false), time.Hour, "HEROKU_SYNC_INTERVAL", bad)
+		c.Webhooks = boolean(get("HEROKU_WEBHOOKS", false), true, "HEROKU_WEBHOOKS", bad)
+		c.AsyncDeprovision = boolean(get("ASYNC_DEPROVISION", false), false, "ASYNC_DEPROVISION", bad)
 		c.Concurrency = count(get("WORKER_CONCURRENCY", false), DefaultConcurrency, "WORKER_CONCURRENCY", bad)
 		c.GrantConcurrency = count(get("GRANT_CONCURRENCY", false), DefaultGrantConcurrency, "GRANT_CONCURRENCY", bad)
 		dbPool, redisPool := DefaultWebDatabasePool, DefaultWebRedisPool
@@ -266,6 +276,18 @@ func duration(v string, def time.Duration, name string, bad func(string, string)
 		return def
 	}
 	return d
+}
+
+func boolean(v string, def bool, name string, bad func(string, string)) bool {
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		bad(name, "want true or false")
+		return def
+	}
+	return b
 }
 
 func urlOr(v, def, name string, bad func(string, string)) string {

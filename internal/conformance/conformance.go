@@ -108,6 +108,14 @@ type Options struct {
 	OnResult func(Result)
 	// OnProgress, when set, sees the provisioning progress while waiting.
 	OnProgress func(partner.Progress)
+	// Webhooks checks the add-on webhook subscription and the receiver
+	// (Kiln with HEROKU_WEBHOOKS on and a PUBLIC_URL the simulator reaches).
+	Webhooks bool
+	// LogStream sends a log_input_url and checks the lines Kiln writes.
+	LogStream bool
+	// AsyncDeprovision expects ASYNC_DEPROVISION=true: DELETE answers 202
+	// and Kiln calls actions/deprovision when done.
+	AsyncDeprovision bool
 }
 
 // varName is the rule Heroku applies to config var names.
@@ -200,7 +208,14 @@ func Run(ctx context.Context, o Options) *Report {
 	r.configVars(state)
 	r.planChange(ctx, id)
 	r.sso(ctx, id)
+	r.webhooks(ctx, id)
+	r.logStream(ctx, id, state)
 	r.deprovision(ctx, id)
+	if ok := r.report.Results[len(r.report.Results)-1]; ok.Name == CheckProvisionGone && ok.Status == Pass {
+		r.asyncDeprovision(ctx, id)
+	} else if r.o.AsyncDeprovision {
+		r.skip("deprovisioning failed", CheckAsyncDeprovision)
+	}
 	return r.report
 }
 
@@ -256,10 +271,14 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 	reg, err := r.o.Sim.Register(ctx, id)
 	if err != nil {
 		r.add(CheckProvision, Fail, fmt.Sprintf("cannot create the add-on on the Heroku simulator at %s: %v", r.o.Sim.URL, err))
-		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, afterProvision...)...)
+		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, r.afterProvision()...)...)
 		return nil, false
 	}
 	req := partner.NewProvisionRequest(id, r.o.Plan, &reg.Grant, nil)
+	if r.o.LogStream {
+		// An older simulator has no log stream: the log rows fail then.
+		req.LogInputURL, _ = r.o.Sim.LogInputURL(ctx, id)
+	}
 	st := &provisionState{}
 	var first *partner.Answer
 	ok := r.check(CheckProvision, func() (string, error) {
@@ -293,7 +312,7 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 		return a.String(), nil
 	})
 	if !ok {
-		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, afterProvision...)...)
+		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, r.afterProvision()...)...)
 		return nil, false
 	}
 	r.check(CheckProvisionRepeat, func() (string, error) {
@@ -332,7 +351,7 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 		return fmt.Sprintf("provisioned after %s with %d config vars", time.Since(start).Round(100*time.Millisecond), len(sa.Config)), nil
 	})
 	if !ok {
-		r.skip("the add-on was never provisioned", afterProvision...)
+		r.skip("the add-on was never provisioned", r.afterProvision()...)
 		return nil, false
 	}
 	return st, true
@@ -538,6 +557,10 @@ func (r *runner) deprovision(ctx context.Context, id string) {
 			return "", err
 		}
 		switch {
+		case r.o.AsyncDeprovision && a.Status == http.StatusAccepted:
+			return a.String() + " (asynchronous deprovisioning)", nil
+		case r.o.AsyncDeprovision:
+			return "", fmt.Errorf("got %s; want 202 (ASYNC_DEPROVISION)", a)
 		case a.Status == http.StatusNoContent:
 			return a.String(), nil
 		case a.Status == http.StatusOK && a.IsJSON():
@@ -568,6 +591,10 @@ func (r *runner) deprovision(ctx context.Context, id string) {
 				}
 				return fmt.Sprintf("%s (204 while deprovisioning, 410 after %s)", a, time.Since(start).Round(100*time.Millisecond)), nil
 			case http.StatusNoContent:
+			case http.StatusAccepted:
+				if !r.o.AsyncDeprovision {
+					return "", fmt.Errorf("a repeated deprovision got %s; want 410 (204 while still deprovisioning)", a)
+				}
 			default:
 				return "", fmt.Errorf("a repeated deprovision got %s; want 410 (204 while still deprovisioning)", a)
 			}

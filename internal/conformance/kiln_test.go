@@ -57,6 +57,20 @@ func buildKiln(t *testing.T) {
 // (real Postgres, real Redis) talking to an in-process simulator: all must
 // pass.
 func TestRealKiln(t *testing.T) {
+	tests := []struct {
+		name  string
+		async bool
+		want  int
+	}{
+		{"default", false, 25},
+		{"async deprovisioning", true, 26},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { realKiln(t, tt.async, tt.want) })
+	}
+}
+
+func realKiln(t *testing.T, async bool, want int) {
 	const (
 		id     = "kiln-conf"
 		pw     = "conformance-password-0123456789ab"
@@ -79,6 +93,7 @@ func TestRealKiln(t *testing.T) {
 		"ENCRYPTION_KEY="+kilntest.Key(),
 		"ADMIN_PASSWORD=conformance-admin-password-0123456789",
 		"RESOURCE_DRIVER=account",
+		"ASYNC_DEPROVISION="+strconv.FormatBool(async),
 	)
 	kilnURL := "http://127.0.0.1:" + strconv.Itoa(port)
 	run(t, env, "release")
@@ -89,10 +104,13 @@ func TestRealKiln(t *testing.T) {
 	waitHealthy(t, kilnURL)
 
 	report := Run(context.Background(), Options{
-		Kiln:       partner.NewKiln(kilnURL, id, pw),
-		Sim:        partner.NewSim(simSrv.URL),
-		SSOSalt:    salt,
-		ConfigVars: []string{"KILN_CONF_URL"},
+		Kiln:             partner.NewKiln(kilnURL, id, pw),
+		Sim:              partner.NewSim(simSrv.URL),
+		SSOSalt:          salt,
+		ConfigVars:       []string{"KILN_CONF_URL"},
+		Webhooks:         true, // PUBLIC_URL defaults to http://localhost:$PORT, which the simulator reaches
+		LogStream:        true,
+		AsyncDeprovision: async,
 	})
 	var b bytes.Buffer
 	_ = report.WriteTable(&b)
@@ -102,8 +120,8 @@ func TestRealKiln(t *testing.T) {
 	} else {
 		t.Logf("\n%s", b.String())
 	}
-	if len(report.Results) != 19 {
-		t.Errorf("ran %d checks, want 19", len(report.Results))
+	if len(report.Results) != want {
+		t.Errorf("ran %d checks, want %d", len(report.Results), want)
 	}
 }
 

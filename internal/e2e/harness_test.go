@@ -71,6 +71,7 @@ type stack struct {
 	procs   map[string]*exec.Cmd
 	logs    map[string]*bytes.Buffer
 	webPort int
+	simURL  string // the simulator's base URL
 }
 
 // newStack migrates a fresh database with the release command and starts
@@ -107,7 +108,11 @@ func newStackWith(t testing.TB, simOpts herokusim.Options, extra ...string) *sta
 		"PUBLIC_URL=https://kiln.example.com",
 		"LOG_LEVEL=debug",
 	)
-	s.env = append(s.env, extra...)
+	for _, e := range extra {
+		// PUBLIC_URL=@web: Kiln's own URL, for webhook deliveries.
+		s.env = append(s.env, strings.Replace(e, "=@web", "="+s.webURL, 1))
+	}
+	s.simURL = simSrv.URL
 	release := exec.Command(filepath.Join(bin, "release"))
 	release.Env = s.env
 	if out, err := release.CombinedOutput(); err != nil {

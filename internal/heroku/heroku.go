@@ -5,7 +5,8 @@
 //
 // It is written by hand on purpose. Heroku's Go SDK (github.com/heroku/heroku-go)
 // cannot be had from the module proxy this project builds with, and Kiln uses
-// five calls of it anyway: a small client whose error mapping, headers and
+// seven calls of it anyway (GetAddon and CreateWebhook, in watch.go, keep
+// Kiln in step with Heroku): a small client whose error mapping, headers and
 // logging we control (tokens never leave it) is cheaper than vendoring the
 // generated SDK. Its only test double is internal/herokusim, which enforces
 // what the real services enforce.
@@ -245,8 +246,15 @@ func (c *Client) MarkDeprovisioned(ctx context.Context, accessToken, addonID str
 
 // platform makes one Platform API call and maps its failure.
 func (c *Client) platform(ctx context.Context, method, addonID, suffix, token string, body []byte) error {
+	_, err := c.platformAnswer(ctx, method, addonID, suffix, token, body)
+	return err
+}
+
+// platformAnswer makes one Platform API call and returns the body of a 2xx
+// answer, or the mapped failure.
+func (c *Client) platformAnswer(ctx context.Context, method, addonID, suffix, token string, body []byte) ([]byte, error) {
 	if addonID == "" {
-		return addon.Errorf(addon.EINVALID, "No add-on id to call Heroku with.")
+		return nil, addon.Errorf(addon.EINVALID, "No add-on id to call Heroku with.")
 	}
 	op := method + " /addons/" + addonID + suffix
 	sent := time.Now()
@@ -256,7 +264,7 @@ func (c *Client) platform(ctx context.Context, method, addonID, suffix, token st
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.api+"/addons/"+url.PathEscape(addonID)+suffix, rd)
 	if err != nil {
-		return addon.Wrap(addon.EINTERNAL, err, "Heroku's API URL is not valid.")
+		return nil, addon.Wrap(addon.EINTERNAL, err, "Heroku's API URL is not valid.")
 	}
 	req.Header.Set("Accept", acceptAPI)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -266,23 +274,23 @@ func (c *Client) platform(ctx context.Context, method, addonID, suffix, token st
 	req.Header.Set("Content-Type", "application/json")
 	status, hdr, rbody, err := c.send(req, op)
 	if err != nil {
-		return addon.Wrap(addon.EUNAVAILABLE, err, "Heroku's API could not be reached.")
+		return nil, addon.Wrap(addon.EUNAVAILABLE, err, "Heroku's API could not be reached.")
 	}
 	if status/100 == 2 {
-		return nil
+		return rbody, nil
 	}
 	e := apiError(op, status, hdr, rbody)
 	switch {
 	case status == http.StatusTooManyRequests, status == http.StatusRequestTimeout, status >= 500:
-		return transient(e, hdr, sent)
+		return nil, transient(e, hdr, sent)
 	case status == http.StatusUnauthorized:
-		return addon.Wrap(addon.EUNAUTHORIZED, e, "Heroku refused the add-on's access token.")
+		return nil, addon.Wrap(addon.EUNAUTHORIZED, e, "Heroku refused the add-on's access token.")
 	case status == http.StatusNotFound:
-		return addon.Wrap(addon.ENOTFOUND, e, "Heroku does not know add-on %s.", addonID)
+		return nil, addon.Wrap(addon.ENOTFOUND, e, "Heroku does not know add-on %s.", addonID)
 	case status == http.StatusGone:
-		return addon.Wrap(addon.EGONE, e, "Heroku says add-on %s is gone.", addonID)
+		return nil, addon.Wrap(addon.EGONE, e, "Heroku says add-on %s is gone.", addonID)
 	}
-	return addon.Wrap(addon.EINVALID, e, "Heroku refused the request: %s", herokuMessage(e))
+	return nil, addon.Wrap(addon.EINVALID, e, "Heroku refused the request: %s", herokuMessage(e))
 }
 
 // send does the round trip and reads a bounded body, draining the rest so

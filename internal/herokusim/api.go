@@ -75,6 +75,8 @@ func route(method, path string) (kind, key string, ok bool) {
 		return KindProvision, key, true
 	case tail == "actions/deprovision" && method == http.MethodPost:
 		return KindDeprovision, key, true
+	case tail == "webhooks" && method == http.MethodPost:
+		return KindWebhookCreate, key, true
 	}
 	return "", "", false
 }
@@ -181,6 +183,13 @@ func (s *Sim) api(w http.ResponseWriter, r *http.Request, kind, addonID string) 
 			return st
 		}
 	}
+	var hook *webhookRequest
+	if kind == KindWebhookCreate {
+		var st int
+		if hook, st = s.readWebhook(w, r); st != 0 {
+			return st
+		}
+	}
 
 	s.mu.Lock()
 	a := s.addons[addonID]
@@ -225,6 +234,17 @@ func (s *Sim) api(w http.ResponseWriter, r *http.Request, kind, addonID string) 
 			a.state = string(addon.StateProvisioned)
 			a.updatedAt = now
 		}
+	case KindWebhookCreate:
+		if gone {
+			s.mu.Unlock()
+			return writeError(w, http.StatusUnprocessableEntity, "invalid_params", "Add-on "+a.name+" is deprovisioned.")
+		}
+		view, secret := s.subscribeLocked(a, hook, now)
+		s.mu.Unlock()
+		if secret != "" {
+			w.Header().Set("Heroku-Webhook-Secret", secret)
+		}
+		return writeJSON(w, http.StatusCreated, view)
 	case KindDeprovision:
 		if !gone {
 			a.state = string(addon.StateDeprovisioned)

@@ -3,6 +3,7 @@ package herokusim
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,57 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			writeJSON(w, http.StatusOK, st)
+		case action == "state" && r.Method == http.MethodPost:
+			var body struct {
+				State string `json:"state"`
+			}
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil || !slices.Contains(simStates, body.State) {
+				writeError(w, http.StatusUnprocessableEntity, "invalid_params", "state must be one of "+strings.Join(simStates, ", ")+".")
+				return
+			}
+			s.controlResult(w, s.SetState(id, body.State))
+		case action == "remove" && r.Method == http.MethodPost:
+			s.controlResult(w, s.Remove(id))
+		case action == "revoke-tokens" && r.Method == http.MethodPost:
+			s.controlResult(w, s.RevokeTokens(id))
+		case action == "rotate-log-token" && r.Method == http.MethodPost:
+			s.controlResult(w, s.RotateLogToken(id))
+		case action == "rename-app" && r.Method == http.MethodPost:
+			var body struct {
+				Name string `json:"name"`
+			}
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil || body.Name == "" {
+				writeError(w, http.StatusUnprocessableEntity, "invalid_params", "name is required.")
+				return
+			}
+			s.controlResult(w, s.RenameApp(id, body.Name))
+		case action == "deliveries" && r.Method == http.MethodPost:
+			var ev Event
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&ev); err != nil || ev.Type == "" || ev.Action == "" {
+				writeError(w, http.StatusUnprocessableEntity, "invalid_params", "event and action are required.")
+				return
+			}
+			out, err := s.Deliver(r.Context(), id, ev)
+			if err != nil {
+				writeError(w, http.StatusNotFound, "not_found", msgAddonNotFound)
+				return
+			}
+			writeJSON(w, http.StatusOK, out)
+		case action == "webhooks" && r.Method == http.MethodGet:
+			writeJSON(w, http.StatusOK, s.Webhooks(id))
+		case action == "logs" && r.Method == http.MethodGet:
+			writeJSON(w, http.StatusOK, s.Logs(id))
+		case action == "log-input-url" && r.Method == http.MethodGet:
+			scheme := "http"
+			if r.TLS != nil {
+				scheme = "https"
+			}
+			u := s.LogInputURL(scheme+"://"+r.Host, id)
+			if u == "" {
+				writeError(w, http.StatusNotFound, "not_found", msgAddonNotFound)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"log_input_url": u})
 		case action == "" && r.Method == http.MethodPatch:
 			var body struct {
 				Plan  string `json:"plan"`
@@ -126,4 +178,14 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "not_found", msgEndpointNotFound)
 	}
+}
+
+// controlResult answers a control call on an add-on: 204, or 404 when the
+// simulator does not know it.
+func (s *Sim) controlResult(w http.ResponseWriter, ok bool) {
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", msgAddonNotFound)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -16,6 +16,19 @@
 //	PATCH /addons/{id}/config               set or (null value) unset config vars
 //	POST  /addons/{id}/actions/provision    mark provisioned (idempotent)
 //	POST  /addons/{id}/actions/deprovision  mark deprovisioned (idempotent)
+//	POST  /addons/{id}/webhooks             subscribe to add-on webhooks ({"include",
+//	                                        "level", "url", "secret"}); 201, and
+//	                                        Heroku-Webhook-Secret when none was sent
+//	POST  /logs                             logplex input (log_input_url): octet-counted
+//	                                        RFC 5424 frames, application/logplex-1,
+//	                                        Logplex-Msg-Count; parsed and kept (Logs)
+//
+// Webhook events are delivered when a test asks (Deliver, or the control
+// surface), signed as Heroku signs them: Heroku-Webhook-Hmac-SHA256 is
+// base64 of HMAC-SHA256(secret, raw body). SetState, Remove and
+// RevokeTokens make Heroku disagree with the provider (an add-on removed
+// without a DELETE, an authorization revoked); RenameApp and Attach change
+// what GET /addons/{id} reports.
 //
 // Add-ons are also addressable by name, as on the real API. Every answer
 // carries Request-Id and RateLimit-Remaining.
@@ -49,6 +62,17 @@
 //	PATCH  /_sim/addons/{id}              {"plan", "state"} change Heroku's own record, as Heroku
 //	                                      does when it sends a plan change or deprovision → 200
 //	POST   /_sim/addons/{id}/expire-tokens  expire the add-on's access token → 204
+//	POST   /_sim/addons/{id}/state        {"state": "deprovisioned"} → 204
+//	POST   /_sim/addons/{id}/remove       forget the add-on (the API answers 404) → 204
+//	POST   /_sim/addons/{id}/revoke-tokens  revoke the authorization (401) → 204
+//	POST   /_sim/addons/{id}/rename-app   {"name": "new-name"} → 204
+//	POST   /_sim/addons/{id}/rotate-log-token  the old log_input_url gets 401 → 204
+//	POST   /_sim/addons/{id}/deliveries   {"event": "api:app", "action": "update",
+//	                                       "id", "data", "bad_signature"} → 200 [{"webhook_id",
+//	                                       "event_id", "status"}]
+//	GET    /_sim/addons/{id}/webhooks     → [{"id", "include", "level", "url", "secret"}]
+//	GET    /_sim/addons/{id}/log-input-url  → {"log_input_url"}
+//	GET    /_sim/addons/{id}/logs         → [{"raw", "priority", "app_name", "message", ...}]
 //	GET    /_sim/calls                    → [{"kind", "addon_id", "at", "status", "request_id"}]
 //	POST   /_sim/faults                   {"kind", "addon_id", "status", "retry_after",
 //	                                       "message", "times", "delay": "2s", "hold": true} → 204

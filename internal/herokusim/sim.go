@@ -27,6 +27,10 @@ const (
 	KindProvision   = "provision"   // POST /addons/{id}/actions/provision
 	KindDeprovision = "deprovision" // POST /addons/{id}/actions/deprovision
 	KindGet         = "get"         // GET /addons/{id}
+	// KindWebhookCreate is POST /addons/{id}/webhooks (add-on webhooks).
+	KindWebhookCreate = "webhook-create"
+	// KindLogs is POST /logs: a logplex drain write (log_input_url).
+	KindLogs = "logs"
 )
 
 // Defaults mirror Heroku's published numbers, so code tested against the
@@ -82,11 +86,13 @@ type Call struct {
 // AddonState is an add-on as Heroku sees it, for tests to check what Kiln
 // pushed and whether it marked the add-on provisioned.
 type AddonState struct {
-	ID     string            `json:"id"`
-	Name   string            `json:"name"`
-	State  string            `json:"state"` // provisioning, provisioned or deprovisioned
-	Plan   string            `json:"plan"`  // the plan slug Heroku holds
-	Config map[string]string `json:"config"`
+	ID      string            `json:"id"`
+	Name    string            `json:"name"`
+	AppID   string            `json:"app_id"`
+	AppName string            `json:"app_name"`
+	State   string            `json:"state"` // provisioning, provisioned or deprovisioned
+	Plan    string            `json:"plan"`  // the plan slug Heroku holds
+	Config  map[string]string `json:"config"`
 }
 
 // Fault makes matching calls misbehave, to test Kiln's retries, backoff and
@@ -128,6 +134,10 @@ type addonRec struct {
 	config                                   map[string]string
 	createdAt, updatedAt                     time.Time
 
+	webhooks    []*webhookRec
+	attachments []attachmentRec
+	logToken    string // the token in this add-on's log_input_url
+
 	code     string // the unused grant code, "" once spent
 	access   string // the current access token
 	refresh  string
@@ -168,6 +178,9 @@ type Sim struct {
 	release  chan struct{} // closed by ClearFaults and Close
 	ctlHold  chan struct{} // closed by POST /_sim/release
 	changed  chan struct{} // closed on any change while someone waits
+	logs     []LogLine
+	logTok   map[string]string // log token → add-on id
+	hc       *http.Client      // delivers webhooks
 	closed   bool
 	maxCalls int
 }
@@ -217,6 +230,8 @@ func New(o Options) *Sim {
 		release:  make(chan struct{}),
 		ctlHold:  make(chan struct{}),
 		maxCalls: o.MaxCalls,
+		logTok:   map[string]string{},
+		hc:       &http.Client{Timeout: 10 * time.Second},
 	}
 }
 
@@ -253,6 +268,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case p == "/oauth/token":
 		s.serveToken(w, r)
+	case p == "/logs":
+		s.serveLogs(w, r)
 	case strings.HasPrefix(p, "/_sim/"):
 		s.serveControl(w, r)
 	default:
@@ -288,6 +305,9 @@ func (s *Sim) NewAddon(id string) addon.Grant {
 			createdAt: now,
 			updatedAt: now,
 		}
+		a.attachments = []attachmentRec{{id: uuid.NewString(), name: "KILN", appID: a.appID, appName: a.appName}}
+		a.logToken = "t." + uuid.NewString()
+		s.logTok[a.logToken] = id
 		s.addons[id] = a
 		s.names[a.name] = id
 	}
@@ -312,7 +332,7 @@ func (s *Sim) Addon(id string) (AddonState, bool) {
 	for k, v := range a.config {
 		cfg[k] = v
 	}
-	return AddonState{ID: a.id, Name: a.name, State: a.state, Plan: a.planOf(), Config: cfg}, true
+	return AddonState{ID: a.id, Name: a.name, AppID: a.appID, AppName: a.appName, State: a.state, Plan: a.planOf(), Config: cfg}, true
 }
 
 // Calls returns the call log in the order the calls were answered.

@@ -36,8 +36,9 @@ const MaxRetry = 1000
 
 // spec is how one kind of job is queued.
 type spec struct {
-	queue   string
-	timeout time.Duration // per attempt; asynq cancels the handler's context after it
+	queue    string
+	timeout  time.Duration // per attempt; asynq cancels the handler's context after it
+	maxRetry int           // 0: MaxRetry
 }
 
 var specs = map[addon.JobKind]spec{
@@ -46,6 +47,13 @@ var specs = map[addon.JobKind]spec{
 	addon.JobPlanChange:  {queue: QueueDefault, timeout: 10 * time.Minute},
 	addon.JobDeprovision: {queue: QueueCleanup, timeout: 10 * time.Minute},
 	addon.JobPushConfig:  {queue: QueueDefault, timeout: time.Minute},
+	// The keeper's jobs (issue 14). Syncs and subscriptions come back by
+	// their sweep, so a few retries suffice; log lines are best effort
+	// (bounded retries, never blocking anything).
+	addon.JobSync:      {queue: QueueDefault, timeout: time.Minute, maxRetry: 5},
+	addon.JobSubscribe: {queue: QueueDefault, timeout: time.Minute, maxRetry: 10},
+	addon.JobLog:       {queue: QueueDefault, timeout: time.Minute, maxRetry: 3},
+	addon.JobRetire:    {queue: QueueCleanup, timeout: 5 * time.Minute},
 }
 
 // payload is the body of every task.

@@ -87,11 +87,15 @@ func (q *Queue) Enqueue(ctx context.Context, kind addon.JobKind, addonID string)
 	defer cancel()
 
 	id := taskID(kind, addonID)
+	retries := MaxRetry
+	if s.maxRetry > 0 {
+		retries = s.maxRetry
+	}
 	task := asynq.NewTask(string(kind), body,
 		asynq.TaskID(id),
 		asynq.Queue(s.queue),
 		asynq.Timeout(s.timeout),
-		asynq.MaxRetry(MaxRetry),
+		asynq.MaxRetry(retries),
 		asynq.Retention(0),
 	)
 	for attempt := 0; ; attempt++ {

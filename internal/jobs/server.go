@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -43,6 +44,10 @@ type ServerOptions struct {
 	// retries are moved back to their queue. Default 1 s (asynq's own
 	// default for retries is 5 s, which would swamp a 1 s backoff).
 	PollInterval time.Duration
+	// Handlers adds job kinds beyond the pipeline's, or replaces a
+	// pipeline handler (the keeper's asynchronous deprovisioning wraps
+	// the deprovision job).
+	Handlers map[addon.JobKind]func(ctx context.Context, id string) error
 }
 
 // Default worker concurrency: with Heroku answering in 100–300 ms, a
@@ -115,11 +120,17 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	// One line per addon.JobKind; a kind without a line here is not lost:
 	// asynq's "handler not found" is transient to the policy, so its tasks
 	// wait in the retry set until a release registers the kind.
-	s.mux.Handle(string(addon.JobGrant), handler(svc.ExchangeGrant))
-	s.mux.Handle(string(addon.JobProvision), handler(svc.Advance))
-	s.mux.Handle(string(addon.JobPlanChange), handler(svc.ChangePlanJob))
-	s.mux.Handle(string(addon.JobDeprovision), handler(svc.DeprovisionJob))
-	s.mux.Handle(string(addon.JobPushConfig), handler(svc.PushConfigJob))
+	handlers := map[addon.JobKind]func(context.Context, string) error{
+		addon.JobGrant:       svc.ExchangeGrant,
+		addon.JobProvision:   svc.Advance,
+		addon.JobPlanChange:  svc.ChangePlanJob,
+		addon.JobDeprovision: svc.DeprovisionJob,
+		addon.JobPushConfig:  svc.PushConfigJob,
+	}
+	maps.Copy(handlers, o.Handlers)
+	for kind, fn := range handlers {
+		s.mux.Handle(string(kind), handler(fn))
+	}
 
 	delay := func(n int, err error, _ *asynq.Task) time.Duration {
 		return retryDelay(n, err, o.BaseDelay, o.MaxDelay, jitter)

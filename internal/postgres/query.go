@@ -34,6 +34,9 @@ func (db *DB) List(ctx context.Context, f addon.Filter, r addon.Range) ([]*addon
 	if f.NameContains != "" {
 		q = q.Where(`name ILIKE ? ESCAPE '\'`, "%"+escapeLike(f.NameContains)+"%")
 	}
+	if f.App != "" {
+		q = q.Where("id IN (SELECT addon_id FROM addon_links WHERE lower(app_name) = lower(?))", f.App)
+	}
 	q = keyset(q, r)
 
 	var rows []addonRow

@@ -60,6 +60,8 @@ type customer struct {
 type customerConfig struct {
 	// keys are the raw ENCRYPTION_KEY keys; nil means one fresh key.
 	keys [][]byte
+	// grace, when set, wires a keeper: rotations roll with this grace.
+	grace time.Duration
 }
 
 func newCustomer(tb testing.TB, cfg customerConfig) *customer {
@@ -93,7 +95,12 @@ func newCustomer(tb testing.TB, cfg customerConfig) *customer {
 	tb.Cleanup(func() { mon.Close() })
 	qm := jobs.NewQueueMetrics(redisOpt, log)
 	tb.Cleanup(func() { qm.Close() })
+	var keeper *addon.Keeper
+	if cfg.grace > 0 {
+		keeper = &addon.Keeper{Service: svc, Links: store, Grace: cfg.grace}
+	}
 	e := web.New(web.Options{
+		Keeper:        keeper,
 		Service:       svc,
 		AddonID:       testAddonID,
 		Passwords:     []string{password1},

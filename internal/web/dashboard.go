@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -142,6 +143,7 @@ var dashNotices = map[string]dashNotice{
 	"rotate-refused":   {"error", "This add-on's credentials cannot be rotated from here."},
 	"rotate-failed":    {"error", "Rotating the credentials failed; nothing changed. Please try again shortly."},
 	"confirm-required": {"error", "Tick the box to confirm you want to rotate the credentials."},
+	"roll-pending":     {"error", "The credentials replaced by the last rotation still work; rotate again once they have stopped (see below when)."},
 }
 
 // dashboardPage is what dashboard.html renders.
@@ -163,7 +165,11 @@ type dashboardPage struct {
 	MoreEvents          bool
 	CanRotate           bool
 	RotateAction, CSRF  string
-	Notice              *dashNotice
+	// Grace is how long old credentials keep working after a rotation
+	// ("1h0m0s"), empty when they stop at once; OldUntil, when set, is
+	// when those of the last rotation stop.
+	Grace, OldUntil, OldUntilISO string
+	Notice                       *dashNotice
 }
 
 // dashboard handles GET /dashboard/resources/:uuid.
@@ -226,11 +232,39 @@ func (s *server) dashboard(c echo.Context) error {
 		p.Events = append(p.Events, dashEvent{At: dashTime(e.At), ISO: e.At.UTC().Format(time.RFC3339), Kind: e.Kind, Message: e.Message, State: e.State, Count: 1})
 	}
 	_, rotator := s.svc.Driver.(addon.Rotator)
-	p.CanRotate = rotator && rotatable(a)
+	_, roller := s.svc.Driver.(addon.Roller)
+	p.CanRotate = (rotator || roller) && rotatable(a)
+	if roller && s.keeper != nil {
+		if s.keeper.Grace > 0 {
+			p.Grace = dashDuration(s.keeper.Grace)
+		}
+		if l, err := s.keeper.Links.Link(ctx, a.ID); err == nil {
+			if l.AppName != "" {
+				p.App = l.AppName
+			}
+			if l.RetiredVars != nil && l.RetireAt.After(time.Now()) {
+				p.OldUntil, p.OldUntilISO = dashTime(l.RetireAt), l.RetireAt.UTC().Format(time.RFC3339)
+			}
+		}
+	}
 	if n, ok := dashNotices[c.QueryParam("notice")]; ok {
 		p.Notice = &n
 	}
 	return renderPage(c, http.StatusOK, "dashboard.html", p)
+}
+
+// dashDuration says a grace period the way a person reads it.
+func dashDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		if d == time.Hour {
+			return "1 hour"
+		}
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
 }
 
 // ssoEventKind is the audit trail's kind for a sign-in.
@@ -283,13 +317,19 @@ func (s *server) rotateCredentials(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := s.svc.Driver.(addon.Rotator); !ok || a.Tokens == nil {
+	_, rotator := s.svc.Driver.(addon.Rotator)
+	_, roller := s.svc.Driver.(addon.Roller)
+	if !(rotator || roller) || a.Tokens == nil {
 		return back("rotate-refused")
 	}
 	if a.State != addon.StateProvisioned {
 		return back("not-provisioned")
 	}
-	after, err := s.svc.RotateCredentials(c.Request().Context(), a.ID)
+	rotate := s.svc.RotateCredentials
+	if s.keeper != nil {
+		rotate = s.keeper.Rotate
+	}
+	after, err := rotate(c.Request().Context(), a.ID)
 	switch {
 	case err == nil:
 		s.log.Info("credentials rotated from the dashboard", "request_id", requestIDOf(c), "addon", a.ID, "user_id", sess.UserID)
@@ -297,6 +337,8 @@ func (s *server) rotateCredentials(c echo.Context) error {
 	case after != nil:
 		s.log.Error("credentials rotated but not pushed to Heroku", "request_id", requestIDOf(c), "addon", a.ID, "err", err)
 		return back("push-failed")
+	case addon.ErrorCode(err) == addon.ECONFLICT && a.State == addon.StateProvisioned:
+		return back("roll-pending")
 	case addon.ErrorCode(err) == addon.ECONFLICT:
 		return back("not-provisioned")
 	case addon.ErrorCode(err) == addon.EINVALID:

@@ -74,6 +74,8 @@ type operatorAPI struct {
 	limit    RateLimit
 	shared   Buckets
 	local    *opMemoryBuckets
+	links    addon.LinkStore
+	keeper   *addon.Keeper
 	log      *slog.Logger
 	routes   []opRoute
 }
@@ -90,6 +92,9 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 		shared:   o.RateBuckets,
 		local:    newOpMemoryBuckets(),
 		log:      s.log,
+	}
+	if o.Keeper != nil {
+		op.keeper, op.links = o.Keeper, o.Keeper.Links
 	}
 	if op.finder == nil && o.Service != nil {
 		op.finder, _ = o.Service.Store.(addon.Finder)
@@ -197,11 +202,15 @@ func (op *operatorAPI) list(c echo.Context) error {
 	for i, a := range page {
 		views[i] = op.resource(a)
 	}
+	if err := op.withLinks(c.Request().Context(), views); err != nil {
+		return err
+	}
 	return op.answer(c, status, views)
 }
 
 // opFilter reads the listing's filters. Each may be given once; app
-// searches add-on names (see addon.Filter.NameContains).
+// matches the name of the app the add-on belongs to, as Heroku reports it
+// (see addon.Filter.App).
 func opFilter(q url.Values) (addon.Filter, error) {
 	for k, v := range q {
 		if !opListFilters[k] {
@@ -212,10 +221,10 @@ func opFilter(q url.Values) (addon.Filter, error) {
 		}
 	}
 	f := addon.Filter{
-		State:        addon.State(q.Get("state")),
-		Plan:         q.Get("plan"),
-		Name:         q.Get("name"),
-		NameContains: q.Get("app"),
+		State: addon.State(q.Get("state")),
+		Plan:  q.Get("plan"),
+		Name:  q.Get("name"),
+		App:   q.Get("app"),
 	}
 	if f.State != "" && !opKnownState(f.State) {
 		return addon.Filter{}, addon.Errorf(addon.EINVALID, "Unknown state %q; add-ons are provisioning, provisioned, failed, deprovisioning or deprovisioned.", addon.Clip(string(f.State), addon.MaxEchoLen))
@@ -251,7 +260,7 @@ func (op *operatorAPI) info(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return op.answer(c, http.StatusOK, op.resource(a))
+	return op.answerView(c, http.StatusOK, a)
 }
 
 // events handles GET /admin/api/resources/{id_or_name}/events.
@@ -281,7 +290,7 @@ func (op *operatorAPI) retry(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return op.answer(c, http.StatusAccepted, op.resource(a))
+	return op.answerView(c, http.StatusAccepted, a)
 }
 
 // rotate handles POST .../actions/rotate-credentials.
@@ -290,14 +299,18 @@ func (op *operatorAPI) rotate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rotated, err := op.svc.RotateCredentials(c.Request().Context(), a.ID)
+	rotate := op.svc.RotateCredentials
+	if op.keeper != nil {
+		rotate = op.keeper.Rotate
+	}
+	rotated, err := rotate(c.Request().Context(), a.ID)
 	if err != nil && rotated != nil {
 		return addon.Wrap(addon.ErrorCode(err), err, "The credentials of add-on %s were rotated but pushing them to Heroku failed (%s); Kiln keeps retrying the push in the background.", a.ID, addon.ErrorMessage(err))
 	}
 	if err != nil {
 		return err
 	}
-	return op.answer(c, http.StatusOK, op.resource(rotated))
+	return op.answerView(c, http.StatusOK, rotated)
 }
 
 // opDeprovisionBody is the optional body of a forced deprovision.
@@ -323,7 +336,7 @@ func (op *operatorAPI) deprovision(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return op.answer(c, http.StatusAccepted, op.resource(a))
+	return op.answerView(c, http.StatusAccepted, a)
 }
 
 // plans handles GET /admin/api/plans.
@@ -334,4 +347,13 @@ func (op *operatorAPI) plans(c echo.Context) error {
 		views = append(views, op.plan(catalog[slug]))
 	}
 	return op.answer(c, http.StatusOK, views)
+}
+
+// answerView answers with one add-on's representation.
+func (op *operatorAPI) answerView(c echo.Context, status int, a *addon.Addon) error {
+	v, err := op.view(c.Request().Context(), a)
+	if err != nil {
+		return err
+	}
+	return op.answer(c, status, v)
 }

@@ -298,6 +298,14 @@ func TestOperatorListing(t *testing.T) {
 		}
 	})
 	t.Run("filters", func(t *testing.T) {
+		// The app filter matches the app's name as Heroku reported it
+		// (the sync or a webhook), not the add-on's name.
+		if _, err := e.db.UpdateLink(context.Background(), failed.ID, func(l *addon.Link) error {
+			l.AppID, l.AppName = "app-id-1", "zeta-shop"
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 		tests := []struct {
 			query string
 			want  []string
@@ -305,7 +313,8 @@ func TestOperatorListing(t *testing.T) {
 			{"state=failed", []string{failed.ID}},
 			{"plan=basic", []string{failed.ID}},
 			{"name=acme-2", []string{all[2].ID}},
-			{"app=ZETA", []string{failed.ID}},
+			{"app=ZETA-shop", []string{failed.ID}},
+			{"app=ZETA", nil},
 			{"state=failed&plan=test", nil},
 			{"state=deprovisioned", nil},
 		}

@@ -1,8 +1,10 @@
 package web
 
 import (
+	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +57,79 @@ type opResource struct {
 	Deadline       *string           `json:"deadline"`
 	CreatedAt      string            `json:"created_at"`
 	UpdatedAt      string            `json:"updated_at"`
+	App            *opResourceRef    `json:"app"`
+	Heroku         opHeroku          `json:"heroku"`
+}
+
+// opHeroku is what Kiln knows of the add-on from Heroku itself (the sync
+// with GET /addons/{id} and add-on webhooks), and the state of a credential
+// roll.
+type opHeroku struct {
+	State                    *string        `json:"state"`
+	SyncedAt                 *string        `json:"synced_at"`
+	AccessRefused            *string        `json:"access_refused"`
+	AccessRefusedAt          *string        `json:"access_refused_at"`
+	WebhookSubscribed        bool           `json:"webhook_subscribed"`
+	Attachments              []opAttachment `json:"attachments"`
+	OldCredentialsValidUntil *string        `json:"old_credentials_valid_until"`
+}
+
+type opAttachment struct {
+	ID   string        `json:"id"`
+	Name string        `json:"name"`
+	App  opResourceRef `json:"app"`
+}
+
+// withLinks adds what Kiln knows from Heroku to the views, with one read
+// for the whole page.
+func (op *operatorAPI) withLinks(ctx context.Context, views []opResource) error {
+	for i := range views {
+		views[i].Heroku.Attachments = []opAttachment{}
+	}
+	if op.links == nil || len(views) == 0 {
+		return nil
+	}
+	ids := make([]string, len(views))
+	for i, v := range views {
+		ids[i] = strings.ToLower(v.ID)
+	}
+	links, err := op.links.Links(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range views {
+		l := links[strings.ToLower(views[i].ID)]
+		if l == nil {
+			continue
+		}
+		h := &views[i].Heroku
+		if l.AppID != "" || l.AppName != "" {
+			views[i].App = &opResourceRef{ID: l.AppID, Name: l.AppName}
+		}
+		if l.HerokuState != "" {
+			h.State = &l.HerokuState
+		}
+		h.SyncedAt = opTimeOrNil(l.SyncedAt)
+		if l.AccessRefused != "" {
+			h.AccessRefused = &l.AccessRefused
+		}
+		h.AccessRefusedAt = opTimeOrNil(l.AccessRefusedAt)
+		h.WebhookSubscribed = l.WebhookID != ""
+		for _, at := range l.Attachments {
+			h.Attachments = append(h.Attachments, opAttachment{ID: at.ID, Name: at.Name, App: opResourceRef{ID: at.AppID, Name: at.AppName}})
+		}
+		if l.RetiredVars != nil {
+			h.OldCredentialsValidUntil = opTimeOrNil(l.RetireAt)
+		}
+	}
+	return nil
+}
+
+// view is one add-on's representation with its Heroku link.
+func (op *operatorAPI) view(ctx context.Context, a *addon.Addon) (opResource, error) {
+	v := []opResource{op.resource(a)}
+	err := op.withLinks(ctx, v)
+	return v[0], err
 }
 
 func (op *operatorAPI) resource(a *addon.Addon) opResource {

@@ -248,5 +248,10 @@ func (s *server) deprovision(c echo.Context) error {
 	if err := s.svc.Deprovision(c.Request().Context(), c.Param("uuid")); err != nil {
 		return err
 	}
+	if s.keeper != nil && s.keeper.TellsHeroku(c.Request().Context(), c.Param("uuid")) {
+		// Asynchronous deprovisioning: Kiln calls actions/deprovision once
+		// the resource is gone; a repeat meanwhile is 202 again.
+		return c.JSON(http.StatusAccepted, map[string]string{"id": c.Param("uuid"), "message": "Deprovisioning; Heroku is told when the resource is gone."})
+	}
 	return c.NoContent(http.StatusNoContent)
 }

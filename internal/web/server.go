@@ -99,6 +99,10 @@ type Options struct {
 	Queues http.Handler
 	// Collectors are added to /metrics (the job queues' statistics).
 	Collectors []prometheus.Collector
+	// Keeper keeps add-ons in step with Heroku: the webhook receiver, the
+	// app names the operator API shows, asynchronous deprovisioning and
+	// credential rolls. Nil leaves those out.
+	Keeper *addon.Keeper
 	// AdminGuessLimit sizes the guessing limit every admin door shares,
 	// per client address; zero fields mean DefaultAdminGuessBurst and
 	// DefaultAdminGuessPerMinute.
@@ -127,6 +131,7 @@ type server struct {
 	nonces         addon.Nonces
 	queues         http.Handler
 	metrics        *metrics
+	keeper         *addon.Keeper
 	guard          *AdminGuard
 }
 
@@ -147,6 +152,7 @@ func New(o Options) *echo.Echo {
 		ssoSalt:        o.SSOSalt,
 		nonces:         o.Nonces,
 		queues:         o.Queues,
+		keeper:         o.Keeper,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -160,7 +166,11 @@ func New(o Options) *echo.Echo {
 	if s.guard == nil {
 		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
 	}
-	s.metrics = newMetrics(o.Service, o.Collectors, s.log)
+	collectors := o.Collectors
+	if o.Keeper != nil && o.Keeper.Links != nil {
+		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{links: o.Keeper.Links, log: s.log})
+	}
+	s.metrics = newMetrics(o.Service, collectors, s.log)
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
 	}
@@ -201,6 +211,9 @@ func (s *server) routes(e *echo.Echo) {
 	heroku.POST("/resources", s.provision)
 	heroku.PUT("/resources/:uuid", s.changePlan)
 	heroku.DELETE("/resources/:uuid", s.deprovision)
+	// Webhook deliveries carry Heroku's signature, not the manifest's
+	// Basic auth.
+	e.POST("/heroku/webhooks", s.webhook)
 	s.operatorRoutes(e)
 
 	s.pprofRoutes(e)

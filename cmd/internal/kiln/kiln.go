@@ -152,7 +152,10 @@ type App struct {
 	Queue       *jobs.Queue
 	Driver      addon.Driver
 	Service     *addon.Service
-	closers     []func() error
+	// Keeper keeps the add-ons in step with Heroku (sync, webhooks, log
+	// stream, asynchronous deprovisioning, credential rolls).
+	Keeper  *addon.Keeper
+	closers []func() error
 }
 
 // Open connects to Postgres, Redis and the resource driver and builds the
@@ -200,6 +203,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Owner:    os.Getenv("DYNO"),
 		LeaseTTL: cfg.LeaseTTL,
 	}
+	a.Keeper = Keeper(cfg, a.DB, a.Service)
 	return a, nil
 }
 

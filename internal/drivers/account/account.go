@@ -75,14 +75,17 @@ type Account struct {
 
 // accountRow is a row of the accounts table.
 type accountRow struct {
-	ID         string     `gorm:"column:id;primaryKey"`
-	Name       string     `gorm:"column:name"`
-	KeyHash    []byte     `gorm:"column:key_hash"`
-	Plan       string     `gorm:"column:plan"`
-	CreatedAt  time.Time  `gorm:"column:created_at;autoCreateTime:false"`
-	UpdatedAt  time.Time  `gorm:"column:updated_at;autoUpdateTime:false"`
-	LastUsedAt *time.Time `gorm:"column:last_used_at"`
-	DeletedAt  *time.Time `gorm:"column:deleted_at"`
+	ID      string `gorm:"column:id;primaryKey"`
+	Name    string `gorm:"column:name"`
+	KeyHash []byte `gorm:"column:key_hash"`
+	// PrevKeyHash is the key a credential roll replaced, still accepted
+	// until the roll's grace ends (Revoke); NULL otherwise.
+	PrevKeyHash []byte     `gorm:"column:prev_key_hash"`
+	Plan        string     `gorm:"column:plan"`
+	CreatedAt   time.Time  `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt   time.Time  `gorm:"column:updated_at;autoUpdateTime:false"`
+	LastUsedAt  *time.Time `gorm:"column:last_used_at"`
+	DeletedAt   *time.Time `gorm:"column:deleted_at"`
 }
 
 func (accountRow) TableName() string { return "accounts" }
@@ -183,7 +186,7 @@ func (d *Driver) Destroy(ctx context.Context, r addon.Resource) error {
 		return nil // no such account can exist
 	}
 	err := d.db.WithContext(ctx).Exec(
-		"UPDATE accounts SET deleted_at = now(), updated_at = now(), key_hash = ''::bytea WHERE id = ? AND deleted_at IS NULL", r.ID).Error
+		"UPDATE accounts SET deleted_at = now(), updated_at = now(), key_hash = ''::bytea, prev_key_hash = NULL WHERE id = ? AND deleted_at IS NULL", r.ID).Error
 	if err != nil {
 		return dbError("destroy account", err)
 	}
@@ -203,7 +206,7 @@ func (d *Driver) RotateKey(ctx context.Context, id string) (addon.Vars, error) {
 	}
 	var names []string
 	err = d.db.WithContext(ctx).Raw(
-		"UPDATE accounts SET key_hash = ?, updated_at = now() WHERE id = ? AND deleted_at IS NULL RETURNING name", hash, id).Scan(&names).Error
+		"UPDATE accounts SET key_hash = ?, prev_key_hash = NULL, updated_at = now() WHERE id = ? AND deleted_at IS NULL RETURNING name", hash, id).Scan(&names).Error
 	if err != nil {
 		return nil, dbError("rotate key", err)
 	}
@@ -256,18 +259,26 @@ func (d *Driver) Account(ctx context.Context, id string) (Account, error) {
 // verify checks credentials without recording a use.
 func (d *Driver) verify(ctx context.Context, account, key string) (string, error) {
 	var rows []accountRow
-	err := d.db.WithContext(ctx).Select("id", "key_hash").
+	err := d.db.WithContext(ctx).Select("id", "key_hash", "prev_key_hash").
 		Where("name = ? AND deleted_at IS NULL", account).Limit(1).Find(&rows).Error
 	if err != nil {
 		return "", dbError("authenticate", err)
 	}
 	stored := make([]byte, sha256.Size) // all zeros: matches no key
+	prev := make([]byte, sha256.Size)
 	id := ""
 	if len(rows) == 1 {
 		stored, id = rows[0].KeyHash, rows[0].ID
+		if len(rows[0].PrevKeyHash) == sha256.Size {
+			prev = rows[0].PrevKeyHash
+		}
 	}
 	got := sha256.Sum256([]byte(key))
-	ok := subtle.ConstantTimeCompare(got[:], stored) == 1
+	// Both keys are always compared, so timing does not tell which
+	// matched, or whether a roll is in its grace.
+	cur := subtle.ConstantTimeCompare(got[:], stored)
+	old := subtle.ConstantTimeCompare(got[:], prev)
+	ok := cur|old == 1
 	if !ok || id == "" || key == "" {
 		return "", addon.Errorf(addon.EUNAUTHORIZED, "Invalid account name or key.")
 	}

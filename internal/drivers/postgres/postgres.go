@@ -347,6 +347,9 @@ func (d *Driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan
 		if err != nil {
 			return err
 		}
+		if err := d.limitLogins(ctx, c, n, lim); err != nil {
+			return err
+		}
 		return d.record(ctx, c, n, r.ID, to.Slug, lim)
 	})
 	if err != nil {
@@ -393,6 +396,9 @@ func (d *Driver) Destroy(ctx context.Context, r addon.Resource) error {
 		if err := exec(ctx, c, "drop database", `DROP DATABASE IF EXISTS `+ident(n.db)+` WITH (FORCE)`); err != nil {
 			return err
 		}
+		if err := d.dropLogins(ctx, c, n); err != nil {
+			return err
+		}
 		if !exists {
 			return nil
 		}
@@ -415,7 +421,7 @@ func (d *Driver) Destroy(ctx context.Context, r addon.Resource) error {
 func (d *Driver) terminate(ctx context.Context, c *sql.Conn, n names) error {
 	_, err := c.ExecContext(ctx,
 		`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		 WHERE (usename = $1 OR datname = $2) AND pid <> pg_backend_pid()`, n.role, n.db)
+		 WHERE (usename IN ($1, $3, $4) OR datname = $2) AND pid <> pg_backend_pid()`, n.role, n.db, n.role+loginA, n.role+loginB)
 	if err != nil {
 		return fmt.Errorf("terminate sessions: %w", err)
 	}
@@ -443,7 +449,7 @@ func (d *Driver) Stats(ctx context.Context, r addon.Resource) (Stats, error) {
 	var comment sql.NullString
 	err = d.db.QueryRowContext(ctx, `
 		SELECT pg_database_size(d.datname),
-		       (SELECT count(*) FROM pg_stat_activity WHERE usename = r.rolname),
+		       (SELECT count(*) FROM pg_stat_activity WHERE usename IN (r.rolname, r.rolname || '_a', r.rolname || '_b')),
 		       r.rolconnlimit,
 		       shobj_description(d.oid, 'pg_database')
 		FROM pg_database d, pg_roles r
@@ -489,7 +495,7 @@ func (d *Driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 		if !exists {
 			return addon.Errorf(addon.ENOTFOUND, "The database of add-on %s does not exist.", r.ID)
 		}
-		if err := exec(ctx, c, "set password", `ALTER ROLE `+ident(n.role)+` WITH PASSWORD `+quoteLiteral(verifier)); err != nil {
+		if err := exec(ctx, c, "set password", `ALTER ROLE `+ident(n.role)+` WITH LOGIN PASSWORD `+quoteLiteral(verifier)); err != nil {
 			return err
 		}
 		return d.terminate(ctx, c, n)
@@ -513,11 +519,16 @@ func (d *Driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 
 // vars are the config vars of a tenant: the URL its app connects with.
 func (d *Driver) vars(n names, password string) addon.Vars {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(n.role, password), Host: d.addr, Path: "/" + n.db}
+	return addon.Vars{"URL": d.urlFor(n.role, n.db, password)}
+}
+
+// urlFor is the URL a login role connects to the database with.
+func (d *Driver) urlFor(user, db, password string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: d.addr, Path: "/" + db}
 	if d.sslmode != "" {
 		u.RawQuery = url.Values{"sslmode": {d.sslmode}}.Encode()
 	}
-	return addon.Vars{"URL": u.String()}
+	return u.String()
 }
 
 // passwordIn returns the password of a URL this driver made for n, or "".

@@ -1,0 +1,49 @@
+package kiln
+
+import (
+	"context"
+
+	"strings"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/config"
+	"github.com/kiln-dev/kiln/internal/heroku"
+	"github.com/kiln-dev/kiln/internal/logplex"
+	"github.com/kiln-dev/kiln/internal/postgres"
+)
+
+// WebhookPath is where Heroku delivers add-on webhooks.
+const WebhookPath = "/heroku/webhooks"
+
+// Keeper builds the keeper over the service and wraps the service's store so
+// the keeper hears of recorded milestones (addon.Keeper.Observe).
+func Keeper(cfg *config.Config, db *postgres.DB, svc *addon.Service) *addon.Keeper {
+	k := &addon.Keeper{
+		Service:          svc,
+		Links:            db,
+		Logs:             logplex.New(cfg.AddonID, platformClient()),
+		SyncInterval:     cfg.SyncInterval,
+		AsyncDeprovision: cfg.AsyncDeprovision,
+		Grace:            cfg.CredentialGrace,
+	}
+	if w, ok := svc.Platform.(*heroku.Client); ok {
+		k.Watcher = w
+	}
+	if cfg.Webhooks && cfg.PublicURL != "" {
+		k.WebhookURL = strings.TrimRight(cfg.PublicURL, "/") + WebhookPath
+	}
+	svc.Store = k.Observe(svc.Store)
+	return k
+}
+
+// KeeperJobs are the worker's handlers for the keeper's jobs, and its
+// deprovision job (which tells Heroku when ASYNC_DEPROVISION is on).
+func KeeperJobs(k *addon.Keeper) map[addon.JobKind]func(ctx context.Context, id string) error {
+	return map[addon.JobKind]func(ctx context.Context, id string) error{
+		addon.JobSync:        k.Sync,
+		addon.JobSubscribe:   k.Subscribe,
+		addon.JobLog:         k.WriteLog,
+		addon.JobRetire:      k.Retire,
+		addon.JobDeprovision: k.DeprovisionJob,
+	}
+}

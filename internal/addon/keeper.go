@@ -1,0 +1,195 @@
+package addon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// This file and its siblings (sync.go, webhook.go, logstream.go,
+// deprovision_async.go, roll.go) keep Kiln in step with Heroku after
+// provisioning: the app an add-on belongs to, whether Heroku still has it,
+// its webhooks, the customer's log stream, asynchronous deprovisioning and
+// credential rolls with a grace period. They work beside the provisioning
+// pipeline (Service) rather than inside it: the pipeline is the one writer of
+// an add-on's lifecycle, and everything here either reads it, records its own
+// facts in the add-on's Link, or asks the pipeline to act.
+
+// HerokuAddon is the add-on as the Platform API reports it (GET /addons/{id}).
+type HerokuAddon struct {
+	ID      string
+	Name    string
+	AppID   string
+	AppName string
+	State   string // provisioning, provisioned, deprovisioning, deprovisioned
+}
+
+// WebhookSubscription is what Kiln asks Heroku to send it about an add-on.
+type WebhookSubscription struct {
+	URL     string
+	Secret  string
+	Level   string   // "notify"
+	Include []string // "api:addon-attachment", "api:app"
+}
+
+// Watcher is the part of the Platform API that keeps Kiln in step with
+// Heroku. The heroku adapter implements it beside Platform; failures come
+// back as domain errors as Platform's do (ENOTFOUND for an add-on Heroku no
+// longer knows, EUNAUTHORIZED for a refused token).
+type Watcher interface {
+	GetAddon(ctx context.Context, accessToken, addonID string) (HerokuAddon, error)
+	CreateWebhook(ctx context.Context, accessToken, addonID string, sub WebhookSubscription) (webhookID string, err error)
+}
+
+// LogLine is one line for the customer's app log (heroku logs).
+type LogLine struct {
+	At      time.Time
+	Message string
+	// Error marks a failure, written with error severity.
+	Error bool
+}
+
+// LogWriter writes lines to an app's log stream (log_input_url). An error
+// with code EINVALID or EUNAUTHORIZED means the URL was refused (4xx).
+type LogWriter interface {
+	WriteLog(ctx context.Context, url string, lines []LogLine) error
+}
+
+// Attachment is one app the add-on is attached to, as Heroku's webhooks
+// report it.
+type Attachment struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	AppID   string `json:"app_id"`
+	AppName string `json:"app_name"`
+}
+
+// Link is what Kiln knows of an add-on from Heroku itself, and the
+// bookkeeping of the work in these files. It lives beside the add-on (its
+// own table), so recording it never contends with the pipeline.
+type Link struct {
+	AddonID string
+
+	AppID       string
+	AppName     string
+	HerokuState string    // as GET /addons/{id} last said
+	SyncedAt    time.Time // the last successful GET /addons/{id}
+	NextSyncAt  time.Time // when the sync sweep looks at it again
+
+	// AccessRefused is why Heroku last refused the add-on's token (empty
+	// when it did not); AccessRefusedAt when. Operators are alerted; no data
+	// is destroyed for it.
+	AccessRefused   string
+	AccessRefusedAt time.Time
+
+	WebhookID     string
+	WebhookSecret string // secret: sealed at rest
+	SubscribedAt  time.Time
+	Attachments   []Attachment
+
+	// LogCursor is the id of the last audit-trail event written to the
+	// app's log stream.
+	LogCursor int64
+
+	// MarkedDeprovisionedAt is when actions/deprovision succeeded
+	// (asynchronous deprovisioning).
+	MarkedDeprovisionedAt time.Time
+
+	// RetiredVars are the driver vars of credentials replaced by a roll,
+	// still valid until RetireAt, then revoked by a job (secret: sealed).
+	RetiredVars Vars
+	RetireAt    time.Time
+}
+
+// LinkStore keeps Links. Implementations map driver errors to domain errors.
+type LinkStore interface {
+	// Link returns the add-on's Link; an add-on without one yet gets a
+	// zero Link with AddonID set.
+	Link(ctx context.Context, id string) (*Link, error)
+	// UpdateLink loads (or starts) the Link under a row lock, calls fn and
+	// saves it in one transaction. fn must not call the network.
+	UpdateLink(ctx context.Context, id string, fn func(l *Link) error) (*Link, error)
+	// ApplyEvent runs fn like UpdateLink, once per event id: when the event
+	// was applied before it returns applied=false and does not call fn.
+	ApplyEvent(ctx context.Context, id, eventID string, fn func(l *Link) error) (applied bool, err error)
+	// Links returns the Links of these add-ons (absent ones are missing
+	// from the map), for listings.
+	Links(ctx context.Context, ids []string) (map[string]*Link, error)
+	// DueForSync lists live add-ons (provisioned, with Platform API access)
+	// whose NextSyncAt is before now, or that have no Link yet.
+	DueForSync(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// Unsubscribed lists provisioned add-ons with Platform API access that
+	// have no webhook subscription, provisioned before the given time.
+	Unsubscribed(ctx context.Context, before time.Time, limit int) ([]string, error)
+	// DueForRetire lists add-ons whose retired credentials are due.
+	DueForRetire(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// LogBacklog lists add-ons with a log_input_url that have audit-trail
+	// events after their LogCursor recorded since the given time.
+	LogBacklog(ctx context.Context, since time.Time, limit int) ([]string, error)
+	// CountAccessRefused counts live add-ons whose token Heroku refused.
+	CountAccessRefused(ctx context.Context) (int64, error)
+	// PruneEvents forgets webhook event ids received before the given
+	// time (Heroku's retries end long before).
+	PruneEvents(ctx context.Context, before time.Time) error
+	// EventsAfter returns the add-on's audit-trail events with an id above
+	// after, oldest first, at most limit.
+	EventsAfter(ctx context.Context, id string, after int64, limit int) ([]Event, error)
+}
+
+// Jobs of the keeper.
+const (
+	JobSync      JobKind = "addon:sync"     // compare the add-on with GET /addons/{id}
+	JobSubscribe JobKind = "addon:webhooks" // subscribe the add-on's webhooks
+	JobLog       JobKind = "addon:log"      // write new milestones to the app's log stream
+	JobRetire    JobKind = "addon:retire"   // revoke credentials whose grace ended
+)
+
+// ReasonRemovedOnHeroku is the audit-trail reason of a deprovision Kiln
+// started itself because Heroku no longer has the add-on.
+const ReasonRemovedOnHeroku = "removed on Heroku"
+
+// WebhookEvents are the event types Kiln subscribes each add-on to.
+var WebhookEvents = []string{"api:addon-attachment", "api:app"}
+
+// Keeper keeps Kiln's add-ons in step with Heroku: the sync with GET
+// /addons/{id}, webhooks, the app's log stream, asynchronous
+// deprovisioning and credential rolls. It drives the add-on pipeline
+// through Service and keeps its own facts in Links.
+type Keeper struct {
+	Service *Service
+	Links   LinkStore
+	Watcher Watcher   // nil: no sync, no webhooks
+	Logs    LogWriter // nil: no log stream
+
+	// SyncInterval is how often each live add-on is compared with Heroku
+	// (HEROKU_SYNC_INTERVAL); zero turns the sync off.
+	SyncInterval time.Duration
+	// WebhookURL is where Heroku delivers add-on webhooks
+	// ($PUBLIC_URL/heroku/webhooks); empty turns webhooks off.
+	WebhookURL string
+	// AsyncDeprovision answers Heroku's DELETE with 202 and calls
+	// actions/deprovision once the resource is gone (ASYNC_DEPROVISION).
+	AsyncDeprovision bool
+	// Grace is how long credentials replaced by a roll keep working
+	// (CREDENTIAL_GRACE).
+	Grace time.Duration
+	// AccessRefused, when set, is told each time Heroku refuses an
+	// add-on's token during a sync (a metric counts them).
+	AccessRefused func(addonID string)
+
+	mu        sync.Mutex
+	lastSweep time.Time // the last sweep that scanned for syncs
+}
+
+func (k *Keeper) log() *slog.Logger { return k.Service.log() }
+
+func (k *Keeper) now() time.Time { return k.Service.now() }
+
+// enqueue asks for a job without failing the caller: every job here has a
+// sweep that finds its work again.
+func (k *Keeper) enqueue(ctx context.Context, kind JobKind, id string) {
+	if err := k.Service.Queue.Enqueue(ctx, kind, id); err != nil {
+		k.log().WarnContext(ctx, "enqueue failed; the next sweep will retry", "addon", id, "job", kind, "err", err)
+	}
+}

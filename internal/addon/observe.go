@@ -1,0 +1,120 @@
+package addon
+
+import (
+	"context"
+	"time"
+)
+
+// Observe wraps the add-on store so the keeper hears of audit-trail events
+// as the pipeline records them, and starts its follow-up jobs: a log-stream
+// write when a milestone was recorded for an add-on with a log_input_url,
+// a webhook subscription when an add-on became provisioned. The jobs are
+// enqueued after the store's transaction, never inside it, within a small
+// budget and without failing the caller; the keeper's sweep finds anything
+// an enqueue missed.
+func (k *Keeper) Observe(s Store) Store { return &observed{Store: s, k: k} }
+
+type observed struct {
+	Store
+	k *Keeper
+}
+
+// followBudget bounds the enqueues after a recorded step.
+const followBudget = 300 * time.Millisecond
+
+func (o *observed) Create(ctx context.Context, a *Addon) (*Addon, bool, error) {
+	stored, created, err := o.Store.Create(ctx, a)
+	if err == nil && created && stored.LogInputURL != "" && o.k.Logs != nil {
+		o.follow(ctx, JobLog, stored.ID)
+	}
+	return stored, created, err
+}
+
+func (o *observed) Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
+	var events []Event
+	a, err := o.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		err := fn(ctx, a)
+		events = append(events[:0], a.events...)
+		return err
+	})
+	return o.after(ctx, id, a, events, err)
+}
+
+// Record is Update for a lease holder (the pipeline's writers record
+// through it); observed the same way.
+func (o *observed) Record(ctx context.Context, l Lease, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
+	var events []Event
+	a, err := o.Store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+		err := fn(ctx, a)
+		events = append(events[:0], a.events...)
+		return err
+	})
+	return o.after(ctx, l.AddonID, a, events, err)
+}
+
+func (o *observed) after(ctx context.Context, id string, a *Addon, events []Event, err error) (*Addon, error) {
+	if err != nil || len(events) == 0 {
+		return a, err
+	}
+	logged, provisioned := false, false
+	for _, e := range events {
+		if _, ok := Milestone(e); ok {
+			logged = true
+		}
+		if e.Kind == "state" && e.State == StateProvisioned {
+			provisioned = true
+		}
+	}
+	if logged && a.LogInputURL != "" && o.k.Logs != nil {
+		o.follow(ctx, JobLog, id)
+	}
+	if provisioned && a.State == StateProvisioned && a.Tokens != nil && o.k.Watcher != nil && o.k.WebhookURL != "" {
+		o.follow(ctx, JobSubscribe, id)
+	}
+	return a, nil
+}
+
+func (o *observed) follow(ctx context.Context, kind JobKind, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), followBudget)
+	defer cancel()
+	o.k.enqueue(ctx, kind, id)
+}
+
+// CountByState forwards to the wrapped store, so /metrics keeps counting
+// add-ons through the wrapper.
+func (o *observed) CountByState(ctx context.Context) (map[State]int64, error) {
+	c, ok := o.Store.(Census)
+	if !ok {
+		return nil, Errorf(EINTERNAL, "This store cannot count add-ons.")
+	}
+	return c.CountByState(ctx)
+}
+
+// CountLostGrants forwards to the wrapped store (kiln_grants_lost).
+func (o *observed) CountLostGrants(ctx context.Context) (int64, error) {
+	c, ok := o.Store.(LostGrants)
+	if !ok {
+		return 0, Errorf(EINTERNAL, "This store cannot count lost grants.")
+	}
+	return c.CountLostGrants(ctx)
+}
+
+// RecordSignIn forwards to the wrapped store, or records the sign-in
+// through Update when it has no cheaper way (what sso.go does without one).
+func (o *observed) RecordSignIn(ctx context.Context, id string, at time.Time, message string) error {
+	if r, ok := o.Store.(SignInRecorder); ok {
+		return r.RecordSignIn(ctx, id, at, message)
+	}
+	_, err := o.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		switch a.State {
+		case StateDeprovisioning, StateDeprovisioned:
+			return Errorf(EFORBIDDEN, "Add-on %s was deprovisioned.", id)
+		}
+		a.Note(at, "sso", message)
+		return nil
+	})
+	return err
+}
+
+// Unwrap returns the wrapped store.
+func (o *observed) Unwrap() Store { return o.Store }

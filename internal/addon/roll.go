@@ -1,0 +1,160 @@
+package addon
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+)
+
+// Roller is implemented by drivers whose resources can hold two sets of
+// credentials at once, so a rotation does not break a running app: Roll
+// makes new credentials while the ones in r.Vars keep working, and Revoke
+// ends old ones (never those in r.Vars, the current ones). Both are
+// idempotent: a repeated Roll before its result was recorded makes the
+// new set again without touching r.Vars's; a repeated Revoke is a no-op.
+type Roller interface {
+	Roll(ctx context.Context, r Resource) (Vars, error)
+	Revoke(ctx context.Context, r Resource, old Vars) error
+}
+
+// Rotate rolls a provisioned add-on's credentials with overlap, as Heroku
+// asks partners to: new credentials are made and pushed to Heroku at once
+// (the app restarts onto them), and the old ones keep working for Grace
+// (CREDENTIAL_GRACE) before a job revokes them. Each step is recorded
+// before the next, so a crash or a repeat finishes the roll without
+// revoking the credentials the app uses:
+//  1. the current credentials are recorded as retiring, with their time;
+//  2. the driver makes the new ones (outside any transaction);
+//  3. the new ones are recorded as the add-on's, with a "credentials"
+//     event (and a line in the app's log stream);
+//  4. they are pushed to Heroku; on failure a job keeps pushing.
+//
+// A second roll while the old credentials of a first are still in their
+// grace is ECONFLICT: the driver holds two sets, not three. Drivers without
+// overlap fall back to Service.RotateCredentials (the old ones die at once).
+func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
+	roller, ok := k.Service.Driver.(Roller)
+	if !ok {
+		return k.Service.RotateCredentials(ctx, id)
+	}
+	if !ValidID(id) {
+		return nil, NotFound(id)
+	}
+	var pushErr error
+	err := k.Service.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		if a.State != StateProvisioned {
+			return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
+		}
+		if a.Tokens == nil {
+			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
+		}
+		retireAt := k.now().Add(k.Grace)
+		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
+			if l.RetiredVars != nil && !maps.Equal(l.RetiredVars, a.Vars) {
+				return Errorf(ECONFLICT, "The previous credentials of add-on %s keep working until %s; rotate again after that.", id, l.RetireAt.UTC().Format(time.RFC3339))
+			}
+			l.RetiredVars, l.RetireAt = a.Vars, retireAt
+			return nil
+		}); err != nil {
+			return err
+		}
+		vars, err := roller.Roll(ctx, k.Service.resource(a))
+		if err != nil {
+			return fmt.Errorf("roll credentials: %w", err)
+		}
+		// Record at any cost: the app must be given these.
+		err = k.Service.inHand(ctx, "rolled credentials", id, func(ctx context.Context) error {
+			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+				a.Vars = vars
+				a.ConfigPushedAt = time.Time{}
+				msg := "credentials rotated"
+				if k.Grace > 0 {
+					msg += fmt.Sprintf("; the old ones keep working until %s", retireAt.UTC().Format(time.RFC3339))
+				}
+				a.Note(now, "credentials", msg)
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if pushErr = k.Service.pushConfig(ctx, c); pushErr != nil {
+			k.Service.enqueue(ctx, JobPushConfig, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if k.Grace <= 0 {
+		k.enqueue(ctx, JobRetire, id)
+	}
+	a, err := k.Service.Store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return a, pushErr
+}
+
+// Retire revokes credentials whose grace has ended. It leaves them alone
+// while they are still the add-on's own (a roll that crashed before
+// recording its new credentials), and waits while the new ones have not
+// reached Heroku yet (the app may still run on the old ones).
+func (k *Keeper) Retire(ctx context.Context, id string) error {
+	l, err := k.Links.Link(ctx, id)
+	if err != nil {
+		return err
+	}
+	if l.RetiredVars == nil || l.RetireAt.After(k.now()) {
+		return nil
+	}
+	a, err := k.Service.Store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	clear := func(note string) error {
+		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
+			l.RetiredVars, l.RetireAt = nil, time.Time{}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if note != "" {
+			_, err := k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+				a.Note(k.now(), "credentials", note)
+				return nil
+			})
+			return err
+		}
+		return nil
+	}
+	switch {
+	case a.State != StateProvisioned:
+		return clear("") // deprovisioning destroys every credential
+	case maps.Equal(l.RetiredVars, a.Vars):
+		return clear("") // the roll never finished: these are the current ones
+	case a.ConfigPushedAt.IsZero():
+		return nil // the app has not been given the new ones yet
+	}
+	roller, ok := k.Service.Driver.(Roller)
+	if !ok {
+		return clear("")
+	}
+	if err := roller.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
+		return transient(fmt.Errorf("revoke old credentials: %w", err))
+	}
+	return clear("old credentials revoked")
+}
+
+// RetireAt is when the add-on's rotated-out credentials stop working, or
+// the zero time when none are waiting, for the dashboard.
+func (k *Keeper) RetireAt(ctx context.Context, id string) (time.Time, error) {
+	l, err := k.Links.Link(ctx, id)
+	if err != nil || l.RetiredVars == nil {
+		return time.Time{}, err
+	}
+	return l.RetireAt, nil
+}

@@ -1,0 +1,179 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+func TestLinkRoundTripAndSealing(t *testing.T) {
+	db, url := newStore(t)
+	ctx := context.Background()
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.Link(ctx, a.ID)
+	if err != nil || l.AddonID != a.ID || l.AppName != "" {
+		t.Fatalf("Link of an add-on without one = %+v, %v; want a zero Link", l, err)
+	}
+	_, err = db.Link(ctx, uuid.NewString())
+	wantCode(t, err, addon.ENOTFOUND)
+	_, err = db.UpdateLink(ctx, uuid.NewString(), func(l *addon.Link) error { return nil })
+	wantCode(t, err, addon.ENOTFOUND)
+
+	t0 := now()
+	want := addon.Link{
+		AddonID: a.ID, AppID: "app-1", AppName: "acme", HerokuState: "provisioned",
+		SyncedAt: t0, NextSyncAt: t0.Add(time.Hour), AccessRefused: "refused", AccessRefusedAt: t0,
+		WebhookID: "hook-1", WebhookSecret: "webhook-secret-value", SubscribedAt: t0,
+		Attachments: []addon.Attachment{{ID: "at-1", Name: "KILN", AppID: "app-1", AppName: "acme"}},
+		LogCursor:   42, MarkedDeprovisionedAt: t0,
+		RetiredVars: addon.Vars{"URL": "postgres://u:retired-password@h/db"}, RetireAt: t0.Add(time.Hour),
+	}
+	if _, err := db.UpdateLink(ctx, a.ID, func(l *addon.Link) error { *l = want; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Link(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AppName != want.AppName || got.WebhookSecret != want.WebhookSecret || got.RetiredVars["URL"] != want.RetiredVars["URL"] ||
+		!got.RetireAt.Equal(want.RetireAt) || got.LogCursor != 42 || len(got.Attachments) != 1 || got.Attachments[0] != want.Attachments[0] ||
+		!got.NextSyncAt.Equal(want.NextSyncAt) || got.AccessRefused != "refused" || !got.MarkedDeprovisionedAt.Equal(t0) {
+		t.Errorf("round trip: got %+v\nwant %+v", got, want)
+	}
+	var raw string
+	if err := rawDB(t, url).QueryRow("SELECT row_to_json(l)::text FROM addon_links l WHERE addon_id = $1", a.ID).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"webhook-secret-value", "retired-password"} {
+		if strings.Contains(raw, secret) {
+			t.Errorf("the addon_links row holds %q in the clear", secret)
+		}
+	}
+	links, err := db.Links(ctx, []string{a.ID, uuid.NewString()})
+	if err != nil || len(links) != 1 || links[a.ID].AppName != "acme" {
+		t.Errorf("Links = %v, %v", links, err)
+	}
+}
+
+func TestApplyEventOnce(t *testing.T) {
+	db, _ := newStore(t)
+	ctx := context.Background()
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	calls, applied := 0, 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := db.ApplyEvent(ctx, a.ID, "event-1", func(l *addon.Link) error {
+				mu.Lock()
+				calls++
+				mu.Unlock()
+				l.LogCursor++
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				applied++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	l, _ := db.Link(ctx, a.ID)
+	if applied != 1 || l.LogCursor != 1 {
+		t.Errorf("8 concurrent deliveries of one event: applied %d times (fn called %d), counter %d; want once", applied, calls, l.LogCursor)
+	}
+	// An fn error rolls the event id back too, so a retry can apply it.
+	_, err := db.ApplyEvent(ctx, a.ID, "event-2", func(l *addon.Link) error { return addon.Errorf(addon.EMALFORMED, "bad") })
+	wantCode(t, err, addon.EMALFORMED)
+	if ok, err := db.ApplyEvent(ctx, a.ID, "event-2", func(l *addon.Link) error { return nil }); !ok || err != nil {
+		t.Errorf("event-2 after a failed attempt: applied %v, %v", ok, err)
+	}
+	if err := db.PruneEvents(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := db.ApplyEvent(ctx, a.ID, "event-1", func(l *addon.Link) error { return nil }); !ok {
+		t.Error("a pruned event id is still remembered")
+	}
+}
+
+func TestSweepQueries(t *testing.T) {
+	db, _ := newStore(t)
+	ctx := context.Background()
+	t0 := now()
+	mk := func(state addon.State, tokens bool) string {
+		a := newAddon(t0)
+		a.State = state
+		if tokens {
+			a.Tokens = &addon.Tokens{Access: "a", Refresh: "r", ExpiresAt: t0.Add(time.Hour)}
+		}
+		if _, _, err := db.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		return a.ID
+	}
+	live, due, later, noTokens, provisioning := mk(addon.StateProvisioned, true), mk(addon.StateProvisioned, true), mk(addon.StateProvisioned, true), mk(addon.StateProvisioned, false), mk(addon.StateProvisioning, true)
+	set := func(id string, fn func(l *addon.Link)) {
+		if _, err := db.UpdateLink(ctx, id, func(l *addon.Link) error { fn(l); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(due, func(l *addon.Link) { l.NextSyncAt = t0.Add(-time.Second); l.WebhookID = "h" })
+	set(later, func(l *addon.Link) {
+		l.NextSyncAt = t0.Add(time.Hour)
+		l.RetiredVars = addon.Vars{"URL": "x"}
+		l.RetireAt = t0.Add(-time.Minute)
+	})
+	ids, err := db.DueForSync(ctx, t0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSet(ids, live, due) {
+		t.Errorf("DueForSync = %v, want the one without a slot (%s) and the due one (%s); not %s, %s or %s", ids, live, due, later, noTokens, provisioning)
+	}
+	ids, _ = db.Unsubscribed(ctx, time.Now().Add(time.Minute), 100)
+	if !sameSet(ids, live, later) {
+		t.Errorf("Unsubscribed = %v, want %s and %s", ids, live, later)
+	}
+	ids, _ = db.DueForRetire(ctx, t0, 100)
+	if !sameSet(ids, later) {
+		t.Errorf("DueForRetire = %v, want %s", ids, later)
+	}
+	set(live, func(l *addon.Link) { l.AccessRefused = "revoked" })
+	if n, err := db.CountAccessRefused(ctx); err != nil || n != 1 {
+		t.Errorf("CountAccessRefused = %d, %v; want 1", n, err)
+	}
+}
+
+func sameSet(got []string, want ...string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, g := range got {
+		m[strings.ToLower(g)] = true
+	}
+	for _, w := range want {
+		if !m[strings.ToLower(w)] {
+			return false
+		}
+	}
+	return true
+}
