@@ -17,7 +17,6 @@ import (
 
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
@@ -50,14 +49,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer app.Close()
-	rdb := redis.NewClient(app.Redis)
+	rdb := app.Redis.Client() // over Sentinel: follows the primary through a failover
 	defer rdb.Close()
 	svc, db, driver := app.Service, app.DB, app.Driver
 	// The operators' queue dashboard and the queues' metrics read the same
 	// Redis as the queue.
-	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: kiln.AsynqRedis(app.Redis)})
+	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: app.Redis.Asynq()})
 	defer queues.Close()
-	queueMetrics := jobs.NewQueueMetrics(kiln.AsynqRedis(app.Redis), log)
+	queueMetrics := jobs.NewQueueMetrics(app.Redis.Asynq(), log)
 	defer queueMetrics.Close()
 	handler := web.New(web.Options{
 		Service:       svc,

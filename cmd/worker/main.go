@@ -38,7 +38,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer app.Close()
-	conn := kiln.AsynqRedis(app.Redis)
+	conn := app.Redis.Asynq()
 	svc, db, queue, driver := app.Service, app.DB, app.Queue, app.Driver
 	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, Log: log})
 	reconciler := jobs.NewReconciler(db, queue, svc, jobs.ReconcilerOptions{

@@ -5,15 +5,11 @@ package kiln
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/config"
@@ -22,6 +18,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/heroku"
 	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/postgres"
+	"github.com/kiln-dev/kiln/internal/redisconn"
 	"github.com/kiln-dev/kiln/internal/secret"
 )
 
@@ -69,32 +66,16 @@ func (h requestIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
-// Redis builds the connection options for REDIS_URL. Heroku's Redis speaks
-// TLS (rediss://) with self-signed certificates, so verification is off for
-// rediss:// unless REDIS_TLS_VERIFY=true.
-func Redis(c *config.Config) (*redis.Options, error) {
-	opt, err := redis.ParseURL(c.RedisURL)
+// Redis reads REDIS_URL: one server, or a Sentinel group (see
+// internal/redisconn for the URL forms). Heroku's Redis speaks TLS
+// (rediss://) with self-signed certificates, so verification is off for TLS
+// unless REDIS_TLS_VERIFY=true.
+func Redis(c *config.Config) (*redisconn.Conn, error) {
+	conn, err := redisconn.Parse(c.RedisURL, c.RedisTLSVerify)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	if opt.TLSConfig != nil {
-		opt.TLSConfig.InsecureSkipVerify = !c.RedisTLSVerify //nolint:gosec // Heroku Redis uses self-signed certificates; see REDIS_TLS_VERIFY.
-		opt.TLSConfig.MinVersion = tls.VersionTLS12
-	}
-	return opt, nil
-}
-
-// AsynqRedis converts go-redis options into asynq's connection options.
-func AsynqRedis(o *redis.Options) asynq.RedisClientOpt {
-	return asynq.RedisClientOpt{
-		Network:   o.Network,
-		Addr:      o.Addr,
-		Username:  o.Username,
-		Password:  o.Password,
-		DB:        o.DB,
-		TLSConfig: o.TLSConfig,
-		PoolSize:  o.PoolSize,
-	}
+	return conn, nil
 }
 
 // Driver builds the resource driver RESOURCE_DRIVER names, slowed down by
@@ -141,7 +122,7 @@ type App struct {
 	Config  *config.Config
 	Log     *slog.Logger
 	DB      *postgres.DB
-	Redis   *redis.Options
+	Redis   *redisconn.Conn
 	Queue   *jobs.Queue
 	Driver  addon.Driver
 	Service *addon.Service
@@ -164,7 +145,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		a.Close()
 		return nil, err
 	}
-	a.Queue = jobs.NewQueue(AsynqRedis(a.Redis))
+	a.Queue = jobs.NewQueue(a.Redis.Asynq())
 	a.closers = append(a.closers, a.Queue.Close)
 	if a.Driver, err = Driver(ctx, cfg, a.DB, log); err != nil {
 		a.Close()
