@@ -8,6 +8,7 @@
 package faultkit
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -83,7 +84,7 @@ func (p *Proxy) add(name, typ, stream string, attrs string) error {
 }
 
 func (p *Proxy) remove(name string) {
-	_ = p.p.Toxics.RemoveToxic(nil, name) //nolint:staticcheck // toxiproxy ignores the context
+	_ = p.p.Toxics.RemoveToxic(context.Background(), name)
 }
 
 // Latency delays every answer by latency ± jitter milliseconds, as a
