@@ -101,7 +101,7 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "Chaos run: seed %d, rounds %v, %s of work per round, %d web + %d worker processes, %.1f Heroku calls/s; %s in all.\n\n",
 		r.Seed, r.rounds, o.Duration, o.Webs, o.Workers, o.Rate, r.Elapsed.Round(time.Second))
 
-	fmt.Fprintln(w, "| round | provisions sent | accepted | plan changes (accepted) | rotations (done) | deprovisions (accepted) | final states | settled in |")
+	fmt.Fprintln(w, "| round | provisions sent | accepted | plan changes (accepted) | rotations (done: answers) | deprovisions (accepted) | final states | settled in |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, round := range r.rounds {
 		res := r.results[round]
@@ -111,8 +111,13 @@ func (r *Report) Write(w io.Writer) {
 			st = append(st, fmt.Sprintf("%s %d", k, v))
 		}
 		sort.Strings(st)
-		fmt.Fprintf(w, "| %s | %d | %d | %d (%d) | %d (%d) | %d (%d) | %s | %s |\n", round, c.Provisions, c.Accepted,
-			c.PlanChanges, c.PlansAccepted, c.Rotations, c.Rotated, c.Deprovisions, c.DeprovAccepted, strings.Join(st, ", "), res.took.Round(time.Second))
+		var rot []string
+		for code, n := range c.RotationAnswers {
+			rot = append(rot, fmt.Sprintf("%d×%d", n, code))
+		}
+		sort.Strings(rot)
+		fmt.Fprintf(w, "| %s | %d | %d | %d (%d) | %d (%d: %s) | %d (%d) | %s | %s |\n", round, c.Provisions, c.Accepted,
+			c.PlanChanges, c.PlansAccepted, c.Rotations, c.Rotated, strings.Join(rot, " "), c.Deprovisions, c.DeprovAccepted, strings.Join(st, ", "), res.took.Round(time.Second))
 	}
 
 	fmt.Fprintln(w, "\n| fault injected | "+roundHeads(r.rounds)+" |")

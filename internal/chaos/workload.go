@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -34,6 +35,7 @@ type tracked struct {
 // counts are the workload's totals, for the report.
 type counts struct {
 	Provisions, Accepted, PlanChanges, PlansAccepted, Rotations, Rotated, Deprovisions, DeprovAccepted int
+	RotationAnswers map[int]int // operator API status → count (0: no answer)
 }
 
 type workload struct {
@@ -122,6 +124,9 @@ func (w *workload) done(a *tracked, f func()) {
 // does not know which dyno is about to die.
 func (w *workload) webs(rng *rand.Rand) (string, string) {
 	i := rng.IntN(len(w.s.webs))
+	if len(w.s.webs) == 1 {
+		return w.s.webs[i], w.s.webs[i]
+	}
 	j := (i + 1 + rng.IntN(len(w.s.webs)-1)) % len(w.s.webs)
 	return w.s.webs[i], w.s.webs[j]
 }
@@ -260,6 +265,10 @@ func (w *workload) rotate(a *tracked, rng *rand.Rand) {
 		if status/100 == 2 {
 			w.n.Rotated++
 		}
+		if w.n.RotationAnswers == nil {
+			w.n.RotationAnswers = map[int]int{}
+		}
+		w.n.RotationAnswers[status]++
 	})
 }
 
@@ -291,7 +300,9 @@ func (w *workload) snapshot() ([]tracked, counts) {
 	for i, a := range w.addons {
 		out[i] = *a
 	}
-	return out, w.n
+	n := w.n
+	n.RotationAnswers = maps.Clone(w.n.RotationAnswers)
+	return out, n
 }
 
 // terminal reports whether Kiln is done with an add-on, whatever the
