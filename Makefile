@@ -3,7 +3,7 @@
 GO ?= go
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: build test vet dev bench services clean
+.PHONY: build test vet dev bench chaos services clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -25,6 +25,13 @@ dev: build
 
 bench: build
 	bin/kiln-bench
+
+# The chaos run (docs/reliability.md): two rounds (plain Redis, Sentinel) of
+# provisions, plan changes, rotations and deprovisions under killed
+# processes, failovers and dropped connections; exits 1 naming any violated
+# invariant. SEED=n reproduces a run's choices. Under 10 minutes.
+chaos: build
+	bin/kiln-chaos -bin bin $(if $(SEED),-seed $(SEED))
 
 clean:
 	rm -rf bin .dev
