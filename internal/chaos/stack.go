@@ -218,6 +218,7 @@ func adminExec(ctx context.Context, stmt string, args ...any) error {
 func (s *stack) start(name string) error {
 	kind, _, _ := strings.Cut(name, ".")
 	cmd := exec.Command(filepath.Join(s.o.Bin, kind))
+	cmd.SysProcAttr = faultkit.SysProcAttr()
 	cmd.Env = append(append([]string{}, s.env...), "DYNO="+name)
 	if port, ok := s.ports[name]; ok {
 		cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))

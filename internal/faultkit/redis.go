@@ -72,6 +72,7 @@ func (r *Redis) Start() error {
 	}
 	r.mu.Lock()
 	r.cmd = exec.Command(r.bin, r.args...)
+	r.cmd.SysProcAttr = SysProcAttr()
 	log, err := os.OpenFile(filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.Port)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err == nil {
 		r.cmd.Stdout, r.cmd.Stderr = log, log
