@@ -219,6 +219,9 @@ func runRound(ctx context.Context, o Options, round Round, rng *rand.Rand, dir s
 	}
 	fmt.Fprintf(o.Log, "chaos: round %s: faults over; settling (at most %s)\n", round, o.Settle)
 	res := w.settle(ctx, o.Settle)
+	if ctx.Err() != nil {
+		return ctx.Err() // interrupted: the checks are incomplete
+	}
 	rep.add(round, w, res)
 	if !res.ok() {
 		rep.Tails = append(rep.Tails, fmt.Sprintf("round %s:\n%s", round, s.tail(15)))
