@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin := fs.String("bin", "", "directory with the release, web and worker binaries (default: build them)")
 	dir := fs.String("dir", "", "keep the processes' logs here (default: a temporary directory, kept only on failure)")
 	short := fs.Bool("short", false, "the short form run inside make test")
+	measure := fs.Int("measure-redis", 0, "instead of a chaos run: count the Redis commands per provision over this many provisions (docs/deploy.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,6 +52,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *short {
 		o.Duration, o.Settle, o.Rate = 20*time.Second, 100*time.Second, 3
+	}
+	if *measure > 0 {
+		return chaos.MeasureRedis(ctx, o, *measure, 20*time.Second, stdout)
 	}
 	for _, r := range strings.Split(*rounds, ",") {
 		switch chaos.Round(strings.TrimSpace(r)) {
