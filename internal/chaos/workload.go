@@ -35,7 +35,7 @@ type tracked struct {
 // counts are the workload's totals, for the report.
 type counts struct {
 	Provisions, Accepted, PlanChanges, PlansAccepted, Rotations, Rotated, Deprovisions, DeprovAccepted int
-	RotationAnswers map[int]int // operator API status → count (0: no answer)
+	RotationAnswers                                                                                    map[int]int // operator API status → count (0: no answer)
 }
 
 type workload struct {

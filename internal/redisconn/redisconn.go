@@ -21,9 +21,11 @@
 package redisconn
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -244,4 +246,18 @@ func (c *Conn) String() string {
 		return fmt.Sprintf("sentinel master=%s sentinels=%s db=%d tls=%t", f.MasterName, strings.Join(f.SentinelAddrs, ","), f.DB, f.TLSConfig != nil)
 	}
 	return fmt.Sprintf("redis addr=%s db=%d tls=%t", c.single.Addr, c.single.DB, c.single.TLSConfig != nil)
+}
+
+// Logger routes go-redis's own messages (Sentinel discovery, a new primary
+// after a failover, dropped pool connections) into the process's logfmt
+// log instead of bare lines on stderr. go-redis keeps one logger per
+// process, so cmd/* call it once at start.
+func Logger(log *slog.Logger) {
+	redis.SetLogger(goRedisLog{log.With("component", "go-redis")})
+}
+
+type goRedisLog struct{ log *slog.Logger }
+
+func (l goRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.InfoContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -145,6 +145,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		a.Close()
 		return nil, err
 	}
+	redisconn.Logger(log)
+	log.Info("redis", "conn", a.Redis.String())
 	a.Queue = jobs.NewQueue(a.Redis.Asynq())
 	a.closers = append(a.closers, a.Queue.Close)
 	if a.Driver, err = Driver(ctx, cfg, a.DB, log); err != nil {
