@@ -34,8 +34,11 @@ type tracked struct {
 
 // counts are the workload's totals, for the report.
 type counts struct {
-	Provisions, Accepted, PlanChanges, PlansAccepted, Rotations, Rotated, Deprovisions, DeprovAccepted int
-	RotationAnswers                                                                                    map[int]int // operator API status → count (0: no answer)
+	Provisions, Accepted         int
+	PlanChanges, PlansAccepted   int
+	Rotations, Rotated           int
+	Deprovisions, DeprovAccepted int
+	RotationAnswers              map[int]int // operator API status → count (0: no answer)
 }
 
 type workload struct {
