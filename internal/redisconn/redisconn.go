@@ -212,6 +212,22 @@ func (c *Conn) Client() *redis.Client {
 	return redis.NewClient(&o)
 }
 
+// Pooled builds the one client a process shares (asynq through a shared
+// connection option, rate limits, health), holding at most pool
+// connections: pipelines run on the same pool and MaxActiveConns makes the
+// size a hard cap. Over Sentinel it is the failover client, which also
+// keeps one connection to a Sentinel for its notice of a new primary.
+func (c *Conn) Pooled(pool int) *redis.Client {
+	if c.failover != nil {
+		f := *c.failover
+		f.PoolSize, f.MaxActiveConns, f.MaxIdleConns, f.MinIdleConns, f.PipelinePoolSize = pool, pool, pool, 0, -1
+		return redis.NewFailoverClient(&f)
+	}
+	o := *c.single
+	o.PoolSize, o.MaxActiveConns, o.MaxIdleConns, o.MinIdleConns, o.PipelinePoolSize = pool, pool, pool, 0, -1
+	return redis.NewClient(&o)
+}
+
 // Asynq gives asynq the same Redis: RedisFailoverClientOpt over Sentinel,
 // RedisClientOpt otherwise.
 func (c *Conn) Asynq() asynq.RedisConnOpt {

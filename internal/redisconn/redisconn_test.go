@@ -90,7 +90,7 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rdb := c.Client()
+	rdb := c.Pooled(4) // as a process shares it
 	defer rdb.Close()
 	if err := rdb.Set(ctx, "k", "before", 0).Err(); err != nil {
 		t.Fatal(err)
