@@ -102,14 +102,15 @@ func TestProvisionsThroughSentinelFailover(t *testing.T) {
 }
 
 // TestChaosCatchesBrokenReconciler breaks a guarantee on purpose: the
-// reconciler never finds stale work (RECONCILE_AFTER of 1000 h), so
+// reconciler never finds stale work (RECONCILE_AFTER of 1000 h) and never
+// sweeps the outbox of failed enqueues (OUTBOX_INTERVAL of 1000 h), so
 // provisions accepted while Redis is a blackhole are never enqueued. The
 // chaos run must fail and name the invariant, or it proves nothing.
 func TestChaosCatchesBrokenReconciler(t *testing.T) {
 	rep := run(t, chaos.Options{
 		Seed: 16016, Rounds: []chaos.Round{chaos.RoundRedis}, Duration: 12 * time.Second, Settle: 20 * time.Second,
 		Rate: 4, ProvisionsOnly: true, Faults: []string{chaos.FaultRedisBlack},
-		Env: []string{"RECONCILE_AFTER=1000h"},
+		Env: []string{"RECONCILE_AFTER=1000h", "OUTBOX_INTERVAL=1000h"},
 	})
 	if rep.Injected(chaos.FaultRedisBlack) != 1 {
 		t.Fatal("Redis was never blackholed")

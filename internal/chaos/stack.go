@@ -164,6 +164,8 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 		// within the run (production: 30 s and 2 min).
 		"RECONCILE_INTERVAL=2s",
 		"RECONCILE_AFTER=5s",
+		// Five processes share the machine's Postgres with other tests.
+		"DATABASE_POOL_SIZE=4",
 	)
 	s.env = append(s.env, o.Env...)
 
