@@ -23,10 +23,11 @@ type Report struct {
 	rounds     []Round
 	results    map[Round]result
 	violations map[string][]string // invariant → "round: detail"
+	excused    map[string][]string
 }
 
 func newReport(o Options) *Report {
-	return &Report{Seed: o.Seed, Options: o, faults: map[string]map[Round][]string{}, results: map[Round]result{}, violations: map[string][]string{}}
+	return &Report{Seed: o.Seed, Options: o, faults: map[string]map[Round][]string{}, results: map[Round]result{}, violations: map[string][]string{}, excused: map[string][]string{}}
 }
 
 func (r *Report) fault(round Round, name, detail string) {
@@ -52,6 +53,11 @@ func (r *Report) add(round Round, w *workload, res result) {
 	for inv, v := range res.violations {
 		for _, d := range v {
 			r.violations[inv] = append(r.violations[inv], string(round)+": "+d)
+		}
+	}
+	for inv, v := range res.excused {
+		for _, d := range v {
+			r.excused[inv] = append(r.excused[inv], string(round)+": "+d)
 		}
 	}
 }
@@ -142,7 +148,11 @@ func (r *Report) Write(w io.Writer) {
 		var cells []string
 		for _, round := range r.rounds {
 			res := r.results[round]
-			cells = append(cells, fmt.Sprintf("%d checked, %d violated", res.checked[inv], len(res.violations[inv])))
+			cell := fmt.Sprintf("%d checked, %d violated", res.checked[inv], len(res.violations[inv]))
+			if n := len(res.excused[inv]); n > 0 {
+				cell += fmt.Sprintf(", %d lost with a killed process", n)
+			}
+			cells = append(cells, cell)
 		}
 		verdict := "held"
 		if len(r.violations[inv]) > 0 {
@@ -162,6 +172,14 @@ func (r *Report) Write(w io.Writer) {
 				break
 			}
 			fmt.Fprintf(w, "  %s\n", d)
+		}
+	}
+	for _, inv := range InvariantOrder {
+		if v := r.excused[inv]; len(v) > 0 {
+			fmt.Fprintf(w, "\n%s: %d add-ons lost with a SIGKILLed process, reported failed (not violations):\n", inv, len(v))
+			for _, d := range v {
+				fmt.Fprintf(w, "  %s\n", d)
+			}
 		}
 	}
 	if r.LogDir != "" {

@@ -56,20 +56,22 @@ type stack struct {
 	dir   string
 
 	kit    *faultkit.Kit
-	pg     *faultkit.Proxy // Kiln → Postgres
-	rproxy *faultkit.Proxy // Kiln → Redis (plain round)
-	heroku *faultkit.Proxy // Kiln → the simulator
+	pg     *faultkit.Proxy            // Kiln → Postgres
+	rproxy *faultkit.Proxy            // Kiln → Redis (plain round)
+	heroku map[string]*faultkit.Proxy // each Kiln process → the simulator
 	redis  *faultkit.Redis
 	group  *faultkit.SentinelGroup
 
-	sim    *herokusim.Sim
-	simSrv *httptest.Server
+	sim     *herokusim.Sim
+	simSrvs []*httptest.Server
+	callers callers // simulator request id → the Kiln process that called
 
 	dbName string
 	db     *postgres.DB // the checker's own connection, not through the proxy
 	env    []string
 
 	mu    sync.Mutex
+	kills map[string][]time.Time // process → when it was SIGKILLed
 	procs map[string]*exec.Cmd
 	ports map[string]int // web name → port
 	webs  []string
@@ -84,7 +86,8 @@ func randomHex(n int) string {
 
 // startStack builds the deployment for one round and starts every process.
 func startStack(ctx context.Context, o Options, round Round, dir string) (_ *stack, err error) {
-	s := &stack{o: o, round: round, dir: dir, kit: faultkit.New(), procs: map[string]*exec.Cmd{}, ports: map[string]int{}}
+	s := &stack{o: o, round: round, dir: dir, kit: faultkit.New(), procs: map[string]*exec.Cmd{}, ports: map[string]int{},
+		heroku: map[string]*faultkit.Proxy{}, kills: map[string][]time.Time{}, callers: callers{ids: map[string]string{}}}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -127,19 +130,11 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 		redisURL = "redis://" + s.rproxy.Addr() + "/0"
 	}
 
-	// The simulator, far away: every answer 100–300 ms late.
+	// The simulator, far away: every answer 100–300 ms late. Each Kiln
+	// process reaches it through its own proxy and port, so the checker
+	// knows which process made each call (and whether it was killed before
+	// it could record the answer).
 	s.sim = herokusim.New(herokusim.Options{ClientSecret: clientSecret})
-	s.simSrv = httptest.NewServer(s.sim)
-	if s.heroku, err = s.kit.Proxy("heroku", strings.TrimPrefix(s.simSrv.URL, "http://")); err != nil {
-		return nil, err
-	}
-	if o.has(FaultHerokuLatency) {
-		if err := s.heroku.Latency(200, 100); err != nil {
-			return nil, err
-		}
-	}
-	herokuURL := "http://" + s.heroku.Addr()
-
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, err := secret.New([][]byte{key})
@@ -154,8 +149,6 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 		"ADDON_SSO_SALT=chaos-sso-salt",
 		"ADDON_CONFIG_PREFIX="+configPrefix,
 		"HEROKU_OAUTH_CLIENT_SECRET="+clientSecret,
-		"HEROKU_API_URL="+herokuURL,
-		"HEROKU_ID_URL="+herokuURL,
 		"ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(key),
 		"ADMIN_PASSWORD="+adminPassword,
 		"PUBLIC_URL=https://kiln-chaos.example.com",
@@ -191,6 +184,20 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 		s.works = append(s.works, "worker."+strconv.Itoa(i))
 	}
 	for _, name := range append(append([]string{}, s.webs...), s.works...) {
+		srv := httptest.NewServer(s.callers.tag(name, s.sim))
+		s.simSrvs = append(s.simSrvs, srv)
+		px, err := s.kit.Proxy("heroku-"+name, strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			return nil, err
+		}
+		if o.has(FaultHerokuLatency) {
+			if err := px.Latency(200, 100); err != nil {
+				return nil, err
+			}
+		}
+		s.heroku[name] = px
+	}
+	for _, name := range append(append([]string{}, s.webs...), s.works...) {
 		if err := s.start(name); err != nil {
 			return nil, err
 		}
@@ -221,7 +228,8 @@ func (s *stack) start(name string) error {
 	kind, _, _ := strings.Cut(name, ".")
 	cmd := exec.Command(filepath.Join(s.o.Bin, kind))
 	cmd.SysProcAttr = faultkit.SysProcAttr()
-	cmd.Env = append(append([]string{}, s.env...), "DYNO="+name)
+	herokuURL := "http://" + s.heroku[name].Addr()
+	cmd.Env = append(append([]string{}, s.env...), "DYNO="+name, "HEROKU_API_URL="+herokuURL, "HEROKU_ID_URL="+herokuURL)
 	if port, ok := s.ports[name]; ok {
 		cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
 	}
@@ -250,6 +258,9 @@ func (s *stack) kill(name string) bool {
 		return false
 	}
 	_ = cmd.Process.Kill()
+	s.mu.Lock()
+	s.kills[name] = append(s.kills[name], time.Now())
+	s.mu.Unlock()
 	_ = cmd.Wait()
 	return true
 }
@@ -342,9 +353,9 @@ func (s *stack) close() {
 	if s.sim != nil {
 		s.sim.Close()
 	}
-	if s.simSrv != nil {
-		s.simSrv.CloseClientConnections()
-		s.simSrv.Close()
+	for _, srv := range s.simSrvs {
+		srv.CloseClientConnections()
+		srv.Close()
 	}
 	s.kit.Close()
 	if s.group != nil {
@@ -378,4 +389,65 @@ func (s *stack) tail(lines int) string {
 		fmt.Fprintf(&b, "--- %s (last %d lines) ---\n%s\n", filepath.Base(n), len(ls), strings.Join(ls, "\n"))
 	}
 	return b.String()
+}
+
+// killedWithin reports whether the process was SIGKILLed in [from, to].
+func (s *stack) killedWithin(name string, from, to time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.kills[name] {
+		if !t.Before(from) && !t.After(to) {
+			return true
+		}
+	}
+	return false
+}
+
+// callers remembers which Kiln process made each simulator call, by the
+// Request-Id the simulator answered with.
+type callers struct {
+	mu  sync.Mutex
+	ids map[string]string
+}
+
+func (c *callers) tag(name string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&tagWriter{ResponseWriter: w, c: c, name: name}, r)
+	})
+}
+
+// who is the process that made the call with this request id, or "".
+func (c *callers) who(requestID string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[requestID]
+}
+
+type tagWriter struct {
+	http.ResponseWriter
+	c    *callers
+	name string
+	done bool
+}
+
+func (t *tagWriter) WriteHeader(code int) {
+	t.note()
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *tagWriter) Write(b []byte) (int, error) {
+	t.note()
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *tagWriter) note() {
+	if t.done {
+		return
+	}
+	t.done = true
+	if id := t.Header().Get("Request-Id"); id != "" {
+		t.c.mu.Lock()
+		t.c.ids[id] = t.name
+		t.c.mu.Unlock()
+	}
 }
