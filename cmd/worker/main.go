@@ -16,6 +16,8 @@ import (
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/jobs"
+	"github.com/kiln-dev/kiln/internal/ratelimit"
+	"github.com/kiln-dev/kiln/internal/web"
 )
 
 func main() {
@@ -50,7 +52,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	var debug *debugServer
 	if cfg.WorkerDebugAddr != "" {
-		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, log); err != nil {
+		// The guessing limit is shared with the web dynos' admin pages
+		// through Redis; a client of two connections is enough for it.
+		// (Over Sentinel it follows the primary, as every client does.)
+		rdb := app.Redis.Pooled(2)
+		defer rdb.Close()
+		guard := web.NewAdminGuard(ratelimit.New(rdb), web.RateLimit{}, log)
+		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, guard, log); err != nil {
 			return err
 		}
 	}

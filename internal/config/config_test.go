@@ -20,7 +20,7 @@ func full() map[string]string {
 		"ADDON_SSO_SALT":             "salt",
 		"HEROKU_OAUTH_CLIENT_SECRET": "secret",
 		"ENCRYPTION_KEY":             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"ADMIN_PASSWORD":             "admin",
+		"ADMIN_PASSWORD":             "config-test-admin-password-0123456789",
 	}
 }
 
@@ -53,6 +53,20 @@ func TestLoadSentinel(t *testing.T) {
 	}
 }
 
+// TestAdminPasswordLength: 32 characters start, 31 do not, and the release
+// process (which serves nothing) does not care.
+func TestAdminPasswordLength(t *testing.T) {
+	m := full()
+	m["ADMIN_PASSWORD"] = strings.Repeat("p", MinAdminPasswordLen)
+	if _, err := Load(env(m), Web); err != nil {
+		t.Errorf("a %d-character password was refused: %v", MinAdminPasswordLen, err)
+	}
+	m["ADMIN_PASSWORD"] = "short"
+	if _, err := Load(env(m), Release); err != nil {
+		t.Errorf("release refused a short admin password it never uses: %v", err)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -67,6 +81,8 @@ func TestLoadErrors(t *testing.T) {
 		{"sentinel group without a master name", Worker, map[string]string{"REDIS_URL": "redis+sentinel://s1:26379,s2:26379"}, []string{"REDIS_URL is malformed", "no master name"}},
 		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{"ADDON_CONFIG_PREFIX"}},
 		{"postgres driver needs its database", Worker, map[string]string{"RESOURCE_DRIVER": "postgres"}, []string{"RESOURCE_DATABASE_URL is required"}},
+		{"short admin password (web)", Web, map[string]string{"ADMIN_PASSWORD": "admin"}, []string{"ADMIN_PASSWORD is malformed: it is 5 characters long; at least 32 are required"}},
+		{"short admin password (worker)", Worker, map[string]string{"ADMIN_PASSWORD": strings.Repeat("x", 31)}, []string{"ADMIN_PASSWORD is malformed: it is 31 characters long"}},
 		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{"RESOURCE_DRIVER is malformed"}},
 	}
 	for _, tt := range tests {
