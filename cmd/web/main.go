@@ -49,15 +49,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer app.Close()
-	rdb := app.Redis.Client() // over Sentinel: follows the primary through a failover
-	defer rdb.Close()
+	// One Redis pool for everything in this process (REDIS_POOL_SIZE); over
+	// Sentinel it follows the primary through a failover.
+	rdb := app.RedisClient
 	svc, db, driver := app.Service, app.DB, app.Driver
 	// The operators' queue dashboard and the queues' metrics read the same
-	// Redis as the queue.
-	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: app.Redis.Asynq()})
+	// Redis as the queue, through the same pool. asynqmon closes the client
+	// it is given: it is closed last, when the process has stopped serving.
+	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: app.Conn})
 	defer queues.Close()
-	queueMetrics := jobs.NewQueueMetrics(app.Redis.Asynq(), log)
+	queueMetrics := jobs.NewQueueMetrics(app.Conn, log)
 	defer queueMetrics.Close()
+	app.LogBudget(0)
 	handler := web.New(web.Options{
 		Service:       svc,
 		AddonID:       cfg.AddonID,
