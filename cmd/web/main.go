@@ -49,7 +49,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer app.Close()
-	// One Redis pool for everything in this process (REDIS_POOL_SIZE).
+	// One Redis pool for everything in this process (REDIS_POOL_SIZE); over
+	// Sentinel it follows the primary through a failover.
 	rdb := app.RedisClient
 	svc, db, driver := app.Service, app.DB, app.Driver
 	// The operators' queue dashboard and the queues' metrics read the same

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
@@ -58,9 +57,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if cfg.WorkerDebugAddr != "" {
 		// The guessing limit is shared with the web dynos' admin pages
 		// through Redis; a client of two connections is enough for it.
-		opt := *app.Redis
-		opt.PoolSize = 2
-		rdb := redis.NewClient(&opt)
+		// (Over Sentinel it follows the primary, as every client does.)
+		rdb := app.Redis.Pooled(2)
 		defer rdb.Close()
 		guard := web.NewAdminGuard(ratelimit.New(rdb), web.RateLimit{}, log)
 		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, guard, log); err != nil {

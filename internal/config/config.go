@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/redisconn"
 )
 
 // Process says which Kiln process is loading its configuration, because each
@@ -113,8 +115,8 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 	if app {
 		c.RedisURL = get("REDIS_URL", true)
 		if c.RedisURL != "" {
-			if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
-				bad("REDIS_URL", "want redis:// or rediss://")
+			if _, err := redisconn.Parse(c.RedisURL, false); err != nil {
+				bad("REDIS_URL", err.Error())
 			}
 		}
 		if v := get("REDIS_TLS_VERIFY", false); v != "" {

@@ -87,6 +87,19 @@ func TestAdminPasswordLength(t *testing.T) {
 	}
 }
 
+// TestLoadSentinel: REDIS_URL may name a Sentinel group.
+func TestLoadSentinel(t *testing.T) {
+	m := full()
+	m["REDIS_URL"] = "redis+sentinel://:pw@s1:26379,s2:26379,s3:26379/kiln/2"
+	c, err := Load(env(m), Worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisURL != m["REDIS_URL"] {
+		t.Errorf("RedisURL = %q", c.RedisURL)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -98,6 +111,7 @@ func TestLoadErrors(t *testing.T) {
 		{"worker needs no port", Worker, map[string]string{"PORT": "", "REDIS_URL": ""}, []string{"REDIS_URL"}},
 		{"release needs only the database", Release, map[string]string{"DATABASE_URL": ""}, []string{"DATABASE_URL"}},
 		{"malformed values", Web, map[string]string{"PORT": "http", "REDIS_URL": "http://x", "ENCRYPTION_KEY": "short", "PROVISION_DEADLINE": "13h", "HEROKU_API_URL": "ftp://x"}, []string{"PORT is malformed", "REDIS_URL is malformed", "ENCRYPTION_KEY is malformed", "PROVISION_DEADLINE is malformed", "HEROKU_API_URL is malformed"}},
+		{"sentinel group without a master name", Worker, map[string]string{"REDIS_URL": "redis+sentinel://s1:26379,s2:26379"}, []string{"REDIS_URL is malformed", "no master name"}},
 		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{"ADDON_CONFIG_PREFIX"}},
 		{"postgres driver needs its database", Worker, map[string]string{"RESOURCE_DRIVER": "postgres"}, []string{"RESOURCE_DATABASE_URL is required"}},
 		{"short admin password (web)", Web, map[string]string{"ADMIN_PASSWORD": "admin"}, []string{"ADMIN_PASSWORD is malformed: it is 5 characters long; at least 32 are required"}},

@@ -5,7 +5,6 @@ package kiln
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -24,6 +22,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/heroku"
 	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/postgres"
+	"github.com/kiln-dev/kiln/internal/redisconn"
 	"github.com/kiln-dev/kiln/internal/secret"
 )
 
@@ -71,32 +70,16 @@ func (h requestIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h requestIDs) WithGroup(name string) slog.Handler { return requestIDs{h.Handler.WithGroup(name)} }
 
-// Redis builds the connection options for REDIS_URL. Heroku's Redis speaks
-// TLS (rediss://) with self-signed certificates, so verification is off for
-// rediss:// unless REDIS_TLS_VERIFY=true.
-func Redis(c *config.Config) (*redis.Options, error) {
-	opt, err := redis.ParseURL(c.RedisURL)
+// Redis reads REDIS_URL: one server, or a Sentinel group (see
+// internal/redisconn for the URL forms). Heroku's Redis speaks TLS
+// (rediss://) with self-signed certificates, so verification is off for TLS
+// unless REDIS_TLS_VERIFY=true.
+func Redis(c *config.Config) (*redisconn.Conn, error) {
+	conn, err := redisconn.Parse(c.RedisURL, c.RedisTLSVerify)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	if opt.TLSConfig != nil {
-		opt.TLSConfig.InsecureSkipVerify = !c.RedisTLSVerify //nolint:gosec // Heroku Redis uses self-signed certificates; see REDIS_TLS_VERIFY.
-		opt.TLSConfig.MinVersion = tls.VersionTLS12
-	}
-	return opt, nil
-}
-
-// AsynqRedis converts go-redis options into asynq's connection options.
-func AsynqRedis(o *redis.Options) asynq.RedisClientOpt {
-	return asynq.RedisClientOpt{
-		Network:   o.Network,
-		Addr:      o.Addr,
-		Username:  o.Username,
-		Password:  o.Password,
-		DB:        o.DB,
-		TLSConfig: o.TLSConfig,
-		PoolSize:  o.PoolSize,
-	}
+	return conn, nil
 }
 
 // Driver builds the resource driver RESOURCE_DRIVER names, slowed down by
@@ -143,7 +126,7 @@ type App struct {
 	Config *config.Config
 	Log    *slog.Logger
 	DB     *postgres.DB
-	Redis  *redis.Options
+	Redis  *redisconn.Conn // REDIS_URL: one server or a Sentinel group
 	// RedisClient is the process's one Redis pool (REDIS_POOL_SIZE
 	// connections), and Conn hands it to asynq, asynqmon and the jobs
 	// adapter, so nothing opens a pool of its own.
@@ -174,8 +157,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		a.Close()
 		return nil, err
 	}
+	redisconn.Logger(log)
+	log.Info("redis", "conn", a.Redis.String())
 	a.DB.SetPoolSize(cfg.DatabasePool)
-	a.RedisClient = jobs.NewRedisClient(a.Redis, cfg.RedisPool)
+	// Over Sentinel this is go-redis's failover client: asynq (through
+	// Conn), rate limits and health all follow the primary.
+	a.RedisClient = a.Redis.Pooled(cfg.RedisPool)
 	a.closers = append(a.closers, func() error {
 		if err := a.RedisClient.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 			return err
