@@ -46,6 +46,12 @@ type Config struct {
 	ResourceDBURL     string
 	ResourcePublic    string // RESOURCE_PUBLIC_HOST: host[:port] customers connect to
 	PlansFile         string // RESOURCE_PLANS_FILE: a plan catalog replacing the driver's default
+	// The http driver's partner service: RESOURCE_HTTP_URL, the key that
+	// signs Kiln's requests (RESOURCE_HTTP_SECRET) and the per-request
+	// timeout (RESOURCE_HTTP_TIMEOUT, default 10 s).
+	HTTPURL     string
+	HTTPSecret  string
+	HTTPTimeout time.Duration
 	PublicURL         string
 	Concurrency       int
 	ReconcileEvery    time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
@@ -163,10 +169,11 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 			c.ResourceDriverDelay = duration(v, 0, "RESOURCE_DRIVER_DELAY", bad)
 		}
 		switch c.ResourceDriver {
-		case "account", "postgres":
+		case "account", "postgres", "http":
 		default:
-			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want account or postgres)", c.ResourceDriver))
+			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want account, postgres or http)", c.ResourceDriver))
 		}
+		loadHTTPDriver(c, get, bad)
 		c.PublicURL = get("PUBLIC_URL", false)
 		if c.PublicURL == "" {
 			if app := getenv("HEROKU_APP_NAME"); app != "" {

@@ -119,8 +119,10 @@ func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog
 			CatalogFile: c.PlansFile,
 			Log:         log,
 		})
+	case "http":
+		return newHTTPDriver(c, log)
 	default:
-		return nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account or postgres)", c.ResourceDriver)
+		return nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account, postgres or http)", c.ResourceDriver)
 	}
 }
 
