@@ -49,14 +49,14 @@ type Config struct {
 	// The http driver's partner service: RESOURCE_HTTP_URL, the key that
 	// signs Kiln's requests (RESOURCE_HTTP_SECRET) and the per-request
 	// timeout (RESOURCE_HTTP_TIMEOUT, default 10 s).
-	HTTPURL     string
-	HTTPSecret  string
-	HTTPTimeout time.Duration
-	PublicURL         string
-	Concurrency       int
-	ReconcileEvery    time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
-	ReconcileAfter    time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
-	LogLevel          string
+	HTTPURL        string
+	HTTPSecret     string
+	HTTPTimeout    time.Duration
+	PublicURL      string
+	Concurrency    int
+	ReconcileEvery time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
+	ReconcileAfter time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
+	LogLevel       string
 
 	// ResourceDriverDelay (RESOURCE_DRIVER_DELAY) slows every driver call by
 	// this much, for benchmarks and failure drills only: it stands in for a

@@ -82,7 +82,9 @@ func resource() addon.Resource {
 		Options: map[string]string{"size": "s"}, Vars: addon.Vars{"URL": "https://u:old@svc.example.com"}}
 }
 
-func config(url string) map[string]any { return map[string]any{"config": map[string]string{"URL": url}} }
+func config(url string) map[string]any {
+	return map[string]any{"config": map[string]string{"URL": url}}
+}
 
 func TestCreate(t *testing.T) {
 	d, svc := newDriver(t, func(n int, r seen) (int, http.Header, any) {
