@@ -46,17 +46,11 @@ type Config struct {
 	ResourceDBURL     string
 	ResourcePublic    string // RESOURCE_PUBLIC_HOST: host[:port] customers connect to
 	PlansFile         string // RESOURCE_PLANS_FILE: a plan catalog replacing the driver's default
-	// The http driver's partner service: RESOURCE_HTTP_URL, the key that
-	// signs Kiln's requests (RESOURCE_HTTP_SECRET) and the per-request
-	// timeout (RESOURCE_HTTP_TIMEOUT, default 10 s).
-	HTTPURL        string
-	HTTPSecret     string
-	HTTPTimeout    time.Duration
-	PublicURL      string
-	Concurrency    int
-	ReconcileEvery time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
-	ReconcileAfter time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
-	LogLevel       string
+	PublicURL         string
+	Concurrency       int
+	ReconcileEvery    time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
+	ReconcileAfter    time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
+	LogLevel          string
 
 	// ResourceDriverDelay (RESOURCE_DRIVER_DELAY) slows every driver call by
 	// this much, for benchmarks and failure drills only: it stands in for a
@@ -66,6 +60,13 @@ type Config struct {
 	// behind the admin password; empty means no listener. A bare port binds
 	// 127.0.0.1 only.
 	WorkerDebugAddr string
+
+	// The http driver's partner service: RESOURCE_HTTP_URL, the key that
+	// signs Kiln's requests (RESOURCE_HTTP_SECRET) and the per-request
+	// timeout (RESOURCE_HTTP_TIMEOUT, default 10 s).
+	HTTPURL     string
+	HTTPSecret  string
+	HTTPTimeout time.Duration
 }
 
 // Load reads and validates the environment for process p. The error lists
