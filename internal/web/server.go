@@ -120,6 +120,7 @@ type server struct {
 	nonces         addon.Nonces
 	queues         http.Handler
 	metrics        *metrics
+	tenants        *tenantAPI
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -159,6 +160,7 @@ func New(o Options) *echo.Echo {
 		s.partnerTimeout = DefaultPartnerTimeout
 	}
 	s.op = newOperatorAPI(o, s)
+	s.tenants = newTenantAPI(o, s)
 
 	e := echo.New()
 	e.HideBanner = true
@@ -187,6 +189,7 @@ func (s *server) routes(e *echo.Echo) {
 	heroku.PUT("/resources/:uuid", s.changePlan)
 	heroku.DELETE("/resources/:uuid", s.deprovision)
 	s.operatorRoutes(e)
+	s.tenantRoutes(e)
 
 	s.pprofRoutes(e)
 	s.customerRoutes(e)
