@@ -10,6 +10,10 @@ import (
 // many.
 const TenantRateLimit = "requests_per_second"
 
+// TenantMonthlyQuota names the plan limit of requests an account may make
+// in a calendar month (UTC); the tenant API enforces it too.
+const TenantMonthlyQuota = "requests_per_month"
+
 // Tenant is a customer's account on a service Kiln itself runs (the
 // account driver): what the tenant API tells an app about the account its
 // URL opens. It never holds the key.

@@ -19,7 +19,8 @@ import (
 // group is authenticated (svc.Tenant) and rate limited per account at the
 // plan's requests_per_second, in Redis-backed buckets shared by every web
 // dyno (falling back to per-process buckets while Redis fails, as the
-// operator API does). A wrong key costs a token from the caller IP's
+// operator API does), and counted against the plan's requests_per_month
+// (a calendar month, UTC). A wrong key costs a token from the caller IP's
 // bucket too, so guessing is limited.
 //
 // A partner whose product is the account mounts its own endpoints in
@@ -39,18 +40,34 @@ const (
 // tenantTimeout bounds one tenant API call.
 const tenantTimeout = 10 * time.Second
 
-// tenantKey is where the authenticated account is kept in the echo context.
-const tenantKey = "kiln.tenant"
+// tenantKey is where the authenticated account is kept in the echo
+// context, and tenantMonthKey the count of its requests this month.
+const (
+	tenantKey      = "kiln.tenant"
+	tenantMonthKey = "kiln.tenant.month"
+)
 
-// tenantAPI holds the tenant API's rate limit buckets.
+// Counters count requests against a quota for a period. The Redis buckets
+// cmd/web hands in as Options.RateBuckets (internal/ratelimit) are
+// counters too; without them the monthly quota is not enforced.
+type Counters interface {
+	// Count adds one to key's counter, which lives until expireAt, and
+	// returns the count after this call.
+	Count(ctx context.Context, key string, expireAt time.Time) (int64, error)
+}
+
+// tenantAPI holds the tenant API's rate limit buckets and quota counters.
 type tenantAPI struct {
-	srv    *server
-	shared Buckets
-	local  *opMemoryBuckets
+	srv      *server
+	shared   Buckets
+	local    *opMemoryBuckets
+	counters Counters
 }
 
 func newTenantAPI(o Options, s *server) *tenantAPI {
-	return &tenantAPI{srv: s, shared: o.RateBuckets, local: newOpMemoryBuckets()}
+	ta := &tenantAPI{srv: s, shared: o.RateBuckets, local: newOpMemoryBuckets()}
+	ta.counters, _ = o.RateBuckets.(Counters)
+	return ta
 }
 
 // tenantRoutes registers the tenant API. Partners add their own tenant
@@ -76,6 +93,12 @@ type accountView struct {
 	Limits     map[string]int64 `json:"limits"`
 	CreatedAt  time.Time        `json:"created_at"`
 	LastUsedAt *time.Time       `json:"last_used_at"`
+	Usage      *usageView       `json:"usage,omitempty"`
+}
+
+// usageView is what the account used of its plan's quota.
+type usageView struct {
+	RequestsThisMonth int64 `json:"requests_this_month"`
 }
 
 type planRef struct {
@@ -93,6 +116,9 @@ func (s *server) tenantAccount(c echo.Context) error {
 	}
 	if !t.LastUsedAt.IsZero() {
 		v.LastUsedAt = &t.LastUsedAt
+	}
+	if n, ok := c.Get(tenantMonthKey).(int64); ok {
+		v.Usage = &usageView{RequestsThisMonth: n}
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.JSON(http.StatusOK, v)
@@ -128,9 +154,38 @@ func (ta *tenantAPI) admit(next echo.HandlerFunc) echo.HandlerFunc {
 					Message: fmt.Sprintf("Rate limit reached: plan %s allows %d requests a second. Retry in %d s.", t.Plan.Slug, rps, int(math.Ceil(wait.Seconds())))}
 			}
 		}
+		if err := ta.quota(c, t); err != nil {
+			return err
+		}
 		c.Set(tenantKey, t)
 		return next(c)
 	}
+}
+
+// quota counts the request against the plan's monthly quota (a calendar
+// month in UTC) and refuses it with 429 past the quota. While Redis fails
+// the quota is not enforced: refusing paying customers because Kiln's
+// Redis is down is the worse mistake.
+func (ta *tenantAPI) quota(c echo.Context, t *addon.Tenant) error {
+	limit := t.Plan.Limits[addon.TenantMonthlyQuota]
+	if limit <= 0 || ta.counters == nil {
+		return nil
+	}
+	now := time.Now().UTC()
+	next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	ctx, cancel := context.WithTimeout(c.Request().Context(), opSharedBucketBudget)
+	defer cancel()
+	n, err := ta.counters.Count(ctx, "tenant:month:"+t.AddonID+":"+now.Format("2006-01"), next.Add(24*time.Hour))
+	if err != nil {
+		ta.srv.log.Warn("monthly quota unavailable; not enforced for this request", "err", err)
+		return nil
+	}
+	c.Set(tenantMonthKey, min(n, limit))
+	if n > limit {
+		return &addon.Error{Code: addon.ERATELIMIT, RetryAfter: next.Sub(now),
+			Message: fmt.Sprintf("Monthly quota reached: plan %s allows %d requests a month; it resets on %s.", t.Plan.Slug, limit, next.Format("2006-01-02"))}
+	}
+	return nil
 }
 
 // take takes a token from the shared buckets, or from this process's when

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,3 +105,52 @@ func TestTenantAPIWithoutTenants(t *testing.T) {
 type plainDriver struct{ addon.Driver }
 
 func (plainDriver) Name() string { return "plain" }
+
+// memCounters are shared buckets that never run dry and count in memory.
+type memCounters struct{ n map[string]int64 }
+
+func (m *memCounters) Take(ctx context.Context, key string, burst int, perMinute float64) (int, time.Duration, bool, error) {
+	return burst - 1, 0, true, nil
+}
+
+func (m *memCounters) Count(ctx context.Context, key string, expireAt time.Time) (int64, error) {
+	m.n[key]++
+	return m.n[key], nil
+}
+
+type quotaDriver struct{ tenantDriver }
+
+func (quotaDriver) Catalog() addon.Catalog {
+	return addon.Catalog{"test": {Slug: "test", Name: "Test", Limits: map[string]int64{addon.TenantRateLimit: 100, addon.TenantMonthlyQuota: 3}}}
+}
+
+func TestTenantMonthlyQuota(t *testing.T) {
+	counters := &memCounters{n: map[string]int64{}}
+	e := web.New(web.Options{Service: &addon.Service{Driver: quotaDriver{tenantDriver{plan: "test"}}}, RateBuckets: counters})
+	for i := 1; i <= 4; i++ {
+		req := httptest.NewRequest("GET", "/api/v1/account", nil)
+		req.SetBasicAuth("acct-1", "k1")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		if i <= 3 {
+			var v struct {
+				Usage struct {
+					RequestsThisMonth int64 `json:"requests_this_month"`
+				}
+			}
+			json.Unmarshal(rec.Body.Bytes(), &v)
+			if rec.Code != http.StatusOK || v.Usage.RequestsThisMonth != int64(i) {
+				t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body)
+			}
+			continue
+		}
+		if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "Monthly quota reached") || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("request over the quota: %d %s %v", rec.Code, rec.Body, rec.Header())
+		}
+	}
+	for k := range counters.n {
+		if !strings.HasPrefix(k, "tenant:month:01234567-89ab-cdef-0123-456789abcdef:"+time.Now().UTC().Format("2006-01")) {
+			t.Errorf("counter key %q", k)
+		}
+	}
+}

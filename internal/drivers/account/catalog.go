@@ -13,7 +13,7 @@ import (
 const (
 	// LimitRequestsPerMonth is how many API requests an account may make in
 	// a calendar month.
-	LimitRequestsPerMonth = "requests_per_month"
+	LimitRequestsPerMonth = addon.TenantMonthlyQuota
 	// LimitRequestsPerSecond is the sustained request rate an account may
 	// use; Kiln's tenant API enforces it (addon.TenantRateLimit).
 	LimitRequestsPerSecond = addon.TenantRateLimit
