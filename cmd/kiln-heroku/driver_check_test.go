@@ -41,3 +41,16 @@ func TestDriverCheckFails(t *testing.T) {
 		t.Fatalf("exit %d, stdout:\n%s", code, stdout)
 	}
 }
+
+// TestManifestForHTTPDriver: the http driver's manifest lists the config
+// vars the partner's service answers.
+func TestManifestForHTTPDriver(t *testing.T) {
+	env := map[string]string{"ADDON_ID": "acme-widgets", "RESOURCE_DRIVER": "http"}
+	code, stdout, stderr := runArgs(t, env, "manifest", "generate", "--url", "https://kiln.example.com", "--config-vars", "URL, API_KEY")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"ACME_WIDGETS_URL"`) || !strings.Contains(stdout, `"ACME_WIDGETS_API_KEY"`) {
+		t.Errorf("manifest:\n%s", stdout)
+	}
+}
