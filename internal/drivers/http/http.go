@@ -227,7 +227,7 @@ func (d *Driver) poll202(ctx context.Context, id, key string, last *result) (add
 				msg = "The resource service is still creating the resource: " + last.message
 			}
 			e := addon.Wrap(addon.EUNAVAILABLE, lastErr, "%s", msg)
-			e.RetryAfter = wait
+			e.RetryAfter = max(wait, last.retryAfter(d.now()))
 			return nil, e
 		case <-t.C:
 		}

@@ -205,6 +205,15 @@ func TestCreateStillPending(t *testing.T) {
 	if addon.RetryAfter(err) <= 0 {
 		t.Errorf("no retry hint")
 	}
+
+	// The service's own hint wins when it asks for longer than the poll.
+	d, _ = newDriver(t, func(n int, r seen) (int, http.Header, any) {
+		return http.StatusAccepted, http.Header{"Retry-After": {"600"}}, map[string]string{"message": "queued"}
+	}, func(o *httpdriver.Options) { o.PollBudget = 200 * time.Millisecond })
+	_, err = d.Create(context.Background(), resource())
+	if addon.RetryAfter(err) != 10*time.Minute {
+		t.Errorf("retry after = %v, want the service's 10m", addon.RetryAfter(err))
+	}
 }
 
 func TestErrorMapping(t *testing.T) {
