@@ -40,24 +40,6 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-func TestLoadHTTPDriver(t *testing.T) {
-	m := full()
-	m["RESOURCE_DRIVER"] = "http"
-	m["RESOURCE_HTTP_URL"] = "https://svc.example.com/kiln"
-	m["RESOURCE_HTTP_SECRET"] = strings.Repeat("s", 32)
-	c, err := Load(env(m), Worker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.HTTPURL != "https://svc.example.com/kiln" || c.HTTPTimeout != 10*time.Second {
-		t.Errorf("http driver settings: %q %v", c.HTTPURL, c.HTTPTimeout)
-	}
-	m["RESOURCE_HTTP_TIMEOUT"] = "3s"
-	if c, err = Load(env(m), Worker); err != nil || c.HTTPTimeout != 3*time.Second {
-		t.Errorf("RESOURCE_HTTP_TIMEOUT=3s: %v, %v", c, err)
-	}
-}
-
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -72,9 +54,6 @@ func TestLoadErrors(t *testing.T) {
 		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{"ADDON_CONFIG_PREFIX"}},
 		{"postgres driver needs its database", Worker, map[string]string{"RESOURCE_DRIVER": "postgres"}, []string{"RESOURCE_DATABASE_URL is required"}},
 		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{"RESOURCE_DRIVER is malformed"}},
-		{"http driver needs its service", Worker, map[string]string{"RESOURCE_DRIVER": "http"}, []string{"RESOURCE_HTTP_URL is required", "RESOURCE_HTTP_SECRET is required"}},
-		{"http driver's variables malformed", Web, map[string]string{"RESOURCE_DRIVER": "http", "RESOURCE_HTTP_URL": "https://u:p@svc.example.com", "RESOURCE_HTTP_SECRET": "short", "RESOURCE_HTTP_TIMEOUT": "ten"},
-			[]string{"RESOURCE_HTTP_URL is malformed", "RESOURCE_HTTP_SECRET is malformed", "RESOURCE_HTTP_TIMEOUT is malformed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,7 +120,6 @@ type server struct {
 	nonces         addon.Nonces
 	queues         http.Handler
 	metrics        *metrics
-	tenants        *tenantAPI
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -160,7 +159,6 @@ func New(o Options) *echo.Echo {
 		s.partnerTimeout = DefaultPartnerTimeout
 	}
 	s.op = newOperatorAPI(o, s)
-	s.tenants = newTenantAPI(o, s)
 
 	e := echo.New()
 	e.HideBanner = true
@@ -189,11 +187,11 @@ func (s *server) routes(e *echo.Echo) {
 	heroku.PUT("/resources/:uuid", s.changePlan)
 	heroku.DELETE("/resources/:uuid", s.deprovision)
 	s.operatorRoutes(e)
-	s.tenantRoutes(e)
 
 	s.pprofRoutes(e)
 	s.customerRoutes(e)
 	s.monitoringRoutes(e)
+	s.tenantRoutes(e)
 }
 
 // nonEmpty drops empty passwords, so a stray comma in ADDON_PASSWORD can

@@ -64,9 +64,10 @@ type tenantAPI struct {
 	counters Counters
 }
 
-func newTenantAPI(o Options, s *server) *tenantAPI {
-	ta := &tenantAPI{srv: s, shared: o.RateBuckets, local: newOpMemoryBuckets()}
-	ta.counters, _ = o.RateBuckets.(Counters)
+// newTenantAPI shares the operator API's buckets (Options.RateBuckets).
+func newTenantAPI(s *server) *tenantAPI {
+	ta := &tenantAPI{srv: s, shared: s.op.shared, local: newOpMemoryBuckets()}
+	ta.counters, _ = s.op.shared.(Counters)
 	return ta
 }
 
@@ -74,7 +75,8 @@ func newTenantAPI(o Options, s *server) *tenantAPI {
 // endpoints to g here: they are authenticated and rate limited like
 // /account.
 func (s *server) tenantRoutes(e *echo.Echo) {
-	g := e.Group(TenantPrefix, deadline(tenantTimeout), s.tenants.admit)
+	ta := newTenantAPI(s)
+	g := e.Group(TenantPrefix, deadline(tenantTimeout), ta.admit)
 	g.GET("/account", s.tenantAccount)
 	g.HEAD("/account", s.tenantAccount)
 }
