@@ -54,8 +54,9 @@ func New(db *gorm.DB, publicURL string) *Driver {
 // Name is the RESOURCE_DRIVER value that selects this driver.
 func (d *Driver) Name() string { return "account" }
 
-// Catalog is the plans of plans.json. It panics if the embedded file is
-// broken, which the package's tests rule out before a build ships.
+// Catalog is the plans of RESOURCE_PLANS_FILE (NewWithCatalog), else of
+// plans.json. It panics if the embedded file is broken, which the
+// package's tests rule out before a build ships.
 func (d *Driver) Catalog() addon.Catalog {
 	if d.plans != nil {
 		return copyCatalog(d.plans)
@@ -108,8 +109,8 @@ func (d *Driver) Create(ctx context.Context, r addon.Resource) (addon.Vars, erro
 		return nil, addon.Errorf(addon.EINVALID, "No plan given for account %s.", r.ID)
 	}
 	if name, key, ok := credentials(r.Vars); ok {
-		acct, err := d.verify(ctx, name, key)
-		if err == nil && acct.ID == r.ID {
+		id, err := d.verify(ctx, name, key)
+		if err == nil && id == r.ID {
 			err := d.db.WithContext(ctx).Exec(
 				"UPDATE accounts SET plan = ?, updated_at = now() WHERE id = ? AND plan <> ?", r.Plan.Slug, r.ID, r.Plan.Slug).Error
 			if err != nil {
@@ -218,14 +219,21 @@ func (d *Driver) RotateKey(ctx context.Context, id string) (addon.Vars, error) {
 }
 
 // Authenticate checks an account name and key (the user and password of the
-// URL) and returns the account's id. It is AuthenticateTenant without the
-// details.
+// URL) and returns the account's id, for Kiln's API. The hashes are compared
+// in constant time, and an unknown account costs the same comparison, so
+// timing tells a caller nothing. Any failure is EUNAUTHORIZED. It records
+// when the account was last used (at most once a minute, to spare writes).
 func (d *Driver) Authenticate(ctx context.Context, account, key string) (string, error) {
-	t, err := d.AuthenticateTenant(ctx, account, key)
+	id, err := d.verify(ctx, account, key)
 	if err != nil {
 		return "", err
 	}
-	return t.AddonID, nil
+	err = d.db.WithContext(ctx).Exec(
+		"UPDATE accounts SET last_used_at = now() WHERE id = ? AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", id).Error
+	if err != nil {
+		return "", dbError("record account use", err)
+	}
+	return id, nil
 }
 
 // Account returns the account of the add-on id, or ENOTFOUND when it does
@@ -250,30 +258,25 @@ func (d *Driver) Account(ctx context.Context, id string) (Account, error) {
 	return a, nil
 }
 
-// verify checks credentials without recording a use, and returns the
-// account they open. It is the one place a key is checked: the hashes are
-// compared in constant time, and an unknown account costs the same
-// comparison, so timing tells a caller nothing. Any failure is
-// EUNAUTHORIZED.
-func (d *Driver) verify(ctx context.Context, account, key string) (accountRow, error) {
+// verify checks credentials without recording a use.
+func (d *Driver) verify(ctx context.Context, account, key string) (string, error) {
 	var rows []accountRow
-	err := d.db.WithContext(ctx).Select("id", "name", "key_hash", "plan", "created_at", "last_used_at").
+	err := d.db.WithContext(ctx).Select("id", "key_hash").
 		Where("name = ? AND deleted_at IS NULL", account).Limit(1).Find(&rows).Error
 	if err != nil {
-		return accountRow{}, dbError("authenticate", err)
+		return "", dbError("authenticate", err)
 	}
 	stored := make([]byte, sha256.Size) // all zeros: matches no key
-	var row accountRow
+	id := ""
 	if len(rows) == 1 {
-		row = rows[0]
-		stored = row.KeyHash
+		stored, id = rows[0].KeyHash, rows[0].ID
 	}
 	got := sha256.Sum256([]byte(key))
 	ok := subtle.ConstantTimeCompare(got[:], stored) == 1
-	if !ok || row.ID == "" || key == "" {
-		return accountRow{}, addon.Errorf(addon.EUNAUTHORIZED, "Invalid account name or key.")
+	if !ok || id == "" || key == "" {
+		return "", addon.Errorf(addon.EUNAUTHORIZED, "Invalid account name or key.")
 	}
-	return row, nil
+	return id, nil
 }
 
 // vars builds the config vars for an account's credentials.
