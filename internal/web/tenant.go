@@ -21,7 +21,9 @@ import (
 // dyno (falling back to per-process buckets while Redis fails, as the
 // operator API does), and counted against the plan's requests_per_month
 // (a calendar month, UTC). A wrong key costs a token from the caller IP's
-// bucket too, so guessing is limited.
+// bucket too, so guessing is limited. Only wrong keys are refused by that
+// limit, never right ones: Heroku apps share egress addresses, and one
+// app's stale key must not lock its neighbours out.
 //
 // A partner whose product is the account mounts its own endpoints in
 // tenantRoutes; a handler reads the caller's account with tenantOf(c) and
