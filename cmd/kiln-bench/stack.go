@@ -32,7 +32,7 @@ import (
 const (
 	addonID       = "kiln-bench"
 	password      = "bench-password-0123456789abcdef"
-	adminPassword = "bench-admin-password"
+	adminPassword = "bench-admin-password-0123456789abcdef"
 	clientSecret  = "bench-oauth-client-secret"
 )
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // console is kiln-dev's terminal: every line, from kiln-dev itself or a
@@ -54,9 +56,14 @@ func (c *console) writer(name string) *prefixWriter {
 func (c *console) write(prefix string, line []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, _ = io.WriteString(c.w, prefix)
-	_, _ = c.w.Write(line)
-	_, _ = io.WriteString(c.w, "\n")
+	buf := make([]byte, 0, len(prefix)+len(line)+1)
+	buf = append(append(append(buf, prefix...), line...), '\n')
+	if _, err := c.w.Write(buf); err != nil && errors.Is(err, syscall.EPIPE) {
+		// The reader went away (make dev | tee log, and Ctrl-C killed tee):
+		// keep stopping everything cleanly, with nowhere to say so. main
+		// ignores SIGPIPE, so the write failed instead of killing kiln-dev.
+		c.w = io.Discard
+	}
 }
 
 // prefixWriter buffers a partial line until its newline arrives.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/devenv"
 	"github.com/kiln-dev/kiln/internal/partner"
 )
@@ -39,7 +40,7 @@ func generated() ([]devenv.Var, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generate ENCRYPTION_KEY: %w", err)
 	}
-	admin, err := partner.RandomSecret(16)
+	admin, err := partner.RandomSecret(2 * config.MinAdminPasswordLen)
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +66,7 @@ type devEnv struct {
 	Path       string
 	Created    bool     // the file did not exist before
 	Added      []string // variables added to an existing file
+	Replaced   []string // values an older kiln-dev generated that Kiln now refuses, regenerated
 	Overridden []string // variables whose value came from kiln-dev's own environment
 	vars       map[string]string
 }
@@ -105,6 +107,16 @@ func loadEnv(path string, getenv func(string) string) (*devEnv, error) {
 		return nil, err
 	}
 	for _, d := range defaults {
+		if d.Key == "ADMIN_PASSWORD" && have[d.Key] != "" && len([]rune(have[d.Key])) < config.MinAdminPasswordLen {
+			// Older kiln-devs generated 16 characters; Kiln refuses fewer than 32.
+			for i := range vars {
+				if vars[i].Key == d.Key {
+					vars[i].Value = d.Value
+				}
+			}
+			e.Replaced = append(e.Replaced, d.Key)
+			continue
+		}
 		if _, ok := have[d.Key]; !ok {
 			vars = append(vars, d)
 			if !e.Created {
@@ -112,7 +124,7 @@ func loadEnv(path string, getenv func(string) string) (*devEnv, error) {
 			}
 		}
 	}
-	if e.Created || len(e.Added) > 0 {
+	if e.Created || len(e.Added) > 0 || len(e.Replaced) > 0 {
 		if err := devenv.Write(path, envHeader, vars); err != nil {
 			return nil, err
 		}

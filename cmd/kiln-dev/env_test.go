@@ -91,6 +91,48 @@ func TestLoadEnvGeneratesThenReuses(t *testing.T) {
 	}
 }
 
+// TestLoadEnvReplacesShortAdminPassword: a .dev/env from before Kiln refused
+// short admin passwords gets a long one, and keeps everything else.
+func TestLoadEnvReplacesShortAdminPassword(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "env")
+	first, err := loadEnv(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(first.Get("ADMIN_PASSWORD")); n < config.MinAdminPasswordLen {
+		t.Fatalf("generated ADMIN_PASSWORD has %d characters", n)
+	}
+	vars, err := devenv.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range vars {
+		if vars[i].Key == "ADMIN_PASSWORD" {
+			vars[i].Value = "sixteen-chars-xx"
+		}
+	}
+	if err := devenv.Write(path, "old", vars); err != nil {
+		t.Fatal(err)
+	}
+	second, err := loadEnv(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(second.Replaced, ",") != "ADMIN_PASSWORD" || len(second.Get("ADMIN_PASSWORD")) < config.MinAdminPasswordLen {
+		t.Errorf("replaced %v, ADMIN_PASSWORD %q", second.Replaced, second.Get("ADMIN_PASSWORD"))
+	}
+	if second.Get("ENCRYPTION_KEY") != first.Get("ENCRYPTION_KEY") {
+		t.Error("other secrets changed")
+	}
+	third, err := loadEnv(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(third.Replaced) != 0 || third.Get("ADMIN_PASSWORD") != second.Get("ADMIN_PASSWORD") {
+		t.Errorf("the replacement was not kept: replaced %v", third.Replaced)
+	}
+}
+
 func TestLoadEnvShellOverrides(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "env")
 	shell := map[string]string{"PORT": "6123", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/other", "UNRELATED": "x"}

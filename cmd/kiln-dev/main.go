@@ -34,6 +34,10 @@ import (
 )
 
 func main() {
+	// Output piped to a reader that dies (make dev | tee log, Ctrl-C) must
+	// not kill kiln-dev mid-drain: a write to the broken pipe fails with
+	// EPIPE instead, the console stops writing, and the stop goes on.
+	signal.Ignore(syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	os.Exit(run(sigs, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
@@ -128,6 +132,10 @@ func (d *dev) start(ctx context.Context, getenv func(string) string) error {
 		d.log.Printf("added %s to %s", strings.Join(env.Added, ", "), env.Path)
 	default:
 		d.log.Printf("using %s", env.Path)
+	}
+	if len(env.Replaced) > 0 {
+		d.log.Printf("replaced %s in %s with a fresh %d-character one (Kiln refuses admin passwords under %d characters)",
+			strings.Join(env.Replaced, ", "), env.Path, 2*config.MinAdminPasswordLen, config.MinAdminPasswordLen)
 	}
 	if len(env.Overridden) > 0 {
 		d.log.Printf("from your shell, overriding %s: %s", env.Path, strings.Join(env.Overridden, ", "))
@@ -233,6 +241,12 @@ func (d *dev) startSim(ctx context.Context) error {
 	out := d.con.writer("sim")
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d.simCore = herokusim.New(herokusim.Options{ClientSecret: d.env.Get("HEROKU_OAUTH_CLIENT_SECRET"), Log: log})
+	switch n, err := loadSim(d.simCore, d.simFile()); {
+	case err != nil:
+		out.Printf("not restoring the simulator's add-ons: %v", err)
+	case n > 0:
+		out.Printf("restored %d add-on(s), with their tokens, from %s", n, d.simFile())
+	}
 	d.sim = &http.Server{Handler: d.simCore, ReadHeaderTimeout: 10 * time.Second}
 	for _, a := range addrs {
 		ln, err := net.Listen("tcp", a)
@@ -334,6 +348,10 @@ func (d *dev) stop() {
 	defer close(done)
 	stopAll(appGrace, d.apps...)
 	if d.sim != nil {
+		// Heroku remembers its add-ons; so does the simulator, across runs.
+		if err := saveSim(d.simCore, d.simFile()); err != nil {
+			d.log.Printf("could not save the simulator's add-ons: %v", err)
+		}
 		d.simCore.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = d.sim.Shutdown(ctx)

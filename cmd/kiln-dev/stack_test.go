@@ -40,10 +40,10 @@ func reachable(t *testing.T, dir string) {
 // on the data it kept.
 func TestOwnServices(t *testing.T) {
 	if _, err := findPostgres(pgSearchPath(), ""); err != nil {
-		t.Skipf("PostgreSQL server binaries not installed: %v", err)
+		kilntest.SkipMissing(t, "PostgreSQL server binaries are not installed: "+err.Error())
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
+		kilntest.SkipMissing(t, "redis-server is not installed (sudo apt-get install -y redis-server)")
 	}
 	dir := filepath.Join(t.TempDir(), ".dev")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -188,6 +188,34 @@ func TestStack(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, sout)
 	}
 
+	// kiln-heroku shows what both sides say: after a plan change and right
+	// after a deprovision, Heroku's record and Kiln's agree.
+	kh := func(args ...string) (string, error) {
+		c := exec.Command(filepath.Join(bin, "kiln-heroku"), append(args, "--env-file", filepath.Join(dir, "env"))...)
+		c.Env = env
+		b, err := c.CombinedOutput()
+		return string(b), err
+	}
+	if o, err := kh("plan-change", id, "basic"); err != nil {
+		t.Fatalf("plan-change: %v\n%s", err, o)
+	}
+	if o, err := kh("status", id); err != nil || !regexp.MustCompile(`(?m)^plan\s+basic\s+basic$`).MatchString(o) {
+		t.Fatalf("status after the plan change: %v\n%s", err, o)
+	}
+	if o, err := kh("deprovision", id); err != nil {
+		t.Fatalf("deprovision: %v\n%s", err, o)
+	}
+	if o, err := kh("status", id); err != nil || !regexp.MustCompile(`(?m)^state\s+deprovisioned\s+deprovision(ing|ed)\b`).MatchString(o) {
+		t.Fatalf("status right after deprovision: %v\n%s", err, o)
+	}
+	deprovisioned := regexp.MustCompile(`(?m)^state\s+deprovisioned\s+deprovisioned\b`)
+	for o, _ := kh("status", id); !deprovisioned.MatchString(o); o, _ = kh("status", id) {
+		if time.Now().After(deadline.Add(60 * time.Second)) {
+			t.Fatalf("Kiln never said deprovisioned:\n%s", o)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	check := exec.Command(filepath.Join(bin, "kiln-heroku"), "check", "--env-file", filepath.Join(dir, "env"), "--timeout", "30s")
 	check.Env = env
 	if cout, err := check.CombinedOutput(); err != nil {
@@ -221,6 +249,70 @@ func TestStack(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "kiln-dev | stopped") {
 		t.Error("kiln-dev did not report stopping")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sim.json")); err != nil {
+		t.Fatalf("the simulator's state was not saved: %v", err)
+	}
+
+	// Run it again, with its output piped to a reader that goes away (make
+	// dev | tee log, then Ctrl-C kills tee): the add-on is still known to
+	// both sides, and the stop still drains every process.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := exec.Command(filepath.Join(bin, "kiln-dev"), "--dir", dir, "--bin", bin)
+	again.Env = env
+	again.Stdout, again.Stderr = w, w
+	if err := again.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited2 := make(chan error, 1)
+	go func() { exited2 <- again.Wait() }()
+	t.Cleanup(func() {
+		if again.ProcessState == nil {
+			_ = again.Process.Kill()
+			<-exited2
+		}
+	})
+	var seen bytes.Buffer
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "Kiln is running.") {
+			break
+		}
+	}
+	if !strings.Contains(seen.String(), "restored") {
+		t.Errorf("the second run did not restore the simulator:\n%s", seen.String())
+	}
+	if o, err := kh("status", id); err != nil || !deprovisioned.MatchString(o) || !regexp.MustCompile(`(?m)^plan\s+basic\s+basic$`).MatchString(o) {
+		t.Fatalf("status after a restart: %v\n%s", err, o)
+	}
+	if o, err := kh("status"); err != nil || !regexp.MustCompile(id+`\s+deprovisioned basic\s+deprovisioned basic`).MatchString(o) {
+		t.Fatalf("status (all) after a restart: %v\n%s", err, o)
+	}
+	pids = startedPIDs(t, seen.String())
+	r.Close() // the reader dies
+	if err := again.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited2:
+		if err != nil {
+			t.Fatalf("kiln-dev with a dead output pipe exited with %v after SIGTERM, want a clean stop", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("kiln-dev with a dead output pipe did not stop within 45 s of SIGTERM")
+	}
+	for _, name := range []string{"web", "worker"} {
+		if pids[name] == 0 {
+			t.Fatalf("the second run did not report starting %s", name)
+		}
+		if err := syscall.Kill(pids[name], 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("%s (pid %d) still running after kiln-dev stopped: %v", name, pids[name], err)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -106,7 +107,7 @@ func (c *cli) provision(args []string) error {
 	if *id == "" {
 		*id = uuid.NewString()
 	}
-	reg, err := sim.Register(c.ctx, *id)
+	reg, err := sim.RegisterOnPlan(c.ctx, *id, *plan)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,12 @@ func (c *cli) planChange(args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.report(a)
+	if err := c.report(a); err != nil {
+		return err
+	}
+	// Heroku records the new plan when the provider accepts the change.
+	c.recordInSim(s, pos[0], pos[1], "")
+	return nil
 }
 
 // deprovision sends Heroku's deprovision call.
@@ -188,7 +194,15 @@ func (c *cli) deprovision(args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.report(a)
+	if err := c.report(a); err != nil {
+		return err
+	}
+	// Heroku considers the add-on gone once the provider answers 200 or
+	// 204; after a 202 it waits for the provider's actions/deprovision.
+	if a.Status != http.StatusAccepted {
+		c.recordInSim(s, pos[0], "", "deprovisioned")
+	}
+	return nil
 }
 
 // report prints a Partner API answer and fails on a non-2xx one.
@@ -199,61 +213,6 @@ func (c *cli) report(a *partner.Answer) error {
 			fmt.Fprintf(c.stderr, "Kiln refused: %s\n", m)
 		}
 		return exitError{1}
-	}
-	return nil
-}
-
-// status shows one add-on, or all the simulator knows, as Heroku sees them.
-func (c *cli) status(args []string) error {
-	fs, s := c.flags("status", "[ADDON_ID]")
-	reveal := fs.Bool("reveal", false, "show config var values in full (credentials included)")
-	pos, err := parse(fs, s, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 {
-		return usageError{"want at most one ADDON_ID"}
-	}
-	sim, stop, err := s.sim(c.ctx)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	if len(pos) == 0 {
-		ids, err := sim.AddonIDs(c.ctx)
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			fmt.Fprintln(c.stdout, "the simulator has seen no add-on yet; try: kiln-heroku provision")
-			return nil
-		}
-		for _, id := range ids {
-			st, err := sim.Addon(c.ctx, id)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "%s  %-13s  %s\n", id, st.State, strings.Join(sortedKeys(st.Config), ","))
-		}
-		return nil
-	}
-	id := pos[0]
-	st, err := sim.Addon(c.ctx, id)
-	if err != nil {
-		return err
-	}
-	calls, err := sim.CallsFor(c.ctx, id)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "add-on  %s (%s)\nstate   %s (as Heroku sees it)\nconfig\n", st.ID, st.Name, st.State)
-	printConfig(c.stdout, st.Config, *reveal)
-	fmt.Fprintln(c.stdout, "calls Kiln made to Heroku")
-	for _, call := range calls {
-		fmt.Fprintf(c.stdout, "  %s  %-11s %d\n", call.At.Local().Format("15:04:05.000"), call.Kind, call.Status)
-	}
-	if len(calls) == 0 {
-		fmt.Fprintln(c.stdout, "  none yet")
 	}
 	return nil
 }
@@ -315,19 +274,60 @@ func (c *cli) sso(args []string) error {
 		}
 	}
 	if *open {
-		if err := openBrowser(u); err != nil {
-			fmt.Fprintf(c.stderr, "could not open a browser (%v); open %s yourself\n", err, u)
+		if err := c.openBrowser(u); err != nil {
+			fmt.Fprintf(c.stderr, "could not open a browser: %v\nopen this file in a browser yourself (within 5 minutes):\n  %s\n", err, abs)
+			return exitError{1}
 		}
 	}
 	return nil
 }
 
-func openBrowser(u string) error {
-	name := "xdg-open"
+// openers are the commands tried, in order, to open a page in the
+// developer's browser.
+func openers() []string {
 	if runtime.GOOS == "darwin" {
-		name = "open"
+		return []string{"open"}
 	}
-	return exec.Command(name, u).Start()
+	return []string{"xdg-open", "sensible-browser", "x-www-browser"}
+}
+
+// openBrowser opens u with the first opener that works, waiting for it
+// (openers return once the browser has the page) so a failure, such as
+// xdg-open finding no browser, is reported instead of lost.
+func (c *cli) openBrowser(u string) error {
+	var failures []string
+	for _, name := range openers() {
+		path, err := exec.LookPath(name)
+		if err != nil {
+			failures = append(failures, name+": not installed")
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
+		out, err := exec.CommandContext(ctx, path, u).CombinedOutput()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		msg := strings.TrimSpace(string(out))
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		failures = append(failures, fmt.Sprintf("%s: %v %s", name, err, msg))
+	}
+	return errors.New(strings.Join(failures, "; "))
+}
+
+// recordInSim tells the simulator what Heroku itself records after a call
+// the provider accepted; without a simulator there is nothing to tell.
+func (c *cli) recordInSim(s *settings, id, plan, state string) {
+	sim, stop, err := s.sim(c.ctx)
+	if err != nil {
+		return
+	}
+	defer stop()
+	if _, err := sim.Record(c.ctx, id, plan, state); err != nil && !errors.Is(err, partner.ErrUnknownAddon) {
+		fmt.Fprintf(c.stderr, "note: the simulator did not record it: %v\n", err)
+	}
 }
 
 // progressView shows provisioning as it happens: one line rewritten in

@@ -10,7 +10,7 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/kiln-dev/kiln/internal/secret"
+	"github.com/kiln-dev/kiln/internal/web"
 )
 
 // debugServer serves Go's profiler for the worker on WORKER_DEBUG_ADDR. The
@@ -26,14 +26,14 @@ type debugServer struct {
 
 // listenDebug opens the listener at once, so a taken port stops the worker
 // at start-up with a clear message instead of failing later.
-func listenDebug(addr, password string, log *slog.Logger) (*debugServer, error) {
+func listenDebug(addr, password string, guard *web.AdminGuard, log *slog.Logger) (*debugServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("WORKER_DEBUG_ADDR: %w", err)
 	}
 	return &debugServer{
 		ln:  ln,
-		srv: &http.Server{Handler: debugHandler(password), ReadHeaderTimeout: 10 * time.Second},
+		srv: &http.Server{Handler: debugHandler(password, guard), ReadHeaderTimeout: 10 * time.Second},
 		log: log,
 	}, nil
 }
@@ -53,24 +53,19 @@ func (d *debugServer) serve(ctx context.Context) error {
 	return nil
 }
 
-// debugHandler is net/http/pprof behind Basic auth admin:password. Both
-// halves are compared in constant time; an empty password admits nobody.
-func debugHandler(password string) http.Handler {
+// debugHandler is net/http/pprof behind Basic auth admin:password and the
+// admin guessing limit every admin door shares (guard; nil: one of its own).
+// Both halves are compared in constant time; an empty password admits
+// nobody.
+func debugHandler(password string, guard *web.AdminGuard) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, pass, ok := r.BasicAuth()
-		userOK := secret.Equal(user, "admin")
-		passOK := secret.Equal(pass, password)
-		if !ok || !userOK || !passOK || password == "" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="Kiln admin"`)
-			http.Error(w, "Authentication required.", http.StatusUnauthorized)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	if guard == nil {
+		guard = web.NewAdminGuard(nil, web.RateLimit{}, nil)
+	}
+	return guard.Handler(password, mux)
 }

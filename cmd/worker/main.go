@@ -11,11 +11,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/jobs"
+	"github.com/kiln-dev/kiln/internal/ratelimit"
+	"github.com/kiln-dev/kiln/internal/web"
 )
 
 func main() {
@@ -50,7 +53,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	var debug *debugServer
 	if cfg.WorkerDebugAddr != "" {
-		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, log); err != nil {
+		// The guessing limit is shared with the web dynos' admin pages
+		// through Redis; a client of two connections is enough for it.
+		opt := *app.Redis
+		opt.PoolSize = 2
+		rdb := redis.NewClient(&opt)
+		defer rdb.Close()
+		guard := web.NewAdminGuard(ratelimit.New(rdb), web.RateLimit{}, log)
+		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, guard, log); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,9 @@ package addon
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Error codes name the kinds of failure the domain distinguishes. Adapters
@@ -102,4 +104,21 @@ func Transient(err error) bool {
 		return true
 	}
 	return false
+}
+
+// MaxEchoLen is how much of a caller's value a message repeats: enough to
+// recognise it, not enough for a hostile caller to make Heroku show the
+// customer a page of text.
+const MaxEchoLen = 64
+
+// Clip cuts a value the caller sent to max characters for an error
+// message, marking the cut with "…", and replaces bytes that are not UTF-8
+// so the message stays valid JSON text.
+func Clip(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max]) + "…"
 }

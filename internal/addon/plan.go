@@ -29,7 +29,7 @@ type Catalog map[string]Plan
 func (c Catalog) Lookup(slug string) (Plan, error) {
 	p, ok := c[slug]
 	if !ok {
-		return Plan{}, Errorf(EINVALID, "Unknown plan %q. Available plans: %s.", slug, c.slugList())
+		return Plan{}, Errorf(EINVALID, "Unknown plan %q. Available plans: %s.", Clip(slug, MaxEchoLen), c.slugList())
 	}
 	return p, nil
 }

@@ -80,7 +80,7 @@ func (r Range) Validate() error {
 	switch r.Field {
 	case RangeID:
 		if r.Start != "" && !ValidID(r.Start) {
-			return Errorf(EINVALID, "The range start %q is not an add-on id.", r.Start)
+			return Errorf(EINVALID, "The range start %q is not an add-on id.", Clip(r.Start, MaxEchoLen))
 		}
 	case RangeCreatedAt:
 		if r.Start != "" {
@@ -89,7 +89,7 @@ func (r Range) Validate() error {
 			}
 		}
 	default:
-		return Errorf(EINVALID, "Add-ons cannot be ranged by %q; use %s or %s.", r.Field, RangeID, RangeCreatedAt)
+		return Errorf(EINVALID, "Add-ons cannot be ranged by %q; use %s or %s.", Clip(r.Field, MaxEchoLen), RangeID, RangeCreatedAt)
 	}
 	return nil
 }
@@ -116,10 +116,10 @@ func ParseCreatedAtCursor(s string) (t time.Time, id string, err error) {
 	ts, id, _ := strings.Cut(s, "/")
 	t, perr := time.Parse(time.RFC3339Nano, ts)
 	if perr != nil {
-		return time.Time{}, "", Errorf(EINVALID, "The range start %q is not a timestamp like 2012-01-01T12:00:00Z.", s)
+		return time.Time{}, "", Errorf(EINVALID, "The range start %q is not a timestamp like 2012-01-01T12:00:00Z.", Clip(s, MaxEchoLen))
 	}
 	if id != "" && !ValidID(id) {
-		return time.Time{}, "", Errorf(EINVALID, "The range start %q ends in %q, which is not an add-on id.", s, id)
+		return time.Time{}, "", Errorf(EINVALID, "The range start %q ends in %q, which is not an add-on id.", Clip(s, MaxEchoLen), Clip(id, MaxEchoLen))
 	}
 	return t.UTC(), strings.ToLower(id), nil
 }

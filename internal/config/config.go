@@ -69,6 +69,12 @@ type Config struct {
 	HTTPTimeout time.Duration
 }
 
+// MinAdminPasswordLen is the shortest ADMIN_PASSWORD Kiln starts with. The
+// password opens the operator pages, the queue dashboard, metrics and the
+// profilers; guessing is rate limited per address, but an attacker with
+// many addresses is only stopped by a password too long to guess.
+const MinAdminPasswordLen = 32
+
 // Load reads and validates the environment for process p. The error lists
 // every problem, one per line.
 func Load(getenv func(string) string, p Process) (*Config, error) {
@@ -147,6 +153,10 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 			}
 		}
 		c.AdminPassword = get("ADMIN_PASSWORD", true)
+		if n := len([]rune(c.AdminPassword)); n > 0 && n < MinAdminPasswordLen {
+			bad("ADMIN_PASSWORD", fmt.Sprintf("it is %d characters long; at least %d are required, since it opens every operator page "+
+				"(make one with: openssl rand -hex 24)", n, MinAdminPasswordLen))
+		}
 		c.ProvisionDeadline = 11 * time.Hour
 		if v := get("PROVISION_DEADLINE", false); v != "" {
 			d, err := time.ParseDuration(v)

@@ -20,7 +20,7 @@ func full() map[string]string {
 		"ADDON_SSO_SALT":             "salt",
 		"HEROKU_OAUTH_CLIENT_SECRET": "secret",
 		"ENCRYPTION_KEY":             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"ADMIN_PASSWORD":             "admin",
+		"ADMIN_PASSWORD":             "config-test-admin-password-0123456789",
 	}
 }
 
@@ -40,6 +40,20 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestAdminPasswordLength: 32 characters start, 31 do not, and the release
+// process (which serves nothing) does not care.
+func TestAdminPasswordLength(t *testing.T) {
+	m := full()
+	m["ADMIN_PASSWORD"] = strings.Repeat("p", MinAdminPasswordLen)
+	if _, err := Load(env(m), Web); err != nil {
+		t.Errorf("a %d-character password was refused: %v", MinAdminPasswordLen, err)
+	}
+	m["ADMIN_PASSWORD"] = "short"
+	if _, err := Load(env(m), Release); err != nil {
+		t.Errorf("release refused a short admin password it never uses: %v", err)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -53,6 +67,8 @@ func TestLoadErrors(t *testing.T) {
 		{"malformed values", Web, map[string]string{"PORT": "http", "REDIS_URL": "http://x", "ENCRYPTION_KEY": "short", "PROVISION_DEADLINE": "13h", "HEROKU_API_URL": "ftp://x"}, []string{"PORT is malformed", "REDIS_URL is malformed", "ENCRYPTION_KEY is malformed", "PROVISION_DEADLINE is malformed", "HEROKU_API_URL is malformed"}},
 		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{"ADDON_CONFIG_PREFIX"}},
 		{"postgres driver needs its database", Worker, map[string]string{"RESOURCE_DRIVER": "postgres"}, []string{"RESOURCE_DATABASE_URL is required"}},
+		{"short admin password (web)", Web, map[string]string{"ADMIN_PASSWORD": "admin"}, []string{"ADMIN_PASSWORD is malformed: it is 5 characters long; at least 32 are required"}},
+		{"short admin password (worker)", Worker, map[string]string{"ADMIN_PASSWORD": strings.Repeat("x", 31)}, []string{"ADMIN_PASSWORD is malformed: it is 31 characters long"}},
 		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{"RESOURCE_DRIVER is malformed"}},
 	}
 	for _, tt := range tests {

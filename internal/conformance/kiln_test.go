@@ -77,7 +77,7 @@ func TestRealKiln(t *testing.T) {
 		"HEROKU_API_URL="+simSrv.URL,
 		"HEROKU_ID_URL="+simSrv.URL,
 		"ENCRYPTION_KEY="+kilntest.Key(),
-		"ADMIN_PASSWORD=conformance-admin",
+		"ADMIN_PASSWORD=conformance-admin-password-0123456789",
 		"RESOURCE_DRIVER=account",
 	)
 	kilnURL := "http://127.0.0.1:" + strconv.Itoa(port)

@@ -96,7 +96,7 @@ func newStack(t testing.TB, extra ...string) *stack {
 		"HEROKU_API_URL="+simSrv.URL,
 		"HEROKU_ID_URL="+simSrv.URL,
 		"ENCRYPTION_KEY="+key,
-		"ADMIN_PASSWORD=e2e-admin",
+		"ADMIN_PASSWORD=e2e-admin-password-0123456789abcdef",
 		"PUBLIC_URL=https://kiln.example.com",
 		"LOG_LEVEL=debug",
 	)

@@ -42,7 +42,7 @@ func TestOperatorPages(t *testing.T) {
 			t.Errorf("GET %s with a wrong password: %d, want 401", path, code)
 		}
 	}
-	code, body := get("/metrics", "e2e-admin")
+	code, body := get("/metrics", "e2e-admin-password-0123456789abcdef")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
@@ -51,10 +51,10 @@ func TestOperatorPages(t *testing.T) {
 			t.Errorf("/metrics has no %q", strings.TrimSpace(want))
 		}
 	}
-	if code, body := get("/admin/queues", "e2e-admin"); code != http.StatusOK || !strings.Contains(body, `id="root"`) || strings.Contains(body, "https://") {
+	if code, body := get("/admin/queues", "e2e-admin-password-0123456789abcdef"); code != http.StatusOK || !strings.Contains(body, `id="root"`) || strings.Contains(body, "https://") {
 		t.Errorf("/admin/queues: %d, want asynqmon's page with no outside links", code)
 	}
-	if code, body := get("/admin/queues/api/queues", "e2e-admin"); code != http.StatusOK || !strings.Contains(body, `"grant"`) {
+	if code, body := get("/admin/queues/api/queues", "e2e-admin-password-0123456789abcdef"); code != http.StatusOK || !strings.Contains(body, `"grant"`) {
 		t.Errorf("/admin/queues/api/queues: %d %s", code, body)
 	}
 }

@@ -308,7 +308,7 @@ func (a *addonRec) view() addonView {
 		CreatedAt:    a.createdAt.UTC().Truncate(time.Second),
 		ID:           a.id,
 		Name:         a.name,
-		Plan:         ref{ID: a.planID, Name: "kiln:test"},
+		Plan:         ref{ID: a.planID, Name: "kiln:" + a.planOf()},
 		ProviderID:   a.id,
 		State:        a.state,
 		UpdatedAt:    a.updatedAt.UTC().Truncate(time.Second),

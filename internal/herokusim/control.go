@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/kiln-dev/kiln/internal/addon"
 )
 
 // grantTimeFormat is how Heroku writes oauth_grant.expires_at in provision
@@ -26,7 +28,8 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "/addons" && r.Method == http.MethodPost:
 		var body struct {
-			ID string `json:"id"`
+			ID   string `json:"id"`
+			Plan string `json:"plan"`
 		}
 		if r.ContentLength != 0 {
 			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil {
@@ -37,7 +40,7 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		if body.ID == "" {
 			body.ID = uuid.NewString()
 		}
-		g := s.NewAddon(body.ID)
+		g := s.NewAddonOnPlan(body.ID, body.Plan)
 		st, _ := s.Addon(body.ID)
 		writeJSON(w, http.StatusCreated, map[string]any{
 			"id":   st.ID,
@@ -48,11 +51,34 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 				"type":       "authorization_code",
 			},
 		})
+	case path == "/addons" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.List())
 	case strings.HasPrefix(path, "/addons/"):
 		id, action, _ := strings.Cut(strings.TrimPrefix(path, "/addons/"), "/")
 		switch {
 		case action == "" && r.Method == http.MethodGet:
 			st, ok := s.Addon(id)
+			if !ok {
+				writeError(w, http.StatusNotFound, "not_found", msgAddonNotFound)
+				return
+			}
+			writeJSON(w, http.StatusOK, st)
+		case action == "" && r.Method == http.MethodPatch:
+			var body struct {
+				Plan  string `json:"plan"`
+				State string `json:"state"`
+			}
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil {
+				writeError(w, http.StatusBadRequest, "bad_request", "Invalid JSON in request body.")
+				return
+			}
+			switch body.State {
+			case "", string(addon.StateProvisioning), string(addon.StateProvisioned), string(addon.StateDeprovisioned):
+			default:
+				writeError(w, http.StatusUnprocessableEntity, "invalid_params", "state must be provisioning, provisioned or deprovisioned.")
+				return
+			}
+			st, ok := s.Record(id, body.Plan, body.State)
 			if !ok {
 				writeError(w, http.StatusNotFound, "not_found", msgAddonNotFound)
 				return

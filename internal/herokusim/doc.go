@@ -42,9 +42,12 @@
 // small control surface under /_sim/. It has no authentication: never expose
 // it beyond loopback.
 //
-//	POST   /_sim/addons                   {"id": "<uuid>"} (id optional) → 201
+//	POST   /_sim/addons                   {"id": "<uuid>", "plan": "test"} (both optional) → 201
 //	                                      {"id", "name", "grant": {"code", "expires_at", "type"}}
-//	GET    /_sim/addons/{id}              → {"id", "name", "state", "config"}
+//	GET    /_sim/addons                   every add-on held, oldest first → [{"id", "name", "state", "plan", "config"}]
+//	GET    /_sim/addons/{id}              → {"id", "name", "state", "plan", "config"}
+//	PATCH  /_sim/addons/{id}              {"plan", "state"} change Heroku's own record, as Heroku
+//	                                      does when it sends a plan change or deprovision → 200
 //	POST   /_sim/addons/{id}/expire-tokens  expire the add-on's access token → 204
 //	GET    /_sim/calls                    → [{"kind", "addon_id", "at", "status", "request_id"}]
 //	POST   /_sim/faults                   {"kind", "addon_id", "status", "retry_after",

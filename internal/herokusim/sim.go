@@ -85,6 +85,7 @@ type AddonState struct {
 	ID     string            `json:"id"`
 	Name   string            `json:"name"`
 	State  string            `json:"state"` // provisioning, provisioned or deprovisioned
+	Plan   string            `json:"plan"`  // the plan slug Heroku holds
 	Config map[string]string `json:"config"`
 }
 
@@ -122,6 +123,7 @@ type fault struct {
 
 type addonRec struct {
 	id, name, appID, appName, planID, userID string
+	plan                                     string // slug; "" is DefaultPlan
 	state                                    string
 	config                                   map[string]string
 	createdAt, updatedAt                     time.Time
@@ -310,7 +312,7 @@ func (s *Sim) Addon(id string) (AddonState, bool) {
 	for k, v := range a.config {
 		cfg[k] = v
 	}
-	return AddonState{ID: a.id, Name: a.name, State: a.state, Config: cfg}, true
+	return AddonState{ID: a.id, Name: a.name, State: a.state, Plan: a.planOf(), Config: cfg}, true
 }
 
 // Calls returns the call log in the order the calls were answered.

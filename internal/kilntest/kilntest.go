@@ -1,9 +1,11 @@
 // Package kilntest gives tests their own real Postgres database and their own
-// Redis database index, created on the machine's servers and removed when the
-// test ends, so packages can run in parallel without seeing each other's rows
-// or queues. The servers come from KILN_TEST_DATABASE_URL (default
-// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) and
-// KILN_TEST_REDIS_URL (default redis://127.0.0.1:6379).
+// Redis database, created for the test and removed when it ends, so packages
+// can run in parallel without seeing each other's rows or queues. Databases
+// are created on the Postgres server at KILN_TEST_DATABASE_URL (default
+// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable). Redis is a
+// private redis-server this package starts on a free port (see redis.go),
+// never the developer's own, unless KILN_TEST_REDIS_URL names one database
+// index the developer gives the tests.
 package kilntest
 
 import (
@@ -12,14 +14,12 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
-	"github.com/redis/go-redis/v9"
 )
 
 // AdminURL is the URL of the Postgres server tests create databases on.
@@ -28,14 +28,6 @@ func AdminURL() string {
 		return v
 	}
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
-// RedisServerURL is the URL of the Redis server tests use.
-func RedisServerURL() string {
-	if v := os.Getenv("KILN_TEST_REDIS_URL"); v != "" {
-		return v
-	}
-	return "redis://127.0.0.1:6379"
 }
 
 // Name returns a random lower-case name with the given prefix, safe as a
@@ -80,63 +72,6 @@ func Postgres(tb testing.TB) string {
 	}
 	u.Path = "/" + name
 	return u.String()
-}
-
-// redisDBs is how many Redis database indexes tests may take (1..15; 0 holds
-// the leases).
-const redisDBs = 15
-
-// Redis leases a Redis database index for the test, flushes it, and returns a
-// redis:// URL that selects it. The index is flushed and released when the
-// test ends. It waits for a free index when all are leased.
-func Redis(tb testing.TB) string {
-	tb.Helper()
-	ctx := context.Background()
-	opt, err := redis.ParseURL(RedisServerURL())
-	if err != nil {
-		tb.Fatalf("kilntest: %v", err)
-	}
-	opt.DB = 0
-	lease := redis.NewClient(opt)
-	defer lease.Close()
-	owner := Name("lease")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		for db := 1; db <= redisDBs; db++ {
-			key := fmt.Sprintf("kiln:test:redis-db:%d", db)
-			ok, err := lease.SetNX(ctx, key, owner, 10*time.Minute).Result()
-			if err != nil {
-				tb.Fatalf("kilntest: lease a Redis database (is Redis running at %s?): %v", RedisServerURL(), err)
-			}
-			if !ok {
-				continue
-			}
-			o := *opt
-			o.DB = db
-			c := redis.NewClient(&o)
-			if err := c.FlushDB(ctx).Err(); err != nil {
-				tb.Fatalf("kilntest: flush Redis db %d: %v", db, err)
-			}
-			c.Close()
-			tb.Cleanup(func() {
-				c := redis.NewClient(&o)
-				defer c.Close()
-				_ = c.FlushDB(context.Background()).Err()
-				l := redis.NewClient(opt)
-				defer l.Close()
-				if v, _ := l.Get(context.Background(), key).Result(); v == owner {
-					l.Del(context.Background(), key)
-				}
-			})
-			u, _ := url.Parse(RedisServerURL())
-			u.Path = fmt.Sprintf("/%d", db)
-			return u.String()
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("kilntest: no free Redis database index after 2 minutes")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // Key returns a fresh base64 AES-256 key for ENCRYPTION_KEY.

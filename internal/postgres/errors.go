@@ -34,6 +34,10 @@ func dbError(err error, id string) error {
 		switch {
 		case pe.Code == "23505": // unique_violation
 			return addon.Wrap(addon.ECONFLICT, err, "The record already exists.")
+		case pe.Code == "22021", pe.Code == "22P05": // character_not_in_repertoire (a NUL, bad UTF-8), untranslatable_character (\u0000 in jsonb)
+			return addon.Wrap(addon.EINVALID, err, "The request holds text the database cannot store (a NUL byte or bytes that are not UTF-8).")
+		case strings.HasPrefix(pe.Code, "22"): // data exception: a value the column cannot take
+			return addon.Wrap(addon.EINVALID, err, "The request holds a value the database cannot store.")
 		case pe.Code == "40001", pe.Code == "40P01", // serialization_failure, deadlock_detected
 			pe.Code == "55P03", pe.Code == "57014", // lock_not_available, query_canceled (timeouts)
 			strings.HasPrefix(pe.Code, "08"),  // connection exceptions

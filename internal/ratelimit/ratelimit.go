@@ -22,12 +22,14 @@ import (
 const keyPrefix = "kiln:ratelimit:"
 
 // take is the token bucket: refill by elapsed time (Redis TIME) up to the
-// burst, take one token if there is one, keep the bucket only as long as it
-// takes to refill (a full bucket is the same as no bucket). It answers
-// {allowed, remaining, seconds until a token is back}.
+// burst, take cost tokens (one, or none to only look) if there is one, keep
+// the bucket only as long as it takes to refill (a full bucket is the same
+// as no bucket). It answers {allowed, remaining, seconds until a token is
+// back}.
 var take = redis.NewScript(`
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or '1')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -42,7 +44,7 @@ if now > at then
 end
 local allowed = 0
 if tokens >= 1 then
-  tokens = tokens - 1
+  tokens = tokens - cost
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
@@ -70,10 +72,23 @@ func New(rdb redis.UniversalClient) *Redis {
 // a token is back (zero when ok). Errors (Redis down) are returned as they
 // are: the caller decides whether to fail open.
 func (r *Redis) Take(ctx context.Context, key string, burst int, perMinute float64) (remaining int, wait time.Duration, ok bool, err error) {
+	return r.run(ctx, key, burst, perMinute, 1)
+}
+
+// Peek is Take without taking: ok says whether key's bucket holds a token.
+// A guessing limit peeks for callers that present the right password, so
+// they are refused while their address is locked out without using up the
+// bucket themselves.
+func (r *Redis) Peek(ctx context.Context, key string, burst int, perMinute float64) (wait time.Duration, ok bool, err error) {
+	_, wait, ok, err = r.run(ctx, key, burst, perMinute, 0)
+	return wait, ok, err
+}
+
+func (r *Redis) run(ctx context.Context, key string, burst int, perMinute float64, cost int) (remaining int, wait time.Duration, ok bool, err error) {
 	if burst < 1 || perMinute <= 0 {
 		return 0, 0, false, fmt.Errorf("ratelimit: a bucket needs burst >= 1 and a positive refill, got %d and %v", burst, perMinute)
 	}
-	res, err := take.Run(ctx, r.rdb, []string{keyPrefix + key}, burst, strconv.FormatFloat(perMinute/60, 'g', -1, 64)).Slice()
+	res, err := take.Run(ctx, r.rdb, []string{keyPrefix + key}, burst, strconv.FormatFloat(perMinute/60, 'g', -1, 64), cost).Slice()
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("ratelimit: take a token: %w", err)
 	}

@@ -106,3 +106,25 @@ func TestRefusesEmptyBuckets(t *testing.T) {
 		}
 	}
 }
+
+// TestPeekTakesNothing: peeking a bucket never empties it, and says no once
+// takes have.
+func TestPeekTakesNothing(t *testing.T) {
+	rl := ratelimit.New(client(t, kilntest.Redis(t)))
+	ctx := context.Background()
+	const burst, perMinute = 2, 0.06
+	for i := 0; i < 10; i++ {
+		if _, ok, err := rl.Peek(ctx, "guess", burst, perMinute); err != nil || !ok {
+			t.Fatalf("peek %d on a full bucket: ok=%v err=%v", i, ok, err)
+		}
+	}
+	for i := 0; i < burst; i++ {
+		if _, _, ok, err := rl.Take(ctx, "guess", burst, perMinute); err != nil || !ok {
+			t.Fatalf("take %d: ok=%v err=%v", i, ok, err)
+		}
+	}
+	wait, ok, err := rl.Peek(ctx, "guess", burst, perMinute)
+	if err != nil || ok || wait <= 0 {
+		t.Errorf("peek on an empty bucket: ok=%v wait=%v err=%v, want refused with a wait", ok, wait, err)
+	}
+}

@@ -121,10 +121,14 @@ func (s *server) loadForDashboard(c echo.Context, id string) (*addon.Addon, erro
 // dashVar is one config var as the dashboard lists it.
 type dashVar struct{ Name, Value string }
 
-// dashEvent is one line of the history.
+// dashEvent is one line of the history. Consecutive sign-ins are one line
+// (Count of them, the first at Since), so a dashboard opened daily keeps
+// its history readable.
 type dashEvent struct {
 	At, ISO, Kind, Message string
 	State                  addon.State
+	Count                  int
+	Since, SinceISO        string
 }
 
 // dashNotice is a message shown once after an action, chosen by a fixed code in
@@ -209,11 +213,17 @@ func (s *server) dashboard(c echo.Context) error {
 	}
 	p.Panel, p.PanelNote = s.panel(c, a)
 	for _, e := range slices.Backward(events) {
+		if n := len(p.Events); n > 0 && e.Kind == ssoEventKind && p.Events[n-1].Kind == ssoEventKind {
+			last := &p.Events[n-1]
+			last.Count++
+			last.Since, last.SinceISO = dashTime(e.At), e.At.UTC().Format(time.RFC3339)
+			continue
+		}
 		if len(p.Events) == maxEvents {
 			p.MoreEvents = true
 			break
 		}
-		p.Events = append(p.Events, dashEvent{At: dashTime(e.At), ISO: e.At.UTC().Format(time.RFC3339), Kind: e.Kind, Message: e.Message, State: e.State})
+		p.Events = append(p.Events, dashEvent{At: dashTime(e.At), ISO: e.At.UTC().Format(time.RFC3339), Kind: e.Kind, Message: e.Message, State: e.State, Count: 1})
 	}
 	_, rotator := s.svc.Driver.(addon.Rotator)
 	p.CanRotate = rotator && rotatable(a)
@@ -222,6 +232,9 @@ func (s *server) dashboard(c echo.Context) error {
 	}
 	return renderPage(c, http.StatusOK, "dashboard.html", p)
 }
+
+// ssoEventKind is the audit trail's kind for a sign-in.
+const ssoEventKind = "sso"
 
 // rotatable reports whether rotating credentials can reach the app: the
 // add-on is provisioned and Kiln holds Platform API tokens to push the new

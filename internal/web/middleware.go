@@ -166,13 +166,26 @@ func byteSize(n int64) string {
 // in constant time, so a refusal's timing says nothing about which part was
 // wrong. With no passwords configured nobody gets in.
 func basicAuth(realm, user string, passwords []string) echo.MiddlewareFunc {
+	return basicAuthGuarded(realm, user, passwords, nil)
+}
+
+// basicAuthGuarded is basicAuth with a guessing limit: a wrong password
+// takes a token from the client address's bucket, and while it is empty
+// every request presenting credentials, or none, is answered 429.
+func basicAuthGuarded(realm, user string, passwords []string, guard *AdminGuard) echo.MiddlewareFunc {
 	challenge := fmt.Sprintf("Basic realm=%q", realm)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			gotUser, gotPassword, ok := c.Request().BasicAuth()
 			userOK := secret.Equal(gotUser, user)
 			passwordOK := secret.EqualAny(gotPassword, passwords)
-			if !ok || !userOK || !passwordOK || user == "" || len(passwords) == 0 {
+			authed := ok && userOK && passwordOK && user != "" && len(passwords) > 0
+			if guard != nil {
+				if err := guard.check(c, ok && !authed); err != nil {
+					return err
+				}
+			}
+			if !authed {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
 				if !ok {
 					return addon.Errorf(addon.EUNAUTHORIZED, "Authentication required.")

@@ -38,7 +38,7 @@ const queuesPolicy = "default-src 'self'; script-src 'self' 'unsafe-inline'; sty
 // monitoringRoutes registers /metrics and, when cmd/web provides it, the
 // queue dashboard.
 func (s *server) monitoringRoutes(e *echo.Echo) {
-	admin := basicAuth(adminRealm, adminUser, nonEmpty([]string{s.adminPassword}))
+	admin := s.adminAuth()
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()), admin)
 	if s.queues == nil {
 		return

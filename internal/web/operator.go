@@ -205,10 +205,10 @@ func (op *operatorAPI) list(c echo.Context) error {
 func opFilter(q url.Values) (addon.Filter, error) {
 	for k, v := range q {
 		if !opListFilters[k] {
-			return addon.Filter{}, addon.Errorf(addon.EMALFORMED, "Unknown query parameter %q; add-ons can be filtered by state, plan, name and app.", k)
+			return addon.Filter{}, addon.Errorf(addon.EMALFORMED, "Unknown query parameter %q; add-ons can be filtered by state, plan, name and app.", addon.Clip(k, addon.MaxEchoLen))
 		}
 		if len(v) > 1 {
-			return addon.Filter{}, addon.Errorf(addon.EMALFORMED, "The query parameter %q is given %d times; give it once.", k, len(v))
+			return addon.Filter{}, addon.Errorf(addon.EMALFORMED, "The query parameter %q is given %d times; give it once.", addon.Clip(k, addon.MaxEchoLen), len(v))
 		}
 	}
 	f := addon.Filter{
@@ -218,7 +218,7 @@ func opFilter(q url.Values) (addon.Filter, error) {
 		NameContains: q.Get("app"),
 	}
 	if f.State != "" && !opKnownState(f.State) {
-		return addon.Filter{}, addon.Errorf(addon.EINVALID, "Unknown state %q; add-ons are provisioning, provisioned, failed, deprovisioning or deprovisioned.", f.State)
+		return addon.Filter{}, addon.Errorf(addon.EINVALID, "Unknown state %q; add-ons are provisioning, provisioned, failed, deprovisioning or deprovisioned.", addon.Clip(string(f.State), addon.MaxEchoLen))
 	}
 	return f, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/herokusim"
+	"github.com/kiln-dev/kiln/internal/kilntest"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -313,7 +314,7 @@ func mustJSON(v any) string {
 // the schema.
 func TestOperatorDocExamples(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
+		kilntest.SkipMissing(t, "curl is not installed, so the operator API docs' curl examples did not run (sudo apt-get install -y curl)")
 	}
 	e := newOpEnv(t, opConfig{worker: true})
 	srv := httptest.NewServer(e.e)

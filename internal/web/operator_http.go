@@ -149,6 +149,11 @@ func (op *operatorAPI) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		authed := op.authenticated(req)
+		// The guessing limit every admin door shares comes first: a wrong
+		// password here counts against the address on /metrics too.
+		if err := op.srv.guard.check(c, !authed && req.Header.Get(echo.HeaderAuthorization) != ""); err != nil {
+			return err
+		}
 		remaining, wait, ok := op.take(req.Context(), opBucketKey(authed, req))
 		h := c.Response().Header()
 		h.Set(opHeaderRateLimit, strconv.Itoa(remaining))

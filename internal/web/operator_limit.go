@@ -58,3 +58,22 @@ func (m *opMemoryBuckets) dropFull(burst int, rate float64, now time.Time) {
 		}
 	}
 }
+
+// Peek reports whether key's bucket holds a token, without taking it.
+func (m *opMemoryBuckets) Peek(key string, burst int, perMinute float64, now time.Time) (wait time.Duration, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.buckets[key]
+	if b == nil {
+		return 0, true
+	}
+	rate := perMinute / 60
+	tokens := b.tokens
+	if now.After(b.at) {
+		tokens = math.Min(float64(burst), tokens+now.Sub(b.at).Seconds()*rate)
+	}
+	if tokens >= 1 {
+		return 0, true
+	}
+	return time.Duration((1 - tokens) / rate * float64(time.Second)), false
+}

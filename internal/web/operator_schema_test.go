@@ -397,7 +397,7 @@ func opKeys[V any](m map[string]V) []string {
 // is an operation of the schema, and every operation is a route.
 func TestOperatorSchemaMatchesRoutes(t *testing.T) {
 	spec := loadOpSpec(t)
-	e := web.New(web.Options{AdminPassword: "x"})
+	e := web.New(web.Options{AdminPassword: "schema-test-admin-password-0123456789"})
 	placeholder := regexp.MustCompile(`:[^/]+|\{[^}]+\}`)
 	var routes, ops []string
 	for _, r := range e.Routes() {

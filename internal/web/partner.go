@@ -81,6 +81,9 @@ func (s *server) provision(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if body.UUID != "" && !addon.ValidID(body.UUID) {
+		return addon.Errorf(addon.EINVALID, "The uuid %q is not a valid UUID.", addon.Clip(body.UUID, addon.MaxEchoLen))
+	}
 	grant, err := s.grantOf(c, body.UUID, body.OAuthGrant)
 	if err != nil {
 		return err
@@ -135,7 +138,7 @@ func stringOptions(raw json.RawMessage) (map[string]string, error) {
 		v := bytes.TrimSpace(values[k])
 		var str string
 		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &str) != nil {
-			return nil, addon.Errorf(addon.EINVALID, "The option %q must be a string, not %s.", k, rawKind(v))
+			return nil, addon.Errorf(addon.EINVALID, "The option %q must be a string, not %s.", addon.Clip(k, addon.MaxEchoLen), rawKind(v))
 		}
 		out[k] = str
 	}

@@ -17,7 +17,7 @@ const pprofPrefix = "/admin/debug/pprof"
 // admin:$ADMIN_PASSWORD) instead of guessed at. pprof.Index only recognises
 // its own /debug/pprof/ path, so each profile is routed here by name.
 func (s *server) pprofRoutes(e *echo.Echo) {
-	g := e.Group(pprofPrefix, basicAuth(adminRealm, adminUser, nonEmpty([]string{s.adminPassword})))
+	g := e.Group(pprofPrefix, s.adminAuth())
 	g.GET("", func(c echo.Context) error {
 		return c.Redirect(http.StatusMovedPermanently, pprofPrefix+"/")
 	})

@@ -19,10 +19,10 @@ func TestPprof(t *testing.T) {
 		{"no credentials", "/admin/debug/pprof/", "", "", http.StatusUnauthorized, ""},
 		{"Heroku's credentials are not the admin's", "/admin/debug/pprof/", testAddonID, password1, http.StatusUnauthorized, ""},
 		{"wrong admin password", "/admin/debug/pprof/heap", "admin", "nope", http.StatusUnauthorized, ""},
-		{"index", "/admin/debug/pprof/", "admin", "admin-password", http.StatusOK, "goroutine"},
-		{"named profile", "/admin/debug/pprof/goroutine?debug=1", "admin", "admin-password", http.StatusOK, "goroutine profile:"},
-		{"cmdline", "/admin/debug/pprof/cmdline", "admin", "admin-password", http.StatusOK, ""},
-		{"unknown profile", "/admin/debug/pprof/nonesuch", "admin", "admin-password", http.StatusNotFound, ""},
+		{"index", "/admin/debug/pprof/", "admin", "admin-password-0123456789abcdef-web", http.StatusOK, "goroutine"},
+		{"named profile", "/admin/debug/pprof/goroutine?debug=1", "admin", "admin-password-0123456789abcdef-web", http.StatusOK, "goroutine profile:"},
+		{"cmdline", "/admin/debug/pprof/cmdline", "admin", "admin-password-0123456789abcdef-web", http.StatusOK, ""},
+		{"unknown profile", "/admin/debug/pprof/nonesuch", "admin", "admin-password-0123456789abcdef-web", http.StatusNotFound, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,6 +99,13 @@ type Options struct {
 	Queues http.Handler
 	// Collectors are added to /metrics (the job queues' statistics).
 	Collectors []prometheus.Collector
+	// AdminGuessLimit sizes the guessing limit every admin door shares,
+	// per client address; zero fields mean DefaultAdminGuessBurst and
+	// DefaultAdminGuessPerMinute.
+	AdminGuessLimit RateLimit
+	// AdminGuard is that limit, when the caller shares one guard between
+	// several handlers; nil builds one on RateBuckets.
+	AdminGuard *AdminGuard
 }
 
 // server holds the options the handlers share. Each surface (partner, health,
@@ -120,6 +127,7 @@ type server struct {
 	nonces         addon.Nonces
 	queues         http.Handler
 	metrics        *metrics
+	guard          *AdminGuard
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -148,6 +156,10 @@ func New(o Options) *echo.Echo {
 		s.log.Error("dashboard sessions disabled: single sign-on will be refused", "err", err)
 		s.sessions = &sessions{}
 	}
+	s.guard = o.AdminGuard
+	if s.guard == nil {
+		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
+	}
 	s.metrics = newMetrics(o.Service, o.Collectors, s.log)
 	if s.bodyLimit <= 0 {
 		s.bodyLimit = DefaultBodyLimit
@@ -171,14 +183,17 @@ func New(o Options) *echo.Echo {
 
 	// Order matters: the request id comes first so every answer (errors
 	// included) carries it; the log wraps recovery so a panic is logged with
-	// the 500 it became; the body cap is innermost, next to the handlers.
-	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody)
+	// the 500 it became; the body cap comes next to the handlers, and the refusal of input Postgres
+	// cannot store (storable.go) reads the capped body.
+	e.Use(requestID, s.metrics.measure(e), s.logRequests, recoverPanic, s.limitBody, s.refuseUnstorable)
 	s.routes(e)
 	return e
 }
 
 // routes registers every endpoint. New surfaces add their group here.
 func (s *server) routes(e *echo.Echo) {
+	e.GET("/", s.home)
+	e.HEAD("/", s.home)
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz) // some load balancers probe with HEAD
 

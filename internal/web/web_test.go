@@ -140,7 +140,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		Service:       svc,
 		AddonID:       testAddonID,
 		Passwords:     []string{password1, password2},
-		AdminPassword: "admin-password",
+		AdminPassword: "admin-password-0123456789abcdef-web",
 		Log:           log,
 		Health:        append(checks, cfg.extraChecks...),
 		HealthTimeout: cfg.healthTimeout,

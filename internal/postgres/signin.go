@@ -1,0 +1,46 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+var _ addon.SignInRecorder = (*DB)(nil)
+
+// RecordSignIn appends a sign-in to the add-on's audit trail in one
+// statement that leaves the add-on's row alone: a sign-in is not a change
+// to the add-on, so updated_at (which the reconciler reads as "last
+// worked on") must not move, and no row lock is taken. An add-on being or
+// already deprovisioned is refused (EFORBIDDEN), an unknown one is
+// ENOTFOUND.
+func (db *DB) RecordSignIn(ctx context.Context, id string, at time.Time, message string) error {
+	if !addon.ValidID(id) {
+		return addon.NotFound(id)
+	}
+	res, err := db.sql.ExecContext(ctx, `
+		INSERT INTO addon_events (addon_id, kind, state, message, created_at)
+		SELECT id, 'sso', state, $2, $3 FROM addons
+		WHERE id = $1::uuid AND state NOT IN ('deprovisioning', 'deprovisioned')`,
+		id, message, at.UTC())
+	if err != nil {
+		return dbError(err, id)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbError(err, id)
+	} else if n == 1 {
+		return nil
+	}
+	var state string
+	err = db.sql.QueryRowContext(ctx, `SELECT state FROM addons WHERE id = $1::uuid`, id).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return addon.NotFound(id)
+	}
+	if err != nil {
+		return dbError(err, id)
+	}
+	return addon.Errorf(addon.EFORBIDDEN, "Add-on %s was deprovisioned.", id)
+}
