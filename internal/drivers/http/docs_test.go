@@ -13,6 +13,7 @@ import (
 	"time"
 
 	httpdriver "github.com/kiln-dev/kiln/internal/drivers/http"
+	"github.com/kiln-dev/kiln/internal/kilntest"
 )
 
 // docBlock returns the shell block of docs/http-driver.md between the
@@ -35,7 +36,7 @@ func needTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: %v", tool, err)
+			kilntest.SkipMissing(t, tool+" is not installed, so the documented signature lines were not run (make test installs it as root; else: sudo apt-get install -y "+tool+")")
 		}
 	}
 }
