@@ -21,6 +21,10 @@
 //     grant exchange;
 //   - growth: accept latency with 10,000 and 200,000 add-ons in the table
 //     (rows inserted directly, not through the API);
+//   - latency: the simulator answers every call after 150 ms (a real
+//     Heroku's latency) and web and worker run with GOMAXPROCS=8: one
+//     worker's add-ons/s end to end, grant exchanges/s in the burst, and
+//     the peak Redis and Postgres connections of web and worker;
 //   - peak RSS (VmHWM) of web and worker.
 //
 // It prints a table and writes it as JSON, Markdown and an SVG latency
@@ -31,7 +35,7 @@
 //
 // Usage:
 //
-//	kiln-bench [-quick] [-bin bin] [-out bench/results] [-profile] [-only accept,e2e,backlog,growth] [-env KEY=VALUE]...
+//	kiln-bench [-quick] [-bin bin] [-out bench/results] [-profile] [-only accept,e2e,backlog,growth,latency] [-env KEY=VALUE]...
 //	kiln-bench baseline   (internal: the baseline server; PORT, DATABASE_URL, REDIS_URL)
 //
 // The Postgres server is KILN_BENCH_DATABASE_URL, else KILN_TEST_DATABASE_URL,
@@ -50,6 +54,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kiln-dev/kiln/internal/config"
 )
 
 func main() {
@@ -87,22 +93,25 @@ type sizes struct {
 	WaitLimit   time.Duration `json:"wait_limit_ns"`      // how long to wait for asynchronous work
 	ProfileSecs int           `json:"profile_secs"`       // CPU profile length with -profile
 	Concurrency int           `json:"worker_concurrency"` // WORKER_CONCURRENCY
+	Latency     int           `json:"latency_addons"`     // add-ons provisioned with 150 ms Heroku latency
 }
 
 var full = sizes{
 	Callers: 64, Warmup: 2000, Accept: 15000, Rounds: 4,
 	EndToEnd: 10000,
-	Backlog:  20000, Probes: 200, ProbeEvery: 50 * time.Millisecond, Delay: 100 * time.Millisecond,
+	Backlog:  20000, Probes: 200, ProbeEvery: 50 * time.Millisecond, Delay: time.Second,
 	GrowthSmall: 10000, GrowthLarge: 200000, GrowthReqs: 20000,
-	WaitLimit: 4 * time.Minute, ProfileSecs: 5, Concurrency: 10,
+	WaitLimit: 4 * time.Minute, ProfileSecs: 5, Concurrency: config.DefaultConcurrency,
+	Latency: 6000,
 }
 
 var quick = sizes{
 	Callers: 64, Warmup: 100, Accept: 400, Rounds: 1,
 	EndToEnd: 300,
-	Backlog:  500, Probes: 20, ProbeEvery: 20 * time.Millisecond, Delay: 100 * time.Millisecond,
+	Backlog:  500, Probes: 20, ProbeEvery: 20 * time.Millisecond, Delay: time.Second,
 	GrowthSmall: 1000, GrowthLarge: 5000, GrowthReqs: 300,
-	WaitLimit: time.Minute, ProfileSecs: 1, Concurrency: 10,
+	WaitLimit: time.Minute, ProfileSecs: 1, Concurrency: config.DefaultConcurrency,
+	Latency: 200,
 }
 
 // options are the command line.
@@ -128,7 +137,7 @@ func (e *envFlags) Set(v string) error {
 	return nil
 }
 
-var allPhases = []string{"accept", "e2e", "backlog", "growth"}
+var allPhases = []string{"accept", "e2e", "backlog", "growth", "latency"}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("kiln-bench", flag.ContinueOnError)
@@ -231,6 +240,7 @@ func (b *bench) all(ctx context.Context) error {
 		{"e2e", b.endToEnd},
 		{"backlog", b.backlog},
 		{"growth", b.growth},
+		{"latency", b.latencyPhase},
 	}
 	for _, s := range steps {
 		if !b.o.phases[s.phase] {

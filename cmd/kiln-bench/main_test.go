@@ -66,7 +66,8 @@ func TestQuick(t *testing.T) {
 		{"every probe's grant was exchanged", r.Freshness.Probes == sz.Probes && r.Freshness.Exchanged == sz.Probes && r.Freshness.ProbeErrors == 0},
 		{"both growth runs ran", len(r.Growth) == 2 && r.Growth[0].Rows == sz.GrowthSmall && r.Growth[1].Rows == sz.GrowthLarge && r.Growth[1].Accept.Errors == 0},
 		{"peak RSS was read", r.RSS.WebKB > 0 && r.RSS.WorkerKB > 0},
-		{"every target was judged", len(r.Targets) == 7},
+		{"every target was judged", len(r.Targets) == 11},
+		{"the 150 ms latency phase provisioned every add-on", r.Latency.Addons == sz.Latency && r.Latency.Provisioned == sz.Latency && r.Latency.PeakRedis["worker"] > 0 && r.Latency.PeakPostgres["worker"] > 0},
 		{"CPU was accounted", r.Accept.CPU.Cores["web"] > 0},
 	}
 	for _, c := range checks {

@@ -34,18 +34,19 @@ type Results struct {
 	// before it. The machine's speed drifts with its neighbours' load (the
 	// same work costs up to twice the CPU time from one minute to the
 	// next), so only figures taken seconds apart are compared.
-	AcceptRatio    float64     `json:"accept_ratio"`
-	RoundRatios    []float64   `json:"round_ratios,omitempty"`
-	Baseline       Rate        `json:"baseline"`
-	Accept         Rate        `json:"accept"`
-	BaselineRounds []Rate      `json:"baseline_rounds,omitempty"`
-	AcceptRounds   []Rate      `json:"accept_rounds,omitempty"`
-	EndToEnd       EndToEnd    `json:"end_to_end"`
-	Freshness      Freshness   `json:"grant_freshness"`
-	Growth         []GrowthRun `json:"growth"`
-	RSS            RSS         `json:"peak_rss"`
-	Targets        []Target    `json:"targets"`
-	Profiles       []string    `json:"profiles,omitempty"`
+	AcceptRatio    float64       `json:"accept_ratio"`
+	RoundRatios    []float64     `json:"round_ratios,omitempty"`
+	Baseline       Rate          `json:"baseline"`
+	Accept         Rate          `json:"accept"`
+	BaselineRounds []Rate        `json:"baseline_rounds,omitempty"`
+	AcceptRounds   []Rate        `json:"accept_rounds,omitempty"`
+	EndToEnd       EndToEnd      `json:"end_to_end"`
+	Freshness      Freshness     `json:"grant_freshness"`
+	Growth         []GrowthRun   `json:"growth"`
+	Latency        HerokuLatency `json:"heroku_latency"`
+	RSS            RSS           `json:"peak_rss"`
+	Targets        []Target      `json:"targets"`
+	Profiles       []string      `json:"profiles,omitempty"`
 }
 
 // Host is the machine the figures belong to.
@@ -160,6 +161,13 @@ func (r *Results) judge() {
 		g := ratio(r.Growth[1].Accept.Latency.P99, r.Growth[0].Accept.Latency.P99) - 1
 		add(fmt.Sprintf("accept p99, %s vs %s rows", count(r.Growth[1].Rows), count(r.Growth[0].Rows)), "≤ +20%", fmt.Sprintf("%+.0f%%", 100*g), g <= 0.20)
 	}
+	if h := r.Latency; h.Addons > 0 {
+		ok := h.Provisioned == h.Addons
+		add("150 ms Heroku: one worker end to end", "≥ 200/s", perSec(h.PerSecond), ok && h.PerSecond >= 200)
+		add("150 ms Heroku: grant exchanges in a burst", "≥ 300/s", perSec(h.GrantsPerSec), h.GrantsPerSec >= 300)
+		add("150 ms Heroku: Redis connections, web + worker", "≤ 20", fmt.Sprintf("%d (web %d, worker %d)", h.PeakRedis["total"], h.PeakRedis["web"], h.PeakRedis["worker"]), h.PeakRedis["total"] <= 20)
+		add("150 ms Heroku: Postgres connections, web + worker", "≤ 20", fmt.Sprintf("%d (web %d, worker %d)", h.PeakPostgres["total"], h.PeakPostgres["web"], h.PeakPostgres["worker"]), h.PeakPostgres["total"] <= 20)
+	}
 	if r.RSS.WebKB > 0 {
 		add("web peak RSS", "≤ 60 MB", mb(r.RSS.WebKB), r.RSS.WebKB <= 60*1024)
 	}
@@ -213,6 +221,11 @@ func (r *Results) rows() []row {
 	}
 	for _, g := range r.Growth {
 		rows = append(rows, rate(fmt.Sprintf("accept: %s rows in the table", count(g.Rows)), g.Accept))
+	}
+	if h := r.Latency; h.Addons > 0 {
+		rows = append(rows,
+			row{name: fmt.Sprintf("150 ms Heroku, GOMAXPROCS=8: %s add-ons, one worker", count(h.Addons)), perSecond: h.PerSecond, p50: h.Latencies.P50, p99: h.Latencies.P99, maxL: h.Latencies.Max, baseRate: b.PerSecond},
+			row{name: "150 ms Heroku: grant exchanges of that burst", perSecond: h.GrantsPerSec, baseRate: b.PerSecond})
 	}
 	return rows
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
@@ -50,15 +49,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer app.Close()
-	rdb := redis.NewClient(app.Redis)
-	defer rdb.Close()
+	// One Redis pool for everything in this process (REDIS_POOL_SIZE).
+	rdb := app.RedisClient
 	svc, db, driver := app.Service, app.DB, app.Driver
 	// The operators' queue dashboard and the queues' metrics read the same
-	// Redis as the queue.
-	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: kiln.AsynqRedis(app.Redis)})
+	// Redis as the queue, through the same pool. asynqmon closes the client
+	// it is given: it is closed last, when the process has stopped serving.
+	queues := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: app.Conn})
 	defer queues.Close()
-	queueMetrics := jobs.NewQueueMetrics(kiln.AsynqRedis(app.Redis), log)
+	queueMetrics := jobs.NewQueueMetrics(app.Conn, log)
 	defer queueMetrics.Close()
+	app.LogBudget(0)
 	handler := web.New(web.Options{
 		Service:       svc,
 		AddonID:       cfg.AddonID,

@@ -41,14 +41,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer app.Close()
-	conn := kiln.AsynqRedis(app.Redis)
+	conn := app.Conn
 	svc, db, queue, driver := app.Service, app.DB, app.Queue, app.Driver
-	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, Log: log})
+	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, GrantConcurrency: cfg.GrantConcurrency, Log: log})
 	reconciler := jobs.NewReconciler(db, queue, svc, jobs.ReconcilerOptions{
-		Interval:   cfg.ReconcileEvery,
-		StaleAfter: cfg.ReconcileAfter,
-		Redis:      conn, // one sweep per interval across all worker dynos
-		Log:        log,
+		Interval:       cfg.ReconcileEvery,
+		StaleAfter:     cfg.ReconcileAfter,
+		OutboxInterval: cfg.OutboxInterval,
+		Redis:          conn, // one sweep per interval across all worker dynos
+		Log:            log,
 	})
 
 	var debug *debugServer
@@ -65,7 +66,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}
 
-	log.Info("starting", "driver", driver.Name(), "concurrency", cfg.Concurrency)
+	log.Info("starting", "driver", driver.Name(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
+	app.LogBudget(2, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	g, ctx := errgroup.WithContext(ctx)
 	if debug != nil {
 		g.Go(func() error { return debug.serve(ctx) })

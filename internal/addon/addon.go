@@ -109,7 +109,27 @@ type Addon struct {
 	ProvisionedAt     time.Time
 	DeprovisionedAt   time.Time
 
-	Deadline  time.Time // give up provisioning after this
+	Deadline time.Time // give up provisioning after this
+
+	// ExchangeStartedAt is when a grant exchange was first attempted. Set
+	// before the call to id.heroku.com, so when the answer is lost (a crash,
+	// a dropped database connection) and a later attempt is refused, Kiln
+	// can tell "the grant was probably spent by us" from an invalid grant.
+	ExchangeStartedAt time.Time
+	// Requeue marks accepted work whose enqueue failed (Redis was down); the
+	// worker's outbox sweep enqueues it within seconds of Redis returning.
+	Requeue bool
+	// Halted names a job (plan change, config push) that failed for good;
+	// the reconciler leaves it alone until an operator retries it.
+	Halted     JobKind
+	HaltReason string
+
+	// The add-on's writer lease, as last read (see Lease); only the store
+	// moves these, through Claim, Renew and Release.
+	LeaseOwner string
+	LeaseUntil time.Time
+	Fence      int64
+
 	CreatedAt time.Time
 	UpdatedAt time.Time
 
@@ -196,6 +216,22 @@ type Store interface {
 	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
 	Events(ctx context.Context, id string) ([]Event, error)
+
+	// Acquire takes the add-on's writer lease for ttl if it is free or
+	// lapsed, bumping its fence, and returns the add-on with the lease;
+	// Busy when another writer holds it (see Service.Exclusive).
+	Acquire(ctx context.Context, id, owner string, ttl time.Duration) (*Addon, Lease, error)
+	// Renew extends a held lease; LeaseLost if it was taken over.
+	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	// Release frees a held lease; one already taken over is left alone.
+	Release(ctx context.Context, l Lease) error
+	// Record is Update for a lease holder: it saves nothing and returns
+	// LeaseLost unless the add-on's fence is still the lease's, and with
+	// release frees the lease in the same transaction.
+	Record(ctx context.Context, l Lease, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
+	// Requeued lists add-ons flagged Requeue (their enqueue failed), for
+	// the outbox sweep.
+	Requeued(ctx context.Context, limit int) ([]*Addon, error)
 }
 
 // JobKind names a unit of background work on one add-on.

@@ -69,110 +69,141 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 		return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Plan change to %s will be applied once provisioning finishes.", slug)}, nil
 	}
 
-	// Provisioned: try the driver within Heroku's answer budget.
+	// Provisioned: apply it now, as the add-on's one writer, within Heroku's
+	// answer budget. While another writer holds the add-on (an earlier
+	// change still in the driver, a rotation), the change is recorded as
+	// pending and the job applies it after that writer is done, so Kiln and
+	// Heroku end on the plan Heroku asked for last.
 	cctx, cancel := context.WithTimeout(ctx, SyncBudget)
 	defer cancel()
-	vars, err := s.Driver.ChangePlan(cctx, s.resource(a), plan)
-	if ErrorCode(err) == EINVALID {
-		return nil, err
-	}
-	if err != nil {
-		// Slow or failing for now: hand it to a job, which retries.
-		s.log().WarnContext(ctx, "plan change continues in the background", "addon", id, "err", err)
-		a, uerr := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-			a.PendingPlan = slug
-			a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
+	var pc *PlanChange
+	err = s.Exclusive(cctx, id, planClaimWait, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		switch a.State {
+		case StateDeprovisioning, StateDeprovisioned:
+			return Errorf(EGONE, "Add-on %s was deprovisioned.", id)
+		case StateProvisioned:
+		default:
+			return Errorf(EUNAVAILABLE, "Add-on %s changed state; try again.", id)
+		}
+		if a.Plan == slug && a.PendingPlan == "" {
+			pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}
+			return nil
+		}
+		vars, err := s.Driver.ChangePlan(ctx, s.resource(a), plan)
+		if ErrorCode(err) == EINVALID {
+			return err
+		}
+		if err != nil {
+			// Slow or failing for now: hand it to a job, which retries.
+			s.log().WarnContext(ctx, "plan change continues in the background", "addon", id, "err", err)
+			return errBackground
+		}
+		changed := !maps.Equal(vars, a.Vars)
+		a, err = c.record(context.WithoutCancel(ctx), true, func(a *Addon, now time.Time) error {
+			a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
+			a.Plan, a.PendingPlan, a.Vars = slug, "", vars
 			return nil
 		})
-		if uerr != nil {
-			return nil, uerr
+		if err != nil {
+			return err
 		}
-		s.enqueue(ctx, JobPlanChange, id)
-		return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Changing plan to %s; the new config will follow.", slug)}, nil
+		pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
+		if changed {
+			pc.Config = s.Config(a)
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return pc, nil
+	case ErrorCode(err) == EINVALID || ErrorCode(err) == EGONE:
+		return nil, err
+	case err != errBackground && !IsBusy(err):
+		return nil, err
 	}
-	changed := !maps.Equal(vars, a.Vars)
 	a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		a.Note(s.now(), "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-		a.Plan, a.PendingPlan, a.Vars = slug, "", vars
+		a.PendingPlan = slug
+		a.Halted, a.HaltReason = "", "" // a new request from Heroku is worth a new try
+		a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	pc := &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
-	if changed {
-		pc.Config = s.Config(a)
-	}
-	return pc, nil
+	s.enqueue(ctx, JobPlanChange, id)
+	return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Changing plan to %s; the new config will follow.", slug)}, nil
 }
 
-// ChangePlanJob applies a recorded plan change in the background: the driver
-// changes the resource, new config vars are pushed through the Platform API,
-// and the plan is recorded. A driver refusal after Heroku was already
-// answered cannot become a 422 any more; it is recorded in the audit trail
-// and the add-on stays on its plan.
+// planClaimWait is how long Heroku's plan change call waits for another
+// writer before the change is handed to a job.
+const planClaimWait = 300 * time.Millisecond
+
+// errBackground says a request-time change continues in a job.
+var errBackground = errors.New("continues in the background")
+
+// ChangePlanJob applies a recorded plan change in the background, as the
+// add-on's one writer: the driver changes the resource, the result is
+// recorded, the new config vars are pushed through the Platform API. A
+// driver refusal after Heroku was already answered cannot become a 422 any
+// more; it is recorded in the audit trail and the add-on stays on its plan.
+// A change recorded while this job ran is applied before it lets go.
 func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
-	// A change recorded while this job ran cannot enqueue a job of its own
-	// (the running one holds the task id), so keep going until none is left.
-	for range 10 {
-		more, err := s.changePlanOnce(ctx, id)
-		if err != nil || !more {
-			return err
+	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		for range 10 {
+			more, err := s.changePlanOnce(ctx, c)
+			if err != nil {
+				return s.haltIfPermanent(ctx, c, JobPlanChange, err)
+			}
+			if !more {
+				return s.pushIfUnpushed(ctx, c)
+			}
 		}
-	}
-	return Errorf(EINTERNAL, "Plan of add-on %s keeps changing; the reconciler will continue.", id)
+		return Errorf(EINTERNAL, "Plan of add-on %s keeps changing; the job will continue.", id)
+	})
 }
 
 // changePlanOnce applies the pending plan and reports whether a newer one
 // arrived meanwhile.
-func (s *Service) changePlanOnce(ctx context.Context, id string) (more bool, err error) {
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if a.State != StateProvisioned || a.PendingPlan == "" {
+func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err error) {
+	a := c.Addon()
+	if a.State != StateProvisioned || a.PendingPlan == "" || a.Halted != "" {
 		return false, nil // provisioning enqueues this again when it finishes
 	}
 	target := a.PendingPlan
 	if target == a.Plan {
-		_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		a, err := c.Record(ctx, func(a *Addon, now time.Time) error {
 			if a.PendingPlan == target {
 				a.PendingPlan = ""
 			}
 			return nil
 		})
-		return err == nil, err
+		return err == nil && a.PendingPlan != "", err
 	}
 	plan, err := s.Driver.Catalog().Lookup(target)
 	if err != nil {
-		return true, s.refusePlan(ctx, id, target, err)
+		return true, s.refusePlan(ctx, c, target, err)
 	}
 	vars, err := s.Driver.ChangePlan(ctx, s.resource(a), plan)
 	if ErrorCode(err) == EINVALID {
-		return true, s.refusePlan(ctx, id, target, err)
+		return true, s.refusePlan(ctx, c, target, err)
 	}
 	if err != nil {
-		return false, transient(fmt.Errorf("change plan: %w", err))
+		return false, fmt.Errorf("change plan: %w", err)
 	}
-	// Push even when the vars look unchanged: the job is also how a change
-	// that timed out inside Heroku's call reaches the app, and a PATCH of the
-	// same values is harmless.
-	if a.Tokens != nil {
-		cfg, err := s.configVars(vars)
-		if err != nil {
-			return false, err
-		}
-		if err := s.withToken(ctx, a, func(token string) error {
-			return s.Platform.SetConfig(ctx, token, id, cfg)
-		}); err != nil {
-			return false, fmt.Errorf("push config after plan change: %w", err)
-		}
-	}
-	a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		a.Note(s.now(), "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, target))
+	// Record what the driver did before pushing: the resource is on the new
+	// plan now, whatever happens to the push. The push is owed even when the
+	// vars look unchanged: the job is also how a change that timed out
+	// inside Heroku's call reaches the app, and a PATCH of the same values
+	// is harmless.
+	a, err = c.Record(ctx, func(a *Addon, now time.Time) error {
+		a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, target))
 		a.Plan, a.Vars = target, vars
 		if a.PendingPlan == target {
 			a.PendingPlan = ""
+		}
+		if a.Tokens != nil {
+			a.ConfigPushedAt = time.Time{}
 		}
 		return nil
 	})
@@ -182,15 +213,35 @@ func (s *Service) changePlanOnce(ctx context.Context, id string) (more bool, err
 	return a.PendingPlan != "", nil
 }
 
-func (s *Service) refusePlan(ctx context.Context, id, target string, cause error) error {
-	_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+func (s *Service) refusePlan(ctx context.Context, c *Claim, target string, cause error) error {
+	_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
 		if a.PendingPlan == target {
 			a.PendingPlan = ""
 		}
-		a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s refused: %s", target, ErrorMessage(cause)))
+		a.Note(now, "plan", fmt.Sprintf("plan change to %s refused: %s", target, ErrorMessage(cause)))
 		return nil
 	})
-	s.log().WarnContext(ctx, "plan change refused after Heroku was answered", "addon", id, "plan", target, "err", cause)
+	s.log().WarnContext(ctx, "plan change refused after Heroku was answered", "addon", c.Addon().ID, "plan", target, "err", cause)
+	return err
+}
+
+// haltIfPermanent records a job that failed for good (a refusal, not an
+// outage) as halted, so neither asynq nor the reconciler revives it every
+// sweep; an operator retries it (Retry) once the cause is fixed. Transient
+// errors are returned for the job to retry.
+func (s *Service) haltIfPermanent(ctx context.Context, c *Claim, kind JobKind, err error) error {
+	if err == nil || Transient(err) {
+		return err
+	}
+	reason := ErrorMessage(err)
+	if _, rerr := c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+		a.Halted, a.HaltReason = kind, reason
+		a.Note(now, "halted", fmt.Sprintf("%s stopped: %s", kind, reason))
+		return nil
+	}); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	s.log().ErrorContext(ctx, "job failed permanently; halted until an operator retries it", "addon", c.Addon().ID, "job", kind, "reason", reason)
 	return err
 }
 
@@ -225,35 +276,42 @@ func (s *Service) Deprovision(ctx context.Context, id string) error {
 // treated as transient, because giving up would leave a customer's resource
 // behind after Heroku stopped billing for it.
 func (s *Service) DeprovisionJob(ctx context.Context, id string) error {
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if a.State != StateDeprovisioning {
-		return nil
-	}
-	if err := s.Driver.Destroy(ctx, s.resource(a)); err != nil {
-		return transient(fmt.Errorf("destroy resource: %w", err))
-	}
-	_, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
 		if a.State != StateDeprovisioning {
 			return nil
 		}
-		now := s.now()
-		a.DeprovisionedAt = now
-		// The credentials and tokens are of no use any more: keep none.
-		a.Vars, a.Tokens, a.Grant = nil, nil, nil
-		return a.Transition(now, StateDeprovisioned, "resource destroyed")
+		if err := s.Driver.Destroy(ctx, s.resource(a)); err != nil {
+			return transient(fmt.Errorf("destroy resource: %w", err))
+		}
+		_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
+			if a.State != StateDeprovisioning {
+				return nil
+			}
+			a.DeprovisionedAt = now
+			// The credentials and tokens are of no use any more: keep none.
+			a.Vars, a.Tokens, a.Grant = nil, nil, nil
+			a.Requeue = false
+			return a.Transition(now, StateDeprovisioned, "resource destroyed")
+		})
+		return err
 	})
-	return err
 }
 
 // Retry restarts the provisioning of a failed add-on with a fresh deadline,
 // for operators who fixed what made it fail.
 func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
+	var kind JobKind
 	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		if a.State == StateProvisioned && a.Halted != "" {
+			// A plan change or config push that stopped for good.
+			kind = a.Halted
+			a.Note(s.now(), "halted", fmt.Sprintf("%s retried by an operator", a.Halted))
+			a.Halted, a.HaltReason = "", ""
+			return nil
+		}
 		if a.State != StateFailed {
-			return Errorf(ECONFLICT, "Add-on %s is %s; only failed add-ons can be retried.", id, a.State)
+			return Errorf(ECONFLICT, "Add-on %s is %s; only failed add-ons and halted jobs can be retried.", id, a.State)
 		}
 		if a.Synchronous() {
 			// Its config could only travel in the answer to Heroku's
@@ -262,14 +320,14 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 		}
 		now := s.now()
 		a.Deadline = now.Add(s.Deadline)
+		kind = JobProvision
+		if a.Grant != nil && a.GrantExchangedAt.IsZero() {
+			kind = JobGrant
+		}
 		return a.Transition(now, StateProvisioning, "retried by an operator")
 	})
 	if err != nil {
 		return nil, err
-	}
-	kind := JobProvision
-	if a.Grant != nil && a.GrantExchangedAt.IsZero() {
-		kind = JobGrant
 	}
 	s.enqueue(ctx, kind, id)
 	return a, nil
@@ -283,78 +341,106 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 	if !ok {
 		return nil, Errorf(EINVALID, "The %s driver has no credentials to rotate.", s.Driver.Name())
 	}
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	if !ValidID(id) {
+		return nil, NotFound(id)
 	}
-	if a.State != StateProvisioned {
-		return nil, Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
-	}
-	if a.Tokens == nil {
-		// Checked before rotating: without Platform API access the new
-		// credentials could not reach the app, which would keep dead ones.
-		return nil, Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
-	}
-	vars, err := r.RotateCredentials(ctx, s.resource(a))
-	if err != nil {
-		return nil, fmt.Errorf("rotate credentials: %w", err)
-	}
-	// Record first: the new credentials are the only working ones now, and
-	// the push below can be retried from what is recorded.
-	a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		a.Vars = vars
-		a.ConfigPushedAt = time.Time{}
-		a.Note(s.now(), "credentials", "credentials rotated")
+	var pushErr error
+	err := s.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		if a.State != StateProvisioned {
+			return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
+		}
+		if a.Tokens == nil {
+			// Checked before rotating: without Platform API access the new
+			// credentials could not reach the app, which would keep dead ones.
+			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
+		}
+		vars, err := r.RotateCredentials(ctx, s.resource(a))
+		if err != nil {
+			return fmt.Errorf("rotate credentials: %w", err)
+		}
+		// Record first, at any cost: the new credentials are the only working
+		// ones now, and the push below can be retried from what is recorded.
+		err = s.inHand(ctx, "rotated credentials", id, func(ctx context.Context) error {
+			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+				a.Vars = vars
+				a.ConfigPushedAt = time.Time{}
+				a.Note(now, "credentials", "credentials rotated")
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if pushErr = s.pushConfig(ctx, c); pushErr != nil {
+			// The app still has the old, now dead, credentials: a job keeps
+			// pushing until Heroku takes the new ones.
+			s.enqueue(ctx, JobPushConfig, id)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := s.PushConfig(ctx, id); err != nil {
-		// The app still has the old, now dead, credentials: a job keeps
-		// pushing until Heroku takes the new ones (and the reconciler
-		// re-enqueues it if that job is lost).
-		s.enqueue(ctx, JobPushConfig, id)
-		return a, err
-	}
-	return s.Store.Get(ctx, id)
-}
-
-// PushConfigJob pushes recorded config vars that have not reached Heroku yet
-// (after a credential rotation whose push failed). Provisioning pushes its
-// own config; this job leaves add-ons in any other state alone.
-func (s *Service) PushConfigJob(ctx context.Context, id string) error {
 	a, err := s.Store.Get(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil {
+	return a, pushErr
+}
+
+// rotateClaimWait is how long a rotation asked for from the dashboard or the
+// operator API waits for another writer (a plan change job, another
+// rotation) before it is refused with a 503 to try again.
+const rotateClaimWait = 2 * time.Second
+
+// PushConfigJob pushes recorded config vars that have not reached Heroku yet
+// (after a credential rotation or plan change whose push failed), as the
+// add-on's one writer. Provisioning pushes its own config; this job leaves
+// add-ons in any other state alone.
+func (s *Service) PushConfigJob(ctx context.Context, id string) error {
+	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		return s.haltIfPermanent(ctx, c, JobPushConfig, s.pushIfUnpushed(ctx, c))
+	})
+}
+
+// pushIfUnpushed pushes the claimed add-on's config if it is provisioned
+// and its vars have not reached Heroku.
+func (s *Service) pushIfUnpushed(ctx context.Context, c *Claim) error {
+	a := c.Addon()
+	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil || a.Halted != "" {
 		return nil
 	}
-	return s.PushConfig(ctx, id)
+	return s.pushConfig(ctx, c)
 }
 
 // PushConfig sends the add-on's recorded config vars to Heroku and records
-// when. It is how rotated credentials reach the app.
+// when, as the add-on's one writer.
 func (s *Service) PushConfig(ctx context.Context, id string) error {
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
+	return s.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
+		return s.pushConfig(ctx, c)
+	})
+}
+
+// pushConfig pushes the vars recorded on the claimed add-on. Nobody else can
+// change them while the claim is held, so what is recorded as pushed is
+// what Heroku got.
+func (s *Service) pushConfig(ctx context.Context, c *Claim) error {
+	a := c.Addon()
 	if a.Tokens == nil {
-		return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant).", id)
+		return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant).", a.ID)
 	}
 	cfg, err := s.configVars(a.Vars)
 	if err != nil {
 		return err
 	}
-	if err := s.withToken(ctx, a, func(token string) error {
-		return s.Platform.SetConfig(ctx, token, id, cfg)
+	if err := s.withToken(ctx, c, func(token string) error {
+		return s.Platform.SetConfig(ctx, token, a.ID, cfg)
 	}); err != nil {
 		return fmt.Errorf("push config: %w", err)
 	}
-	_, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		now := s.now()
+	_, err = c.Record(ctx, func(a *Addon, now time.Time) error {
 		a.ConfigPushedAt = now
 		a.Note(now, "step", "config vars pushed")
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -24,6 +25,23 @@ type Service struct {
 	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Owner names this process in the add-on leases it takes (the dyno
+	// name); empty means the host name.
+	Owner string
+	// LeaseTTL is how long a writer's claim on an add-on lasts unless
+	// renewed (DefaultLeaseTTL when zero): how long an add-on whose writer
+	// died waits for the next one.
+	LeaseTTL time.Duration
+	// InHandBudget bounds how long a save of tokens or rotated credentials
+	// that exist only in memory is retried (10 min when zero).
+	InHandBudget time.Duration
+	// GrantLost, when set, is called when Heroku refuses a grant after an
+	// earlier exchange attempt had started: the metrics hook.
+	GrantLost func(id string)
+
+	ownerOnce sync.Once
+	ownerName string
 }
 
 // tokenSlack is how long before expiry an access token is refreshed.
@@ -123,13 +141,18 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 
 // enqueue starts a job on behalf of a call Heroku is waiting on. The change
 // that needs the job is already recorded, so when Redis is down or slow the
-// call still succeeds, quickly, and the reconciler enqueues the job later:
-// nothing accepted is lost.
+// call still succeeds, quickly: the add-on is flagged (Requeue) and the
+// worker's outbox sweep enqueues the job within seconds of Redis returning
+// (the reconciler is the backstop): nothing accepted is lost.
 func (s *Service) enqueue(ctx context.Context, kind JobKind, id string) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueBudget)
 	defer cancel()
 	if err := s.Queue.Enqueue(ctx, kind, id); err != nil {
-		s.log().WarnContext(ctx, "enqueue failed; the reconciler will retry", "addon", id, "job", kind, "err", err)
+		if ferr := s.requeue(ctx, id); ferr != nil {
+			s.log().WarnContext(ctx, "enqueue failed and the add-on could not be flagged; the reconciler will retry", "addon", id, "job", kind, "err", err, "flag_err", ferr)
+			return
+		}
+		s.log().WarnContext(ctx, "enqueue failed; the outbox sweep will enqueue it once the queue is back", "addon", id, "job", kind, "err", err)
 	}
 }
 
@@ -149,11 +172,18 @@ const SyncBudget = 2 * time.Second
 func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	cctx, cancel := context.WithTimeout(ctx, SyncBudget)
 	defer cancel()
-	made, err := s.createResource(cctx, a)
-	if err == nil && made.State == StateProvisioning {
-		if err = s.markProvisioned(ctx, a.ID, false); err == nil {
-			return s.Store.Get(ctx, a.ID)
+	err := s.Exclusive(cctx, a.ID, 0, func(ctx context.Context, c *Claim) error {
+		made, err := s.createResource(ctx, c)
+		if err != nil {
+			return err
 		}
+		if made.State != StateProvisioning {
+			return Errorf(EINVALID, "the add-on was deprovisioned while it was provisioned")
+		}
+		return s.markProvisioned(ctx, c, false, false)
+	})
+	if err == nil {
+		return s.Store.Get(ctx, a.ID)
 	}
 	reason := "the resource could not be created within Heroku's request time"
 	if ErrorCode(err) == EINVALID {
@@ -170,105 +200,254 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	return nil, Errorf(EINVALID, "Provisioning failed: %s.", reason)
 }
 
-// ExchangeGrant trades the add-on's OAuth grant for tokens, once. It runs
-// under the add-on's row lock, so concurrent attempts cannot both spend the
-// single-use grant; a finished exchange is never repeated.
+// ExchangeGrant trades the add-on's OAuth grant for tokens, once, as the
+// add-on's one writer. No transaction is open during the call to
+// id.heroku.com: "exchange started" is recorded first, the call is made, and
+// the tokens are saved at once, retrying the save (never the exchange) until
+// it succeeds. If a grant is refused after an earlier attempt started (its
+// answer lost to a crash), the add-on fails with a reason saying so, an
+// error is logged and GrantLost is called, distinct from an invalid grant.
 func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
-	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		if !a.GrantExchangedAt.IsZero() || a.State != StateProvisioning {
+	var next bool
+	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		if a.State != StateProvisioning {
+			return nil
+		}
+		if !a.GrantExchangedAt.IsZero() {
+			next = true
 			return nil
 		}
 		if a.Grant == nil {
 			return Errorf(EINVALID, "Heroku sent no OAuth grant for add-on %s.", a.ID)
 		}
+		again := !a.ExchangeStartedAt.IsZero()
+		if !again {
+			if _, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+				a.ExchangeStartedAt = now
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
 		tok, err := s.Platform.ExchangeGrant(ctx, a.Grant.Code)
 		if err != nil {
+			if again && !Transient(err) {
+				s.log().ErrorContext(ctx, "OAuth grant refused after an earlier exchange attempt whose answer was lost", "addon", id, "started", a.ExchangeStartedAt, "err", err)
+				if s.GrantLost != nil {
+					s.GrantLost(id)
+				}
+				return Wrap(EINVALID, err, "%s", GrantLostReason)
+			}
+			if !Transient(err) {
+				// A definite answer: the attempt is over, so a later retry
+				// (by an operator) is a first attempt again.
+				_, _ = c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+					a.ExchangeStartedAt = time.Time{}
+					return nil
+				})
+			}
 			return fmt.Errorf("exchange grant: %w", err)
 		}
-		now := s.now()
-		a.Tokens = &tok
-		a.Grant = nil // spent: keep no copy of it
-		a.GrantExchangedAt = now
-		a.Note(now, "step", "OAuth grant exchanged")
+		saved, err := s.saveTokens(ctx, c, true, nil, tok)
+		if err != nil {
+			return err
+		}
+		c.keep(saved)
+		next = saved.State == StateProvisioning
 		return nil
 	})
 	if err != nil {
 		return s.failIfPermanent(ctx, id, err)
 	}
-	if a.State != StateProvisioning {
-		return nil
-	}
-	return s.Queue.Enqueue(ctx, JobProvision, id)
-}
-
-// Advance runs the provisioning steps that are not done yet, in order:
-// create the resource, push config vars, mark the add-on provisioned on
-// Heroku, record it. Each finished step is recorded before the next starts.
-func (s *Service) Advance(ctx context.Context, id string) error {
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if a.State != StateProvisioning {
-		return nil
-	}
-	if s.now().After(a.Deadline) {
-		return s.GiveUp(ctx, id, "provisioning did not finish before the deadline")
-	}
-	if a.Synchronous() {
-		// Only reached by the reconciler: the web process died inside a
-		// synchronous provision, so Heroku never got the config.
-		return s.GiveUp(ctx, id, "the synchronous provision was interrupted")
-	}
-	if a.Grant != nil && a.GrantExchangedAt.IsZero() {
-		// The grant comes first, always: hand the add-on to the urgent queue.
-		return s.Queue.Enqueue(ctx, JobGrant, id)
-	}
-	if err := s.advance(ctx, a); err != nil {
-		return s.failIfPermanent(ctx, id, err)
+	if next {
+		return s.follow(ctx, JobProvision, id)
 	}
 	return nil
 }
 
-func (s *Service) advance(ctx context.Context, a *Addon) error {
+// GrantLostReason is the failure reason of an add-on whose grant Heroku
+// refused after an earlier exchange attempt had started: that attempt
+// probably spent it and its answer was lost.
+const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchange attempt whose answer was lost (the grant was probably spent by that attempt); the add-on has no Platform API access"
+
+// saveTokens saves tokens that exist only in this process (from an exchange
+// when old is nil, else from refreshing old), retrying the save, never the
+// call to Heroku. The save is recorded under the claim (freeing it too when
+// release is set: the exchange is the grant job's last step) and, should the
+// claim have been taken over, as a plain row-locked update all the same:
+// these tokens are the only live ones (the grant is spent, the old refresh
+// token may be rotated), so they are kept unless someone else already saved
+// newer ones.
+func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *Tokens, tok Tokens) (*Addon, error) {
+	id := c.Lease().AddonID
+	set := func(a *Addon, now time.Time) error {
+		if old == nil {
+			if !a.GrantExchangedAt.IsZero() {
+				return nil
+			}
+			a.Tokens = &tok
+			a.Grant = nil // spent: keep no copy of it
+			a.GrantExchangedAt = now
+			a.Note(now, "step", "OAuth grant exchanged")
+			return nil
+		}
+		if a.Tokens == nil {
+			// Deprovisioned meanwhile: the tokens are of no use.
+			return Errorf(EGONE, "Add-on %s has no OAuth tokens any more.", id)
+		}
+		if a.Tokens.Refresh != old.Refresh {
+			return nil // another writer refreshed already: keep its tokens
+		}
+		if tok.Refresh == "" {
+			tok.Refresh = old.Refresh
+		}
+		if tok.UserID == "" {
+			tok.UserID = old.UserID
+		}
+		a.Tokens = &tok
+		a.Note(now, "step", "access token refreshed")
+		return nil
+	}
+	var saved *Addon
+	lost := false
+	err := s.inHand(ctx, "oauth tokens", id, func(ctx context.Context) error {
+		if !lost {
+			a, err := c.record(ctx, release, set)
+			if !errors.Is(err, ErrLeaseLost) {
+				saved = a
+				return err
+			}
+			lost = true
+			s.log().ErrorContext(ctx, "lease lost while holding new OAuth tokens; saving them anyway", "addon", id)
+		}
+		a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			return set(a, s.now())
+		})
+		saved = a
+		return err
+	})
+	return saved, err
+}
+
+// follow enqueues the next job of a running pipeline. When the queue is
+// down the add-on is flagged (Requeue) so the outbox sweep enqueues it as
+// soon as Redis is back; only if that flag cannot be saved either does the
+// job fail (and retry).
+func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
+	err := s.Queue.Enqueue(ctx, kind, id)
+	if err == nil {
+		return nil
+	}
+	if ferr := s.requeue(ctx, id); ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	s.log().WarnContext(ctx, "enqueue failed; the outbox sweep will enqueue it", "addon", id, "job", kind, "err", err)
+	return nil
+}
+
+// requeue flags the add-on for the outbox sweep.
+func (s *Service) requeue(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		a.Requeue = true
+		return nil
+	})
+	return err
+}
+
+// Advance runs the provisioning steps that are not done yet, in order,
+// as the add-on's one writer: create the resource, push config vars, mark
+// the add-on provisioned on Heroku, record it. Each finished step is
+// recorded (under the claim's fence) before the next starts.
+func (s *Service) Advance(ctx context.Context, id string) error {
+	var planNext, grantNext bool
+	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		a := c.Addon()
+		if a.State != StateProvisioning {
+			return nil
+		}
+		if s.now().After(a.Deadline) {
+			return s.giveUp(ctx, c, "provisioning did not finish before the deadline")
+		}
+		if a.Synchronous() {
+			// Only reached by the reconciler: the web process died inside a
+			// synchronous provision, so Heroku never got the config.
+			return s.giveUp(ctx, c, "the synchronous provision was interrupted")
+		}
+		if a.Grant != nil && a.GrantExchangedAt.IsZero() {
+			// The grant comes first, always: hand the add-on to the urgent queue.
+			grantNext = true
+			return nil
+		}
+		if err := s.advance(ctx, c); err != nil {
+			return err
+		}
+		a = c.Addon()
+		planNext = a.State == StateProvisioned && a.PendingPlan != "" && a.PendingPlan != a.Plan
+		return nil
+	})
+	if err != nil {
+		return s.failIfPermanent(ctx, id, err)
+	}
+	switch {
+	case grantNext:
+		return s.follow(ctx, JobGrant, id)
+	case planNext:
+		return s.follow(ctx, JobPlanChange, id)
+	}
+	return nil
+}
+
+func (s *Service) advance(ctx context.Context, c *Claim) error {
+	a := c.Addon()
 	var err error
 	if a.ResourceCreatedAt.IsZero() {
-		if a, err = s.createResource(ctx, a); err != nil || a.State != StateProvisioning {
+		if a, err = s.createResource(ctx, c); err != nil || a.State != StateProvisioning {
 			return err
 		}
 	}
 	if a.Tokens == nil {
 		// Heroku sent no grant: there is no Platform API access for this
 		// add-on, so there is nothing to push or mark.
-		return s.markProvisioned(ctx, a.ID, false)
+		return s.markProvisioned(ctx, c, false, false)
 	}
+	pushed := false
 	if a.ConfigPushedAt.IsZero() {
 		vars, err := s.configVars(a.Vars)
 		if err != nil {
 			return err
 		}
-		err = s.withToken(ctx, a, func(token string) error {
+		err = s.withToken(ctx, c, func(token string) error {
 			return s.Platform.SetConfig(ctx, token, a.ID, vars)
 		})
 		if err != nil {
 			return fmt.Errorf("push config: %w", err)
 		}
-		if a, err = s.step(ctx, a.ID, func(a *Addon, now time.Time) { a.ConfigPushedAt = now }, "config vars pushed"); err != nil || a.State != StateProvisioning {
-			return err
-		}
+		// Recorded with the next step: were this process to die in between,
+		// the retry pushes the same vars again, which Heroku allows while
+		// provisioning; one write fewer per add-on.
+		pushed = true
 	}
 	if a.ProvisionedAt.IsZero() {
-		err = s.withToken(ctx, a, func(token string) error {
+		err = s.withToken(ctx, c, func(token string) error {
 			return s.Platform.MarkProvisioned(ctx, token, a.ID)
 		})
 		if err != nil {
 			return fmt.Errorf("mark provisioned: %w", err)
 		}
 	}
-	return s.markProvisioned(ctx, a.ID, true)
+	return s.markProvisioned(ctx, c, true, pushed)
 }
 
-func (s *Service) createResource(ctx context.Context, a *Addon) (*Addon, error) {
+// createResource asks the driver for the resource and records its vars.
+// They are recorded even when a deprovision arrived meanwhile, so the
+// deprovision job (which waits for this writer's lease) destroys what was
+// made; if recording fails, the driver's idempotent Destroy finds the
+// resource by the add-on's id.
+func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) {
+	a := c.Addon()
 	plan, err := s.Driver.Catalog().Lookup(a.Plan)
 	if err != nil {
 		return nil, err
@@ -283,56 +462,34 @@ func (s *Service) createResource(ctx context.Context, a *Addon) (*Addon, error) 
 	if _, ok := vars["URL"]; !ok {
 		return nil, Errorf(EINTERNAL, "Driver %s returned no URL config var.", s.Driver.Name())
 	}
-	a, err = s.step(ctx, a.ID, func(a *Addon, now time.Time) {
-		a.Vars = vars
-		a.ResourceCreatedAt = now
-	}, "resource created by driver "+s.Driver.Name())
-	if err != nil {
-		return nil, err
-	}
-	if a.State != StateProvisioning {
-		// A deprovision arrived while the driver worked: the deprovision job
-		// may already have destroyed the (then half-made) resource, so this
-		// side destroys what it just made. Destroy is idempotent.
-		if err := s.Driver.Destroy(ctx, resourceOf(a, plan)); err != nil {
-			return nil, fmt.Errorf("destroy a resource made after deprovision: %w", err)
-		}
-	}
-	return a, nil
-}
-
-// step records a finished pipeline step, unless the add-on left the
-// provisioning state meanwhile (a deprovision arrived).
-func (s *Service) step(ctx context.Context, id string, set func(a *Addon, now time.Time), note string) (*Addon, error) {
-	return s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		if a.State != StateProvisioning {
+	return c.Record(ctx, func(a *Addon, now time.Time) error {
+		if !a.ResourceCreatedAt.IsZero() && a.State != StateProvisioning {
 			return nil
 		}
-		now := s.now()
-		set(a, now)
-		a.Note(now, "step", note)
+		a.Vars = vars
+		a.ResourceCreatedAt = now
+		a.Note(now, "step", "resource created by driver "+s.Driver.Name())
 		return nil
 	})
 }
 
-func (s *Service) markProvisioned(ctx context.Context, id string, onHeroku bool) error {
-	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+// markProvisioned records the add-on provisioned and, this being the last
+// step, frees the claim in the same transaction.
+func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushed bool) error {
+	_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
 		if a.State != StateProvisioning {
 			return nil
 		}
-		now := s.now()
+		if pushed && a.ConfigPushedAt.IsZero() {
+			a.ConfigPushedAt = now
+			a.Note(now, "step", "config vars pushed")
+		}
 		if onHeroku && a.ProvisionedAt.IsZero() {
 			a.ProvisionedAt = now
 		}
 		return a.Transition(now, StateProvisioned, "")
 	})
-	if err != nil {
-		return err
-	}
-	if a.State == StateProvisioned && a.PendingPlan != "" && a.PendingPlan != a.Plan {
-		return s.Queue.Enqueue(ctx, JobPlanChange, id)
-	}
-	return nil
+	return err
 }
 
 // configVars prefixes driver vars into the names Heroku expects.
@@ -358,13 +515,12 @@ func (s *Service) Config(a *Addon) map[string]string {
 	return out
 }
 
-// withToken calls fn with a fresh access token for the add-on, refreshing
-// shortly before expiry and once more if the Platform API refuses the token.
-// The caller's copy of the add-on supplies the token when it is fresh, so the
-// common case costs no read; refreshes run under the add-on's row lock, so
-// they are serialised.
-func (s *Service) withToken(ctx context.Context, a *Addon, fn func(token string) error) error {
-	token, err := s.accessToken(ctx, a, false)
+// withToken calls fn with a fresh access token for the claimed add-on,
+// refreshing shortly before expiry and once more if the Platform API
+// refuses the token. Refreshes happen under the claim, so only one writer
+// refreshes an add-on's tokens at a time, and outside any transaction.
+func (s *Service) withToken(ctx context.Context, c *Claim, fn func(token string) error) error {
+	token, err := s.accessToken(ctx, c, false)
 	if err != nil {
 		return err
 	}
@@ -372,44 +528,34 @@ func (s *Service) withToken(ctx context.Context, a *Addon, fn func(token string)
 	if ErrorCode(err) != EUNAUTHORIZED {
 		return err
 	}
-	if token, err = s.accessToken(ctx, a, true); err != nil {
+	if token, err = s.accessToken(ctx, c, true); err != nil {
 		return err
 	}
 	return fn(token)
 }
 
-func (s *Service) accessToken(ctx context.Context, a *Addon, force bool) (string, error) {
-	id := a.ID
+func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string, error) {
+	a := c.Addon()
 	if a.Tokens == nil {
-		return "", Errorf(EINVALID, "Add-on %s has no OAuth tokens.", id)
+		return "", Errorf(EINVALID, "Add-on %s has no OAuth tokens.", a.ID)
 	}
 	if !force && s.now().Add(tokenSlack).Before(a.Tokens.ExpiresAt) {
 		return a.Tokens.Access, nil
 	}
-	stale := a.Tokens.Access
-	saved, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		if a.Tokens.Access != stale {
-			return nil // another worker refreshed while we waited for the lock
-		}
-		tok, err := s.Platform.RefreshTokens(ctx, a.Tokens.Refresh)
-		if err != nil {
-			return fmt.Errorf("refresh token: %w", err)
-		}
-		if tok.Refresh == "" {
-			tok.Refresh = a.Tokens.Refresh
-		}
-		if tok.UserID == "" {
-			tok.UserID = a.Tokens.UserID
-		}
-		a.Tokens = &tok
-		a.Note(s.now(), "step", "access token refreshed")
-		return nil
-	})
+	old := *a.Tokens
+	tok, err := s.Platform.RefreshTokens(ctx, old.Refresh)
+	if err != nil {
+		return "", fmt.Errorf("refresh token: %w", err)
+	}
+	saved, err := s.saveTokens(ctx, c, false, &old, tok)
 	if err != nil {
 		return "", err
 	}
-	a.Tokens = saved.Tokens // the caller's next call uses the new token
-	return a.Tokens.Access, nil
+	c.keep(saved)
+	if saved.Tokens == nil {
+		return "", Errorf(EGONE, "Add-on %s has no OAuth tokens any more.", a.ID)
+	}
+	return saved.Tokens.Access, nil
 }
 
 // failIfPermanent marks the add-on failed when err is not worth retrying,
@@ -448,21 +594,33 @@ func (s *Service) Fail(ctx context.Context, id, reason string) error {
 	return err
 }
 
-// GiveUp abandons a provision past its deadline: the resource is destroyed
-// (so nothing is left behind for a customer Heroku will not charge) and the
-// add-on is marked failed with the reason.
+// GiveUp abandons a provision past its deadline, as the add-on's one
+// writer: the resource is destroyed (so nothing is left behind for a
+// customer Heroku will not charge) and the add-on is marked failed with the
+// reason. A busy add-on is left for the next sweep.
 func (s *Service) GiveUp(ctx context.Context, id, reason string) error {
-	a, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return err
+	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		if c.Addon().State != StateProvisioning {
+			return nil
+		}
+		return s.giveUp(ctx, c, reason)
+	})
+}
+
+func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
+	if err := s.Driver.Destroy(ctx, s.resource(c.Addon())); err != nil {
+		return transient(fmt.Errorf("clean up after deadline: %w", err))
 	}
-	if a.State != StateProvisioning {
-		return nil
+	_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+		if a.State != StateProvisioning {
+			return nil
+		}
+		return a.Transition(now, StateFailed, reason)
+	})
+	if err == nil {
+		s.log().WarnContext(ctx, "add-on failed", "addon", c.Addon().ID, "reason", reason)
 	}
-	if err := s.Driver.Destroy(ctx, s.resource(a)); err != nil {
-		return fmt.Errorf("clean up after deadline: %w", err)
-	}
-	return s.Fail(ctx, id, reason)
+	return err
 }
 
 // resource describes the add-on to the driver as it is now: on its current

@@ -47,7 +47,12 @@ type Config struct {
 	ResourcePublic    string // RESOURCE_PUBLIC_HOST: host[:port] customers connect to
 	PlansFile         string // RESOURCE_PLANS_FILE: a plan catalog replacing the driver's default
 	PublicURL         string
-	Concurrency       int
+	Concurrency       int           // WORKER_CONCURRENCY: default/cleanup jobs at once
+	GrantConcurrency  int           // GRANT_CONCURRENCY: grant exchanges at once
+	DatabasePool      int           // DATABASE_POOL_SIZE: Postgres connections this process may open
+	RedisPool         int           // REDIS_POOL_SIZE: Redis connections this process may open (plus one per asynq server for subscriptions)
+	LeaseTTL          time.Duration // LEASE_TTL: how long an add-on writer's claim lasts unless renewed
+	OutboxInterval    time.Duration // OUTBOX_INTERVAL: how often accepted work whose enqueue failed is enqueued
 	ReconcileEvery    time.Duration // RECONCILE_INTERVAL: how often the reconciler sweeps
 	ReconcileAfter    time.Duration // RECONCILE_AFTER: how long accepted work may sit untouched before it is re-enqueued
 	LogLevel          string
@@ -199,19 +204,24 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		} else if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" {
 			bad("PUBLIC_URL", "want an absolute URL such as https://kiln.example.com")
 		}
-		c.Concurrency = 10
-		if v := get("WORKER_CONCURRENCY", false); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				bad("WORKER_CONCURRENCY", "want a positive number")
-			}
-			c.Concurrency = n
+		c.Concurrency = count(get("WORKER_CONCURRENCY", false), DefaultConcurrency, "WORKER_CONCURRENCY", bad)
+		c.GrantConcurrency = count(get("GRANT_CONCURRENCY", false), DefaultGrantConcurrency, "GRANT_CONCURRENCY", bad)
+		dbPool, redisPool := DefaultWebDatabasePool, DefaultWebRedisPool
+		if p == Worker {
+			dbPool, redisPool = DefaultWorkerDatabasePool, DefaultWorkerRedisPool
+		}
+		c.DatabasePool = count(get("DATABASE_POOL_SIZE", false), dbPool, "DATABASE_POOL_SIZE", bad)
+		c.RedisPool = count(get("REDIS_POOL_SIZE", false), redisPool, "REDIS_POOL_SIZE", bad)
+		c.LeaseTTL = duration(get("LEASE_TTL", false), 30*time.Second, "LEASE_TTL", bad)
+		if c.LeaseTTL < 3*time.Second {
+			bad("LEASE_TTL", "want at least 3s (the lease is renewed every third of it)")
 		}
 	}
 	if p == Worker {
 		c.WorkerDebugAddr = debugAddr(get("WORKER_DEBUG_ADDR", false), "WORKER_DEBUG_ADDR", bad)
 		c.ReconcileEvery = duration(get("RECONCILE_INTERVAL", false), 30*time.Second, "RECONCILE_INTERVAL", bad)
 		c.ReconcileAfter = duration(get("RECONCILE_AFTER", false), 2*time.Minute, "RECONCILE_AFTER", bad)
+		c.OutboxInterval = duration(get("OUTBOX_INTERVAL", false), 5*time.Second, "OUTBOX_INTERVAL", bad)
 	}
 	c.LogLevel = get("LOG_LEVEL", false)
 	switch strings.ToLower(c.LogLevel) {
@@ -223,6 +233,35 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		return nil, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// Connection and concurrency defaults. Heroku's smallest Redis and Postgres
+// plans allow 20 connections each for every dyno together; with these, one
+// web plus one worker dyno open at most 6 + 8 = 14 Postgres connections
+// (leaving room for the release phase and a one-off dyno) and 6 + 8 + 2 = 16
+// Redis connections (the worker's two asynq servers hold one subscription
+// each), whatever GOMAXPROCS is. docs/deploy.md shows how to size them for
+// more dynos and bigger plans.
+const (
+	DefaultWebDatabasePool    = 6
+	DefaultWorkerDatabasePool = 8
+	DefaultWebRedisPool       = 6
+	DefaultWorkerRedisPool    = 8
+	DefaultConcurrency        = 100
+	DefaultGrantConcurrency   = 50
+)
+
+// count parses a positive integer setting.
+func count(v string, def int, name string, bad func(string, string)) int {
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		bad(name, "want a positive number")
+		return def
+	}
+	return n
 }
 
 func duration(v string, def time.Duration, name string, bad func(string, string)) time.Duration {

@@ -40,6 +40,39 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestBudgetDefaults: one web plus one worker stay within Heroku's
+// 20-connection plans with the defaults (docs/deploy.md), and the settings
+// override them.
+func TestBudgetDefaults(t *testing.T) {
+	web, err := Load(env(full()), Web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := Load(env(full()), Worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subscriptions = 2 // one per asynq server in the worker
+	if pg := web.DatabasePool + worker.DatabasePool; pg > 18 {
+		t.Errorf("default Postgres budget %d + %d leaves no room for the release phase", web.DatabasePool, worker.DatabasePool)
+	}
+	if r := web.RedisPool + worker.RedisPool + subscriptions; r > 20 {
+		t.Errorf("default Redis budget %d exceeds 20", r)
+	}
+	if worker.Concurrency != DefaultConcurrency || worker.GrantConcurrency != DefaultGrantConcurrency || worker.LeaseTTL != 30*time.Second || worker.OutboxInterval != 5*time.Second {
+		t.Errorf("defaults: %+v", worker)
+	}
+	m := full()
+	m["DATABASE_POOL_SIZE"], m["REDIS_POOL_SIZE"], m["WORKER_CONCURRENCY"], m["GRANT_CONCURRENCY"], m["LEASE_TTL"] = "3", "4", "7", "9", "10s"
+	c, err := Load(env(m), Worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabasePool != 3 || c.RedisPool != 4 || c.Concurrency != 7 || c.GrantConcurrency != 9 || c.LeaseTTL != 10*time.Second {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+}
+
 // TestAdminPasswordLength: 32 characters start, 31 do not, and the release
 // process (which serves nothing) does not care.
 func TestAdminPasswordLength(t *testing.T) {
@@ -70,6 +103,7 @@ func TestLoadErrors(t *testing.T) {
 		{"short admin password (web)", Web, map[string]string{"ADMIN_PASSWORD": "admin"}, []string{"ADMIN_PASSWORD is malformed: it is 5 characters long; at least 32 are required"}},
 		{"short admin password (worker)", Worker, map[string]string{"ADMIN_PASSWORD": strings.Repeat("x", 31)}, []string{"ADMIN_PASSWORD is malformed: it is 31 characters long"}},
 		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{"RESOURCE_DRIVER is malformed"}},
+		{"bad budgets", Worker, map[string]string{"DATABASE_POOL_SIZE": "0", "REDIS_POOL_SIZE": "x", "GRANT_CONCURRENCY": "-1", "LEASE_TTL": "1s", "OUTBOX_INTERVAL": "soon"}, []string{"DATABASE_POOL_SIZE is malformed", "REDIS_POOL_SIZE is malformed", "GRANT_CONCURRENCY is malformed", "LEASE_TTL is malformed", "OUTBOX_INTERVAL is malformed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -53,9 +54,10 @@ type payload struct {
 }
 
 // taskID is the asynq task ID of a job: one per kind and add-on, which is
-// what makes enqueueing idempotent.
+// what makes enqueueing idempotent. The uuid is lower-cased (Postgres's
+// spelling), so a caller's upper-case spelling cannot slip past the dedup.
 func taskID(kind addon.JobKind, addonID string) string {
-	return string(kind) + ":" + addonID
+	return string(kind) + ":" + strings.ToLower(addonID)
 }
 
 // decode reads a task payload, refusing anything that is not an add-on id.
@@ -67,5 +69,5 @@ func decode(b []byte) (string, error) {
 	if !addon.ValidID(p.AddonID) {
 		return "", fmt.Errorf("task payload has no valid addon_id")
 	}
-	return p.AddonID, nil
+	return strings.ToLower(p.AddonID), nil
 }

@@ -46,10 +46,13 @@ func NewQueueMetrics(r asynq.RedisConnOpt, log *slog.Logger) *QueueMetrics {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if s, ok := r.(SharedRedis); ok {
+		return &QueueMetrics{in: asynq.NewInspectorFromRedisClient(s.Client), log: log}
+	}
 	return &QueueMetrics{in: asynq.NewInspector(r), log: log}
 }
 
-// Close releases the Redis connections.
+// Close releases the Redis connections (a SharedRedis client stays open).
 func (m *QueueMetrics) Close() error { return m.in.Close() }
 
 // Describe sends the descriptors of every metric Collect may send.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -37,6 +38,7 @@ const enqueueTimeout = 2 * time.Second
 //     the domain or the Reconciler, which checks deadlines itself) wins over
 //     a record of an old failure.
 type Queue struct {
+	shared    bool
 	redis     redis.UniversalClient
 	client    *asynq.Client
 	inspector *asynq.Inspector
@@ -45,11 +47,12 @@ type Queue struct {
 // NewQueue connects lazily: nothing is dialled until the first Enqueue, so a
 // web process starts (and answers Heroku) even while Redis is down.
 func NewQueue(r asynq.RedisConnOpt) *Queue {
-	rc, ok := r.MakeRedisClient().(redis.UniversalClient)
+	rc, shared, ok := client(r)
 	if !ok {
 		panic(fmt.Sprintf("jobs: unsupported asynq.RedisConnOpt %T", r))
 	}
 	return &Queue{
+		shared:    shared,
 		redis:     rc,
 		client:    asynq.NewClientFromRedisClient(rc),
 		inspector: asynq.NewInspectorFromRedisClient(rc),
@@ -58,6 +61,9 @@ func NewQueue(r asynq.RedisConnOpt) *Queue {
 
 // Close releases the Redis connections.
 func (q *Queue) Close() error {
+	if q.shared {
+		return nil
+	}
 	return q.redis.Close()
 }
 
@@ -72,6 +78,7 @@ func (q *Queue) Enqueue(ctx context.Context, kind addon.JobKind, addonID string)
 	if !addon.ValidID(addonID) {
 		return addon.Errorf(addon.EINTERNAL, "Job %s for an invalid add-on id %q.", kind, addonID)
 	}
+	addonID = strings.ToLower(addonID)
 	body, err := json.Marshal(payload{AddonID: addonID})
 	if err != nil {
 		return addon.Wrap(addon.EINTERNAL, err, "Cannot encode job %s.", kind)

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,31 @@ func TestEnqueueDeduplicates(t *testing.T) {
 	}
 	if n := len(pending(t, in, "grant")); n != 1 {
 		t.Errorf("pending grant tasks = %d, want 1 (another kind is another job)", n)
+	}
+}
+
+// TestEnqueueUpperCaseUUID: Heroku's uuid in another spelling is the same
+// job, so the task id (and payload) use the lower-cased uuid.
+func TestEnqueueUpperCaseUUID(t *testing.T) {
+	ctx := context.Background()
+	r := redisOpt(t)
+	q, in := newQueue(t, r), newInspector(t, r)
+	id := uuid.NewString()
+	for _, spelling := range []string{strings.ToUpper(id), id, strings.ToUpper(id[:8]) + id[8:]} {
+		if err := q.Enqueue(ctx, addon.JobProvision, spelling); err != nil {
+			t.Fatalf("Enqueue(%s): %v", spelling, err)
+		}
+	}
+	tasks := pending(t, in, "default")
+	if len(tasks) != 1 || tasks[0].ID != string(addon.JobProvision)+":"+id {
+		ids := []string{}
+		for _, ti := range tasks {
+			ids = append(ids, ti.ID)
+		}
+		t.Fatalf("pending tasks %v, want one with the lower-case id", ids)
+	}
+	if !strings.Contains(string(tasks[0].Payload), id) {
+		t.Errorf("payload %s does not carry the lower-case id", tasks[0].Payload)
 	}
 }
 

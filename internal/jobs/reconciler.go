@@ -25,6 +25,10 @@ type ReconcilerOptions struct {
 	StaleAfter time.Duration
 	// Limit caps the add-ons one sweep looks at (oldest first). Default 500.
 	Limit int
+	// OutboxInterval is how often the outbox sweep enqueues add-ons whose
+	// enqueue failed (addon.Addon.Requeue), so work accepted while Redis was
+	// down starts within seconds of its return. Default 5 s.
+	OutboxInterval time.Duration
 	// Redis, when set, holds the sweep lock so only one worker dyno sweeps
 	// per Interval. Without it every process sweeps, which is still correct
 	// (enqueueing deduplicates, giving up is idempotent), only wasteful.
@@ -74,6 +78,9 @@ func NewReconciler(store addon.Store, q addon.Queue, svc *addon.Service, o Recon
 	if o.Limit <= 0 {
 		o.Limit = 500
 	}
+	if o.OutboxInterval <= 0 {
+		o.OutboxInterval = 5 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -88,16 +95,20 @@ func NewReconciler(store addon.Store, q addon.Queue, svc *addon.Service, o Recon
 func (r *Reconciler) Run(ctx context.Context) error {
 	var lock redis.UniversalClient
 	if r.opt.Redis != nil {
-		c, ok := r.opt.Redis.MakeRedisClient().(redis.UniversalClient)
+		c, shared, ok := client(r.opt.Redis)
 		if !ok {
 			return fmt.Errorf("reconciler: unsupported asynq.RedisConnOpt %T", r.opt.Redis)
 		}
 		lock = c
-		defer c.Close()
+		if !shared {
+			defer c.Close()
+		}
 	}
 	owner := token()
 	t := time.NewTicker(r.opt.Interval)
 	defer t.Stop()
+	outbox := time.NewTicker(r.opt.OutboxInterval)
+	defer outbox.Stop()
 	for {
 		if r.acquire(ctx, lock, owner) {
 			n, err := r.Sweep(ctx)
@@ -108,12 +119,73 @@ func (r *Reconciler) Run(ctx context.Context) error {
 				r.log.Info("sweep done", "acted", n)
 			}
 		}
+	wait:
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-outbox.C:
+			n, err := r.SweepOutbox(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				r.log.Warn("outbox sweep failed", "enqueued", n, "err", err)
+			case n > 0:
+				r.log.Info("outbox sweep done", "enqueued", n)
+			}
+			goto wait
 		}
 	}
+}
+
+// SweepOutbox enqueues the next job of every add-on whose enqueue failed
+// (the web process or a job could not reach Redis) and clears its flag. It
+// needs no lock: enqueueing deduplicates. It stops at the first enqueue
+// failure (Redis is still down) and returns how many it enqueued.
+func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
+	flagged, err := r.store.Requeued(ctx, r.opt.Limit)
+	if err != nil {
+		return 0, fmt.Errorf("reconciler: list requeued add-ons: %w", err)
+	}
+	n := 0
+	for _, a := range flagged {
+		if kind, ok := nextJob(a); ok {
+			if err := r.queue.Enqueue(ctx, kind, a.ID); err != nil {
+				return n, fmt.Errorf("enqueue %s for %s: %w", kind, a.ID, err)
+			}
+			n++
+		}
+		if _, err := r.store.Update(ctx, a.ID, func(ctx context.Context, a *addon.Addon) error {
+			a.Requeue = false
+			return nil
+		}); err != nil {
+			return n, fmt.Errorf("clear requeue flag of %s: %w", a.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// nextJob is the job that moves an add-on on from where it is recorded,
+// if any.
+func nextJob(a *addon.Addon) (addon.JobKind, bool) {
+	switch a.State {
+	case addon.StateProvisioning:
+		if a.GrantExchangedAt.IsZero() && a.Grant != nil {
+			return addon.JobGrant, true
+		}
+		return addon.JobProvision, true
+	case addon.StateDeprovisioning:
+		return addon.JobDeprovision, true
+	case addon.StateProvisioned:
+		switch {
+		case a.Halted != "":
+			return "", false
+		case a.PendingPlan != "":
+			return addon.JobPlanChange, true
+		case a.ConfigPushedAt.IsZero() && a.Tokens != nil:
+			return addon.JobPushConfig, true
+		}
+	}
+	return "", false
 }
 
 // acquire takes this interval's sweep lock. When Redis cannot tell, it
@@ -154,9 +226,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 			break
 		}
 		log := r.log.With("addon", a.ID, "state", a.State)
-		var kind addon.JobKind
-		switch a.State {
-		case addon.StateProvisioning:
+		if a.State == addon.StateProvisioning {
 			if !a.Deadline.IsZero() && now.After(a.Deadline) {
 				if err := r.svc.GiveUp(ctx, a.ID, "provisioning did not finish before the deadline"); err != nil {
 					log.Error("give up failed", "err", err)
@@ -167,22 +237,9 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 				n++
 				continue
 			}
-			kind = addon.JobProvision
-			if a.GrantExchangedAt.IsZero() && a.Grant != nil {
-				kind = addon.JobGrant
-			}
-		case addon.StateDeprovisioning:
-			kind = addon.JobDeprovision
-		case addon.StateProvisioned:
-			switch {
-			case a.PendingPlan != "":
-				kind = addon.JobPlanChange
-			case a.ConfigPushedAt.IsZero() && a.Tokens != nil:
-				kind = addon.JobPushConfig
-			default:
-				continue
-			}
-		default:
+		}
+		kind, ok := nextJob(a)
+		if !ok {
 			continue
 		}
 		if queueErr != nil {

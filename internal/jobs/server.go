@@ -17,11 +17,15 @@ import (
 
 // ServerOptions tunes the worker. Zero values take the defaults.
 type ServerOptions struct {
-	// Concurrency is how many default/cleanup jobs (resource work, which can
-	// be slow) run at once. Default 10.
+	// Concurrency is how many default/cleanup jobs run at once. Jobs wait
+	// on Heroku and the driver almost all the time and hold no Postgres or
+	// Redis connection while they wait (connections are pooled per process,
+	// see docs/deploy.md), so this is a budget of goroutines, not of
+	// connections. Default DefaultConcurrency.
 	Concurrency int
 	// GrantConcurrency is how many grant exchanges run at once, on their own
-	// server, so they never wait for a free resource-work slot. Default 5.
+	// server, so they never wait for a free resource-work slot. Default
+	// DefaultGrantConcurrency.
 	GrantConcurrency int
 	// Log receives the worker's logfmt lines. Default: discarded.
 	Log *slog.Logger
@@ -41,12 +45,21 @@ type ServerOptions struct {
 	PollInterval time.Duration
 }
 
+// Default worker concurrency: with Heroku answering in 100–300 ms, a
+// provision spends about half a second waiting on the network, so 100 slots
+// carry a couple of hundred add-ons a second; 50 grant slots exchange a burst
+// of grants several hundred a second, well inside their five minutes.
+const (
+	DefaultConcurrency      = 100
+	DefaultGrantConcurrency = 50
+)
+
 func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 10
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.GrantConcurrency <= 0 {
-		o.GrantConcurrency = 5
+		o.GrantConcurrency = DefaultGrantConcurrency
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -124,13 +137,22 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 			Logger:                   asynqLogger{asynqLog.With("server", name)},
 			LogLevel:                 asynq.InfoLevel,
 			HealthCheckFunc:          s.health,
+			// Waiting for another writer of the add-on is not a failure:
+			// it neither counts against the retry budget nor backs off.
+			IsFailure: func(err error) bool { return !addon.IsBusy(err) },
 		}
 	}
-	s.grant = asynq.NewServer(r, cfg("grant", o.GrantConcurrency, map[string]int{QueueGrant: 1}))
+	newServer := asynq.NewServer
+	if sr, ok := r.(SharedRedis); ok {
+		newServer = func(_ asynq.RedisConnOpt, c asynq.Config) *asynq.Server {
+			return asynq.NewServerFromRedisClient(sr.Client, c)
+		}
+	}
+	s.grant = newServer(r, cfg("grant", o.GrantConcurrency, map[string]int{QueueGrant: 1}))
 	// Cleanup gets a small share: deprovisioning stops billing at Heroku's
 	// request, so it is never urgent, but weighted (not strict) priority
 	// keeps it from starving.
-	s.main = asynq.NewServer(r, cfg("default", o.Concurrency, map[string]int{QueueDefault: 3, QueueCleanup: 1}))
+	s.main = newServer(r, cfg("default", o.Concurrency, map[string]int{QueueDefault: 3, QueueCleanup: 1}))
 	return s
 }
 
@@ -165,6 +187,9 @@ func (s *Server) policy(next asynq.Handler) asynq.Handler {
 		case err == nil:
 			log.Info("job done")
 			return nil
+		case addon.IsBusy(err):
+			log.Debug("add-on busy with another writer; will retry shortly", "retry_after", addon.RetryAfter(err))
+			return err
 		case errors.Is(err, asynq.ErrHandlerNotFound):
 			log.Warn("no handler registered for this job kind yet; will retry", "err", err)
 			return err
@@ -219,6 +244,11 @@ func (s *Server) Run(ctx context.Context) error {
 // with up to a tenth of jitter on top, but it is capped at max too: a bogus
 // hint must not park a job past the add-on's deadline.
 func retryDelay(n int, err error, base, max time.Duration, jitter func(time.Duration) time.Duration) time.Duration {
+	if addon.IsBusy(err) {
+		// Another writer holds the add-on; it tells how long it has left.
+		ra := min(addon.RetryAfter(err), max)
+		return ra + jitter(ra/4)
+	}
 	d := base
 	for i := 0; i < n && d < max; i++ {
 		d *= 2

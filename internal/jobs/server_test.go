@@ -463,3 +463,37 @@ func TestReconcilerFinishesProvisionedWork(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxSweep: a provision accepted while Redis was down is flagged, and
+// the outbox sweep enqueues it as soon as the queue answers (no waiting for
+// RECONCILE_AFTER) and clears the flag; a sweep while the queue is still
+// down keeps the flag.
+func TestOutboxSweep(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { down.Close() })
+	svc := e.service(down, time.Hour)
+	id := uuid.NewString()
+	provision(t, svc, id, e.sim.NewAddon(id))
+	if a := e.state(t, id); !a.Requeue {
+		t.Fatal("the provision whose enqueue failed is not flagged")
+	}
+	rec := jobs.NewReconciler(e.db, down, svc, jobs.ReconcilerOptions{Log: e.log})
+	if n, err := rec.SweepOutbox(ctx); err == nil || n != 0 {
+		t.Fatalf("SweepOutbox with the queue down = %d, %v; want an error", n, err)
+	}
+	if a := e.state(t, id); !a.Requeue {
+		t.Fatal("a failed outbox sweep cleared the flag")
+	}
+	rec = jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{Log: e.log})
+	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
+		t.Fatalf("SweepOutbox = %d, %v; want 1", n, err)
+	}
+	if a := e.state(t, id); a.Requeue {
+		t.Error("the flag is still set after the enqueue")
+	}
+	if got := pending(t, e.in, jobs.QueueGrant); len(got) != 1 || got[0].ID != "addon:grant:"+id {
+		t.Errorf("pending grant tasks %v, want the add-on's grant job", got)
+	}
+}

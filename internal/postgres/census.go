@@ -31,3 +31,16 @@ func (db *DB) CountByState(ctx context.Context) (map[addon.State]int64, error) {
 	}
 	return out, nil
 }
+
+var _ addon.LostGrants = (*DB)(nil)
+
+// CountLostGrants counts failed add-ons whose grant was lost after an
+// exchange attempt had started.
+func (db *DB) CountLostGrants(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM addons WHERE state = 'failed' AND reason = $1`, addon.GrantLostReason).Scan(&n)
+	if err != nil {
+		return 0, dbError(err, "")
+	}
+	return n, nil
+}

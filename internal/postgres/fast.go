@@ -29,7 +29,8 @@ import (
 // addonColumns is every column addonRow reads, in the order scanRow scans.
 const addonColumns = "id, name, plan, pending_plan, region, callback_url, options, log_input_url, log_drain_token, " +
 	"state, reason, grant_code, grant_expires_at, access_token, refresh_token, token_expires_at, heroku_user_id, vars, " +
-	"grant_exchanged_at, resource_created_at, config_pushed_at, provisioned_at, deprovisioned_at, deadline, created_at, updated_at"
+	"grant_exchanged_at, resource_created_at, config_pushed_at, provisioned_at, deprovisioned_at, deadline, created_at, updated_at, " +
+	"exchange_started_at, requeue, halted_job, halt_reason, lease_owner, lease_until, fence"
 
 // scanRow reads one addons row selected as addonColumns.
 func scanRow(s interface{ Scan(...any) error }, r *addonRow) error {
@@ -37,7 +38,8 @@ func scanRow(s interface{ Scan(...any) error }, r *addonRow) error {
 		&r.LogInputURL, &r.LogDrainToken, &r.State, &r.Reason, &r.GrantCode, &r.GrantExpiresAt,
 		&r.AccessToken, &r.RefreshToken, &r.TokenExpiresAt, &r.HerokuUserID, &r.Vars,
 		&r.GrantExchangedAt, &r.ResourceCreatedAt, &r.ConfigPushedAt, &r.ProvisionedAt,
-		&r.DeprovisionedAt, &r.Deadline, &r.CreatedAt, &r.UpdatedAt)
+		&r.DeprovisionedAt, &r.Deadline, &r.CreatedAt, &r.UpdatedAt,
+		&r.ExchangeStartedAt, &r.Requeue, &r.HaltedJob, &r.HaltReason, &r.LeaseOwner, &r.LeaseUntil, &r.Fence)
 }
 
 // sortedColumns returns the column names of cols in a fixed order, so the
@@ -183,6 +185,8 @@ func written(a *addon.Addon, createdAt, updatedAt time.Time) *addon.Addon {
 	c.ProvisionedAt = stored(a.ProvisionedAt)
 	c.DeprovisionedAt = stored(a.DeprovisionedAt)
 	c.Deadline = stored(a.Deadline)
+	c.ExchangeStartedAt = stored(a.ExchangeStartedAt)
+	c.LeaseUntil = stored(a.LeaseUntil)
 	c.CreatedAt = createdAt.UTC()
 	c.UpdatedAt = updatedAt.UTC()
 	return &c
@@ -283,7 +287,7 @@ func updateStatement(id string, cols map[string]any, events []addon.Event) (stri
 // (carrying the event) and COMMIT go out together. A transaction left open
 // by a failure is rolled back here; were that to fail too, the pgx driver
 // discards a connection still in a transaction when it returns to the pool.
-func (db *DB) update(ctx context.Context, id string, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+func (db *DB) update(ctx context.Context, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return nil, dbError(err, id)
@@ -298,7 +302,7 @@ func (db *DB) update(ctx context.Context, id string, fn func(ctx context.Context
 		}
 		pc := sc.Conn()
 		var err error
-		saved, err = db.updateOn(ctx, pc, id, fn, &fnErr)
+		saved, err = db.updateOn(ctx, pc, id, fence, fn, &fnErr)
 		if !pc.IsClosed() && pc.PgConn().TxStatus() != 'I' {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_, _ = pc.Exec(rctx, "ROLLBACK")
@@ -318,7 +322,7 @@ func (db *DB) update(ctx context.Context, id string, fn func(ctx context.Context
 // updateOn runs Update's transaction on pc. Like Create, it does not read
 // the row back: the add-on saved is a as fn left it, with the new
 // updated_at (see written).
-func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
+func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SELECT "+addonColumns+" FROM addons WHERE id = $1 FOR UPDATE", id)
@@ -333,6 +337,12 @@ func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fn func(ctx
 	}
 	if err != nil {
 		return nil, err
+	}
+	if fence != nil && row.Fence != fence.fence {
+		// The lease lapsed and another writer claimed the add-on: this
+		// writer's result is stale and must not be recorded.
+		*fnErr = addon.LeaseLost(id)
+		return nil, *fnErr
 	}
 	a, err := db.addon(&row)
 	if err != nil {
@@ -354,12 +364,19 @@ func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fn func(ctx
 			b.Queue(insertEvent, eventArgs(id, e)...)
 		}
 	}
+	if fence != nil && fence.release {
+		b.Queue(releaseLease, id, fence.fence)
+		a.LeaseOwner, a.LeaseUntil = "", time.Time{}
+	}
 	b.Queue("COMMIT")
 	br = pc.SendBatch(ctx, b)
 	var updatedAt time.Time
 	err = br.QueryRow().Scan(&updatedAt)
 	for i := 0; err == nil && len(events) > 1 && i < len(events); i++ {
 		_, err = br.Exec()
+	}
+	if err == nil && fence != nil && fence.release {
+		_, err = br.Exec() // release the lease
 	}
 	if err == nil {
 		_, err = br.Exec() // COMMIT

@@ -100,6 +100,20 @@ func Open(ctx context.Context, databaseURL string, keys *secret.Keyring) (*DB, e
 	return db, nil
 }
 
+// SetPoolSize caps the connections this process opens (DATABASE_POOL_SIZE).
+// Call it right after Open, before the store is used.
+func (db *DB) SetPoolSize(n int) {
+	if n <= 0 {
+		return
+	}
+	db.sql.SetMaxOpenConns(n)
+	db.sql.SetMaxIdleConns(n)
+	db.gate = make(gate, n)
+}
+
+// PoolSize reports the cap on this process's connections.
+func (db *DB) PoolSize() int { return db.sql.Stats().MaxOpenConnections }
+
 // Close releases the pool; Kiln's processes call it while draining.
 func (db *DB) Close() error { return db.sql.Close() }
 

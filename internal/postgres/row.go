@@ -39,6 +39,13 @@ type addonRow struct {
 	ProvisionedAt     *time.Time `gorm:"column:provisioned_at"`
 	DeprovisionedAt   *time.Time `gorm:"column:deprovisioned_at"`
 	Deadline          *time.Time `gorm:"column:deadline"`
+	ExchangeStartedAt *time.Time `gorm:"column:exchange_started_at"`
+	Requeue           bool       `gorm:"column:requeue"`
+	HaltedJob         string     `gorm:"column:halted_job"`
+	HaltReason        string     `gorm:"column:halt_reason"`
+	LeaseOwner        string     `gorm:"column:lease_owner"`
+	LeaseUntil        *time.Time `gorm:"column:lease_until"`
+	Fence             int64      `gorm:"column:fence"`
 	CreatedAt         time.Time  `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt         time.Time  `gorm:"column:updated_at;autoUpdateTime:false"`
 }
@@ -58,7 +65,9 @@ type eventRow struct {
 func (eventRow) TableName() string { return "addon_events" }
 
 // columns encodes a for writing: every column but id, created_at and
-// updated_at, secrets sealed with the newest key.
+// updated_at, secrets sealed with the newest key. The lease columns
+// (lease_owner, lease_until, fence) are never written from an add-on: only
+// Claim, Renew and Release (lease.go) move them.
 func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 	c := map[string]any{
 		"name":                a.Name,
@@ -74,6 +83,10 @@ func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 		"provisioned_at":      timeOrNull(a.ProvisionedAt),
 		"deprovisioned_at":    timeOrNull(a.DeprovisionedAt),
 		"deadline":            timeOrNull(a.Deadline),
+		"exchange_started_at": timeOrNull(a.ExchangeStartedAt),
+		"requeue":             a.Requeue,
+		"halted_job":          string(a.Halted),
+		"halt_reason":         a.HaltReason,
 	}
 	var err error
 	c["options"] = nil
@@ -138,6 +151,13 @@ func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 		ProvisionedAt:     timeOf(r.ProvisionedAt),
 		DeprovisionedAt:   timeOf(r.DeprovisionedAt),
 		Deadline:          timeOf(r.Deadline),
+		ExchangeStartedAt: timeOf(r.ExchangeStartedAt),
+		Requeue:           r.Requeue,
+		Halted:            addon.JobKind(r.HaltedJob),
+		HaltReason:        r.HaltReason,
+		LeaseOwner:        r.LeaseOwner,
+		LeaseUntil:        timeOf(r.LeaseUntil),
+		Fence:             r.Fence,
 		CreatedAt:         r.CreatedAt.UTC(),
 		UpdatedAt:         r.UpdatedAt.UTC(),
 	}

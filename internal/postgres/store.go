@@ -86,7 +86,7 @@ func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context
 	if !addon.ValidID(id) {
 		return nil, addon.NotFound(id)
 	}
-	return db.update(ctx, id, fn)
+	return db.update(ctx, id, nil, fn)
 }
 
 // Stale lists add-ons with work left (provisioning, deprovisioning, or a
@@ -103,10 +103,12 @@ func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.
 	err := db.gorm.WithContext(ctx).
 		// The states are literals, not parameters, so that the planner can
 		// match the partial index's predicate even with a generic plan.
+		// Add-ons whose lease is held are being worked on; halted jobs wait
+		// for an operator (see addon.Addon.Halted).
 		Where(`(state IN ('provisioning', 'deprovisioning')
-			OR (state = 'provisioned' AND pending_plan <> '')
-			OR (state = 'provisioned' AND config_pushed_at IS NULL AND access_token IS NOT NULL))
-			AND updated_at < ?`, before.UTC()).
+			OR (state = 'provisioned' AND pending_plan <> '' AND halted_job = '')
+			OR (state = 'provisioned' AND config_pushed_at IS NULL AND access_token IS NOT NULL AND halted_job = ''))
+			AND updated_at < ? AND (lease_until IS NULL OR lease_until < now())`, before.UTC()).
 		Order("updated_at, id").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "")

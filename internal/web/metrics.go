@@ -54,6 +54,9 @@ func newMetrics(svc *addon.Service, extra []prometheus.Collector, log *slog.Logg
 		if census, ok := svc.Store.(addon.Census); ok {
 			m.reg.MustRegister(&censusCollector{census: census, log: log})
 		}
+		if lost, ok := svc.Store.(addon.LostGrants); ok {
+			m.reg.MustRegister(&lostGrantsCollector{store: lost, log: log})
+		}
 	}
 	for _, c := range extra {
 		if err := m.reg.Register(c); err != nil {

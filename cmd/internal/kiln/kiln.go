@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -139,14 +141,19 @@ func Platform(c *config.Config, log *slog.Logger) *heroku.Client {
 // App is Kiln's service assembled from the environment: everything the web
 // and worker processes share, built one way so they cannot drift apart.
 type App struct {
-	Config  *config.Config
-	Log     *slog.Logger
-	DB      *postgres.DB
-	Redis   *redis.Options
-	Queue   *jobs.Queue
-	Driver  addon.Driver
-	Service *addon.Service
-	closers []func() error
+	Config *config.Config
+	Log    *slog.Logger
+	DB     *postgres.DB
+	Redis  *redis.Options
+	// RedisClient is the process's one Redis pool (REDIS_POOL_SIZE
+	// connections), and Conn hands it to asynq, asynqmon and the jobs
+	// adapter, so nothing opens a pool of its own.
+	RedisClient *redis.Client
+	Conn        jobs.SharedRedis
+	Queue       *jobs.Queue
+	Driver      addon.Driver
+	Service     *addon.Service
+	closers     []func() error
 }
 
 // Open connects to Postgres, Redis and the resource driver and builds the
@@ -165,7 +172,16 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		a.Close()
 		return nil, err
 	}
-	a.Queue = jobs.NewQueue(AsynqRedis(a.Redis))
+	a.DB.SetPoolSize(cfg.DatabasePool)
+	a.RedisClient = jobs.NewRedisClient(a.Redis, cfg.RedisPool)
+	a.closers = append(a.closers, func() error {
+		if err := a.RedisClient.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+	a.Conn = jobs.SharedRedis{Client: a.RedisClient}
+	a.Queue = jobs.NewQueue(a.Conn)
 	a.closers = append(a.closers, a.Queue.Close)
 	if a.Driver, err = Driver(ctx, cfg, a.DB, log); err != nil {
 		a.Close()
@@ -182,8 +198,25 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Prefix:   cfg.ConfigPrefix,
 		Deadline: cfg.ProvisionDeadline,
 		Log:      log,
+		Owner:    os.Getenv("DYNO"),
+		LeaseTTL: cfg.LeaseTTL,
 	}
 	return a, nil
+}
+
+// LogBudget says at start how many connections this process may open, so
+// an operator can add up a deployment against its plans' limits
+// (docs/deploy.md). subscriptions is the number of asynq servers (each holds
+// one Redis subscription beyond the pool).
+func (a *App) LogBudget(subscriptions int, attrs ...any) {
+	args := []any{
+		"postgres_max", a.DB.PoolSize(),
+		"redis_max", a.Config.RedisPool + subscriptions,
+		"redis_pool", a.Config.RedisPool,
+		"redis_subscriptions", subscriptions,
+		"gomaxprocs", runtime.GOMAXPROCS(0),
+	}
+	a.Log.Info("connection budget", append(args, attrs...)...)
 }
 
 // Close releases the connections Open made, newest first.

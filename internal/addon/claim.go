@@ -1,0 +1,301 @@
+package addon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// One writer per add-on.
+//
+// Every piece of work that changes an add-on and calls something outside
+// Kiln's database (Heroku, a resource driver) follows one pattern: claim the
+// add-on, make the call with no database transaction open, record the result
+// under the claim's fence, release. Service.Exclusive is that pattern; new
+// writers (credential rolls, sync, webhooks, operator actions) use it too.
+//
+// The claim is a lease on the add-on's row (owner, expiry) with a fencing
+// version that every claim bumps (Store.Acquire). Why a lease and not a
+// Postgres advisory lock: a lock lives on a connection, so every add-on with
+// a Heroku or driver call in flight would pin one of the few connections
+// Heroku's small Postgres plans allow (20 for all dynos); a lease holds no
+// connection while the call runs, holds across web and worker dynos, and
+// lapses by itself when the process holding it dies. A writer that runs long
+// renews it; a writer whose lease lapsed anyway (a long pause, a partition)
+// cannot record, because the fence moved on when the next writer claimed.
+//
+// Short changes that call nothing (recording a requested plan, moving to
+// deprovisioning on Heroku's DELETE) stay plain Store.Update transactions:
+// the row lock serialises them, and every leased writer re-checks the
+// add-on's state when it records.
+
+// Lease is a writer's claim on one add-on. Fence is the add-on's version at
+// the claim; Store.Record refuses a lease whose fence moved on.
+type Lease struct {
+	AddonID string
+	Owner   string
+	Fence   int64
+	Until   time.Time
+}
+
+// ErrBusy is in the chain of the error a claim gets while another writer
+// holds the add-on; ErrLeaseLost when a writer's lease was taken over.
+var (
+	ErrBusy      = errors.New("add-on busy: another writer holds its lease")
+	ErrLeaseLost = errors.New("lease lost: another writer claimed the add-on")
+)
+
+// Busy is the error for a claim refused because another writer holds the
+// add-on. It is transient (EUNAVAILABLE): jobs retry soon, Heroku and
+// operators get a 503 with Retry-After.
+func Busy(id, owner string, left time.Duration) error {
+	ra := min(max(left, 200*time.Millisecond), 2*time.Second)
+	return &Error{
+		Code:       EUNAVAILABLE,
+		Message:    fmt.Sprintf("Another change to add-on %s is in progress; try again shortly.", id),
+		RetryAfter: ra,
+		Err:        fmt.Errorf("%w (held by %s)", ErrBusy, owner),
+	}
+}
+
+// LeaseLost is the error a writer gets when it records after its lease was
+// taken over: its result is stale. Transient, so a job retries from what is
+// recorded.
+func LeaseLost(id string) error {
+	return &Error{Code: EUNAVAILABLE, Message: fmt.Sprintf("Add-on %s was claimed by another writer.", id), Err: ErrLeaseLost}
+}
+
+// IsBusy reports whether err is a refused claim.
+func IsBusy(err error) bool { return errors.Is(err, ErrBusy) }
+
+// DefaultLeaseTTL is how long a claim lasts unless renewed: long enough that
+// renewing every third of it survives a slow database, short enough that an
+// add-on whose worker died waits no longer for its next writer.
+const DefaultLeaseTTL = 30 * time.Second
+
+// Claim is a held lease plus the add-on as last recorded under it.
+type Claim struct {
+	s      *Service
+	mu     sync.Mutex
+	lease  Lease
+	a      *Addon
+	done   bool
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	cancel context.CancelCauseFunc
+}
+
+// Addon returns the add-on as the claim found it or as last recorded.
+func (c *Claim) Addon() *Addon {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.a
+}
+
+// Lease returns the lease held.
+func (c *Claim) Lease() Lease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lease
+}
+
+// Record saves a change under the claim's fence: fn sees the add-on as
+// stored now (re-check its state there) and may change it; nothing is saved
+// when fn fails or the lease was taken over (LeaseLost).
+func (c *Claim) Record(ctx context.Context, fn func(a *Addon, now time.Time) error) (*Addon, error) {
+	return c.record(ctx, false, fn)
+}
+
+func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now time.Time) error) (*Addon, error) {
+	l := c.Lease()
+	a, err := c.s.Store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+		return fn(a, c.s.now())
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.a = a
+	if release {
+		c.done = true
+	}
+	c.mu.Unlock()
+	return a, nil
+}
+
+// keep replaces the claim's copy of the add-on after a save made outside
+// Record (tokens, saved whatever the fence says).
+func (c *Claim) keep(a *Addon) {
+	c.mu.Lock()
+	c.a = a
+	c.mu.Unlock()
+}
+
+// owner names this process as a lease holder, for operators reading the
+// row: the dyno (or host), the pid and a random suffix.
+func (s *Service) owner() string {
+	s.ownerOnce.Do(func() {
+		name := s.Owner
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		s.ownerName = fmt.Sprintf("%s/%d/%s", name, os.Getpid(), hex.EncodeToString(b))
+	})
+	return s.ownerName
+}
+
+func (s *Service) leaseTTL() time.Duration {
+	if s.LeaseTTL > 0 {
+		return s.LeaseTTL
+	}
+	return DefaultLeaseTTL
+}
+
+// claim takes the add-on's lease, waiting up to wait for a busy one, and
+// starts renewing it. The returned context is ctx, cancelled (cause
+// LeaseLost) if renewal finds the lease taken over. Call c.finish.
+func (s *Service) claim(ctx context.Context, id string, wait time.Duration) (*Claim, context.Context, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		a, l, err := s.Store.Acquire(ctx, id, s.owner(), s.leaseTTL())
+		if err == nil {
+			c := &Claim{s: s, lease: l, a: a}
+			wctx, cancel := context.WithCancelCause(ctx)
+			c.cancel = cancel
+			rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+			c.stop = stop
+			c.wg.Add(1)
+			go c.renew(rctx)
+			return c, wctx, nil
+		}
+		if !IsBusy(err) || !time.Now().Add(50*time.Millisecond).Before(deadline) {
+			return nil, nil, err
+		}
+		t := time.NewTimer(min(100*time.Millisecond, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// renew extends the lease every third of its life until finish. When the
+// lease was taken over it cancels the work's context: whatever the work
+// does next cannot be recorded anyway.
+func (c *Claim) renew(ctx context.Context) {
+	defer c.wg.Done()
+	ttl := c.s.leaseTTL()
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l, err := c.s.Store.Renew(ctx, c.Lease(), ttl)
+		switch {
+		case err == nil:
+			c.mu.Lock()
+			c.lease = l
+			c.mu.Unlock()
+		case errors.Is(err, ErrLeaseLost):
+			c.s.log().ErrorContext(ctx, "add-on lease taken over while its writer worked", "addon", l.AddonID)
+			c.cancel(err)
+			return
+		case ctx.Err() == nil:
+			c.s.log().WarnContext(ctx, "renew add-on lease", "addon", l.AddonID, "err", err)
+		}
+	}
+}
+
+// finish stops renewing and releases the lease unless a final Record
+// already did. A failed release is only logged: the lease lapses by itself.
+func (c *Claim) finish(ctx context.Context) {
+	c.stop()
+	c.wg.Wait()
+	c.cancel(nil)
+	c.mu.Lock()
+	done := c.done
+	c.done = true
+	c.mu.Unlock()
+	if done {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := c.s.Store.Release(rctx, c.Lease()); err != nil {
+		c.s.log().WarnContext(ctx, "release add-on lease; it will lapse", "addon", c.lease.AddonID, "err", err)
+	}
+}
+
+// Exclusive runs fn as the add-on's one writer: it claims the add-on
+// (waiting up to wait while another writer holds it; then the error is
+// Busy), renews the claim while fn runs, and releases it afterwards. fn
+// makes its calls to Heroku or the driver with no transaction open and
+// records results with c.Record, which re-reads the add-on under its row
+// lock and refuses to save if the lease was taken over meanwhile.
+func (s *Service) Exclusive(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
+	c, wctx, err := s.claim(ctx, id, wait)
+	if err != nil {
+		return err
+	}
+	defer c.finish(ctx)
+	err = fn(wctx, c)
+	if err != nil && context.Cause(wctx) != nil && errors.Is(context.Cause(wctx), ErrLeaseLost) {
+		return errors.Join(err, context.Cause(wctx))
+	}
+	return err
+}
+
+// SaveInHand is inHand for writers outside this package's files: use it
+// to save anything a call returned that cannot be asked for again.
+func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
+	return s.inHand(ctx, what, id, save)
+}
+
+// inHand retries a save of something that exists only in this process's
+// memory (tokens from an exchange or refresh, credentials a driver just
+// rotated): losing it would spend a single-use grant or leave a customer with
+// dead credentials. It retries transient failures with backoff on a context
+// that is not the job's (a job's deadline or cancellation must not throw the
+// result away) for up to InHandBudget.
+func (s *Service) inHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
+	budget := s.InHandBudget
+	if budget <= 0 {
+		budget = 10 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := save(ctx)
+		if err == nil {
+			if attempt > 1 {
+				s.log().InfoContext(ctx, "saved after retrying", "what", what, "addon", id, "attempts", attempt)
+			}
+			return nil
+		}
+		if !Transient(err) || errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
+			s.log().ErrorContext(ctx, "could not save; it is lost", "what", what, "addon", id, "attempts", attempt, "err", err)
+			return err
+		}
+		s.log().WarnContext(ctx, "save failed; retrying with what is in hand", "what", what, "addon", id, "attempt", attempt, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}

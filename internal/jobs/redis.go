@@ -1,0 +1,40 @@
+package jobs
+
+import (
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// SharedRedis is an asynq.RedisConnOpt that hands every user the same
+// go-redis client, so a process's Redis connections are one pool with one
+// size (REDIS_POOL_SIZE) instead of a pool per asynq server, inspector and
+// lock, each sized 10 × GOMAXPROCS by default. Whoever built the client
+// closes it; the users in this package leave it open.
+type SharedRedis struct{ Client redis.UniversalClient }
+
+// MakeRedisClient returns the shared client.
+func (s SharedRedis) MakeRedisClient() any { return s.Client }
+
+// NewRedisClient builds the client a process shares, holding at most pool
+// connections: pipelines run on the same pool (go-redis would otherwise
+// keep a second pool of up to 10 for them), and MaxActiveConns makes the
+// size a hard cap. Subscriptions (one per asynq server, for task
+// cancellation) take a connection each on top of pool.
+func NewRedisClient(o *redis.Options, pool int) *redis.Client {
+	c := *o
+	c.PoolSize = pool
+	c.MaxActiveConns = pool
+	c.MaxIdleConns = pool
+	c.MinIdleConns = 0
+	c.PipelinePoolSize = -1
+	return redis.NewClient(&c)
+}
+
+// client returns r's client and whether it is shared (not to be closed).
+func client(r asynq.RedisConnOpt) (redis.UniversalClient, bool, bool) {
+	if s, ok := r.(SharedRedis); ok {
+		return s.Client, true, true
+	}
+	c, ok := r.MakeRedisClient().(redis.UniversalClient)
+	return c, false, ok
+}

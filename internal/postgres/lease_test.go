@@ -1,0 +1,73 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+func TestLease(t *testing.T) {
+	db, _ := newStore(t)
+	ctx := context.Background()
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.Acquire(ctx, uuid.NewString(), "w", time.Minute); addon.ErrorCode(err) != addon.ENOTFOUND {
+		t.Fatalf("Acquire of an unknown add-on = %v, want not found", err)
+	}
+	got, first, err := db.Acquire(ctx, a.ID, "first", time.Minute)
+	if err != nil || got.ID != a.ID || first.Fence != 1 || first.Until.IsZero() {
+		t.Fatalf("Acquire = %+v, %+v, %v", got, first, err)
+	}
+	_, _, err = db.Acquire(ctx, a.ID, "second", time.Minute)
+	if !addon.IsBusy(err) || addon.ErrorCode(err) != addon.EUNAVAILABLE || addon.RetryAfter(err) <= 0 {
+		t.Fatalf("Acquire of a held add-on = %v, want busy with a retry hint", err)
+	}
+	if first, err = db.Renew(ctx, first, time.Minute); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	saved, err := db.Record(ctx, first, false, func(_ context.Context, a *addon.Addon) error { a.Reason = "recorded"; return nil })
+	if err != nil || saved.Reason != "recorded" {
+		t.Fatalf("Record = %+v, %v", saved, err)
+	}
+	// The lease lapses; another writer claims; the first can no longer
+	// renew, record or release.
+	if _, err := db.Record(ctx, first, true, func(context.Context, *addon.Addon) error { return nil }); err != nil {
+		t.Fatalf("Record with release: %v", err)
+	}
+	_, second, err := db.Acquire(ctx, a.ID, "second", 50*time.Millisecond)
+	if err != nil || second.Fence != 2 {
+		t.Fatalf("Acquire after release = %+v, %v", second, err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the 50 ms lease lapse
+	_, third, err := db.Acquire(ctx, a.ID, "third", time.Minute)
+	if err != nil || third.Fence != 3 {
+		t.Fatalf("Acquire after a lapsed lease = %+v, %v", third, err)
+	}
+	called := false
+	_, err = db.Record(ctx, second, false, func(context.Context, *addon.Addon) error { called = true; return nil })
+	if !errors.Is(err, addon.ErrLeaseLost) || called {
+		t.Fatalf("Record with a stale fence = %v (fn called %v), want lease lost", err, called)
+	}
+	if _, err := db.Renew(ctx, second, time.Minute); !errors.Is(err, addon.ErrLeaseLost) {
+		t.Fatalf("Renew with a stale fence = %v", err)
+	}
+	if err := db.Release(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.Acquire(ctx, a.ID, "fourth", time.Minute); !addon.IsBusy(err) {
+		t.Fatalf("a stale Release freed the current lease: %v", err)
+	}
+	if err := db.Release(ctx, third); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.Acquire(ctx, a.ID, "fourth", time.Minute); err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
+	}
+}
