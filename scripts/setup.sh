@@ -8,7 +8,8 @@
 #   scripts/setup.sh test   Postgres running on 127.0.0.1:5432 (started, or
 #                           installed and started), redis-server installed
 #                           (tests start their own), Chromium and
-#                           docker-compose for the browser and compose tests
+#                           docker-compose for the browser and compose tests,
+#                           openssl and curl for the http driver's docs test
 #   scripts/setup.sh dev    Postgres and Redis installed (kiln-dev starts
 #                           its own when none runs)
 #
@@ -112,6 +113,14 @@ if [ "$mode" = test ]; then
     did+=("chromium: installed now")
   else
     optional+=(chromium)
+  fi
+  # The http driver's docs test runs the documented openssl and curl lines.
+  if command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; then
+    did+=("openssl, curl: installed")
+  elif install openssl curl; then
+    did+=("openssl, curl: installed now")
+  else
+    optional+=(openssl curl)
   fi
   # The deploy test validates docker-compose.yml with the compose plugin or
   # Debian's docker-compose (its Python libraries; no Docker engine).

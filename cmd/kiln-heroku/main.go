@@ -10,6 +10,7 @@
 //	kiln-heroku sso ADDON_ID [--open]
 //	kiln-heroku status [ADDON_ID]
 //	kiln-heroku check
+//	kiln-heroku driver-check [--secret S] URL
 //	kiln-heroku sim [--listen 127.0.0.1:5050]
 //	kiln-heroku manifest generate --url https://kiln.example.com
 //	kiln-heroku manifest validate FILE
@@ -42,6 +43,7 @@ Commands:
   sso ADDON_ID [--open]                       sign in to an add-on's dashboard as Heroku's dashboard does
   status [ADDON_ID]                           show add-ons as Heroku (the simulator) sees them
   check                                       run the Partner API conformance checks (exit 1 on any failure)
+  driver-check [--secret S] URL               check a partner service for the http resource driver (exit 1 on any failure)
   sim [--listen 127.0.0.1:5050]               serve a Heroku simulator
   manifest generate --url https://...         write an add-on manifest for this Kiln
   manifest validate FILE                      check an add-on manifest
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = c.status(args[1:])
 	case "check":
 		err = c.check(args[1:])
+	case "driver-check":
+		err = c.driverCheck(args[1:])
 	case "sim":
 		err = c.serveSim(args[1:])
 	case "manifest":

@@ -13,10 +13,13 @@ import (
 
 // driverVars are the config vars (without the prefix) each resource driver
 // sets. The domain's Driver interface cannot list them, so this table must
-// follow the drivers: both set only <PREFIX>_URL today.
+// follow the drivers: the built-in ones set only <PREFIX>_URL; the http
+// driver sets whatever the partner's service answers, at least URL, so its
+// list is given with --config-vars.
 var driverVars = map[string][]string{
 	"account":  {"URL"},
 	"postgres": {"URL"},
+	"http":     {"URL"},
 }
 
 func (c *cli) manifest(args []string) error {
@@ -39,6 +42,7 @@ func (c *cli) manifestGenerate(args []string) error {
 	root := fs.String("url", "", "Kiln's production root URL (https), such as https://kiln.example.com")
 	name := fs.String("name", "", "the add-on's display name (default: the id)")
 	driver := fs.String("driver", "", "resource driver whose config vars to list (default: RESOURCE_DRIVER, else account)")
+	extra := fs.String("config-vars", "", "config var names without the prefix, comma-separated, replacing the driver's (the http driver: what your service answers, e.g. URL,API_KEY)")
 	reuse := fs.Bool("reuse-secrets", false, "use ADDON_PASSWORD (its first entry) and ADDON_SSO_SALT instead of fresh secrets")
 	out := fs.String("o", "", "write to this file (refusing to overwrite) instead of standard output")
 	pos, err := parse(fs, s, args)
@@ -54,7 +58,15 @@ func (c *cli) manifestGenerate(args []string) error {
 	d := first(*driver, s.env("RESOURCE_DRIVER"), "account")
 	vars, ok := driverVars[d]
 	if !ok {
-		return fmt.Errorf("unknown resource driver %q (want account or postgres)", d)
+		return fmt.Errorf("unknown resource driver %q (want account, postgres or http)", d)
+	}
+	if *extra != "" {
+		vars = nil
+		for _, v := range strings.Split(*extra, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				vars = append(vars, v)
+			}
+		}
 	}
 	o := partner.GenerateOptions{
 		ID:         s.addonID(),

@@ -73,6 +73,13 @@ type Config struct {
 	// behind the admin password; empty means no listener. A bare port binds
 	// 127.0.0.1 only.
 	WorkerDebugAddr string
+
+	// The http driver's partner service: RESOURCE_HTTP_URL, the key that
+	// signs Kiln's requests (RESOURCE_HTTP_SECRET) and the per-request
+	// timeout (RESOURCE_HTTP_TIMEOUT, default 10 s).
+	HTTPURL     string
+	HTTPSecret  string
+	HTTPTimeout time.Duration
 }
 
 // MinAdminPasswordLen is the shortest ADMIN_PASSWORD Kiln starts with. The
@@ -186,10 +193,11 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 			c.ResourceDriverDelay = duration(v, 0, "RESOURCE_DRIVER_DELAY", bad)
 		}
 		switch c.ResourceDriver {
-		case "account", "postgres":
+		case "account", "postgres", "http":
 		default:
-			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want account or postgres)", c.ResourceDriver))
+			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want account, postgres or http)", c.ResourceDriver))
 		}
+		loadHTTPDriver(c, get, bad)
 		c.PublicURL = get("PUBLIC_URL", false)
 		if c.PublicURL == "" {
 			if app := getenv("HEROKU_APP_NAME"); app != "" {

@@ -219,6 +219,7 @@ func (s *server) routes(e *echo.Echo) {
 	s.pprofRoutes(e)
 	s.customerRoutes(e)
 	s.monitoringRoutes(e)
+	s.tenantRoutes(e)
 }
 
 // nonEmpty drops empty passwords, so a stray comma in ADDON_PASSWORD can

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/config"
-	"github.com/kiln-dev/kiln/internal/drivers/account"
 	pgdriver "github.com/kiln-dev/kiln/internal/drivers/postgres"
 	"github.com/kiln-dev/kiln/internal/heroku"
 	"github.com/kiln-dev/kiln/internal/jobs"
@@ -96,7 +95,7 @@ func Driver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Lo
 func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, error) {
 	switch c.ResourceDriver {
 	case "account":
-		return account.New(db.Gorm(), c.PublicURL), nil
+		return newAccountDriver(c, db)
 	case "postgres":
 		return pgdriver.New(ctx, pgdriver.Options{
 			AdminURL:    c.ResourceDBURL,
@@ -104,8 +103,10 @@ func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog
 			CatalogFile: c.PlansFile,
 			Log:         log,
 		})
+	case "http":
+		return newHTTPDriver(c, log)
 	default:
-		return nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account or postgres)", c.ResourceDriver)
+		return nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account, postgres or http)", c.ResourceDriver)
 	}
 }
 

@@ -38,6 +38,7 @@ import (
 type Driver struct {
 	db        *gorm.DB
 	publicURL string
+	plans     addon.Catalog // nil: the embedded plans.json
 }
 
 var _ addon.Driver = (*Driver)(nil)
@@ -53,9 +54,13 @@ func New(db *gorm.DB, publicURL string) *Driver {
 // Name is the RESOURCE_DRIVER value that selects this driver.
 func (d *Driver) Name() string { return "account" }
 
-// Catalog is the plans of plans.json. It panics if the embedded file is
-// broken, which the package's tests rule out before a build ships.
+// Catalog is the plans of RESOURCE_PLANS_FILE (NewWithCatalog), else of
+// plans.json. It panics if the embedded file is broken, which the
+// package's tests rule out before a build ships.
 func (d *Driver) Catalog() addon.Catalog {
+	if d.plans != nil {
+		return copyCatalog(d.plans)
+	}
 	c, err := catalog()
 	if err != nil {
 		panic(err)

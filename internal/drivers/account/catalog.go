@@ -13,9 +13,10 @@ import (
 const (
 	// LimitRequestsPerMonth is how many API requests an account may make in
 	// a calendar month.
-	LimitRequestsPerMonth = "requests_per_month"
-	// LimitRequestsPerSecond is the sustained request rate an account may use.
-	LimitRequestsPerSecond = "requests_per_second"
+	LimitRequestsPerMonth = addon.TenantMonthlyQuota
+	// LimitRequestsPerSecond is the sustained request rate an account may
+	// use; Kiln's tenant API enforces it (addon.TenantRateLimit).
+	LimitRequestsPerSecond = addon.TenantRateLimit
 )
 
 // plansJSON is the catalog this driver sells, shipped inside the binary so it

@@ -1,0 +1,74 @@
+package addon
+
+import (
+	"context"
+	"time"
+)
+
+// TenantRateLimit names the plan limit (Plan.Limits) the tenant API
+// enforces per account: requests a second, sustained, with bursts of as
+// many.
+const TenantRateLimit = "requests_per_second"
+
+// TenantMonthlyQuota names the plan limit of requests an account may make
+// in a calendar month (UTC); the tenant API enforces it too.
+const TenantMonthlyQuota = "requests_per_month"
+
+// Tenant is a customer's account on a service Kiln itself runs (the
+// account driver): what the tenant API tells an app about the account its
+// URL opens. It never holds the key.
+type Tenant struct {
+	AddonID    string
+	Name       string // the user name of the URL
+	Plan       Plan   // with its limits
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero until first used
+}
+
+// Tenants is implemented by drivers whose resources are accounts served by
+// Kiln's own web process, so the credentials in <PREFIX>_URL lead
+// somewhere.
+type Tenants interface {
+	// AuthenticateTenant checks an account name and key (the user and
+	// password of the URL), in constant time, and records the use (cheaply:
+	// not on every call). Any failure of the credentials is EUNAUTHORIZED,
+	// whether the account is unknown, deleted or the key wrong.
+	AuthenticateTenant(ctx context.Context, account, key string) (Tenant, error)
+}
+
+// Tenant returns the account that an add-on's URL credentials open, with
+// its plan's limits, for the tenant API. Drivers that serve no accounts
+// (the resource lives elsewhere) answer ENOTFOUND.
+func (s *Service) Tenant(ctx context.Context, account, key string) (*Tenant, error) {
+	tn, ok := tenantsOf(s.Driver)
+	if !ok {
+		return nil, Errorf(ENOTFOUND, "The %s driver serves no tenant API.", s.Driver.Name())
+	}
+	if account == "" || key == "" {
+		return nil, Errorf(EUNAUTHORIZED, "Authentication required: use the credentials of the add-on's URL.")
+	}
+	t, err := tn.AuthenticateTenant(ctx, account, key)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := s.Driver.Catalog().Lookup(t.Plan.Slug); err == nil {
+		t.Plan = p
+	}
+	return &t, nil
+}
+
+// tenantsOf finds the Tenants behind wrappers (the benchmarks' delayed
+// driver) that keep the driver they wrap behind Unwrap.
+func tenantsOf(d Driver) (Tenants, bool) {
+	for d != nil {
+		if t, ok := d.(Tenants); ok {
+			return t, true
+		}
+		u, ok := d.(interface{ Unwrap() Driver })
+		if !ok {
+			return nil, false
+		}
+		d = u.Unwrap()
+	}
+	return nil, false
+}

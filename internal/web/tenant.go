@@ -1,0 +1,210 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/labstack/echo/v4"
+)
+
+// This file is the tenant API: what the account driver's
+// <PREFIX>_URL = https://<account>:<key>@<Kiln's host> leads to. Customers'
+// apps call it with the URL's credentials (HTTP Basic). Every route of the
+// group is authenticated (svc.Tenant) and rate limited per account at the
+// plan's requests_per_second, in Redis-backed buckets shared by every web
+// dyno (falling back to per-process buckets while Redis fails, as the
+// operator API does), and counted against the plan's requests_per_month
+// (a calendar month, UTC). A wrong key costs a token from the caller IP's
+// bucket too, so guessing is limited. Only wrong keys are refused by that
+// limit, never right ones: Heroku apps share egress addresses, and one
+// app's stale key must not lock its neighbours out.
+//
+// A partner whose product is the account mounts its own endpoints in
+// tenantRoutes; a handler reads the caller's account with tenantOf(c) and
+// calls an addon.Service method, as every handler does.
+
+// TenantPrefix is where the tenant API lives.
+const TenantPrefix = "/api/v1"
+
+// The tenant API's guessing limit per client IP: wrong credentials take a
+// token, and an empty bucket answers 429 until it refills.
+const (
+	tenantGuessBurst     = 20
+	tenantGuessPerMinute = 20
+)
+
+// tenantTimeout bounds one tenant API call.
+const tenantTimeout = 10 * time.Second
+
+// tenantKey is where the authenticated account is kept in the echo
+// context, and tenantMonthKey the count of its requests this month.
+const (
+	tenantKey      = "kiln.tenant"
+	tenantMonthKey = "kiln.tenant.month"
+)
+
+// Counters count requests against a quota for a period. The Redis buckets
+// cmd/web hands in as Options.RateBuckets (internal/ratelimit) are
+// counters too; without them the monthly quota is not enforced.
+type Counters interface {
+	// Count adds one to key's counter, which lives until expireAt, and
+	// returns the count after this call.
+	Count(ctx context.Context, key string, expireAt time.Time) (int64, error)
+}
+
+// tenantAPI holds the tenant API's rate limit buckets and quota counters.
+type tenantAPI struct {
+	srv      *server
+	shared   Buckets
+	local    *opMemoryBuckets
+	counters Counters
+}
+
+// newTenantAPI shares the operator API's buckets (Options.RateBuckets).
+func newTenantAPI(s *server) *tenantAPI {
+	ta := &tenantAPI{srv: s, shared: s.op.shared, local: newOpMemoryBuckets()}
+	ta.counters, _ = s.op.shared.(Counters)
+	return ta
+}
+
+// tenantRoutes registers the tenant API. Partners add their own tenant
+// endpoints to g here: they are authenticated and rate limited like
+// /account.
+func (s *server) tenantRoutes(e *echo.Echo) {
+	ta := newTenantAPI(s)
+	g := e.Group(TenantPrefix, deadline(tenantTimeout), ta.admit)
+	g.GET("/account", s.tenantAccount)
+	g.HEAD("/account", s.tenantAccount)
+}
+
+// tenantOf returns the account a tenant API request authenticated as.
+func tenantOf(c echo.Context) *addon.Tenant {
+	t, _ := c.Get(tenantKey).(*addon.Tenant)
+	return t
+}
+
+// accountView is GET /api/v1/account's answer.
+type accountView struct {
+	ID         string           `json:"id"`
+	Name       string           `json:"name"`
+	Plan       planRef          `json:"plan"`
+	Limits     map[string]int64 `json:"limits"`
+	CreatedAt  time.Time        `json:"created_at"`
+	LastUsedAt *time.Time       `json:"last_used_at"`
+	Usage      *usageView       `json:"usage,omitempty"`
+}
+
+// usageView is what the account used of its plan's quota.
+type usageView struct {
+	RequestsThisMonth int64 `json:"requests_this_month"`
+}
+
+type planRef struct {
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+// tenantAccount answers the caller's account: plan, limits and times.
+func (s *server) tenantAccount(c echo.Context) error {
+	t := tenantOf(c)
+	v := accountView{ID: t.AddonID, Name: t.Name, Plan: planRef{Slug: t.Plan.Slug, Name: t.Plan.Name},
+		Limits: t.Plan.Limits, CreatedAt: t.CreatedAt}
+	if v.Limits == nil {
+		v.Limits = map[string]int64{}
+	}
+	if !t.LastUsedAt.IsZero() {
+		v.LastUsedAt = &t.LastUsedAt
+	}
+	if n, ok := c.Get(tenantMonthKey).(int64); ok {
+		v.Usage = &usageView{RequestsThisMonth: n}
+	}
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.JSON(http.StatusOK, v)
+}
+
+// admit authenticates the caller with the URL's credentials and takes a
+// token from the account's bucket; every answer after authentication
+// carries RateLimit-Limit and RateLimit-Remaining.
+func (ta *tenantAPI) admit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		user, key, _ := req.BasicAuth()
+		t, err := ta.srv.svc.Tenant(req.Context(), user, key)
+		if addon.ErrorCode(err) == addon.EUNAUTHORIZED {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="Kiln API"`)
+			if _, wait, ok := ta.take(req.Context(), "tenant:ip:"+opClientIP(req), tenantGuessBurst, tenantGuessPerMinute); !ok {
+				return &addon.Error{Code: addon.ERATELIMIT, RetryAfter: wait,
+					Message: fmt.Sprintf("Too many failed sign-ins from this address; retry in %d s.", int(math.Ceil(wait.Seconds())))}
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if rps := t.Plan.Limits[addon.TenantRateLimit]; rps > 0 {
+			burst := int(min(rps, math.MaxInt32))
+			remaining, wait, ok := ta.take(req.Context(), "tenant:account:"+t.AddonID, burst, float64(rps)*60)
+			h := c.Response().Header()
+			h.Set("RateLimit-Limit", strconv.FormatInt(rps, 10))
+			h.Set(opHeaderRateLimit, strconv.Itoa(remaining))
+			if !ok {
+				return &addon.Error{Code: addon.ERATELIMIT, RetryAfter: wait,
+					Message: fmt.Sprintf("Rate limit reached: plan %s allows %d requests a second. Retry in %d s.", t.Plan.Slug, rps, int(math.Ceil(wait.Seconds())))}
+			}
+		}
+		if err := ta.quota(c, t); err != nil {
+			return err
+		}
+		c.Set(tenantKey, t)
+		return next(c)
+	}
+}
+
+// quota counts the request against the plan's monthly quota (a calendar
+// month in UTC) and refuses it with 429 past the quota. While Redis fails
+// the quota is not enforced: refusing paying customers because Kiln's
+// Redis is down is the worse mistake.
+func (ta *tenantAPI) quota(c echo.Context, t *addon.Tenant) error {
+	limit := t.Plan.Limits[addon.TenantMonthlyQuota]
+	if limit <= 0 || ta.counters == nil {
+		return nil
+	}
+	now := time.Now().UTC()
+	next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	ctx, cancel := context.WithTimeout(c.Request().Context(), opSharedBucketBudget)
+	defer cancel()
+	n, err := ta.counters.Count(ctx, "tenant:month:"+t.AddonID+":"+now.Format("2006-01"), next.Add(24*time.Hour))
+	if err != nil {
+		ta.srv.log.Warn("monthly quota unavailable; not enforced for this request", "err", err)
+		return nil
+	}
+	c.Set(tenantMonthKey, min(n, limit))
+	if n > limit {
+		return &addon.Error{Code: addon.ERATELIMIT, RetryAfter: next.Sub(now),
+			Message: fmt.Sprintf("Monthly quota reached: plan %s allows %d requests a month; it resets on %s.", t.Plan.Slug, limit, next.Format("2006-01-02"))}
+	}
+	return nil
+}
+
+// take takes a token from the shared buckets, or from this process's when
+// there are none or they fail.
+func (ta *tenantAPI) take(ctx context.Context, key string, burst int, perMinute float64) (remaining int, wait time.Duration, ok bool) {
+	if ta.shared != nil {
+		sctx, cancel := context.WithTimeout(ctx, opSharedBucketBudget)
+		remaining, wait, ok, err := ta.shared.Take(sctx, key, burst, perMinute)
+		cancel()
+		if err == nil {
+			return remaining, wait, ok
+		}
+		if !errors.Is(err, context.Canceled) {
+			ta.srv.log.Warn("shared rate limit unavailable; limiting per process", "err", err)
+		}
+	}
+	return ta.local.Take(key, burst, perMinute, time.Now())
+}
