@@ -103,6 +103,10 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 		a, err = c.record(context.WithoutCancel(ctx), true, func(a *Addon, now time.Time) error {
 			a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
 			a.Plan, a.PendingPlan, a.Vars = slug, "", vars
+			if a.Halted == JobPlanChange {
+				// Heroku's newest plan is applied: a halted older change is moot.
+				a.Halted, a.HaltReason = "", ""
+			}
 			return nil
 		})
 		if err != nil {
@@ -151,9 +155,14 @@ var errBackground = errors.New("continues in the background")
 func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		for range 10 {
+			target := c.Addon().PendingPlan
 			more, err := s.changePlanOnce(ctx, c)
 			if err != nil {
-				return s.haltIfPermanent(ctx, c, JobPlanChange, err)
+				halted, herr := s.haltPlanIfPermanent(ctx, c, target, err)
+				if !halted && herr == nil {
+					continue // Heroku asked for another plan meanwhile: try that one
+				}
+				return herr
 			}
 			if !more {
 				return s.pushIfUnpushed(ctx, c)
@@ -167,7 +176,7 @@ func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 // arrived meanwhile.
 func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err error) {
 	a := c.Addon()
-	if a.State != StateProvisioned || a.PendingPlan == "" || a.Halted != "" {
+	if a.State != StateProvisioned || a.PendingPlan == "" || a.Halted == JobPlanChange {
 		return false, nil // provisioning enqueues this again when it finishes
 	}
 	target := a.PendingPlan
@@ -223,6 +232,35 @@ func (s *Service) refusePlan(ctx context.Context, c *Claim, target string, cause
 	})
 	s.log().WarnContext(ctx, "plan change refused after Heroku was answered", "addon", c.Addon().ID, "plan", target, "err", cause)
 	return err
+}
+
+// haltPlanIfPermanent is haltIfPermanent for a plan change that failed
+// trying target: it halts only while target is still the plan Heroku asked
+// for. When a newer change was recorded meanwhile, halting would throw that
+// one away too; it reports halted false and a nil error so the job tries
+// the newer plan instead.
+func (s *Service) haltPlanIfPermanent(ctx context.Context, c *Claim, target string, err error) (halted bool, _ error) {
+	if err == nil || Transient(err) {
+		return false, err
+	}
+	reason := ErrorMessage(err)
+	a, rerr := c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+		if a.PendingPlan != target {
+			a.Note(now, "plan", fmt.Sprintf("plan change to %s failed (%s); plan %s asked for since is tried next", target, reason, a.PendingPlan))
+			return nil
+		}
+		a.Halted, a.HaltReason = JobPlanChange, reason
+		a.Note(now, "halted", fmt.Sprintf("%s stopped: %s", JobPlanChange, reason))
+		return nil
+	})
+	if rerr != nil {
+		return false, errors.Join(err, rerr)
+	}
+	if a.Halted != JobPlanChange {
+		return false, nil
+	}
+	s.log().ErrorContext(ctx, "job failed permanently; halted until an operator retries it", "addon", a.ID, "job", JobPlanChange, "reason", reason)
+	return true, err
 }
 
 // haltIfPermanent records a job that failed for good (a refusal, not an
@@ -365,6 +403,11 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
 				a.Vars = vars
 				a.ConfigPushedAt = time.Time{}
+				if a.Halted == JobPushConfig {
+					// New vars are owed to Heroku: an older halted push
+					// must not keep this one from being retried.
+					a.Halted, a.HaltReason = "", ""
+				}
 				a.Note(now, "credentials", "credentials rotated")
 				return nil
 			})
@@ -409,7 +452,7 @@ func (s *Service) PushConfigJob(ctx context.Context, id string) error {
 // and its vars have not reached Heroku.
 func (s *Service) pushIfUnpushed(ctx context.Context, c *Claim) error {
 	a := c.Addon()
-	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil || a.Halted != "" {
+	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil || a.Halted == JobPushConfig {
 		return nil
 	}
 	return s.pushConfig(ctx, c)

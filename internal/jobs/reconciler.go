@@ -176,12 +176,12 @@ func nextJob(a *addon.Addon) (addon.JobKind, bool) {
 	case addon.StateDeprovisioning:
 		return addon.JobDeprovision, true
 	case addon.StateProvisioned:
+		// A halted job stops only its own kind: a halted plan change must
+		// not keep new config vars (a rotation's) from reaching Heroku.
 		switch {
-		case a.Halted != "":
-			return "", false
-		case a.PendingPlan != "":
+		case a.PendingPlan != "" && a.Halted != addon.JobPlanChange:
 			return addon.JobPlanChange, true
-		case a.ConfigPushedAt.IsZero() && a.Tokens != nil:
+		case a.ConfigPushedAt.IsZero() && a.Tokens != nil && a.Halted != addon.JobPushConfig:
 			return addon.JobPushConfig, true
 		}
 	}
