@@ -100,17 +100,26 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 			return errBackground
 		}
 		changed := !maps.Equal(vars, a.Vars)
-		a, err = c.record(context.WithoutCancel(ctx), true, func(a *Addon, now time.Time) error {
-			a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-			a.Plan, a.PendingPlan, a.Vars = slug, "", vars
-			if a.Halted == JobPlanChange {
-				// Heroku's newest plan is applied: a halted older change is moot.
-				a.Halted, a.HaltReason = "", ""
-			}
-			return nil
+		// The resource is on the new plan now: record it at any cost. If
+		// that cannot be done, the change continues as a job (which applies
+		// it again and records it), never as an error that leaves Heroku
+		// and Kiln on the old plan and the resource on the new one.
+		err = s.inHand(ctx, "plan change", id, func(ctx context.Context) error {
+			var err error
+			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
+				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
+				a.Plan, a.PendingPlan, a.Vars = slug, "", vars
+				if a.Halted == JobPlanChange {
+					// Heroku's newest plan is applied: a halted older change is moot.
+					a.Halted, a.HaltReason = "", ""
+				}
+				return nil
+			})
+			return err
 		})
 		if err != nil {
-			return err
+			s.log().ErrorContext(ctx, "could not record a plan change the driver made; a job applies it again", "addon", id, "plan", slug, "err", err)
+			return errBackground
 		}
 		pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
 		if changed {
