@@ -402,45 +402,78 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 			// credentials could not reach the app, which would keep dead ones.
 			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
 		}
-		vars, err := r.RotateCredentials(ctx, s.resource(a))
+		// The driver call runs to its end whatever happens to the caller
+		// (a dashboard request cancelled, the lease taken over): once the
+		// driver has rotated, the old credentials are dead, and an answer
+		// thrown away midway would leave nobody knowing the new ones.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rotateTimeout)
+		vars, err := r.RotateCredentials(dctx, s.resource(a))
+		cancel()
 		if err != nil {
 			return fmt.Errorf("rotate credentials: %w", err)
 		}
 		// Record first, at any cost: the new credentials are the only working
 		// ones now, and the push below can be retried from what is recorded.
+		// Like tokens, they are saved even if the lease was taken over,
+		// unless another writer recorded other vars meanwhile.
+		before := a.Vars
+		set := func(a *Addon, now time.Time) error {
+			a.Vars = vars
+			a.ConfigPushedAt = time.Time{}
+			if a.Halted == JobPushConfig {
+				// New vars are owed to Heroku: an older halted push
+				// must not keep this one from being retried.
+				a.Halted, a.HaltReason = "", ""
+			}
+			a.Note(now, "credentials", "credentials rotated")
+			return nil
+		}
+		lost := false
 		err = s.inHand(ctx, "rotated credentials", id, func(ctx context.Context) error {
-			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
-				a.Vars = vars
-				a.ConfigPushedAt = time.Time{}
-				if a.Halted == JobPushConfig {
-					// New vars are owed to Heroku: an older halted push
-					// must not keep this one from being retried.
-					a.Halted, a.HaltReason = "", ""
+			if !lost {
+				_, err := c.Record(ctx, set)
+				if !errors.Is(err, ErrLeaseLost) {
+					return err
 				}
-				a.Note(now, "credentials", "credentials rotated")
-				return nil
+				lost = true
+				s.log().ErrorContext(ctx, "lease lost while holding rotated credentials; saving them anyway", "addon", id)
+			}
+			_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+				if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
+					return nil
+				}
+				return set(a, s.now())
 			})
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if pushErr = s.pushConfig(ctx, c); pushErr != nil {
+		if lost {
+			pushErr = LeaseLost(id)
+		} else {
+			pushErr = s.pushConfig(ctx, c)
+		}
+		if pushErr != nil {
 			// The app still has the old, now dead, credentials: a job keeps
 			// pushing until Heroku takes the new ones.
-			s.enqueue(ctx, JobPushConfig, id)
+			s.enqueue(context.WithoutCancel(ctx), JobPushConfig, id)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.Get(ctx, id)
+	a, err := s.Store.Get(context.WithoutCancel(ctx), id)
 	if err != nil {
 		return nil, err
 	}
 	return a, pushErr
 }
+
+// rotateTimeout bounds a driver's credential rotation, which runs on a
+// context of its own (see RotateCredentials).
+const rotateTimeout = time.Minute
 
 // rotateClaimWait is how long a rotation asked for from the dashboard or the
 // operator API waits for another writer (a plan change job, another

@@ -106,6 +106,9 @@ func (d *driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 	if d.onRotate != nil {
 		d.onRotate(r.ID)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // rotated, but the answer is lost with the call
+	}
 	return v, nil
 }
 
