@@ -162,7 +162,7 @@ var errBackground = errors.New("continues in the background")
 // more; it is recorded in the audit trail and the add-on stays on its plan.
 // A change recorded while this job ran is applied before it lets go.
 func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
-	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		for range 10 {
 			target := c.Addon().PendingPlan
 			more, err := s.changePlanOnce(ctx, c)
@@ -179,6 +179,17 @@ func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 		}
 		return Errorf(EINTERNAL, "Plan of add-on %s keeps changing; the job will continue.", id)
 	})
+	if err != nil {
+		return err
+	}
+	// A change Heroku asked for while this job pushed found the add-on busy
+	// and was recorded for a job, but its enqueue was deduplicated against
+	// this running one: retry soon (Busy) rather than leave it for the
+	// reconciler's slow sweep.
+	if a, gerr := s.Store.Get(ctx, id); gerr == nil && a.State == StateProvisioned && a.PendingPlan != "" && a.Halted != JobPlanChange {
+		return Busy(id, "a plan change recorded during this job", 0)
+	}
+	return nil
 }
 
 // changePlanOnce applies the pending plan and reports whether a newer one

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/herokusim"
 )
 
 func TestSyncPlanChangeRecordFails(t *testing.T) {
@@ -55,4 +56,37 @@ func TestSyncPlanChangeRecordFails(t *testing.T) {
 			w.consistent(t, id)
 		})
 	}
+}
+
+// TestPlanChangeDuringFinalPush: a PUT arriving while ChangePlanJob pushes
+// its last change is recorded for a job whose enqueue asynq deduplicates
+// against the running one; the job must ask to be retried soon instead of
+// leaving the change to the reconciler's slow sweep.
+func TestPlanChangeDuringFinalPush(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	id := w.provisioned(t, "test")
+	if _, err := w.st.DB.Update(ctx, id, func(_ context.Context, a *addon.Addon) error { a.PendingPlan = "basic"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	w.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, Hold: hold, Times: 1})
+	job := async(func() error { return w.svc.ChangePlanJob(ctx, id) })
+	if err := w.sim.Wait(ctx, func() bool { return w.sim.Holding(herokusim.KindConfig) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if pc, err := w.svc.ChangePlan(ctx, id, "pro"); err != nil || !pc.Async {
+		t.Fatalf("ChangePlan(pro) during the push = %+v, %v; want async", pc, err)
+	}
+	close(hold)
+	if err := recv(t, job, "the plan change job"); !addon.IsBusy(err) {
+		t.Fatalf("ChangePlanJob with a change recorded meanwhile = %v, want busy (retry soon)", err)
+	}
+	if err := w.svc.ChangePlanJob(ctx, id); err != nil {
+		t.Fatalf("retried ChangePlanJob: %v", err)
+	}
+	if a := w.get(t, id); a.Plan != "pro" || a.PendingPlan != "" {
+		t.Errorf("plan %q pending %q, want pro", a.Plan, a.PendingPlan)
+	}
+	w.consistent(t, id)
 }
