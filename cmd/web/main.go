@@ -60,7 +60,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer queues.Close()
 	queueMetrics := jobs.NewQueueMetrics(app.Conn, log)
 	defer queueMetrics.Close()
-	app.LogBudget(0)
+	app.LogBudget(0, 0)
 	handler := web.New(web.Options{
 		Service:       svc,
 		AddonID:       cfg.AddonID,

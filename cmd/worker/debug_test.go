@@ -120,3 +120,17 @@ func TestShortAdminPasswordRefused(t *testing.T) {
 		t.Fatalf("run = %v, want a refusal naming ADMIN_PASSWORD", err)
 	}
 }
+
+// TestAdminGuardPool: the admin guard's Redis client exists only with
+// WORKER_DEBUG_ADDR, and its connections are what the budget counts.
+func TestAdminGuardPool(t *testing.T) {
+	tests := []struct {
+		addr string
+		want int
+	}{{"", 0}, {"127.0.0.1:6060", 2}}
+	for _, tt := range tests {
+		if got := adminGuardPool(tt.addr); got != tt.want {
+			t.Errorf("adminGuardPool(%q) = %d, want %d", tt.addr, got, tt.want)
+		}
+	}
+}

@@ -54,11 +54,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	})
 
 	var debug *debugServer
-	if cfg.WorkerDebugAddr != "" {
+	guardPool := adminGuardPool(cfg.WorkerDebugAddr)
+	if guardPool > 0 {
 		// The guessing limit is shared with the web dynos' admin pages
-		// through Redis; a client of two connections is enough for it.
+		// through Redis; a client of its own, outside the shared pool.
 		// (Over Sentinel it follows the primary, as every client does.)
-		rdb := app.Redis.Pooled(2)
+		rdb := app.Redis.Pooled(guardPool)
 		defer rdb.Close()
 		guard := web.NewAdminGuard(ratelimit.New(rdb), web.RateLimit{}, log)
 		if debug, err = listenDebug(cfg.WorkerDebugAddr, cfg.AdminPassword, guard, log); err != nil {
@@ -67,7 +68,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 
 	log.Info("starting", "driver", driver.Name(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
-	app.LogBudget(2, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
+	app.LogBudget(2, guardPool, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	g, ctx := errgroup.WithContext(ctx)
 	if debug != nil {
 		g.Go(func() error { return debug.serve(ctx) })
@@ -80,4 +81,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// adminGuardPool is how many Redis connections the debug listener's admin
+// guard opens (none without WORKER_DEBUG_ADDR): two are enough for its
+// guessing limit, and they count in the worker's budget.
+func adminGuardPool(debugAddr string) int {
+	if debugAddr == "" {
+		return 0
+	}
+	return 2
 }

@@ -100,13 +100,26 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 			return errBackground
 		}
 		changed := !maps.Equal(vars, a.Vars)
-		a, err = c.record(context.WithoutCancel(ctx), true, func(a *Addon, now time.Time) error {
-			a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-			a.Plan, a.PendingPlan, a.Vars = slug, "", vars
-			return nil
+		// The resource is on the new plan now: record it at any cost. If
+		// that cannot be done, the change continues as a job (which applies
+		// it again and records it), never as an error that leaves Heroku
+		// and Kiln on the old plan and the resource on the new one.
+		err = s.inHand(ctx, "plan change", id, func(ctx context.Context) error {
+			var err error
+			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
+				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
+				a.Plan, a.PendingPlan, a.Vars = slug, "", vars
+				if a.Halted == JobPlanChange {
+					// Heroku's newest plan is applied: a halted older change is moot.
+					a.Halted, a.HaltReason = "", ""
+				}
+				return nil
+			})
+			return err
 		})
 		if err != nil {
-			return err
+			s.log().ErrorContext(ctx, "could not record a plan change the driver made; a job applies it again", "addon", id, "plan", slug, "err", err)
+			return errBackground
 		}
 		pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
 		if changed {
@@ -149,11 +162,16 @@ var errBackground = errors.New("continues in the background")
 // more; it is recorded in the audit trail and the add-on stays on its plan.
 // A change recorded while this job ran is applied before it lets go.
 func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
-	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		for range 10 {
+			target := c.Addon().PendingPlan
 			more, err := s.changePlanOnce(ctx, c)
 			if err != nil {
-				return s.haltIfPermanent(ctx, c, JobPlanChange, err)
+				halted, herr := s.haltPlanIfPermanent(ctx, c, target, err)
+				if !halted && herr == nil {
+					continue // Heroku asked for another plan meanwhile: try that one
+				}
+				return herr
 			}
 			if !more {
 				return s.pushIfUnpushed(ctx, c)
@@ -161,13 +179,24 @@ func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 		}
 		return Errorf(EINTERNAL, "Plan of add-on %s keeps changing; the job will continue.", id)
 	})
+	if err != nil {
+		return err
+	}
+	// A change Heroku asked for while this job pushed found the add-on busy
+	// and was recorded for a job, but its enqueue was deduplicated against
+	// this running one: retry soon (Busy) rather than leave it for the
+	// reconciler's slow sweep.
+	if a, gerr := s.Store.Get(ctx, id); gerr == nil && a.State == StateProvisioned && a.PendingPlan != "" && a.Halted != JobPlanChange {
+		return Busy(id, "a plan change recorded during this job", 0)
+	}
+	return nil
 }
 
 // changePlanOnce applies the pending plan and reports whether a newer one
 // arrived meanwhile.
 func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err error) {
 	a := c.Addon()
-	if a.State != StateProvisioned || a.PendingPlan == "" || a.Halted != "" {
+	if a.State != StateProvisioned || a.PendingPlan == "" || a.Halted == JobPlanChange {
 		return false, nil // provisioning enqueues this again when it finishes
 	}
 	target := a.PendingPlan
@@ -223,6 +252,35 @@ func (s *Service) refusePlan(ctx context.Context, c *Claim, target string, cause
 	})
 	s.log().WarnContext(ctx, "plan change refused after Heroku was answered", "addon", c.Addon().ID, "plan", target, "err", cause)
 	return err
+}
+
+// haltPlanIfPermanent is haltIfPermanent for a plan change that failed
+// trying target: it halts only while target is still the plan Heroku asked
+// for. When a newer change was recorded meanwhile, halting would throw that
+// one away too; it reports halted false and a nil error so the job tries
+// the newer plan instead.
+func (s *Service) haltPlanIfPermanent(ctx context.Context, c *Claim, target string, err error) (halted bool, _ error) {
+	if err == nil || Transient(err) {
+		return false, err
+	}
+	reason := ErrorMessage(err)
+	a, rerr := c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+		if a.PendingPlan != target {
+			a.Note(now, "plan", fmt.Sprintf("plan change to %s failed (%s); plan %s asked for since is tried next", target, reason, a.PendingPlan))
+			return nil
+		}
+		a.Halted, a.HaltReason = JobPlanChange, reason
+		a.Note(now, "halted", fmt.Sprintf("%s stopped: %s", JobPlanChange, reason))
+		return nil
+	})
+	if rerr != nil {
+		return false, errors.Join(err, rerr)
+	}
+	if a.Halted != JobPlanChange {
+		return false, nil
+	}
+	s.log().ErrorContext(ctx, "job failed permanently; halted until an operator retries it", "addon", a.ID, "job", JobPlanChange, "reason", reason)
+	return true, err
 }
 
 // haltIfPermanent records a job that failed for good (a refusal, not an
@@ -355,40 +413,78 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 			// credentials could not reach the app, which would keep dead ones.
 			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
 		}
-		vars, err := r.RotateCredentials(ctx, s.resource(a))
+		// The driver call runs to its end whatever happens to the caller
+		// (a dashboard request cancelled, the lease taken over): once the
+		// driver has rotated, the old credentials are dead, and an answer
+		// thrown away midway would leave nobody knowing the new ones.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rotateTimeout)
+		vars, err := r.RotateCredentials(dctx, s.resource(a))
+		cancel()
 		if err != nil {
 			return fmt.Errorf("rotate credentials: %w", err)
 		}
 		// Record first, at any cost: the new credentials are the only working
 		// ones now, and the push below can be retried from what is recorded.
+		// Like tokens, they are saved even if the lease was taken over,
+		// unless another writer recorded other vars meanwhile.
+		before := a.Vars
+		set := func(a *Addon, now time.Time) error {
+			a.Vars = vars
+			a.ConfigPushedAt = time.Time{}
+			if a.Halted == JobPushConfig {
+				// New vars are owed to Heroku: an older halted push
+				// must not keep this one from being retried.
+				a.Halted, a.HaltReason = "", ""
+			}
+			a.Note(now, "credentials", "credentials rotated")
+			return nil
+		}
+		lost := false
 		err = s.inHand(ctx, "rotated credentials", id, func(ctx context.Context) error {
-			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
-				a.Vars = vars
-				a.ConfigPushedAt = time.Time{}
-				a.Note(now, "credentials", "credentials rotated")
-				return nil
+			if !lost {
+				_, err := c.Record(ctx, set)
+				if !errors.Is(err, ErrLeaseLost) {
+					return err
+				}
+				lost = true
+				s.log().ErrorContext(ctx, "lease lost while holding rotated credentials; saving them anyway", "addon", id)
+			}
+			_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+				if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
+					return nil
+				}
+				return set(a, s.now())
 			})
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if pushErr = s.pushConfig(ctx, c); pushErr != nil {
+		if lost {
+			pushErr = LeaseLost(id)
+		} else {
+			pushErr = s.pushConfig(ctx, c)
+		}
+		if pushErr != nil {
 			// The app still has the old, now dead, credentials: a job keeps
 			// pushing until Heroku takes the new ones.
-			s.enqueue(ctx, JobPushConfig, id)
+			s.enqueue(context.WithoutCancel(ctx), JobPushConfig, id)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.Get(ctx, id)
+	a, err := s.Store.Get(context.WithoutCancel(ctx), id)
 	if err != nil {
 		return nil, err
 	}
 	return a, pushErr
 }
+
+// rotateTimeout bounds a driver's credential rotation, which runs on a
+// context of its own (see RotateCredentials).
+const rotateTimeout = time.Minute
 
 // rotateClaimWait is how long a rotation asked for from the dashboard or the
 // operator API waits for another writer (a plan change job, another
@@ -409,7 +505,7 @@ func (s *Service) PushConfigJob(ctx context.Context, id string) error {
 // and its vars have not reached Heroku.
 func (s *Service) pushIfUnpushed(ctx context.Context, c *Claim) error {
 	a := c.Addon()
-	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil || a.Halted != "" {
+	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil || a.Halted == JobPushConfig {
 		return nil
 	}
 	return s.pushConfig(ctx, c)

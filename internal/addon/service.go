@@ -233,6 +233,25 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 		tok, err := s.Platform.ExchangeGrant(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
+				// The earlier attempt may have had its answer after all and
+				// still be saving the tokens in hand (its job timed out
+				// meanwhile): fail, under the claim's fence, only if none
+				// were saved.
+				exchanged := false
+				saved, rerr := c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+					if !a.GrantExchangedAt.IsZero() {
+						exchanged = true
+						return nil
+					}
+					return a.Transition(now, StateFailed, GrantLostReason)
+				})
+				if rerr != nil {
+					return errors.Join(fmt.Errorf("exchange grant: %w", err), rerr)
+				}
+				if exchanged {
+					next = saved.State == StateProvisioning
+					return nil
+				}
 				s.log().ErrorContext(ctx, "OAuth grant refused after an earlier exchange attempt whose answer was lost", "addon", id, "started", a.ExchangeStartedAt, "err", err)
 				if s.GrantLost != nil {
 					s.GrantLost(id)
@@ -290,6 +309,12 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 			a.Grant = nil // spent: keep no copy of it
 			a.GrantExchangedAt = now
 			a.Note(now, "step", "OAuth grant exchanged")
+			if a.State == StateFailed && a.Reason == GrantLostReason {
+				// A retried grant job found the grant spent and failed the
+				// add-on while these tokens were still being saved: they
+				// are its Platform API access after all.
+				return a.Transition(now, StateProvisioning, "OAuth tokens saved after the grant was reported lost; provisioning resumes")
+			}
 			return nil
 		}
 		if a.Tokens == nil {

@@ -42,6 +42,7 @@ type driver struct {
 	n    int
 
 	onCreate, onChange, onRotate func(id string) // called mid-call, driver state already read
+	beforeChange                 func(id string) // called first, before changeErr is looked at
 	changeErr                    atomic.Pointer[error]
 	destroys                     atomic.Int32
 }
@@ -76,6 +77,9 @@ func (d *driver) Create(ctx context.Context, r addon.Resource) (addon.Vars, erro
 }
 
 func (d *driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan) (addon.Vars, error) {
+	if d.beforeChange != nil {
+		d.beforeChange(r.ID)
+	}
 	if p := d.changeErr.Swap(nil); p != nil {
 		return nil, *p
 	}
@@ -101,6 +105,9 @@ func (d *driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 	d.mu.Unlock()
 	if d.onRotate != nil {
 		d.onRotate(r.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // rotated, but the answer is lost with the call
 	}
 	return v, nil
 }

@@ -138,7 +138,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 }
 
 // SweepOutbox enqueues the next job of every add-on whose enqueue failed
-// (the web process or a job could not reach Redis) and clears its flag. It
+// (the web process or a job could not reach Redis) and clears its flag
+// unless the add-on changed after it was listed (the flag may then stand
+// for a newer failed enqueue). It
 // needs no lock: enqueueing deduplicates. It stops at the first enqueue
 // failure (Redis is still down) and returns how many it enqueued.
 func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
@@ -154,15 +156,25 @@ func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
 			}
 			n++
 		}
+		listed := a.UpdatedAt
 		if _, err := r.store.Update(ctx, a.ID, func(ctx context.Context, a *addon.Addon) error {
+			if !a.UpdatedAt.Equal(listed) {
+				// Changed since it was listed: its flag may be a newer
+				// failed enqueue (of another job); the next sweep sees it.
+				return errChanged
+			}
 			a.Requeue = false
 			return nil
-		}); err != nil {
+		}); err != nil && !errors.Is(err, errChanged) {
 			return n, fmt.Errorf("clear requeue flag of %s: %w", a.ID, err)
 		}
 	}
 	return n, nil
 }
+
+// errChanged leaves an add-on's requeue flag alone when the add-on changed
+// after the outbox sweep listed it.
+var errChanged = errors.New("add-on changed since it was listed")
 
 // nextJob is the job that moves an add-on on from where it is recorded,
 // if any.
@@ -176,12 +188,12 @@ func nextJob(a *addon.Addon) (addon.JobKind, bool) {
 	case addon.StateDeprovisioning:
 		return addon.JobDeprovision, true
 	case addon.StateProvisioned:
+		// A halted job stops only its own kind: a halted plan change must
+		// not keep new config vars (a rotation's) from reaching Heroku.
 		switch {
-		case a.Halted != "":
-			return "", false
-		case a.PendingPlan != "":
+		case a.PendingPlan != "" && a.Halted != addon.JobPlanChange:
 			return addon.JobPlanChange, true
-		case a.ConfigPushedAt.IsZero() && a.Tokens != nil:
+		case a.ConfigPushedAt.IsZero() && a.Tokens != nil && a.Halted != addon.JobPushConfig:
 			return addon.JobPushConfig, true
 		}
 	}

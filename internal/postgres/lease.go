@@ -60,12 +60,16 @@ func (db *DB) busy(ctx context.Context, id string) error {
 }
 
 // Renew extends a lease this writer still holds; addon.LeaseLost when the
-// fence moved on (the lease lapsed and another writer claimed the add-on).
+// fence moved on (the lease lapsed and another writer claimed the add-on)
+// or the lease was released. Matching the owner and a held lease, not only
+// the fence, keeps a renewal that waited on the row lock behind the
+// writer's own final Record or Release from taking the freed lease again.
 func (db *DB) Renew(ctx context.Context, l addon.Lease, ttl time.Duration) (addon.Lease, error) {
 	var until time.Time
 	err := db.sql.QueryRowContext(ctx,
-		"UPDATE addons SET lease_until = clock_timestamp() + $3 * interval '1 microsecond' WHERE id = $1 AND fence = $2 RETURNING lease_until",
-		l.AddonID, l.Fence, ttl.Microseconds()).Scan(&until)
+		"UPDATE addons SET lease_until = clock_timestamp() + $3 * interval '1 microsecond' "+
+			"WHERE id = $1 AND fence = $2 AND lease_owner = $4 AND lease_until IS NOT NULL RETURNING lease_until",
+		l.AddonID, l.Fence, ttl.Microseconds(), l.Owner).Scan(&until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, addon.LeaseLost(l.AddonID)
 	}

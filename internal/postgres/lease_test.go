@@ -71,3 +71,49 @@ func TestLease(t *testing.T) {
 		t.Fatalf("Acquire after Release: %v", err)
 	}
 }
+
+// TestRenewAfterRelease: a renewal that runs after its writer freed the
+// lease (it waited on the row lock behind the final Record or Release, and
+// Postgres re-checks its WHERE on the freed row) must not take the lease
+// again: the add-on would stay busy for a whole lease with nobody working.
+func TestRenewAfterRelease(t *testing.T) {
+	tests := []struct {
+		name    string
+		release func(ctx context.Context, db releaser, l addon.Lease) error
+	}{
+		{"Release", func(ctx context.Context, db releaser, l addon.Lease) error { return db.Release(ctx, l) }},
+		{"Record with release", func(ctx context.Context, db releaser, l addon.Lease) error {
+			_, err := db.Record(ctx, l, true, func(context.Context, *addon.Addon) error { return nil })
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := newStore(t)
+			ctx := context.Background()
+			a := newAddon(now())
+			if _, _, err := db.Create(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			_, l, err := db.Acquire(ctx, a.ID, "first", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.release(ctx, db, l); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Renew(ctx, l, time.Minute); !errors.Is(err, addon.ErrLeaseLost) {
+				t.Errorf("Renew after release = %v, want lease lost", err)
+			}
+			if _, _, err := db.Acquire(ctx, a.ID, "second", time.Minute); err != nil {
+				t.Errorf("Acquire after release and renew: %v", err)
+			}
+		})
+	}
+}
+
+// releaser is the part of the store that frees a lease.
+type releaser interface {
+	Release(ctx context.Context, l addon.Lease) error
+	Record(ctx context.Context, l addon.Lease, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error)
+}

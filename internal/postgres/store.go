@@ -103,11 +103,12 @@ func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.
 	err := db.gorm.WithContext(ctx).
 		// The states are literals, not parameters, so that the planner can
 		// match the partial index's predicate even with a generic plan.
-		// Add-ons whose lease is held are being worked on; halted jobs wait
-		// for an operator (see addon.Addon.Halted).
+		// Add-ons whose lease is held are being worked on; a halted job
+		// waits for an operator (see addon.Addon.Halted) and stops only
+		// its own kind ('addon:plan', 'addon:config': addon.JobKind).
 		Where(`(state IN ('provisioning', 'deprovisioning')
-			OR (state = 'provisioned' AND pending_plan <> '' AND halted_job = '')
-			OR (state = 'provisioned' AND config_pushed_at IS NULL AND access_token IS NOT NULL AND halted_job = ''))
+			OR (state = 'provisioned' AND pending_plan <> '' AND halted_job <> 'addon:plan')
+			OR (state = 'provisioned' AND config_pushed_at IS NULL AND access_token IS NOT NULL AND halted_job <> 'addon:config'))
 			AND updated_at < ? AND (lease_until IS NULL OR lease_until < now())`, before.UTC()).
 		Order("updated_at, id").Limit(limit).Find(&rows).Error
 	if err != nil {

@@ -198,16 +198,25 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 // LogBudget says at start how many connections this process may open, so
 // an operator can add up a deployment against its plans' limits
 // (docs/deploy.md). subscriptions is the number of asynq servers (each holds
-// one Redis subscription beyond the pool).
-func (a *App) LogBudget(subscriptions int, attrs ...any) {
-	args := []any{
-		"postgres_max", a.DB.PoolSize(),
-		"redis_max", a.Config.RedisPool + subscriptions,
-		"redis_pool", a.Config.RedisPool,
+// one Redis subscription beyond the pool); extraRedis counts the
+// connections of any Redis client the process makes beside the shared pool
+// (the worker's admin guard when WORKER_DEBUG_ADDR is set), so redis_max is
+// every Redis connection the process can open.
+func (a *App) LogBudget(subscriptions, extraRedis int, attrs ...any) {
+	args := budget(a.DB.PoolSize(), a.Config.RedisPool, subscriptions, extraRedis)
+	a.Log.Info("connection budget", append(args, attrs...)...)
+}
+
+// budget is LogBudget's figures.
+func budget(postgresPool, redisPool, subscriptions, extraRedis int) []any {
+	return []any{
+		"postgres_max", postgresPool,
+		"redis_max", redisPool + subscriptions + extraRedis,
+		"redis_pool", redisPool,
 		"redis_subscriptions", subscriptions,
+		"redis_extra", extraRedis,
 		"gomaxprocs", runtime.GOMAXPROCS(0),
 	}
-	a.Log.Info("connection budget", append(args, attrs...)...)
 }
 
 // Close releases the connections Open made, newest first.

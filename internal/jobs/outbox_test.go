@@ -1,0 +1,70 @@
+package jobs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/jobs"
+)
+
+// hookQueue runs after between an enqueue and the outbox sweep clearing
+// the flag, to force a writer in there.
+type hookQueue struct {
+	addon.Queue
+	after func(kind addon.JobKind, id string)
+}
+
+func (q *hookQueue) Enqueue(ctx context.Context, kind addon.JobKind, id string) error {
+	err := q.Queue.Enqueue(ctx, kind, id)
+	if q.after != nil {
+		q.after(kind, id)
+	}
+	return err
+}
+
+// TestOutboxSweepKeepsANewerFlag: a writer that flags the add-on again
+// (its own enqueue failed) after the outbox sweep listed it must keep its
+// flag; clearing it would lose that job until the slow stale sweep.
+func TestOutboxSweepKeepsANewerFlag(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { down.Close() })
+	svc := e.service(down, time.Hour)
+	id := uuid.NewString()
+	provision(t, svc, id, e.sim.NewAddon(id))
+	if a := e.state(t, id); !a.Requeue {
+		t.Fatal("the provision whose enqueue failed is not flagged")
+	}
+	q := &hookQueue{Queue: e.queue}
+	q.after = func(addon.JobKind, string) {
+		q.after = nil
+		// Another writer records work whose enqueue failed.
+		if _, err := e.db.Update(ctx, id, func(_ context.Context, a *addon.Addon) error {
+			a.Requeue = true
+			a.Reason = "newer work"
+			return nil
+		}); err != nil {
+			t.Error(err)
+		}
+	}
+	rec := jobs.NewReconciler(e.db, q, svc, jobs.ReconcilerOptions{Log: e.log})
+	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
+		t.Fatalf("SweepOutbox = %d, %v; want 1", n, err)
+	}
+	if a := e.state(t, id); !a.Requeue {
+		t.Error("the outbox sweep cleared a flag set after it listed the add-on")
+	}
+	// The next sweep enqueues again and clears it.
+	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
+		t.Fatalf("second SweepOutbox = %d, %v; want 1", n, err)
+	}
+	if a := e.state(t, id); a.Requeue {
+		t.Error("the flag is still set after the second sweep")
+	}
+}
