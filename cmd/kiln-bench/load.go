@@ -27,8 +27,9 @@ type call struct {
 const grantLayout = "2006-01-02T15:04:05-0700"
 
 // provisionBody is Heroku's provision request, with the fields Heroku sends
-// (the log drain fields too: Kiln seals them).
-func provisionBody(id, code string, expires time.Time) []byte {
+// (the log drain fields too: Kiln seals them, and the worker writes the
+// add-on's milestones to logURL).
+func provisionBody(id, code string, expires time.Time, logURL string) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"uuid":         id,
 		"name":         "acme-inc-primary-" + id[:8],
@@ -41,11 +42,15 @@ func provisionBody(id, code string, expires time.Time) []byte {
 			"expires_at": expires.Format(grantLayout),
 			"type":       "authorization_code",
 		},
-		"log_input_url":   "https://token:t.01234567-89ab-cdef-0123-456789abcdef@1.us.logplex.io/logs",
+		"log_input_url":   logURL,
 		"log_drain_token": "d.01234567-89ab-cdef-0123-456789abcdef",
 	})
 	return b
 }
+
+// noLogURL is the log_input_url of add-ons no worker ever handles: a closed
+// loopback port, so even a stray write never leaves the machine.
+const noLogURL = "http://token:t.01234567-89ab-cdef-0123-456789abcdef@127.0.0.1:1/logs"
 
 // unregistered prepares n provision calls whose grants the simulator does
 // not know: for phases where no worker runs, so no grant is ever exchanged.
@@ -54,7 +59,7 @@ func unregistered(n int) []call {
 	exp := time.Now().Add(5 * time.Minute)
 	for i := range out {
 		id := uuid.NewString()
-		out[i] = call{id: id, body: provisionBody(id, uuid.NewString(), exp)}
+		out[i] = call{id: id, body: provisionBody(id, uuid.NewString(), exp, noLogURL)}
 	}
 	return out
 }
@@ -66,7 +71,8 @@ func (st *stack) registered(n int) []call {
 	for i := range out {
 		id := uuid.NewString()
 		g := st.sim.NewAddon(id)
-		out[i] = call{id: id, body: provisionBody(id, g.Code, g.ExpiresAt)}
+		// The simulator's logplex endpoint, as Heroku hands out its own.
+		out[i] = call{id: id, body: provisionBody(id, g.Code, g.ExpiresAt, st.sim.LogInputURL(st.simURL, id))}
 	}
 	return out
 }

@@ -68,7 +68,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 
 	log.Info("starting", "driver", driver.Name(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
-	app.LogBudget(2, guardPool, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
+	app.LogBudget(jobs.AsynqServers, guardPool, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	g, ctx := errgroup.WithContext(ctx)
 	if debug != nil {
 		g.Go(func() error { return debug.serve(ctx) })

@@ -250,8 +250,8 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 // Connection and concurrency defaults. Heroku's smallest Redis and Postgres
 // plans allow 20 connections each for every dyno together; with these, one
 // web plus one worker dyno open at most 6 + 8 = 14 Postgres connections
-// (leaving room for the release phase and a one-off dyno) and 6 + 8 + 2 = 16
-// Redis connections (the worker's two asynq servers hold one subscription
+// (leaving room for the release phase and a one-off dyno) and 6 + 8 + 3 = 17
+// Redis connections (the worker's three asynq servers hold one subscription
 // each), whatever GOMAXPROCS is. docs/deploy.md shows how to size them for
 // more dynos and bigger plans.
 const (

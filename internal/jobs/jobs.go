@@ -25,6 +25,11 @@ const (
 	QueueGrant   = "grant"
 	QueueDefault = "default"
 	QueueCleanup = "cleanup"
+	// QueueKeeper holds the keeper's best-effort jobs (syncs, webhook
+	// subscriptions, log lines). It has a server and slots of its own, so
+	// a slow or unreachable Heroku log drain can never take the slots that
+	// provisioning needs.
+	QueueKeeper = "keeper"
 )
 
 // MaxRetry is asynq's retry budget per task. It is deliberately far beyond
@@ -47,12 +52,12 @@ var specs = map[addon.JobKind]spec{
 	addon.JobPlanChange:  {queue: QueueDefault, timeout: 10 * time.Minute},
 	addon.JobDeprovision: {queue: QueueCleanup, timeout: 10 * time.Minute},
 	addon.JobPushConfig:  {queue: QueueDefault, timeout: time.Minute},
-	// The keeper's jobs (issue 14). Syncs and subscriptions come back by
-	// their sweep, so a few retries suffice; log lines are best effort
-	// (bounded retries, never blocking anything).
-	addon.JobSync:      {queue: QueueDefault, timeout: time.Minute, maxRetry: 5},
-	addon.JobSubscribe: {queue: QueueDefault, timeout: time.Minute, maxRetry: 10},
-	addon.JobLog:       {queue: QueueDefault, timeout: time.Minute, maxRetry: 3},
+	// The keeper's jobs (issue 14), on their own queue and server. Syncs and
+	// subscriptions come back by their sweep, so a few retries suffice; log
+	// lines are best effort (bounded retries, never blocking anything).
+	addon.JobSync:      {queue: QueueKeeper, timeout: time.Minute, maxRetry: 5},
+	addon.JobSubscribe: {queue: QueueKeeper, timeout: time.Minute, maxRetry: 10},
+	addon.JobLog:       {queue: QueueKeeper, timeout: time.Minute, maxRetry: 3},
 	addon.JobRetire:    {queue: QueueCleanup, timeout: 5 * time.Minute},
 }
 

@@ -60,6 +60,11 @@ func TestEnqueueRouting(t *testing.T) {
 		{addon.JobProvision, "default", 10 * time.Minute},
 		{addon.JobPlanChange, "default", 10 * time.Minute},
 		{addon.JobDeprovision, "cleanup", 10 * time.Minute},
+		// The keeper's best-effort jobs have their own queue and server,
+		// so a hanging log drain cannot take provisioning's slots.
+		{addon.JobSync, "keeper", time.Minute},
+		{addon.JobSubscribe, "keeper", time.Minute},
+		{addon.JobLog, "keeper", time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.kind), func(t *testing.T) {

@@ -28,6 +28,10 @@ type ServerOptions struct {
 	// server, so they never wait for a free resource-work slot. Default
 	// DefaultGrantConcurrency.
 	GrantConcurrency int
+	// KeeperConcurrency is how many keeper jobs (syncs, webhook
+	// subscriptions, log lines) run at once, on their own server, so they
+	// never take provisioning's slots. Default DefaultKeeperConcurrency.
+	KeeperConcurrency int
 	// Log receives the worker's logfmt lines. Default: discarded.
 	Log *slog.Logger
 	// ShutdownTimeout is how long running jobs may finish after Run's
@@ -57,7 +61,14 @@ type ServerOptions struct {
 const (
 	DefaultConcurrency      = 100
 	DefaultGrantConcurrency = 50
+	// DefaultKeeperConcurrency bounds the keeper's best-effort jobs: a log
+	// drain that hangs for its whole timeout holds at most this many slots.
+	DefaultKeeperConcurrency = 10
 )
+
+// AsynqServers is how many asynq servers a worker runs; each holds one Redis
+// connection of its own for task cancellations, outside the shared pool.
+const AsynqServers = 3
 
 func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Concurrency <= 0 {
@@ -65,6 +76,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	}
 	if o.GrantConcurrency <= 0 {
 		o.GrantConcurrency = DefaultGrantConcurrency
+	}
+	if o.KeeperConcurrency <= 0 {
+		o.KeeperConcurrency = DefaultKeeperConcurrency
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -87,17 +101,19 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	return o
 }
 
-// Server is the worker process's job runner. It runs two asynq servers on
-// one Redis: one only for the grant queue and one for default and cleanup,
-// because a grant exchange is the one job with a hard clock (the code dies
-// five minutes after Heroku's request) and must not queue behind resource
-// work when every default slot is busy.
+// Server is the worker process's job runner. It runs three asynq servers on
+// one Redis: one only for the grant queue, one for default and cleanup, and
+// a small one for the keeper's best-effort jobs. A grant exchange is the one
+// job with a hard clock (the code dies five minutes after Heroku's request)
+// and must not queue behind resource work when every default slot is busy;
+// and a slow log drain or sync must never hold a slot provisioning needs.
 type Server struct {
 	opt     ServerOptions
 	log     *slog.Logger
 	mux     *asynq.ServeMux
 	grant   *asynq.Server
 	main    *asynq.Server
+	keeper  *asynq.Server
 	health  func(error)
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -109,7 +125,7 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	o = o.withDefaults()
 	s := &Server{opt: o, log: o.Log.With("component", "jobs")}
 	asynqLog := o.Log.With("component", "asynq")
-	// Handlers get a context of their own, cancelled only after both asynq
+	// Handlers get a context of their own, cancelled only after all asynq
 	// servers have shut down (and handed unfinished tasks back): cancelling
 	// it at SIGTERM would turn every running job into a failed attempt with
 	// a backoff, where a hand-back retries it at once on another dyno.
@@ -164,6 +180,7 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	// request, so it is never urgent, but weighted (not strict) priority
 	// keeps it from starving.
 	s.main = newServer(r, cfg("default", o.Concurrency, map[string]int{QueueDefault: 3, QueueCleanup: 1}))
+	s.keeper = newServer(r, cfg("keeper", o.KeeperConcurrency, map[string]int{QueueKeeper: 1}))
 	return s
 }
 
@@ -214,7 +231,7 @@ func (s *Server) policy(next asynq.Handler) asynq.Handler {
 	})
 }
 
-// Run starts both asynq servers, blocks until ctx ends, then shuts both
+// Run starts the asynq servers, blocks until ctx ends, then shuts them all
 // down at once: running jobs get ShutdownTimeout to finish and are then
 // handed back to their queue. An unreachable Redis at start is logged, not
 // fatal: asynq keeps reconnecting, the reconciler catches up afterwards, and
@@ -228,6 +245,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.grant.Shutdown()
 		return fmt.Errorf("jobs: start default server: %w", err)
 	}
+	if err := s.keeper.Start(s.mux); err != nil {
+		s.grant.Shutdown()
+		s.main.Shutdown()
+		return fmt.Errorf("jobs: start keeper server: %w", err)
+	}
 	s.log.Info("worker started", "concurrency", s.opt.Concurrency, "grant_concurrency", s.opt.GrantConcurrency)
 	// asynq's own health probe first runs after 15 s; say at once whether
 	// Redis answers, without delaying the start on a slow dial.
@@ -236,7 +258,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.log.Info("worker draining", "timeout", s.opt.ShutdownTimeout)
 	var wg sync.WaitGroup
-	for _, srv := range []*asynq.Server{s.grant, s.main} {
+	for _, srv := range []*asynq.Server{s.grant, s.main, s.keeper} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
