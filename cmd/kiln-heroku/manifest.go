@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kiln-dev/kiln/internal/partner"
+	"github.com/kiln-dev/kiln/internal/asheroku"
 )
 
 // driverVars are the config vars (without the prefix) each resource driver
@@ -68,7 +68,7 @@ func (c *cli) manifestGenerate(args []string) error {
 			}
 		}
 	}
-	o := partner.GenerateOptions{
+	o := asheroku.GenerateOptions{
 		ID:         s.addonID(),
 		Name:       *name,
 		Prefix:     first(s.prefix, s.env("ADDON_CONFIG_PREFIX")),
@@ -88,7 +88,7 @@ func (c *cli) manifestGenerate(args []string) error {
 		}
 	}
 	freshPassword, freshSalt := o.Password == "", o.SSOSalt == ""
-	m, err := partner.Generate(o)
+	m, err := asheroku.Generate(o)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (c *cli) manifestValidate(args []string) error {
 	if err != nil {
 		return err
 	}
-	problems := partner.Validate(data)
+	problems := asheroku.Validate(data)
 	if len(problems) == 0 {
 		fmt.Fprintf(c.stdout, "%s: valid\n", pos[0])
 		return nil
