@@ -15,12 +15,21 @@ import (
 // sets. The domain's Driver interface cannot list them, so this table must
 // follow the drivers: the built-in ones set only <PREFIX>_URL; the http
 // driver sets whatever the partner's service answers, at least URL, so its
-// list is given with --config-vars.
+// list is given with --config-vars. Its keys and driverChoice are spelled
+// here rather than taken from config.Drivers so that kiln-heroku does not
+// link the drivers; a test holds them to config.Drivers.
 var driverVars = map[string][]string{
 	"account":  {"URL"},
 	"postgres": {"URL"},
 	"http":     {"URL"},
 }
+
+// driverChoice names driverVars' keys for messages, as config.DriverChoice
+// does; the first is the default.
+const driverChoice = "account, postgres or http"
+
+// defaultDriver is the driver Kiln runs when RESOURCE_DRIVER is unset.
+const defaultDriver = "account"
 
 func (c *cli) manifest(args []string) error {
 	if len(args) == 0 {
@@ -55,10 +64,10 @@ func (c *cli) manifestGenerate(args []string) error {
 	if *root == "" {
 		return usageError{"--url is required: Kiln's production root URL, such as https://kiln.example.com"}
 	}
-	d := first(*driver, s.env("RESOURCE_DRIVER"), "account")
+	d := first(*driver, s.env("RESOURCE_DRIVER"), defaultDriver)
 	vars, ok := driverVars[d]
 	if !ok {
-		return fmt.Errorf("unknown resource driver %q (want account, postgres or http)", d)
+		return fmt.Errorf("unknown resource driver %q (want %s)", d, driverChoice)
 	}
 	if *extra != "" {
 		vars = nil

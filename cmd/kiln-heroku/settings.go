@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/devenv"
 	"github.com/kiln-dev/kiln/internal/herokusim"
@@ -130,7 +131,7 @@ func (s *settings) configPrefix() string {
 	if s.manifest != nil {
 		m = s.manifest.API.ConfigVarsPrefix
 	}
-	return first(s.prefix, m, s.env("ADDON_CONFIG_PREFIX"), asheroku.DefaultPrefix(s.addonID()))
+	return first(s.prefix, m, s.env("ADDON_CONFIG_PREFIX"), addon.DefaultPrefix(s.addonID()))
 }
 
 // kiln returns the client for the Kiln under test, with the manifest's

@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
 )
@@ -189,7 +190,7 @@ func Run(ctx context.Context, o Options) *Report {
 		o.NewPlan = "basic"
 	}
 	if o.Prefix == "" {
-		o.Prefix = asheroku.DefaultPrefix(o.Kiln.ID)
+		o.Prefix = addon.DefaultPrefix(o.Kiln.ID)
 	}
 	if o.ProvisionTimeout <= 0 {
 		o.ProvisionTimeout = 60 * time.Second

@@ -51,8 +51,12 @@ func New(db *gorm.DB, publicURL string) *Driver {
 	return &Driver{db: db, publicURL: publicURL}
 }
 
+// Name is the RESOURCE_DRIVER value that selects this driver; the
+// configuration and the wiring name the driver by it, so it is spelled once.
+const Name = "account"
+
 // Name is the RESOURCE_DRIVER value that selects this driver.
-func (d *Driver) Name() string { return "account" }
+func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans of RESOURCE_PLANS_FILE (NewWithCatalog), else of
 // plans.json. It panics if the embedded file is broken, which the

@@ -167,8 +167,12 @@ func publicAddr(admin *url.URL, public string) (string, error) {
 // Close releases the admin connections.
 func (d *Driver) Close() error { return d.db.Close() }
 
+// Name is the RESOURCE_DRIVER value that selects this driver; the
+// configuration and the wiring name the driver by it, so it is spelled once.
+const Name = "postgres"
+
 // Name is the RESOURCE_DRIVER value that selects this driver.
-func (d *Driver) Name() string { return "postgres" }
+func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans loaded at New.
 func (d *Driver) Catalog() addon.Catalog { return d.catalog }
