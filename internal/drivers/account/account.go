@@ -63,13 +63,13 @@ func (d *Driver) Name() string { return Name }
 // package's tests rule out before a build ships.
 func (d *Driver) Catalog() addon.Catalog {
 	if d.plans != nil {
-		return copyCatalog(d.plans)
+		return d.plans.Clone()
 	}
-	c, err := catalog()
+	c, err := shipped()
 	if err != nil {
 		panic(err)
 	}
-	return copyCatalog(c)
+	return c.Clone()
 }
 
 // Account is a tenant as the dashboard and the API show it; the key is never

@@ -4,9 +4,9 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/drivers/catalog"
 )
 
 // The limits every plan of this driver must state, as keys of addon.Plan.Limits.
@@ -23,27 +23,12 @@ const (
 //go:embed plans.json
 var defaultPlans []byte
 
-// defaultPlansName names the embedded catalog in error messages.
-const defaultPlansName = "plans.json (built in)"
-
 // LoadCatalog reads and validates a plan catalog file for this driver; an
 // empty path means the catalog shipped in the package. It is exported so the
 // commands can refuse to start on a broken catalog, with an error naming the
 // file and the plan, instead of failing on the first customer's provision.
 func LoadCatalog(path string) (addon.Catalog, error) {
-	name, data := defaultPlansName, defaultPlans
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("plan catalog %s: %w", path, err)
-		}
-		name, data = path, b
-	}
-	c, err := parseCatalog(data)
-	if err != nil {
-		return nil, fmt.Errorf("plan catalog %s: %w", name, err)
-	}
-	return c, nil
+	return catalog.Load(path, defaultPlans, parseCatalog)
 }
 
 func parseCatalog(data []byte) (addon.Catalog, error) {
