@@ -515,6 +515,14 @@ func (l *callLog) times(kind string, ids []string) ([]time.Time, int) {
 	return out, n
 }
 
+// waitAll waits up to limit for a call of kind for every add-on of ids.
+func (l *callLog) waitAll(ctx context.Context, limit time.Duration, what, kind string, ids []string) error {
+	return waitFor(ctx, limit, what, func() bool {
+		_, n := l.times(kind, ids)
+		return n == len(ids)
+	})
+}
+
 func (l *callLog) count(kind string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
