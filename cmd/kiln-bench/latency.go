@@ -39,7 +39,7 @@ func (b *bench) latencyPhase(ctx context.Context) error {
 		return err
 	}
 	named := func(name string) []string {
-		db, _ := url.Parse(st.dbURL)
+		db, _ := url.Parse(st.database.URL)
 		q := db.Query()
 		q.Set("application_name", "kiln-"+name)
 		db.RawQuery = q.Encode()
@@ -132,7 +132,7 @@ func (st *stack) sampleConnections(ctx context.Context, redisPeak, pgPeak map[st
 	}
 	redisPeak["total"] = max(redisPeak["total"], total)
 
-	rows, err := st.db.QueryContext(ctx, "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'kiln-%' GROUP BY 1", st.dbName)
+	rows, err := st.db.QueryContext(ctx, "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'kiln-%' GROUP BY 1", st.database.Name)
 	if err != nil {
 		return
 	}
