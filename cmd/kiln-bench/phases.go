@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/herokusim"
 )
 
@@ -130,6 +131,11 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	e := EndToEnd{Addons: len(ids), Provisioned: n, Accept: accepted, CPU: cpu, Sessions: sessions}
 	e.Seconds, e.PerSecond = provisioned.rate(lr.start)
 	e.Latency = provisioned.latency
+	// Heroku sees an add-on marked provisioned just before Kiln records it,
+	// so the last records may trail the simulator's marks by a moment.
+	_ = waitFor(ctx, 5*time.Second, "Kiln to record every add-on", func() bool {
+		return err != nil || st.states(ctx)[string(addon.StateProvisioning)] == 0
+	})
 	e.States = st.states(ctx)
 	b.res.EndToEnd = e
 	b.logf("end to end: %d/%d provisioned in %.1f s: %.0f/s  p50 %.0f ms  p99 %.0f ms", n, len(ids), e.Seconds, e.PerSecond, e.Latency.P50, e.Latency.P99)
