@@ -34,6 +34,20 @@ const (
 	Worker
 )
 
+// String is the process's name in the Procfile, as its logs and errors
+// name it.
+func (p Process) String() string {
+	switch p {
+	case Release:
+		return "release"
+	case Web:
+		return "web"
+	case Worker:
+		return "worker"
+	}
+	return fmt.Sprintf("Process(%d)", int(p))
+}
+
 // Config is the validated environment.
 type Config struct {
 	Port              int

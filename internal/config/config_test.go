@@ -142,3 +142,13 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessNames: the names logs and errors give the processes are the
+// Procfile's.
+func TestProcessNames(t *testing.T) {
+	for p, want := range map[Process]string{Release: "release", Web: "web", Worker: "worker", Process(9): "Process(9)"} {
+		if got := p.String(); got != want {
+			t.Errorf("Process(%d).String() = %q, want %q", int(p), got, want)
+		}
+	}
+}
