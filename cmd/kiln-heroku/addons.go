@@ -61,6 +61,20 @@ func parse(fs *flag.FlagSet, s *settings, args []string) ([]string, error) {
 	return pos, nil
 }
 
+// parseWant is parse for a command that takes exactly the positional
+// arguments names ("ADDON_ID", "PLAN"), refusing any other count with
+// their names.
+func parseWant(fs *flag.FlagSet, s *settings, args []string, names ...string) ([]string, error) {
+	pos, err := parse(fs, s, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != len(names) {
+		return nil, usageError{"want " + strings.Join(names, " ")}
+	}
+	return pos, nil
+}
+
 // optionsFlag collects repeated --option k=v.
 type optionsFlag map[string]string
 
@@ -153,12 +167,9 @@ func (c *cli) provision(args []string) error {
 // planChange sends Heroku's plan change call.
 func (c *cli) planChange(args []string) error {
 	fs, s := c.flags("plan-change", "ADDON_ID PLAN")
-	pos, err := parse(fs, s, args)
+	pos, err := parseWant(fs, s, args, "ADDON_ID", "PLAN")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return usageError{"want ADDON_ID PLAN"}
 	}
 	kiln, err := s.kiln()
 	if err != nil {
@@ -179,12 +190,9 @@ func (c *cli) planChange(args []string) error {
 // deprovision sends Heroku's deprovision call.
 func (c *cli) deprovision(args []string) error {
 	fs, s := c.flags("deprovision", "ADDON_ID")
-	pos, err := parse(fs, s, args)
+	pos, err := parseWant(fs, s, args, "ADDON_ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"want ADDON_ID"}
 	}
 	kiln, err := s.kiln()
 	if err != nil {
@@ -227,12 +235,9 @@ func (c *cli) sso(args []string) error {
 	userID := fs.String("user-id", "", "the signed-in user's id (default: a fixed example uuid)")
 	app := fs.String("app", "kiln-heroku-app", "the app the add-on is attached to")
 	printForm := fs.Bool("print", false, "also print the form fields")
-	pos, err := parse(fs, s, args)
+	pos, err := parseWant(fs, s, args, "ADDON_ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"want ADDON_ID"}
 	}
 	kiln, err := s.kiln()
 	if err != nil {

@@ -329,6 +329,9 @@ func TestUsage(t *testing.T) {
 		{nil, 2, "Commands:"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"plan-change", "only-one"}, 2, "want ADDON_ID PLAN"},
+		{[]string{"deprovision"}, 2, "want ADDON_ID"},
+		{[]string{"sso", "one", "two"}, 2, "want ADDON_ID"},
+		{[]string{"manifest", "validate"}, 2, "want FILE"},
 		{[]string{"provision", "--no-such-flag"}, 2, "flag provided but not defined"},
 	}
 	for _, tt := range tests {

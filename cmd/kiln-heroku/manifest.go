@@ -147,12 +147,9 @@ func (c *cli) manifestValidate(args []string) error {
 	fs := flag.NewFlagSet("kiln-heroku manifest validate", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() { fmt.Fprintln(c.stderr, "usage: kiln-heroku manifest validate FILE") }
-	pos, err := parse(fs, nil, args)
+	pos, err := parseWant(fs, nil, args, "FILE")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"want FILE"}
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
