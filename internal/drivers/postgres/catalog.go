@@ -50,6 +50,17 @@ type limits struct {
 	SizeBytes   int64 `json:"size_limit_bytes"`
 }
 
+// usableLimits is limitsOf for a plan an add-on is on or moves to: the
+// catalog was checked at start, so a plan without usable limits is Kiln's
+// fault (EINTERNAL), not the customer's.
+func usableLimits(p addon.Plan) (limits, error) {
+	l, err := limitsOf(p)
+	if err != nil {
+		return l, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", p.Slug)
+	}
+	return l, nil
+}
+
 func limitsOf(p addon.Plan) (limits, error) {
 	l := limits{Connections: p.Limits[LimitConnections], SizeBytes: p.Limits[LimitSizeBytes]}
 	switch {

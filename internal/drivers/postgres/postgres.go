@@ -212,9 +212,9 @@ func (d *Driver) Create(ctx context.Context, r addon.Resource) (addon.Vars, erro
 	if err != nil {
 		return nil, err
 	}
-	lim, err := limitsOf(r.Plan)
+	lim, err := usableLimits(r.Plan)
 	if err != nil {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", r.Plan.Slug)
+		return nil, err
 	}
 	password := passwordIn(r.Vars, n)
 	if password == "" {
@@ -328,9 +328,9 @@ func (d *Driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan
 	if err != nil {
 		return nil, err
 	}
-	lim, err := limitsOf(to)
+	lim, err := usableLimits(to)
 	if err != nil {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", to.Slug)
+		return nil, err
 	}
 	err = d.locked(ctx, n, func(c *sql.Conn) error {
 		var size int64

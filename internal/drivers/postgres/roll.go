@@ -51,9 +51,9 @@ func (d *Driver) Roll(ctx context.Context, r addon.Resource) (addon.Vars, error)
 	if err != nil {
 		return nil, err
 	}
-	lim, err := limitsOf(r.Plan)
+	lim, err := usableLimits(r.Plan)
 	if err != nil {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", r.Plan.Slug)
+		return nil, err
 	}
 	next := n.role + loginA
 	if userIn(r.Vars, n) == next {
