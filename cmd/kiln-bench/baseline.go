@@ -16,6 +16,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
+
+	"github.com/kiln-dev/kiln/internal/faultkit"
 )
 
 // baselinePool is the baseline's Postgres pool: the same size as Kiln's
@@ -96,14 +98,14 @@ func (st *stack) startBaseline(ctx context.Context) (string, func() error, error
 	if err != nil {
 		return "", nil, err
 	}
-	port, err := freePort()
+	port, err := faultkit.FreePort()
 	if err != nil {
 		return "", nil, err
 	}
 	cmd := exec.Command(self, "baseline")
 	cmd.Env = append(os.Environ(),
 		"PORT="+strconv.Itoa(port),
-		"DATABASE_URL="+st.dbURL,
+		"DATABASE_URL="+st.database.URL,
 		"REDIS_URL=redis://"+st.redisAddr+"/1",
 	)
 	out, err := os.CreateTemp(st.logDir, "baseline-*.log")
@@ -111,7 +113,7 @@ func (st *stack) startBaseline(ctx context.Context) (string, func() error, error
 		return "", nil, err
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = faultkit.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return "", nil, fmt.Errorf("start baseline: %w", err)

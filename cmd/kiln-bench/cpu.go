@@ -62,8 +62,10 @@ func (st *stack) sampleCPU() cpuSample {
 	if p := st.baselinePid; p != 0 {
 		groups[p] = "baseline"
 	}
-	if st.redisCmd != nil && st.redisCmd.Process != nil {
-		groups[st.redisCmd.Process.Pid] = "redis"
+	if st.redis != nil {
+		if pid := st.redis.Pid(); pid != 0 {
+			groups[pid] = "redis"
+		}
 	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
@@ -95,7 +97,7 @@ func (st *stack) sampleCPU() cpuSample {
 			case comm == "postgres":
 				cmd, _ := os.ReadFile(d + "/cmdline")
 				g = "postgres (shared)"
-				if st.dbName != "" && bytes.Contains(cmd, []byte(st.dbName)) {
+				if st.database != nil && bytes.Contains(cmd, []byte(st.database.Name)) {
 					g = "postgres"
 				}
 			default:

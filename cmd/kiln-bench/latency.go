@@ -39,7 +39,7 @@ func (b *bench) latencyPhase(ctx context.Context) error {
 		return err
 	}
 	named := func(name string) []string {
-		db, _ := url.Parse(st.dbURL)
+		db, _ := url.Parse(st.database.URL)
 		q := db.Query()
 		q.Set("application_name", "kiln-"+name)
 		db.RawQuery = q.Encode()
@@ -79,49 +79,20 @@ func (b *bench) latencyPhase(ctx context.Context) error {
 	hc := client(sz.Callers)
 	lr := runLoad(ctx, hc, st.webURL+"/heroku/resources", calls, sz.Callers)
 	ids := idsOf(calls)
-	err := waitFor(ctx, sz.WaitLimit, "every add-on marked provisioned", func() bool {
-		_, n := st.calls.times(herokusim.KindProvision, ids)
-		return n == len(ids)
-	})
+	err := st.calls.waitAll(ctx, sz.WaitLimit, "every add-on marked provisioned", herokusim.KindProvision, ids)
 	stopSampling()
 	wg.Wait()
-	done, n := st.calls.times(herokusim.KindProvision, ids)
-	grants, _ := st.calls.times(herokusim.KindGrant, ids)
+	done, _ := st.calls.times(herokusim.KindProvision, ids)
+	grantTimes, _ := st.calls.times(herokusim.KindGrant, ids)
+	provisioned, grants := answersOf(done, lr.starts), answersOf(grantTimes, lr.starts)
+	n := provisioned.n
 	h.Addons, h.Provisioned = len(ids), n
-	var lat []time.Duration
-	var last time.Time
-	for i, t := range done {
-		if t.IsZero() {
-			continue
-		}
-		lat = append(lat, t.Sub(lr.starts[i]))
-		if t.After(last) {
-			last = t
-		}
-	}
-	if n > 0 {
-		h.Seconds = last.Sub(lr.start).Seconds()
-		h.PerSecond = float64(n) / h.Seconds
-	}
-	h.Latencies = latencyOf(lat)
-	var first, lastGrant time.Time
-	g := 0
-	for _, t := range grants {
-		if t.IsZero() {
-			continue
-		}
-		g++
-		if first.IsZero() || t.Before(first) {
-			first = t
-		}
-		if t.After(lastGrant) {
-			lastGrant = t
-		}
-	}
-	if g > 1 && lastGrant.After(lr.start) {
+	h.Seconds, h.PerSecond = provisioned.rate(lr.start)
+	h.Latencies = provisioned.latency
+	if grants.n > 1 && grants.last.After(lr.start) {
 		// From the first request of the burst, so the figure includes the
 		// latency of getting the burst in.
-		h.GrantsPerSec = float64(g) / lastGrant.Sub(lr.start).Seconds()
+		_, h.GrantsPerSec = grants.rate(lr.start)
 	}
 	b.res.Latency = h
 	b.logf("150 ms Heroku: %d/%d provisioned in %.1f s: %.0f/s; grants %.0f/s; peak redis %v, postgres %v",
@@ -161,7 +132,7 @@ func (st *stack) sampleConnections(ctx context.Context, redisPeak, pgPeak map[st
 	}
 	redisPeak["total"] = max(redisPeak["total"], total)
 
-	rows, err := st.db.QueryContext(ctx, "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'kiln-%' GROUP BY 1", st.dbName)
+	rows, err := st.db.QueryContext(ctx, "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'kiln-%' GROUP BY 1", st.database.Name)
 	if err != nil {
 		return
 	}

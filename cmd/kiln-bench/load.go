@@ -207,3 +207,42 @@ func latencyOf(ds []time.Duration) Latency {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// answers is how the requests of a burst were answered by a later call the
+// simulator saw for each add-on (its provision marked provisioned, its
+// grant exchanged): every phase measures its burst the same way.
+type answers struct {
+	n       int       // how many were answered
+	latency Latency   // from each request to its answer
+	last    time.Time // the last answer
+}
+
+// answersOf pairs each answer time (zero: none yet) with the time its
+// request was sent.
+func answersOf(at, sent []time.Time) answers {
+	var a answers
+	var lat []time.Duration
+	for i, t := range at {
+		if t.IsZero() {
+			continue
+		}
+		a.n++
+		lat = append(lat, t.Sub(sent[i]))
+		if t.After(a.last) {
+			a.last = t
+		}
+	}
+	a.latency = latencyOf(lat)
+	return a
+}
+
+// rate is how long the burst took from start (its first request) to the
+// last answer, and the answers per second over that time; zero when
+// nothing was answered.
+func (a answers) rate(start time.Time) (seconds, perSecond float64) {
+	if a.n == 0 {
+		return 0, 0
+	}
+	seconds = a.last.Sub(start).Seconds()
+	return seconds, float64(a.n) / seconds
+}

@@ -199,7 +199,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			logf("cleanup: %v", cerr)
 		}
 	}()
-	res.Database = st.dbName
+	res.Database = st.database.Name
 	b := &bench{st: st, o: o, sz: sz, res: res, logf: logf}
 	if err := b.all(ctx); err != nil {
 		st.failed = true

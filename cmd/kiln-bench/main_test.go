@@ -144,6 +144,40 @@ func TestLatencyOf(t *testing.T) {
 	}
 }
 
+func TestAnswers(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms ...int) []time.Time {
+		out := make([]time.Time, len(ms))
+		for i, m := range ms {
+			if m >= 0 {
+				out[i] = t0.Add(time.Duration(m) * time.Millisecond)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name            string
+		answered, sent  []time.Time
+		n               int
+		p50, max        float64
+		seconds, perSec float64
+	}{
+		{"none answered", at(-1, -1), at(0, 10), 0, 0, 0, 0, 0},
+		{"all answered", at(100, 2000), at(0, 1000), 2, 100, 1000, 2, 1},
+		{"one still missing", at(-1, 500, 400), at(0, 100, 200), 2, 200, 400, 0.5, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := answersOf(tt.answered, tt.sent)
+			seconds, perSec := a.rate(t0)
+			if a.n != tt.n || a.latency.P50 != tt.p50 || a.latency.Max != tt.max || seconds != tt.seconds || perSec != tt.perSec {
+				t.Errorf("n %d p50 %v max %v, rate %v s %v/s; want n %d p50 %v max %v, rate %v s %v/s",
+					a.n, a.latency.P50, a.latency.Max, seconds, perSec, tt.n, tt.p50, tt.max, tt.seconds, tt.perSec)
+			}
+		})
+	}
+}
+
 func TestCount(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 200000: "200,000", 1234567: "1,234,567", -1500: "-1,500"} {
 		if got := count(n); got != want {

@@ -110,7 +110,7 @@ func (st *stack) pending(ctx context.Context, queue string) (int, error) {
 // churn, each new connection costing Postgres a backend process.
 func (st *stack) sessions(ctx context.Context) int64 {
 	var n int64
-	_ = st.db.QueryRowContext(ctx, "SELECT sessions FROM pg_stat_database WHERE datname = $1", st.dbName).Scan(&n)
+	_ = st.db.QueryRowContext(ctx, "SELECT sessions FROM pg_stat_database WHERE datname = $1", st.database.Name).Scan(&n)
 	return n
 }
 

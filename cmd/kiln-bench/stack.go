@@ -6,12 +6,10 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +22,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kiln-dev/kiln/internal/faultkit"
 	"github.com/kiln-dev/kiln/internal/herokusim"
 	"github.com/kiln-dev/kiln/internal/postgres"
 )
@@ -43,12 +42,10 @@ type stack struct {
 	sz   sizes
 	logf func(string, ...any)
 
-	adminURL string
-	dbName   string
-	dbURL    string
+	database *faultkit.Database
 	db       *sql.DB // the bench's own connection to the benchmark database
 
-	redisCmd  *exec.Cmd
+	redis     *faultkit.Redis
 	redisDir  string
 	redisAddr string
 	rdb       *redis.Client
@@ -96,8 +93,8 @@ func newStack(ctx context.Context, o options, sz sizes, logf func(string, ...any
 	if err := st.startPostgres(ctx); err != nil {
 		return nil, err
 	}
-	logf("database %s migrated", st.dbName)
-	if err := st.startRedis(ctx); err != nil {
+	logf("database %s migrated", st.database.Name)
+	if err := st.startRedis(); err != nil {
 		return nil, err
 	}
 	logf("redis-server on %s", st.redisAddr)
@@ -106,11 +103,11 @@ func newStack(ctx context.Context, o options, sz sizes, logf func(string, ...any
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	webPort, err := freePort()
+	webPort, err := faultkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	debugPort, err := freePort()
+	debugPort, err := faultkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +115,7 @@ func newStack(ctx context.Context, o options, sz sizes, logf func(string, ...any
 	st.workerDebug = "127.0.0.1:" + strconv.Itoa(debugPort)
 	st.env = append(os.Environ(),
 		"PORT="+strconv.Itoa(webPort),
-		"DATABASE_URL="+st.dbURL,
+		"DATABASE_URL="+st.database.URL,
 		"REDIS_URL=redis://"+st.redisAddr+"/0",
 		"ADDON_ID="+addonID,
 		"ADDON_PASSWORD="+password,
@@ -155,30 +152,14 @@ func adminDatabaseURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-func (st *stack) startPostgres(ctx context.Context) error {
-	st.adminURL = adminDatabaseURL()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kiln_bench_" + hex.EncodeToString(b)
-	admin, err := sql.Open("pgx", st.adminURL)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		return fmt.Errorf("create database (is Postgres running?): %w", err)
-	}
-	st.dbName = name
-	u, err := url.Parse(st.adminURL)
-	if err != nil {
+func (st *stack) startPostgres(ctx context.Context) (err error) {
+	if st.database, err = faultkit.CreateDatabase(ctx, adminDatabaseURL(), "kiln_bench"); err != nil {
 		return err
 	}
-	u.Path = "/" + name
-	st.dbURL = u.String()
-	if err := postgres.Migrate(ctx, st.dbURL); err != nil {
+	if err := postgres.Migrate(ctx, st.database.URL); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if st.db, err = sql.Open("pgx", st.dbURL); err != nil {
+	if st.db, err = sql.Open("pgx", st.database.URL); err != nil {
 		return err
 	}
 	st.db.SetMaxOpenConns(4)
@@ -187,28 +168,18 @@ func (st *stack) startPostgres(ctx context.Context) error {
 	return err
 }
 
-func (st *stack) startRedis(ctx context.Context) error {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		return fmt.Errorf("redis-server not installed (scripts/services.sh installs it): %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+// startRedis runs the bench's own redis-server, keeping nothing on disk;
+// it answers PING before this returns.
+func (st *stack) startRedis() (err error) {
 	if st.redisDir, err = os.MkdirTemp("", "kiln-bench-redis-"); err != nil {
 		return err
 	}
-	st.redisAddr = "127.0.0.1:" + strconv.Itoa(port)
-	st.redisCmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", st.redisDir)
-	st.redisCmd.SysProcAttr = sysProcAttr()
-	if err := st.redisCmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+	if st.redis, err = faultkit.StartRedis(st.redisDir, 0); err != nil {
+		return err
 	}
+	st.redisAddr = st.redis.Addr()
 	st.rdb = redis.NewClient(&redis.Options{Addr: st.redisAddr})
-	return waitFor(ctx, 10*time.Second, "redis-server answers", func() bool {
-		return st.rdb.Ping(ctx).Err() == nil
-	})
+	return nil
 }
 
 func (st *stack) startSim() error {
@@ -240,7 +211,7 @@ func (st *stack) start(ctx context.Context, name string, extra ...string) error 
 	cmd := exec.Command(filepath.Join(st.o.bin, name))
 	cmd.Env = append(append([]string(nil), st.env...), extra...)
 	cmd.Stdout, cmd.Stderr = f, f // files, not pipes: no copying goroutine in the bench process
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = faultkit.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", name, err)
@@ -399,9 +370,8 @@ func (st *stack) Close() error {
 	if st.rdb != nil {
 		_ = st.rdb.Close()
 	}
-	if st.redisCmd != nil && st.redisCmd.Process != nil {
-		_ = st.redisCmd.Process.Kill()
-		_ = st.redisCmd.Wait()
+	if st.redis != nil {
+		st.redis.Kill()
 	}
 	if st.redisDir != "" {
 		_ = os.RemoveAll(st.redisDir)
@@ -409,16 +379,9 @@ func (st *stack) Close() error {
 	if st.db != nil {
 		_ = st.db.Close()
 	}
-	if st.dbName != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		admin, err := sql.Open("pgx", st.adminURL)
-		if err == nil {
-			_, err = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+st.dbName+" WITH (FORCE)")
-			admin.Close()
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("drop database %s: %w", st.dbName, err))
+	if st.database != nil {
+		if err := st.database.Drop(context.Background()); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if st.logDir != "" {
@@ -429,15 +392,6 @@ func (st *stack) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitFor polls cond until it holds, ctx ends or the limit passes.
@@ -513,6 +467,14 @@ func (l *callLog) times(kind string, ids []string) ([]time.Time, int) {
 		}
 	}
 	return out, n
+}
+
+// waitAll waits up to limit for a call of kind for every add-on of ids.
+func (l *callLog) waitAll(ctx context.Context, limit time.Duration, what, kind string, ids []string) error {
+	return waitFor(ctx, limit, what, func() bool {
+		_, n := l.times(kind, ids)
+		return n == len(ids)
+	})
 }
 
 func (l *callLog) count(kind string) int {

@@ -8,9 +8,9 @@ import (
 	"os"
 	"sort"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/devenv"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // envHeader heads a generated .dev/env.
@@ -30,7 +30,7 @@ const simPort = "5050"
 // starts its own.
 func generated() ([]devenv.Var, error) {
 	secret := func() string {
-		s, err := partner.RandomSecret(partner.SecretLength)
+		s, err := asheroku.RandomSecret(asheroku.SecretLength)
 		if err != nil {
 			panic(err) // crypto/rand does not fail on supported systems
 		}
@@ -40,7 +40,7 @@ func generated() ([]devenv.Var, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generate ENCRYPTION_KEY: %w", err)
 	}
-	admin, err := partner.RandomSecret(2 * config.MinAdminPasswordLen)
+	admin, err := asheroku.RandomSecret(2 * config.MinAdminPasswordLen)
 	if err != nil {
 		return nil, err
 	}

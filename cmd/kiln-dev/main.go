@@ -28,9 +28,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 func main() {
@@ -227,7 +227,7 @@ func (d *dev) startSim(ctx context.Context) error {
 			d.log.Printf("%s is %s: not a local simulator, so none is started", key, raw)
 			continue
 		}
-		if partner.NewSim(raw).Ping(ctx) == nil {
+		if asheroku.NewSim(raw).Ping(ctx) == nil {
 			d.log.Printf("using the Heroku simulator already running at %s", raw)
 			continue
 		}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // flags makes a command's flag set with the shared settings registered.
@@ -57,6 +57,20 @@ func parse(fs *flag.FlagSet, s *settings, args []string) ([]string, error) {
 		if err := s.load(fs); err != nil {
 			return nil, err
 		}
+	}
+	return pos, nil
+}
+
+// parseWant is parse for a command that takes exactly the positional
+// arguments names ("ADDON_ID", "PLAN"), refusing any other count with
+// their names.
+func parseWant(fs *flag.FlagSet, s *settings, args []string, names ...string) ([]string, error) {
+	pos, err := parse(fs, s, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != len(names) {
+		return nil, usageError{"want " + strings.Join(names, " ")}
 	}
 	return pos, nil
 }
@@ -111,11 +125,11 @@ func (c *cli) provision(args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := kiln.Provision(c.ctx, partner.NewProvisionRequest(*id, *plan, &reg.Grant, opts))
+	a, err := kiln.Provision(c.ctx, asheroku.NewProvisionRequest(*id, *plan, &reg.Grant, opts))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "POST %s%s → %s\n", kiln.URL, partner.ResourcesPath, a)
+	fmt.Fprintf(c.stderr, "POST %s%s → %s\n", kiln.URL, asheroku.ResourcesPath, a)
 	if a.Status/100 != 2 {
 		if m := a.Message(); m != "" {
 			fmt.Fprintf(c.stderr, "Kiln refused: %s\n", m)
@@ -153,12 +167,9 @@ func (c *cli) provision(args []string) error {
 // planChange sends Heroku's plan change call.
 func (c *cli) planChange(args []string) error {
 	fs, s := c.flags("plan-change", "ADDON_ID PLAN")
-	pos, err := parse(fs, s, args)
+	pos, err := parseWant(fs, s, args, "ADDON_ID", "PLAN")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return usageError{"want ADDON_ID PLAN"}
 	}
 	kiln, err := s.kiln()
 	if err != nil {
@@ -179,12 +190,9 @@ func (c *cli) planChange(args []string) error {
 // deprovision sends Heroku's deprovision call.
 func (c *cli) deprovision(args []string) error {
 	fs, s := c.flags("deprovision", "ADDON_ID")
-	pos, err := parse(fs, s, args)
+	pos, err := parseWant(fs, s, args, "ADDON_ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"want ADDON_ID"}
 	}
 	kiln, err := s.kiln()
 	if err != nil {
@@ -206,7 +214,7 @@ func (c *cli) deprovision(args []string) error {
 }
 
 // report prints a Partner API answer and fails on a non-2xx one.
-func (c *cli) report(a *partner.Answer) error {
+func (c *cli) report(a *asheroku.Answer) error {
 	fmt.Fprintf(c.stdout, "%s %s → %s\n", a.Method, a.URL, a)
 	if a.Status/100 != 2 {
 		if m := a.Message(); m != "" {
@@ -227,12 +235,9 @@ func (c *cli) sso(args []string) error {
 	userID := fs.String("user-id", "", "the signed-in user's id (default: a fixed example uuid)")
 	app := fs.String("app", "kiln-heroku-app", "the app the add-on is attached to")
 	printForm := fs.Bool("print", false, "also print the form fields")
-	pos, err := parse(fs, s, args)
+	pos, err := parseWant(fs, s, args, "ADDON_ID")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"want ADDON_ID"}
 	}
 	kiln, err := s.kiln()
 	if err != nil {
@@ -242,13 +247,13 @@ func (c *cli) sso(args []string) error {
 	if salt == "" {
 		return errors.New("no SSO salt: pass --sso-salt or --manifest, or set ADDON_SSO_SALT")
 	}
-	sso := partner.NewSSO(pos[0], salt)
+	sso := asheroku.NewSSO(pos[0], salt)
 	sso.Email, sso.App, sso.ContextApp = *email, *app, *app
 	if *userID != "" {
 		sso.UserID = *userID
 	}
 	form := sso.Form()
-	page, err := partner.Page(kiln.URL+partner.SSOPath, form)
+	page, err := asheroku.Page(kiln.URL+asheroku.SSOPath, form)
 	if err != nil {
 		return err
 	}
@@ -267,7 +272,7 @@ func (c *cli) sso(args []string) error {
 	abs, _ := filepath.Abs(path)
 	u := (&url.URL{Scheme: "file", Path: abs}).String()
 	fmt.Fprintln(c.stdout, u)
-	fmt.Fprintf(c.stderr, "open it within 5 minutes (the timestamp expires); it posts the SSO form to %s%s\n", kiln.URL, partner.SSOPath)
+	fmt.Fprintf(c.stderr, "open it within 5 minutes (the timestamp expires); it posts the SSO form to %s%s\n", kiln.URL, asheroku.SSOPath)
 	if *printForm {
 		for _, k := range sortedKeys(map[string][]string(form)) {
 			fmt.Fprintf(c.stdout, "%s=%s\n", k, form.Get(k))
@@ -325,7 +330,7 @@ func (c *cli) recordInSim(s *settings, id, plan, state string) {
 		return
 	}
 	defer stop()
-	if _, err := sim.Record(c.ctx, id, plan, state); err != nil && !errors.Is(err, partner.ErrUnknownAddon) {
+	if _, err := sim.Record(c.ctx, id, plan, state); err != nil && !errors.Is(err, asheroku.ErrUnknownAddon) {
 		fmt.Fprintf(c.stderr, "note: the simulator did not record it: %v\n", err)
 	}
 }
@@ -353,7 +358,7 @@ func newProgressView(w io.Writer, id string) *progressView {
 
 var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 
-func (v *progressView) update(p partner.Progress) {
+func (v *progressView) update(p asheroku.Progress) {
 	steps := strings.Join([]string{
 		step(p, herokusim.KindGrant, "grant exchanged"),
 		step(p, herokusim.KindConfig, "config pushed"),
@@ -379,7 +384,7 @@ func (v *progressView) finish() {
 
 // step renders one provisioning step: done, failing (with the status
 // Heroku answered) or pending.
-func step(p partner.Progress, kind, label string) string {
+func step(p asheroku.Progress, kind, label string) string {
 	done, failed := p.Step(kind)
 	switch {
 	case done:

@@ -61,10 +61,20 @@ func (c *cli) check(args []string) error {
 		Webhooks:         *webhooks,
 		LogStream:        *logStream,
 		AsyncDeprovision: *asyncDeprovision,
-		OnResult: func(r conformance.Result) {
-			fmt.Fprintf(c.stderr, "  %s  %s\n", r.Status, r.Name)
-		},
+		OnResult:         c.progress,
 	})
+	return c.verdict(report)
+}
+
+// progress prints each check's result as it finishes, so a long run shows
+// where it is.
+func (c *cli) progress(r conformance.Result) {
+	fmt.Fprintf(c.stderr, "  %s  %s\n", r.Status, r.Name)
+}
+
+// verdict prints the report's table and makes any failure exit code 1, so
+// CI can gate on it.
+func (c *cli) verdict(report *conformance.Report) error {
 	fmt.Fprintln(c.stderr)
 	if err := report.WriteTable(c.stdout); err != nil {
 		return err

@@ -38,21 +38,12 @@ func (c *cli) driverCheck(args []string) error {
 	}
 	fmt.Fprintf(c.stderr, "checking the partner service at %s as Kiln's http driver would call it\n", url)
 	report := conformance.RunDriver(c.ctx, conformance.DriverOptions{
-		URL:     url,
-		Secret:  key,
-		Plan:    *plan,
-		NewPlan: *newPlan,
-		Timeout: *timeout,
-		OnResult: func(r conformance.Result) {
-			fmt.Fprintf(c.stderr, "  %s  %s\n", r.Status, r.Name)
-		},
+		URL:      url,
+		Secret:   key,
+		Plan:     *plan,
+		NewPlan:  *newPlan,
+		Timeout:  *timeout,
+		OnResult: c.progress,
 	})
-	fmt.Fprintln(c.stderr)
-	if err := report.WriteTable(c.stdout); err != nil {
-		return err
-	}
-	if !report.OK() {
-		return exitError{1}
-	}
-	return nil
+	return c.verdict(report)
 }

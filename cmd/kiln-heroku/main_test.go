@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // cmd runs kiln-heroku in-process with only the given environment and an
@@ -64,7 +64,7 @@ func TestManifestGenerateThenValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m partner.Manifest
+	var m asheroku.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestManifestGenerateReuseSecrets(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var m partner.Manifest
+	var m asheroku.Manifest
 	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestSSOPage(t *testing.T) {
 		}
 	}
 	n, _ := strconv.ParseInt(ts, 10, 64)
-	if tok == "" || tok != partner.ResourceToken("01234567-89ab-cdef-0123-456789abcdef", "salty", n) {
+	if tok == "" || tok != asheroku.ResourceToken("01234567-89ab-cdef-0123-456789abcdef", "salty", n) {
 		t.Errorf("printed token %q does not verify for timestamp %q", tok, ts)
 	}
 }
@@ -294,7 +294,7 @@ func TestSimCommand(t *testing.T) {
 		done <- run(ctx, []string{"sim", "--listen", addr, "--quiet", "--env-file", emptyFile(t)}, func(string) string { return "" }, &stdout, &stderr)
 	}()
 	t.Cleanup(cancel)
-	sim := partner.NewSim("http://" + addr)
+	sim := asheroku.NewSim("http://" + addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for sim.Ping(ctx) != nil {
 		select {
@@ -329,6 +329,9 @@ func TestUsage(t *testing.T) {
 		{nil, 2, "Commands:"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"plan-change", "only-one"}, 2, "want ADDON_ID PLAN"},
+		{[]string{"deprovision"}, 2, "want ADDON_ID"},
+		{[]string{"sso", "one", "two"}, 2, "want ADDON_ID"},
+		{[]string{"manifest", "validate"}, 2, "want FILE"},
 		{[]string{"provision", "--no-such-flag"}, 2, "flag provided but not defined"},
 	}
 	for _, tt := range tests {

@@ -8,19 +8,28 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kiln-dev/kiln/internal/partner"
+	"github.com/kiln-dev/kiln/internal/asheroku"
 )
 
 // driverVars are the config vars (without the prefix) each resource driver
 // sets. The domain's Driver interface cannot list them, so this table must
 // follow the drivers: the built-in ones set only <PREFIX>_URL; the http
 // driver sets whatever the partner's service answers, at least URL, so its
-// list is given with --config-vars.
+// list is given with --config-vars. Its keys and driverChoice are spelled
+// here rather than taken from config.Drivers so that kiln-heroku does not
+// link the drivers; a test holds them to config.Drivers.
 var driverVars = map[string][]string{
 	"account":  {"URL"},
 	"postgres": {"URL"},
 	"http":     {"URL"},
 }
+
+// driverChoice names driverVars' keys for messages, as config.DriverChoice
+// does; the first is the default.
+const driverChoice = "account, postgres or http"
+
+// defaultDriver is the driver Kiln runs when RESOURCE_DRIVER is unset.
+const defaultDriver = "account"
 
 func (c *cli) manifest(args []string) error {
 	if len(args) == 0 {
@@ -55,10 +64,10 @@ func (c *cli) manifestGenerate(args []string) error {
 	if *root == "" {
 		return usageError{"--url is required: Kiln's production root URL, such as https://kiln.example.com"}
 	}
-	d := first(*driver, s.env("RESOURCE_DRIVER"), "account")
+	d := first(*driver, s.env("RESOURCE_DRIVER"), defaultDriver)
 	vars, ok := driverVars[d]
 	if !ok {
-		return fmt.Errorf("unknown resource driver %q (want account, postgres or http)", d)
+		return fmt.Errorf("unknown resource driver %q (want %s)", d, driverChoice)
 	}
 	if *extra != "" {
 		vars = nil
@@ -68,7 +77,7 @@ func (c *cli) manifestGenerate(args []string) error {
 			}
 		}
 	}
-	o := partner.GenerateOptions{
+	o := asheroku.GenerateOptions{
 		ID:         s.addonID(),
 		Name:       *name,
 		Prefix:     first(s.prefix, s.env("ADDON_CONFIG_PREFIX")),
@@ -88,7 +97,7 @@ func (c *cli) manifestGenerate(args []string) error {
 		}
 	}
 	freshPassword, freshSalt := o.Password == "", o.SSOSalt == ""
-	m, err := partner.Generate(o)
+	m, err := asheroku.Generate(o)
 	if err != nil {
 		return err
 	}
@@ -138,18 +147,15 @@ func (c *cli) manifestValidate(args []string) error {
 	fs := flag.NewFlagSet("kiln-heroku manifest validate", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() { fmt.Fprintln(c.stderr, "usage: kiln-heroku manifest validate FILE") }
-	pos, err := parse(fs, nil, args)
+	pos, err := parseWant(fs, nil, args, "FILE")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usageError{"want FILE"}
 	}
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
 	}
-	problems := partner.Validate(data)
+	problems := asheroku.Validate(data)
 	if len(problems) == 0 {
 		fmt.Fprintf(c.stdout, "%s: valid\n", pos[0])
 		return nil

@@ -15,9 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/devenv"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // defaultEnvFile is where kiln-dev writes the local stack's environment;
@@ -42,7 +43,7 @@ type settings struct {
 
 	getenv   func(string) string
 	file     map[string]string
-	manifest *partner.Manifest
+	manifest *asheroku.Manifest
 	stderr   io.Writer
 }
 
@@ -81,10 +82,10 @@ func (s *settings) load(fs *flag.FlagSet) error {
 		if err != nil {
 			return fmt.Errorf("--manifest: %w", err)
 		}
-		if problems := partner.Validate(data); len(problems) > 0 {
+		if problems := asheroku.Validate(data); len(problems) > 0 {
 			return fmt.Errorf("--manifest %s is not valid: %w", s.manifestFile, errors.Join(problems...))
 		}
-		s.manifest = &partner.Manifest{}
+		s.manifest = &asheroku.Manifest{}
 		if err := json.Unmarshal(data, s.manifest); err != nil {
 			return fmt.Errorf("--manifest: %w", err)
 		}
@@ -130,17 +131,17 @@ func (s *settings) configPrefix() string {
 	if s.manifest != nil {
 		m = s.manifest.API.ConfigVarsPrefix
 	}
-	return first(s.prefix, m, s.env("ADDON_CONFIG_PREFIX"), partner.DefaultPrefix(s.addonID()))
+	return first(s.prefix, m, s.env("ADDON_CONFIG_PREFIX"), addon.DefaultPrefix(s.addonID()))
 }
 
 // kiln returns the client for the Kiln under test, with the manifest's
 // credentials.
-func (s *settings) kiln() (*partner.Kiln, error) {
+func (s *settings) kiln() (*asheroku.Kiln, error) {
 	id := s.addonID()
 	var mPassword, mURL string
 	if s.manifest != nil {
 		mPassword = s.manifest.API.Password
-		mURL = strings.TrimSuffix(s.manifest.API.Production.BaseURL, partner.ResourcesPath)
+		mURL = strings.TrimSuffix(s.manifest.API.Production.BaseURL, asheroku.ResourcesPath)
 	}
 	envPassword, _, _ := strings.Cut(s.env("ADDON_PASSWORD"), ",")
 	password := first(s.password, mPassword, strings.TrimSpace(envPassword))
@@ -154,13 +155,13 @@ func (s *settings) kiln() (*partner.Kiln, error) {
 	if u, err := url.Parse(root); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("--kiln %q is not an http(s) URL", root)
 	}
-	return partner.NewKiln(root, id, password), nil
+	return asheroku.NewKiln(root, id, password), nil
 }
 
 // sim returns a client for the simulator the Kiln under test uses, starting
 // one in this process for --sim-listen. The returned stop function shuts an
 // in-process simulator down.
-func (s *settings) sim(ctx context.Context) (*partner.Sim, func(), error) {
+func (s *settings) sim(ctx context.Context) (*asheroku.Sim, func(), error) {
 	if s.simListen != "" {
 		return s.listenSim()
 	}
@@ -173,14 +174,14 @@ func (s *settings) sim(ctx context.Context) (*partner.Sim, func(), error) {
 	if raw == "" {
 		return nil, nil, errors.New("no Heroku simulator: pass --sim-url (a running simulator, such as make dev's) or --sim-listen host:port (Kiln's HEROKU_API_URL and HEROKU_ID_URL must point at it)")
 	}
-	sim := partner.NewSim(raw)
+	sim := asheroku.NewSim(raw)
 	if err := sim.Ping(ctx); err != nil {
 		return nil, nil, fmt.Errorf("%w (is make dev, kiln-heroku sim or docker compose running?)", err)
 	}
 	return sim, func() {}, nil
 }
 
-func (s *settings) listenSim() (*partner.Sim, func(), error) {
+func (s *settings) listenSim() (*asheroku.Sim, func(), error) {
 	ln, err := net.Listen("tcp", s.simListen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--sim-listen: %w", err)
@@ -202,5 +203,5 @@ func (s *settings) listenSim() (*partner.Sim, func(), error) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}
-	return partner.NewSim(u), stop, nil
+	return asheroku.NewSim(u), stop, nil
 }

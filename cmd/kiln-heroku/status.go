@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // status shows one add-on, or every add-on, as Heroku (the simulator) and
@@ -25,7 +25,7 @@ func (c *cli) status(args []string) error {
 	if len(pos) > 1 {
 		return usageError{"want at most one ADDON_ID"}
 	}
-	var sim *partner.Sim
+	var sim *asheroku.Sim
 	if s.simListen == "" { // a fresh in-process simulator would know nothing
 		var stop func()
 		var simErr error
@@ -50,7 +50,7 @@ func (c *cli) status(args []string) error {
 }
 
 // operator is the client for Kiln's operator API.
-func (s *settings) operator(password string) (*partner.Operator, error) {
+func (s *settings) operator(password string) (*asheroku.Operator, error) {
 	password = first(password, s.env("ADMIN_PASSWORD"))
 	if password == "" {
 		return nil, errors.New("no admin password: pass --admin-password or set ADMIN_PASSWORD (make dev writes it to .dev/env)")
@@ -59,7 +59,7 @@ func (s *settings) operator(password string) (*partner.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &partner.Operator{URL: k.URL, Password: password}, nil
+	return &asheroku.Operator{URL: k.URL, Password: password}, nil
 }
 
 // statusRow is one add-on as both sides see it.
@@ -69,7 +69,7 @@ type statusRow struct {
 	kilnPlan, kilnSt string
 }
 
-func (c *cli) statusAll(sim *partner.Sim, op *partner.Operator) error {
+func (c *cli) statusAll(sim *asheroku.Sim, op *asheroku.Operator) error {
 	rows := map[string]*statusRow{}
 	var order []string
 	row := func(id string) *statusRow {
@@ -128,7 +128,7 @@ func (c *cli) statusAll(sim *partner.Sim, op *partner.Operator) error {
 	return nil
 }
 
-func (c *cli) statusOne(id string, sim *partner.Sim, op *partner.Operator, reveal bool) error {
+func (c *cli) statusOne(id string, sim *asheroku.Sim, op *asheroku.Operator, reveal bool) error {
 	var st *herokusim.AddonState
 	simSays := "unavailable"
 	if sim != nil {
@@ -136,20 +136,20 @@ func (c *cli) statusOne(id string, sim *partner.Sim, op *partner.Operator, revea
 		switch {
 		case err == nil:
 			st = &got
-		case errors.Is(err, partner.ErrUnknownAddon):
+		case errors.Is(err, asheroku.ErrUnknownAddon):
 			simSays = "unknown to the simulator (created before it started, without saved state?)"
 		default:
 			simSays = err.Error()
 		}
 	}
-	var kv *partner.KilnView
+	var kv *asheroku.KilnView
 	kilnSays := "unavailable"
 	if op != nil {
 		got, err := op.Resource(c.ctx, id)
 		switch {
 		case err == nil:
 			kv = &got
-		case errors.Is(err, partner.ErrNotInKiln):
+		case errors.Is(err, asheroku.ErrNotInKiln):
 			kilnSays = "unknown to Kiln"
 		default:
 			kilnSays = err.Error()

@@ -10,32 +10,21 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/kiln-dev/kiln/cmd/internal/kiln"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/postgres"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "release:", err)
-		os.Exit(1)
-	}
-}
+func main() { kiln.Main(config.Release, run) }
 
 // run migrates the database DATABASE_URL names, logging in logfmt to stdout.
 // Only DATABASE_URL (and optionally LOG_LEVEL) is read.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv, config.Release)
+	cfg, log, err := kiln.Configure(getenv, stdout, config.Release)
 	if err != nil {
 		return err
 	}
-	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "release")
 	log.Info("applying database migrations")
 	if err := postgres.MigrateWithLog(ctx, cfg.DatabaseURL, log); err != nil {
 		log.Error("migrations failed", "err", err)

@@ -9,10 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/hibiken/asynqmon"
@@ -25,25 +22,17 @@ import (
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "web:", err)
-		os.Exit(1)
-	}
-}
+func main() { kiln.Main(config.Web, run) }
 
 // shutdownGrace is how long in-flight requests may finish after SIGTERM;
 // Heroku kills the dyno 30 s after it.
 const shutdownGrace = 20 * time.Second
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv, config.Web)
+	cfg, log, err := kiln.Configure(getenv, stdout, config.Web)
 	if err != nil {
 		return err
 	}
-	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "web")
 	app, err := kiln.Open(ctx, cfg, log)
 	if err != nil {
 		return err

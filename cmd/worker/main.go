@@ -5,11 +5,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -20,21 +16,13 @@ import (
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
-	}
-}
+func main() { kiln.Main(config.Worker, run) }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(getenv, config.Worker)
+	cfg, log, err := kiln.Configure(getenv, stdout, config.Worker)
 	if err != nil {
 		return err
 	}
-	log := kiln.Logger(stdout, getenv, cfg.LogLevel).With("process", "worker")
 	app, err := kiln.Open(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ package addon
 import (
 	"context"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -194,6 +195,11 @@ func ConfigName(prefix, suffix string) (string, error) {
 
 // ValidPrefix reports whether prefix can start Heroku config var names.
 func ValidPrefix(prefix string) bool { return varName.MatchString(prefix + "_X") }
+
+// DefaultPrefix is Heroku's config var prefix for an add-on id when the
+// manifest names none: the id upper-cased with "-" as "_". Kiln's
+// configuration and the tools that write manifests must agree on it.
+func DefaultPrefix(id string) string { return strings.ToUpper(strings.ReplaceAll(id, "-", "_")) }
 
 // Store keeps add-ons and their audit trail. Implementations map their
 // driver's errors to domain errors (ENOTFOUND, EUNAVAILABLE, ...).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -78,9 +79,25 @@ func (c Catalog) Validate() error {
 // {"plans": [{"slug", "name", "limits": {...}}]}, in the order plans are
 // sold. It is strict, because a misspelt key would otherwise be a silently
 // ignored limit: unknown fields, limits the driver does not know (limits
-// lists the ones it enforces, each required and above 0), duplicate slugs
-// and trailing data are errors.
+// lists the ones it enforces, each required and above 0), slugs Heroku
+// would refuse, duplicate slugs and trailing data are errors. A plan with
+// no name is named by its slug.
 func ParseCatalog(data []byte, limits ...string) (Catalog, error) {
+	return parseCatalog(data, func(p Plan) error { return checkLimits(p, limits) })
+}
+
+// ParseShownCatalog is ParseCatalog for a driver that enforces no limit
+// itself and only shows them, such as the http driver, whose limits are the
+// partner service's business: any names are allowed, each at least 0.
+func ParseShownCatalog(data []byte) (Catalog, error) {
+	return parseCatalog(data, checkShownLimits)
+}
+
+// planSlug is what Heroku allows in a plan slug.
+var planSlug = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// parseCatalog is ParseCatalog with check judging each plan's limits.
+func parseCatalog(data []byte, check func(Plan) error) (Catalog, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f struct {
@@ -97,14 +114,20 @@ func ParseCatalog(data []byte, limits ...string) (Catalog, error) {
 	}
 	c := make(Catalog, len(f.Plans))
 	for i, p := range f.Plans {
-		if p.Slug == "" {
+		switch {
+		case p.Slug == "":
 			return nil, fmt.Errorf("plan #%d has no slug", i+1)
+		case !planSlug.MatchString(p.Slug):
+			return nil, fmt.Errorf("plan #%d: slug %q is not a Heroku plan slug (lower-case letters, digits and -)", i+1, p.Slug)
 		}
 		if _, dup := c[p.Slug]; dup {
 			return nil, fmt.Errorf("plan %q is listed twice", p.Slug)
 		}
-		if err := checkLimits(p, limits); err != nil {
+		if err := check(p); err != nil {
 			return nil, fmt.Errorf("plan %q: %w", p.Slug, err)
+		}
+		if p.Name == "" {
+			p.Name = p.Slug
 		}
 		c[p.Slug] = p
 	}
@@ -112,6 +135,15 @@ func ParseCatalog(data []byte, limits ...string) (Catalog, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+func checkShownLimits(p Plan) error {
+	for k, v := range p.Limits {
+		if k == "" || v < 0 {
+			return fmt.Errorf("limit %q must be named and at least 0", k)
+		}
+	}
+	return nil
 }
 
 func checkLimits(p Plan, known []string) error {

@@ -117,7 +117,8 @@ func apply(ctx context.Context, s *stack, ev event) (string, error) {
 	case FaultPGReset:
 		return "", s.pg.Reset()
 	case FaultPGTerminate:
-		n, err := s.terminateBackends(ctx)
+		// The checker's own connections are spared only by luck, and reconnect.
+		n, err := s.database.TerminateBackends(ctx)
 		return fmt.Sprintf("%d backends", n), err
 	case FaultRedisBlack:
 		if err := s.rproxy.Blackhole(); err != nil {

@@ -3,9 +3,7 @@ package chaos
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,8 +17,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/kiln-dev/kiln/internal/faultkit"
 	"github.com/kiln-dev/kiln/internal/herokusim"
@@ -66,9 +62,9 @@ type stack struct {
 	simSrvs []*httptest.Server
 	callers callers // simulator request id → the Kiln process that called
 
-	dbName string
-	db     *postgres.DB // the checker's own connection, not through the proxy
-	env    []string
+	database *faultkit.Database
+	db       *postgres.DB // the checker's own connection, not through the proxy
+	env      []string
 
 	mu    sync.Mutex
 	kills map[string][]time.Time // process → when it was SIGKILLed
@@ -76,12 +72,6 @@ type stack struct {
 	ports map[string]int // web name → port
 	webs  []string
 	works []string
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // startStack builds the deployment for one round and starts every process.
@@ -95,21 +85,16 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 	}()
 
 	// Postgres: a database of the run's own, reached through a proxy.
-	admin, err := url.Parse(AdminURL())
-	if err != nil {
-		return nil, fmt.Errorf("KILN_TEST_DATABASE_URL: %w", err)
-	}
-	s.dbName = "kiln_chaos_" + randomHex(5)
-	if err := adminExec(ctx, "CREATE DATABASE "+s.dbName); err != nil {
-		s.dbName = ""
-		return nil, fmt.Errorf("create database (is Postgres running at %s?): %w", admin.Redacted(), err)
-	}
-	if s.pg, err = s.kit.Proxy("postgres", admin.Host); err != nil {
+	if s.database, err = faultkit.CreateDatabase(ctx, AdminURL(), "kiln_chaos"); err != nil {
 		return nil, err
 	}
-	direct := *admin
-	direct.Path = "/" + s.dbName
-	viaProxy := direct
+	viaProxy, err := url.Parse(s.database.URL)
+	if err != nil {
+		return nil, err
+	}
+	if s.pg, err = s.kit.Proxy("postgres", viaProxy.Host); err != nil {
+		return nil, err
+	}
 	viaProxy.Host = s.pg.Addr()
 
 	// Redis: one server behind a proxy, or a Sentinel group.
@@ -167,7 +152,7 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 	if out, err := release.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("release: %v\n%s", err, out)
 	}
-	if s.db, err = postgres.Open(ctx, direct.String(), keys); err != nil {
+	if s.db, err = postgres.Open(ctx, s.database.URL, keys); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 
@@ -208,19 +193,6 @@ func startStack(ctx context.Context, o Options, round Round, dir string) (_ *sta
 		}
 	}
 	return s, nil
-}
-
-// adminExec runs one statement on the admin database.
-func adminExec(ctx context.Context, stmt string, args ...any) error {
-	db, err := sql.Open("pgx", AdminURL())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, err = db.ExecContext(ctx, stmt, args...)
-	return err
 }
 
 // start runs a Kiln process ("web.N" or "worker.N"), as a dyno would.
@@ -306,21 +278,6 @@ func (s *stack) webURL(name string) string {
 	return "http://127.0.0.1:" + strconv.Itoa(s.ports[name])
 }
 
-// terminateBackends ends every Postgres backend of the run's database, as
-// a Postgres restart or failover does; the checker's own connections are
-// spared only by luck, and reconnect.
-func (s *stack) terminateBackends(ctx context.Context) (int, error) {
-	db, err := sql.Open("pgx", AdminURL())
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	var n int
-	err = db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = $1 AND pid <> pg_backend_pid()`, s.dbName).Scan(&n)
-	return n, err
-}
-
 // stop ends every process: SIGTERM, then SIGKILL for what is still up
 // after a few seconds (the run has checked already; draining is tested
 // elsewhere).
@@ -367,8 +324,8 @@ func (s *stack) close() {
 	if s.db != nil {
 		s.db.Close()
 	}
-	if s.dbName != "" {
-		_ = adminExec(context.Background(), "DROP DATABASE IF EXISTS "+s.dbName+" WITH (FORCE)")
+	if s.database != nil {
+		_ = s.database.Drop(context.Background())
 	}
 }
 

@@ -10,10 +10,16 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/drivers/account"
+	httpdriver "github.com/kiln-dev/kiln/internal/drivers/http"
+	pgdriver "github.com/kiln-dev/kiln/internal/drivers/postgres"
+	"github.com/kiln-dev/kiln/internal/heroku"
 	"github.com/kiln-dev/kiln/internal/redisconn"
 )
 
@@ -27,6 +33,20 @@ const (
 	Web
 	Worker
 )
+
+// String is the process's name in the Procfile, as its logs and errors
+// name it.
+func (p Process) String() string {
+	switch p {
+	case Release:
+		return "release"
+	case Web:
+		return "web"
+	case Worker:
+		return "worker"
+	}
+	return fmt.Sprintf("Process(%d)", int(p))
+}
 
 // Config is the validated environment.
 type Config struct {
@@ -80,6 +100,16 @@ type Config struct {
 	HTTPURL     string
 	HTTPSecret  string
 	HTTPTimeout time.Duration
+}
+
+// Drivers are the resource drivers RESOURCE_DRIVER may name, by each
+// driver's own Name, the default first; the configuration, its messages and
+// kiln-heroku's manifest all follow this one list.
+var Drivers = []string{account.Name, pgdriver.Name, httpdriver.Name}
+
+// DriverChoice lists Drivers for a message: "account, postgres or http".
+func DriverChoice() string {
+	return strings.Join(Drivers[:len(Drivers)-1], ", ") + " or " + Drivers[len(Drivers)-1]
 }
 
 // MinAdminPasswordLen is the shortest ADMIN_PASSWORD Kiln starts with. The
@@ -147,14 +177,14 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		c.SSOSalt = get("ADDON_SSO_SALT", true)
 		c.ConfigPrefix = get("ADDON_CONFIG_PREFIX", false)
 		if c.ConfigPrefix == "" && c.AddonID != "" {
-			c.ConfigPrefix = strings.ToUpper(strings.ReplaceAll(c.AddonID, "-", "_"))
+			c.ConfigPrefix = addon.DefaultPrefix(c.AddonID)
 		}
-		if c.ConfigPrefix != "" && !validPrefix(c.ConfigPrefix) {
+		if c.ConfigPrefix != "" && !addon.ValidPrefix(c.ConfigPrefix) {
 			bad("ADDON_CONFIG_PREFIX", fmt.Sprintf("%q cannot start Heroku config var names (^[A-Z][0-9A-Z_]+$)", c.ConfigPrefix))
 		}
 		c.OAuthClientSecret = get("HEROKU_OAUTH_CLIENT_SECRET", true)
-		c.HerokuAPIURL = urlOr(get("HEROKU_API_URL", false), "https://api.heroku.com", "HEROKU_API_URL", bad)
-		c.HerokuIDURL = urlOr(get("HEROKU_ID_URL", false), "https://id.heroku.com", "HEROKU_ID_URL", bad)
+		c.HerokuAPIURL = urlOr(get("HEROKU_API_URL", false), heroku.DefaultAPIURL, "HEROKU_API_URL", bad)
+		c.HerokuIDURL = urlOr(get("HEROKU_ID_URL", false), heroku.DefaultIDURL, "HEROKU_ID_URL", bad)
 		if v := get("ENCRYPTION_KEY", true); v != "" {
 			for i, s := range strings.Split(v, ",") {
 				k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
@@ -184,18 +214,16 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		}
 		c.ResourceDriver = get("RESOURCE_DRIVER", false)
 		if c.ResourceDriver == "" {
-			c.ResourceDriver = "account"
+			c.ResourceDriver = Drivers[0]
 		}
-		c.ResourceDBURL = get("RESOURCE_DATABASE_URL", c.ResourceDriver == "postgres")
+		c.ResourceDBURL = get("RESOURCE_DATABASE_URL", c.ResourceDriver == pgdriver.Name)
 		c.ResourcePublic = get("RESOURCE_PUBLIC_HOST", false)
 		c.PlansFile = get("RESOURCE_PLANS_FILE", false)
 		if v := get("RESOURCE_DRIVER_DELAY", false); v != "" {
 			c.ResourceDriverDelay = duration(v, 0, "RESOURCE_DRIVER_DELAY", bad)
 		}
-		switch c.ResourceDriver {
-		case "account", "postgres", "http":
-		default:
-			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want account, postgres or http)", c.ResourceDriver))
+		if !slices.Contains(Drivers, c.ResourceDriver) {
+			bad("RESOURCE_DRIVER", fmt.Sprintf("unknown driver %q (want %s)", c.ResourceDriver, DriverChoice()))
 		}
 		loadHTTPDriver(c, get, bad)
 		c.PublicURL = get("PUBLIC_URL", false)
@@ -309,18 +337,6 @@ func urlOr(v, def, name string, bad func(string, string)) string {
 		bad(name, "want an http(s) URL")
 	}
 	return strings.TrimRight(v, "/")
-}
-
-func validPrefix(p string) bool {
-	if p == "" || p[0] < 'A' || p[0] > 'Z' {
-		return false
-	}
-	for _, r := range p {
-		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // debugAddr turns WORKER_DEBUG_ADDR into a listen address. A bare port

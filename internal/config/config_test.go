@@ -35,7 +35,7 @@ func TestLoad(t *testing.T) {
 	if len(c.AddonPasswords) != 2 || c.AddonPasswords[1] != "pw2" {
 		t.Errorf("passwords = %q", c.AddonPasswords)
 	}
-	if c.ProvisionDeadline != 11*time.Hour || c.ResourceDriver != "account" || c.HerokuAPIURL != "https://api.heroku.com" {
+	if c.ProvisionDeadline != 11*time.Hour || c.ResourceDriver != "account" || c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 }
@@ -112,11 +112,13 @@ func TestLoadErrors(t *testing.T) {
 		{"release needs only the database", Release, map[string]string{"DATABASE_URL": ""}, []string{"DATABASE_URL"}},
 		{"malformed values", Web, map[string]string{"PORT": "http", "REDIS_URL": "http://x", "ENCRYPTION_KEY": "short", "PROVISION_DEADLINE": "13h", "HEROKU_API_URL": "ftp://x"}, []string{"PORT is malformed", "REDIS_URL is malformed", "ENCRYPTION_KEY is malformed", "PROVISION_DEADLINE is malformed", "HEROKU_API_URL is malformed"}},
 		{"sentinel group without a master name", Worker, map[string]string{"REDIS_URL": "redis+sentinel://s1:26379,s2:26379"}, []string{"REDIS_URL is malformed", "no master name"}},
-		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{"ADDON_CONFIG_PREFIX"}},
+		{"bad prefix", Web, map[string]string{"ADDON_CONFIG_PREFIX": "lower"}, []string{`ADDON_CONFIG_PREFIX is malformed: "lower" cannot start Heroku config var names (^[A-Z][0-9A-Z_]+$)`}},
+		{"prefix starting with a digit", Web, map[string]string{"ADDON_CONFIG_PREFIX": "9DB"}, []string{`"9DB" cannot start`}},
+		{"default prefix of a bad id", Web, map[string]string{"ADDON_ID": "9-db"}, []string{`"9_DB" cannot start`}},
 		{"postgres driver needs its database", Worker, map[string]string{"RESOURCE_DRIVER": "postgres"}, []string{"RESOURCE_DATABASE_URL is required"}},
 		{"short admin password (web)", Web, map[string]string{"ADMIN_PASSWORD": "admin"}, []string{"ADMIN_PASSWORD is malformed: it is 5 characters long; at least 32 are required"}},
 		{"short admin password (worker)", Worker, map[string]string{"ADMIN_PASSWORD": strings.Repeat("x", 31)}, []string{"ADMIN_PASSWORD is malformed: it is 31 characters long"}},
-		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{"RESOURCE_DRIVER is malformed"}},
+		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{`RESOURCE_DRIVER is malformed: unknown driver "mysql" (want account, postgres or http)`}},
 		{"bad budgets", Worker, map[string]string{"DATABASE_POOL_SIZE": "0", "REDIS_POOL_SIZE": "x", "GRANT_CONCURRENCY": "-1", "LEASE_TTL": "1s", "OUTBOX_INTERVAL": "soon"}, []string{"DATABASE_POOL_SIZE is malformed", "REDIS_POOL_SIZE is malformed", "GRANT_CONCURRENCY is malformed", "LEASE_TTL is malformed", "OUTBOX_INTERVAL is malformed"}},
 	}
 	for _, tt := range tests {
@@ -138,5 +140,15 @@ func TestLoadErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProcessNames: the names logs and errors give the processes are the
+// Procfile's.
+func TestProcessNames(t *testing.T) {
+	for p, want := range map[Process]string{Release: "release", Web: "web", Worker: "worker", Process(9): "Process(9)"} {
+		if got := p.String(); got != want {
+			t.Errorf("Process(%d).String() = %q, want %q", int(p), got, want)
+		}
 	}
 }

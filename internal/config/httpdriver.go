@@ -3,6 +3,8 @@ package config
 import (
 	"net/url"
 	"time"
+
+	httpdriver "github.com/kiln-dev/kiln/internal/drivers/http"
 )
 
 // minHTTPSecretLen is the shortest RESOURCE_HTTP_SECRET accepted: the key
@@ -13,7 +15,7 @@ const minHTTPSecretLen = 32
 // loadHTTPDriver reads the http driver's variables; the URL and the secret
 // are required only when RESOURCE_DRIVER=http.
 func loadHTTPDriver(c *Config, get func(string, bool) string, bad func(string, string)) {
-	need := c.ResourceDriver == "http"
+	need := c.ResourceDriver == httpdriver.Name
 	c.HTTPURL = get("RESOURCE_HTTP_URL", need)
 	if c.HTTPURL != "" {
 		u, err := url.Parse(c.HTTPURL)

@@ -2,7 +2,7 @@
 // expects of an add-on provider: every Partner API behaviour Heroku relies
 // on (Basic auth, the provision answer, idempotency, config var rules, plan
 // change, deprovision, single sign-on), each as one row of a pass/fail
-// report. It plays Heroku through internal/partner against a Kiln whose
+// report. It plays Heroku through internal/asheroku against a Kiln whose
 // HEROKU_API_URL and HEROKU_ID_URL point at a Heroku simulator, so the
 // asynchronous half (grant exchange, config push, "provisioned") is checked
 // as Heroku would see it. `kiln-heroku check` runs it; partners run that in
@@ -24,8 +24,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // Status is a check's outcome.
@@ -85,9 +86,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 // Options say which Kiln to check and how.
 type Options struct {
 	// Kiln is the deployment under test, with the manifest's credentials.
-	Kiln *partner.Kiln
+	Kiln *asheroku.Kiln
 	// Sim is the Heroku simulator the Kiln under test calls.
-	Sim *partner.Sim
+	Sim *asheroku.Sim
 	// SSOSalt is the manifest's api.sso_salt (Kiln's ADDON_SSO_SALT).
 	SSOSalt string
 	// Prefix is the config var prefix; empty means Heroku's default for
@@ -107,7 +108,7 @@ type Options struct {
 	// OnResult, when set, sees each result as soon as it is known.
 	OnResult func(Result)
 	// OnProgress, when set, sees the provisioning progress while waiting.
-	OnProgress func(partner.Progress)
+	OnProgress func(asheroku.Progress)
 	// Webhooks checks the add-on webhook subscription and the receiver
 	// (Kiln with HEROKU_WEBHOOKS on and a PUBLIC_URL the simulator reaches).
 	Webhooks bool
@@ -189,7 +190,7 @@ func Run(ctx context.Context, o Options) *Report {
 		o.NewPlan = "basic"
 	}
 	if o.Prefix == "" {
-		o.Prefix = partner.DefaultPrefix(o.Kiln.ID)
+		o.Prefix = addon.DefaultPrefix(o.Kiln.ID)
 	}
 	if o.ProvisionTimeout <= 0 {
 		o.ProvisionTimeout = 60 * time.Second
@@ -222,8 +223,8 @@ func Run(ctx context.Context, o Options) *Report {
 // auth checks that every Partner API endpoint refuses bad credentials.
 func (r *runner) auth(ctx context.Context) {
 	k := r.o.Kiln
-	body := func() partner.ProvisionRequest {
-		return partner.NewProvisionRequest(uuid.NewString(), r.o.Plan, nil, nil)
+	body := func() asheroku.ProvisionRequest {
+		return asheroku.NewProvisionRequest(uuid.NewString(), r.o.Plan, nil, nil)
 	}
 	r.check(CheckProvisionNoAuth, func() (string, error) {
 		return want401(k.WithCredentials("", "").Provision(ctx, body()))
@@ -243,7 +244,7 @@ func (r *runner) auth(ctx context.Context) {
 	})
 }
 
-func want401(a *partner.Answer, err error) (string, error) {
+func want401(a *asheroku.Answer, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}
@@ -274,13 +275,13 @@ func (r *runner) provision(ctx context.Context, id string) (*provisionState, boo
 		r.skip("provisioning failed", append([]string{CheckProvisionRepeat, CheckProvisioned}, r.afterProvision()...)...)
 		return nil, false
 	}
-	req := partner.NewProvisionRequest(id, r.o.Plan, &reg.Grant, nil)
+	req := asheroku.NewProvisionRequest(id, r.o.Plan, &reg.Grant, nil)
 	if r.o.LogStream {
 		// An older simulator has no log stream: the log rows fail then.
 		req.LogInputURL, _ = r.o.Sim.LogInputURL(ctx, id)
 	}
 	st := &provisionState{}
-	var first *partner.Answer
+	var first *asheroku.Answer
 	ok := r.check(CheckProvision, func() (string, error) {
 		a, err := r.o.Kiln.Provision(ctx, req)
 		if err != nil {
@@ -370,7 +371,7 @@ func (r *runner) diagnose(ctx context.Context, id string, waitErr error) error {
 	if len(calls) == 0 {
 		return fmt.Errorf("not provisioned within %s: Kiln never called the simulator for this add-on; are Kiln's HEROKU_API_URL and HEROKU_ID_URL set to %s, and is its worker running?", r.o.ProvisionTimeout, r.o.Sim.URL)
 	}
-	p := partner.Progress{Calls: calls}
+	p := asheroku.Progress{Calls: calls}
 	if done, st := p.Step(herokusim.KindGrant); !done && st != 0 {
 		return fmt.Errorf("not provisioned within %s: the grant exchange was refused (%d); does Kiln's HEROKU_OAUTH_CLIENT_SECRET match the simulator's?", r.o.ProvisionTimeout, st)
 	}
@@ -477,13 +478,13 @@ func (r *runner) planChange(ctx context.Context, id string) {
 
 // sso checks single sign-on: refusals, then a good sign-in.
 func (r *runner) sso(ctx context.Context, id string) {
-	missing := func(a *partner.Answer) error {
+	missing := func(a *asheroku.Answer) error {
 		if a.Status == http.StatusNotFound || a.Status == http.StatusMethodNotAllowed {
-			return fmt.Errorf("POST %s got %d: Kiln has no SSO endpoint (the manifest's sso_url)", partner.SSOPath, a.Status)
+			return fmt.Errorf("POST %s got %d: Kiln has no SSO endpoint (the manifest's sso_url)", asheroku.SSOPath, a.Status)
 		}
 		return nil
 	}
-	want403 := func(s partner.SSO, why string) (string, error) {
+	want403 := func(s asheroku.SSO, why string) (string, error) {
 		in, err := r.o.Kiln.SignIn(ctx, s.Form())
 		if err != nil {
 			return "", err
@@ -497,16 +498,16 @@ func (r *runner) sso(ctx context.Context, id string) {
 		return in.First.String(), nil
 	}
 	r.check(CheckSSOBadToken, func() (string, error) {
-		s := partner.NewSSO(id, r.o.SSOSalt+"-wrong")
+		s := asheroku.NewSSO(id, r.o.SSOSalt+"-wrong")
 		return want403(s, "a token signed with the wrong salt")
 	})
 	r.check(CheckSSOOld, func() (string, error) {
-		s := partner.NewSSO(id, r.o.SSOSalt)
+		s := asheroku.NewSSO(id, r.o.SSOSalt)
 		s.Timestamp = time.Now().Add(-ssoMaxAge - time.Minute)
 		return want403(s, "a correctly signed 6-minute-old timestamp")
 	})
 	r.check(CheckSSOGood, func() (string, error) {
-		s := partner.NewSSO(id, r.o.SSOSalt)
+		s := asheroku.NewSSO(id, r.o.SSOSalt)
 		in, err := r.o.Kiln.SignIn(ctx, s.Form())
 		if err != nil {
 			return "", err
@@ -521,10 +522,10 @@ func (r *runner) sso(ctx context.Context, id string) {
 			return "", fmt.Errorf("a good sign-in ended with %d at %s; want 200", in.Final.Status, in.Final.URL)
 		}
 		if in.NavData == nil {
-			return "", fmt.Errorf("no %s cookie was set; Heroku expects the posted nav-data in it", partner.NavDataCookie)
+			return "", fmt.Errorf("no %s cookie was set; Heroku expects the posted nav-data in it", asheroku.NavDataCookie)
 		}
 		if !sameNavData(in.NavData.Value, s.NavData) {
-			return "", fmt.Errorf("the %s cookie is %q, not the posted nav-data %q", partner.NavDataCookie, in.NavData.Value, s.NavData)
+			return "", fmt.Errorf("the %s cookie is %q, not the posted nav-data %q", asheroku.NavDataCookie, in.NavData.Value, s.NavData)
 		}
 		path := "/"
 		if len(in.Hops) > 0 {
@@ -532,7 +533,7 @@ func (r *runner) sso(ctx context.Context, id string) {
 				path = u.Path
 			}
 		}
-		return fmt.Sprintf("%d → 200 %s, %s set", in.First.Status, path, partner.NavDataCookie), nil
+		return fmt.Sprintf("%d → 200 %s, %s set", in.First.Status, path, asheroku.NavDataCookie), nil
 	})
 }
 
@@ -606,7 +607,7 @@ func (r *runner) deprovision(ctx context.Context, id string) {
 		}
 	})
 	r.check(CheckProvisionGone, func() (string, error) {
-		a, err := r.o.Kiln.Provision(ctx, partner.NewProvisionRequest(id, r.o.Plan, nil, nil))
+		a, err := r.o.Kiln.Provision(ctx, asheroku.NewProvisionRequest(id, r.o.Plan, nil, nil))
 		if err != nil {
 			return "", err
 		}

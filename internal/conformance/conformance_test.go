@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // statuses maps each check's name to its status, for assertions.
@@ -37,8 +37,8 @@ func TestBrokenKiln(t *testing.T) {
 
 	var streamed []Result
 	report := Run(context.Background(), Options{
-		Kiln:     partner.NewKiln(broken.URL, "kiln", "password"),
-		Sim:      partner.NewSim(simSrv.URL),
+		Kiln:     asheroku.NewKiln(broken.URL, "kiln", "password"),
+		Sim:      asheroku.NewSim(simSrv.URL),
 		SSOSalt:  "salt",
 		OnResult: func(r Result) { streamed = append(streamed, r) },
 	})
@@ -102,8 +102,8 @@ func TestSilentKiln(t *testing.T) {
 	_, simSrv := herokusim.NewServer(t, herokusim.Options{})
 
 	report := Run(context.Background(), Options{
-		Kiln:             partner.NewKiln(silent.URL, "kiln", "password"),
-		Sim:              partner.NewSim(simSrv.URL),
+		Kiln:             asheroku.NewKiln(silent.URL, "kiln", "password"),
+		Sim:              asheroku.NewSim(simSrv.URL),
 		SSOSalt:          "salt",
 		ProvisionTimeout: 500 * time.Millisecond,
 		Poll:             20 * time.Millisecond,
@@ -129,8 +129,8 @@ func TestUnreachableSimulator(t *testing.T) {
 	kiln := httptest.NewServer(http.NotFoundHandler())
 	defer kiln.Close()
 	report := Run(context.Background(), Options{
-		Kiln: partner.NewKiln(kiln.URL, "kiln", "password"),
-		Sim:  partner.NewSim("http://127.0.0.1:1"),
+		Kiln: asheroku.NewKiln(kiln.URL, "kiln", "password"),
+		Sim:  asheroku.NewSim("http://127.0.0.1:1"),
 	})
 	for _, res := range report.Results {
 		if res.Name == CheckProvision {
@@ -151,7 +151,7 @@ func ssoServer(t *testing.T, salt string, checkToken, checkAge, setCookie bool) 
 	mux.HandleFunc("POST /sso/login", func(w http.ResponseWriter, r *http.Request) {
 		id, ts := r.FormValue("resource_id"), r.FormValue("timestamp")
 		n, _ := strconv.ParseInt(ts, 10, 64)
-		if checkToken && r.FormValue("resource_token") != partner.ResourceToken(id, salt, n) {
+		if checkToken && r.FormValue("resource_token") != asheroku.ResourceToken(id, salt, n) {
 			http.Error(w, "bad token", http.StatusForbidden)
 			return
 		}
@@ -160,7 +160,7 @@ func ssoServer(t *testing.T, salt string, checkToken, checkAge, setCookie bool) 
 			return
 		}
 		if setCookie {
-			http.SetCookie(w, &http.Cookie{Name: partner.NavDataCookie, Value: r.FormValue("nav-data"), Path: "/"})
+			http.SetCookie(w, &http.Cookie{Name: asheroku.NavDataCookie, Value: r.FormValue("nav-data"), Path: "/"})
 		}
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: id, Path: "/"})
 		http.Redirect(w, r, "/dashboard/"+id, http.StatusSeeOther)
@@ -194,7 +194,7 @@ func TestSSOChecks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := ssoServer(t, salt, tt.checkToken, tt.checkAge, tt.cookie)
-			r := &runner{o: Options{Kiln: partner.NewKiln(srv.URL, "kiln", "pw"), SSOSalt: salt}, report: &Report{}}
+			r := &runner{o: Options{Kiln: asheroku.NewKiln(srv.URL, "kiln", "pw"), SSOSalt: salt}, report: &Report{}}
 			r.sso(context.Background(), "01234567-89ab-cdef-0123-456789abcdef")
 			got := statuses(r.report)
 			for name, want := range tt.want {

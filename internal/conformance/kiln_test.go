@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/herokusim"
 	"github.com/kiln-dev/kiln/internal/kilntest"
-	"github.com/kiln-dev/kiln/internal/partner"
 )
 
 // bin holds the Kiln commands, built once for the tests that run a real
@@ -104,8 +104,8 @@ func realKiln(t *testing.T, async bool, want int) {
 	waitHealthy(t, kilnURL)
 
 	report := Run(context.Background(), Options{
-		Kiln:             partner.NewKiln(kilnURL, id, pw),
-		Sim:              partner.NewSim(simSrv.URL),
+		Kiln:             asheroku.NewKiln(kilnURL, id, pw),
+		Sim:              asheroku.NewSim(simSrv.URL),
 		SSOSalt:          salt,
 		ConfigVars:       []string{"KILN_CONF_URL"},
 		Webhooks:         true, // PUBLIC_URL defaults to http://localhost:$PORT, which the simulator reaches

@@ -13,29 +13,41 @@ import (
 	"github.com/kiln-dev/kiln/internal/kilntest"
 )
 
+// postgresAddon runs Kiln with RESOURCE_DRIVER=postgres on the test server,
+// selling testdata/postgres-plans.json (extra adds settings), and
+// provisions an add-on on plan. It returns the stack, an admin connection
+// to the server, the add-on's id and the name of its database and owner
+// role. The database and every role of the add-on are dropped when the
+// test ends: roles are cluster-wide, so none may be left behind.
+func postgresAddon(t *testing.T, plan string, extra ...string) (s *stack, admin *sql.DB, id, name string) {
+	t.Helper()
+	plans, err := filepath.Abs("testdata/postgres-plans.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = newStack(t, append([]string{"RESOURCE_DRIVER=postgres", "RESOURCE_DATABASE_URL=" + kilntest.AdminURL(), "RESOURCE_PLANS_FILE=" + plans}, extra...)...)
+	if admin, err = sql.Open("pgx", kilntest.AdminURL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	id = s.provisioned(plan)
+	name = "kiln_" + strings.ReplaceAll(id, "-", "")
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		for _, r := range []string{name + "_a", name + "_b", name} {
+			admin.Exec("DROP ROLE IF EXISTS " + r)
+		}
+	})
+	return s, admin, id, name
+}
+
 // TestPostgresDriver runs Kiln with RESOURCE_DRIVER=postgres: the customer's
 // URL reaches a database of its own, the connection limit follows the plan,
 // a downgrade the database does not fit is refused with 422, and
 // deprovisioning removes the database and the role.
 func TestPostgresDriver(t *testing.T) {
-	plans, err := filepath.Abs("testdata/postgres-plans.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newStack(t, "RESOURCE_DRIVER=postgres", "RESOURCE_DATABASE_URL="+kilntest.AdminURL(), "RESOURCE_PLANS_FILE="+plans)
+	s, admin, id, name := postgresAddon(t, "basic")
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", kilntest.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-
-	id := s.provisioned("basic")
-	name := "kiln_" + strings.ReplaceAll(id, "-", "")
-	t.Cleanup(func() { // the roles are cluster-wide: never leave one behind
-		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		admin.Exec("DROP ROLE IF EXISTS " + name)
-	})
 	h, _ := s.Sim.Addon(id)
 	url := h.Config[prefix+"_URL"]
 	if !strings.HasPrefix(url, "postgres://"+name+":") || !strings.Contains(url, "/"+name) {

@@ -5,14 +5,12 @@ import (
 	"database/sql"
 	"net/http"
 	neturl "net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/drivers/account"
-	"github.com/kiln-dev/kiln/internal/kilntest"
 )
 
 // TestCredentialRollPostgres: a rotation pushes the new postgres URL to
@@ -22,27 +20,9 @@ import (
 // membership). A second roll moves to the other login role, and
 // deprovisioning leaves no role behind.
 func TestCredentialRollPostgres(t *testing.T) {
-	plans, err := filepath.Abs("testdata/postgres-plans.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const grace = 4 * time.Second
-	s := newStack(t, "RESOURCE_DRIVER=postgres", "RESOURCE_DATABASE_URL="+kilntest.AdminURL(), "RESOURCE_PLANS_FILE="+plans,
-		"CREDENTIAL_GRACE="+grace.String(), "HEROKU_WEBHOOKS=false")
+	s, admin, id, name := postgresAddon(t, "basic", "CREDENTIAL_GRACE="+grace.String(), "HEROKU_WEBHOOKS=false")
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", kilntest.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	id := s.provisioned("basic")
-	name := "kiln_" + strings.ReplaceAll(id, "-", "")
-	t.Cleanup(func() { // roles are cluster-wide: never leave one behind
-		admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		for _, r := range []string{name + "_a", name + "_b", name} {
-			admin.Exec("DROP ROLE IF EXISTS " + r)
-		}
-	})
 	urlNow := func() string {
 		h, _ := s.Sim.Addon(id)
 		return h.Config[prefix+"_URL"]

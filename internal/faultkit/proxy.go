@@ -1,10 +1,12 @@
 // Package faultkit injects real faults between Kiln and what it depends on,
 // for the chaos run and failure tests: TCP proxies (Shopify's toxiproxy,
 // embedded as a library, no daemon) that add latency, reset every
-// connection or swallow all traffic, and real redis-server and
-// redis-sentinel processes that can be killed and restarted. Nothing here is
-// a mock: Kiln's processes talk to real Postgres and Redis through real
-// sockets that really stall or drop.
+// connection or swallow all traffic, real redis-server and redis-sentinel
+// processes that can be killed and restarted, and a Postgres database of
+// the run's own whose sessions can all be ended at once. Nothing here is a
+// mock: Kiln's processes talk to real Postgres and Redis through real
+// sockets that really stall or drop. The benchmark (kiln-bench) starts its
+// private Redis and database with it too.
 package faultkit
 
 import (

@@ -100,6 +100,16 @@ func (r *Redis) Start() error {
 	}
 }
 
+// Pid is the process id of the running server, or 0 after Kill.
+func (r *Redis) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
 // Kill sends SIGKILL: the server gets no chance to hand anything over.
 func (r *Redis) Kill() {
 	r.mu.Lock()

@@ -51,21 +51,25 @@ func New(db *gorm.DB, publicURL string) *Driver {
 	return &Driver{db: db, publicURL: publicURL}
 }
 
+// Name is the RESOURCE_DRIVER value that selects this driver; the
+// configuration and the wiring name the driver by it, so it is spelled once.
+const Name = "account"
+
 // Name is the RESOURCE_DRIVER value that selects this driver.
-func (d *Driver) Name() string { return "account" }
+func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans of RESOURCE_PLANS_FILE (NewWithCatalog), else of
 // plans.json. It panics if the embedded file is broken, which the
 // package's tests rule out before a build ships.
 func (d *Driver) Catalog() addon.Catalog {
 	if d.plans != nil {
-		return copyCatalog(d.plans)
+		return d.plans.Clone()
 	}
-	c, err := catalog()
+	c, err := shipped()
 	if err != nil {
 		panic(err)
 	}
-	return copyCatalog(c)
+	return c.Clone()
 }
 
 // Account is a tenant as the dashboard and the API show it; the key is never

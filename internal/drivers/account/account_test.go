@@ -48,6 +48,22 @@ func resource(tb testing.TB, d *account.Driver, id, slug string, vars addon.Vars
 	return addon.Resource{ID: id, Name: "acme-primary", Plan: plan, Vars: vars}
 }
 
+// newAccount creates the account of a new add-on on plan, on a driver
+// whose public URL is https://kiln.example.com, and returns the add-on (its
+// Vars the URL the driver made) and the URL's account name and key,
+// checked as creds checks them.
+func newAccount(tb testing.TB, d *account.Driver, plan string) (r addon.Resource, name, key string) {
+	tb.Helper()
+	r = resource(tb, d, uuid.NewString(), plan, nil)
+	vars, err := d.Create(context.Background(), r)
+	if err != nil {
+		tb.Fatalf("Create: %v", err)
+	}
+	r.Vars = vars
+	name, key = creds(tb, vars, "https", "kiln.example.com")
+	return r, name, key
+}
+
 var namePattern = regexp.MustCompile(`^acct-[0-9a-f]{12}$`)
 
 // creds splits a URL var into account name and key, checking its shape.
@@ -226,12 +242,8 @@ func TestKeyStoredHashed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, dbURL := setup(t, "https://kiln.example.com")
-	id := uuid.NewString()
-	vars, err := d.Create(ctx, resource(t, d, id, "test", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key := creds(t, vars, "https", "kiln.example.com")
+	r, _, key := newAccount(t, d, "test")
+	id := r.ID
 
 	raw := rawDB(t, dbURL)
 	var row string
@@ -253,17 +265,9 @@ func TestAuthenticate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, _ := setup(t, "https://kiln.example.com")
-	idA, idB := uuid.NewString(), uuid.NewString()
-	varsA, err := d.Create(ctx, resource(t, d, idA, "basic", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	varsB, err := d.Create(ctx, resource(t, d, idB, "basic", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nameA, keyA := creds(t, varsA, "https", "kiln.example.com")
-	nameB, keyB := creds(t, varsB, "https", "kiln.example.com")
+	a, nameA, keyA := newAccount(t, d, "basic")
+	b, nameB, keyB := newAccount(t, d, "basic")
+	idA, idB := a.ID, b.ID
 
 	tests := []struct {
 		name, account, key, want string
@@ -294,12 +298,8 @@ func TestRotateKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, _ := setup(t, "https://kiln.example.com")
-	id := uuid.NewString()
-	vars, err := d.Create(ctx, resource(t, d, id, "basic", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, key := creds(t, vars, "https", "kiln.example.com")
+	r, name, key := newAccount(t, d, "basic")
+	id := r.ID
 	rotated, err := d.RotateKey(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -363,12 +363,8 @@ func TestLastUsedThrottled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, _ := setup(t, "https://kiln.example.com")
-	id := uuid.NewString()
-	vars, err := d.Create(ctx, resource(t, d, id, "basic", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, key := creds(t, vars, "https", "kiln.example.com")
+	r, name, key := newAccount(t, d, "basic")
+	id := r.ID
 	var seen []time.Time
 	for range 2 {
 		if _, err := d.Authenticate(ctx, name, key); err != nil {

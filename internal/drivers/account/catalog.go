@@ -2,7 +2,6 @@ package account
 
 import (
 	_ "embed"
-	"fmt"
 	"sync"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -25,19 +24,13 @@ const (
 //go:embed plans.json
 var plansJSON []byte
 
-// catalog parses plansJSON once. The embedded file is part of the build and
+// shipped parses plansJSON once. The embedded file is part of the build and
 // a test validates it, so a broken one never ships; parsing lazily keeps a
 // broken file from stopping processes that use another driver.
-var catalog = sync.OnceValues(func() (addon.Catalog, error) { return parseCatalog(plansJSON) })
+var shipped = sync.OnceValues(func() (addon.Catalog, error) { return LoadCatalog("") })
 
+// parseCatalog requires every plan to state the limits the tenant API
+// enforces.
 func parseCatalog(data []byte) (addon.Catalog, error) {
-	c, err := addon.ParseCatalog(data, LimitRequestsPerMonth, LimitRequestsPerSecond)
-	if err != nil {
-		return nil, fmt.Errorf("account plans.json: %w", err)
-	}
-	return c, nil
+	return addon.ParseCatalog(data, LimitRequestsPerMonth, LimitRequestsPerSecond)
 }
-
-// copyCatalog returns a deep copy, so a caller editing the catalog it was
-// given cannot change what every other caller sees.
-func copyCatalog(c addon.Catalog) addon.Catalog { return c.Clone() }

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
@@ -14,13 +12,7 @@ func TestPanel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, _ := setup(t, "https://kiln.example.com")
-	id := uuid.NewString()
-	r := resource(t, d, id, "basic", nil)
-	vars, err := d.Create(ctx, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, key := creds(t, vars, "https", "kiln.example.com")
+	r, name, key := newAccount(t, d, "basic")
 
 	field := func(fields []addon.PanelField, label string) string {
 		t.Helper()

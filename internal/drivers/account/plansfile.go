@@ -1,27 +1,18 @@
 package account
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/drivers/catalog"
 	"gorm.io/gorm"
 )
 
 // LoadCatalog reads and validates a plan catalog file for this driver
-// (RESOURCE_PLANS_FILE): every plan must state requests_per_month and
-// requests_per_second, because the tenant API enforces them. It is
-// exported so the commands refuse to start on a broken file.
+// (RESOURCE_PLANS_FILE; an empty path means the shipped plans.json): every
+// plan must state requests_per_month and requests_per_second, because the
+// tenant API enforces them. It is exported so the commands refuse to start
+// on a broken file.
 func LoadCatalog(path string) (addon.Catalog, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("plan catalog %s: %w", path, err)
-	}
-	c, err := addon.ParseCatalog(data, LimitRequestsPerMonth, LimitRequestsPerSecond)
-	if err != nil {
-		return nil, fmt.Errorf("plan catalog %s: %w", path, err)
-	}
-	return c, nil
+	return catalog.Load(path, plansJSON, parseCatalog)
 }
 
 // NewWithCatalog is New selling the plans of c (LoadCatalog) instead of

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
@@ -17,12 +15,8 @@ func TestAuthenticateTenant(t *testing.T) {
 	d, dbURL := setup(t, "https://kiln.example.com")
 	raw := rawDB(t, dbURL)
 	ctx := context.Background()
-	id := uuid.NewString()
-	vars, err := d.Create(ctx, resource(t, d, id, "basic", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	name, key := creds(t, vars, "https", "kiln.example.com")
+	r, name, key := newAccount(t, d, "basic")
+	id := r.ID
 	lastUsed := func() time.Time {
 		var at time.Time
 		if err := raw.QueryRowContext(ctx, "SELECT coalesce(last_used_at, 'epoch') FROM accounts WHERE id = $1", id).Scan(&at); err != nil {

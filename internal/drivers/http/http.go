@@ -149,8 +149,12 @@ func New(o Options) (*Driver, error) {
 	return d, nil
 }
 
+// Name is the RESOURCE_DRIVER value that selects this driver; the
+// configuration and the wiring name the driver by it, so it is spelled once.
+const Name = "http"
+
 // Name is the RESOURCE_DRIVER value that selects this driver.
-func (d *Driver) Name() string { return "http" }
+func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans of RESOURCE_PLANS_FILE (or the built-in ones).
 func (d *Driver) Catalog() addon.Catalog { return d.catalog.Clone() }

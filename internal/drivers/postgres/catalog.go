@@ -4,9 +4,9 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/drivers/catalog"
 )
 
 // The limits every plan of this driver must state, as keys of addon.Plan.Limits.
@@ -23,27 +23,12 @@ const (
 //go:embed plans.json
 var defaultPlans []byte
 
-// defaultPlansName names the embedded catalog in error messages.
-const defaultPlansName = "plans.json (built in)"
-
 // LoadCatalog reads and validates a plan catalog file for this driver; an
 // empty path means the catalog shipped in the package. It is exported so the
 // commands can refuse to start on a broken catalog, with an error naming the
 // file and the plan, instead of failing on the first customer's provision.
 func LoadCatalog(path string) (addon.Catalog, error) {
-	name, data := defaultPlansName, defaultPlans
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("plan catalog %s: %w", path, err)
-		}
-		name, data = path, b
-	}
-	c, err := parseCatalog(data)
-	if err != nil {
-		return nil, fmt.Errorf("plan catalog %s: %w", name, err)
-	}
-	return c, nil
+	return catalog.Load(path, defaultPlans, parseCatalog)
 }
 
 func parseCatalog(data []byte) (addon.Catalog, error) {
@@ -63,6 +48,17 @@ func parseCatalog(data []byte) (addon.Catalog, error) {
 type limits struct {
 	Connections int64 `json:"connection_limit"`
 	SizeBytes   int64 `json:"size_limit_bytes"`
+}
+
+// usableLimits is limitsOf for a plan an add-on is on or moves to: the
+// catalog was checked at start, so a plan without usable limits is Kiln's
+// fault (EINTERNAL), not the customer's.
+func usableLimits(p addon.Plan) (limits, error) {
+	l, err := limitsOf(p)
+	if err != nil {
+		return l, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", p.Slug)
+	}
+	return l, nil
 }
 
 func limitsOf(p addon.Plan) (limits, error) {

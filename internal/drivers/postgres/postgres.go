@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"strconv"
@@ -167,8 +168,12 @@ func publicAddr(admin *url.URL, public string) (string, error) {
 // Close releases the admin connections.
 func (d *Driver) Close() error { return d.db.Close() }
 
+// Name is the RESOURCE_DRIVER value that selects this driver; the
+// configuration and the wiring name the driver by it, so it is spelled once.
+const Name = "postgres"
+
 // Name is the RESOURCE_DRIVER value that selects this driver.
-func (d *Driver) Name() string { return "postgres" }
+func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans loaded at New.
 func (d *Driver) Catalog() addon.Catalog { return d.catalog }
@@ -207,9 +212,9 @@ func (d *Driver) Create(ctx context.Context, r addon.Resource) (addon.Vars, erro
 	if err != nil {
 		return nil, err
 	}
-	lim, err := limitsOf(r.Plan)
+	lim, err := usableLimits(r.Plan)
 	if err != nil {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", r.Plan.Slug)
+		return nil, err
 	}
 	password := passwordIn(r.Vars, n)
 	if password == "" {
@@ -323,9 +328,9 @@ func (d *Driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan
 	if err != nil {
 		return nil, err
 	}
-	lim, err := limitsOf(to)
+	lim, err := usableLimits(to)
 	if err != nil {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", to.Slug)
+		return nil, err
 	}
 	err = d.locked(ctx, n, func(c *sql.Conn) error {
 		var size int64
@@ -359,11 +364,7 @@ func (d *Driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan
 		return nil, fmt.Errorf("change plan of add-on %s: %w", r.ID, err)
 	}
 	d.log.Info("postgres plan changed", "addon", r.ID, "database", n.db, "from", r.Plan.Slug, "to", to.Slug)
-	out := make(addon.Vars, len(r.Vars))
-	for k, v := range r.Vars {
-		out[k] = v
-	}
-	return out, nil
+	return replaced(r.Vars, nil), nil
 }
 
 func megabytes(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
@@ -479,15 +480,29 @@ func (d *Driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 	if err != nil {
 		return nil, err
 	}
-	password, err := newPassword()
+	password, verifier, err := newCredential()
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := scramVerifier(password)
+	err = d.onExisting(ctx, r, n, "rotate credentials", func(c *sql.Conn) error {
+		if err := exec(ctx, c, "set password", `ALTER ROLE `+ident(n.role)+` WITH LOGIN PASSWORD `+quoteLiteral(verifier)); err != nil {
+			return err
+		}
+		return d.terminate(ctx, c, n)
+	})
 	if err != nil {
 		return nil, err
 	}
-	err = d.locked(ctx, n, func(c *sql.Conn) error {
+	d.log.Info("postgres credentials rotated", "addon", r.ID, "database", n.db)
+	return replaced(r.Vars, d.vars(n, password)), nil
+}
+
+// onExisting runs fn holding the add-on's lock (locked) once it has found
+// the add-on's owner role. The answer is ENOTFOUND as is when the role is
+// gone, so the domain can tell a vanished database from a failure; other
+// errors are wrapped with what was being done.
+func (d *Driver) onExisting(ctx context.Context, r addon.Resource, n names, what string, fn func(c *sql.Conn) error) error {
+	err := d.locked(ctx, n, func(c *sql.Conn) error {
 		exists, err := roleExists(ctx, c, n.role)
 		if err != nil {
 			return err
@@ -495,26 +510,21 @@ func (d *Driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 		if !exists {
 			return addon.Errorf(addon.ENOTFOUND, "The database of add-on %s does not exist.", r.ID)
 		}
-		if err := exec(ctx, c, "set password", `ALTER ROLE `+ident(n.role)+` WITH LOGIN PASSWORD `+quoteLiteral(verifier)); err != nil {
-			return err
-		}
-		return d.terminate(ctx, c, n)
+		return fn(c)
 	})
-	if err != nil {
-		if addon.ErrorCode(err) == addon.ENOTFOUND {
-			return nil, err
-		}
-		return nil, fmt.Errorf("rotate credentials of add-on %s: %w", r.ID, err)
+	if err != nil && addon.ErrorCode(err) != addon.ENOTFOUND {
+		return fmt.Errorf("%s of add-on %s: %w", what, r.ID, err)
 	}
-	d.log.Info("postgres credentials rotated", "addon", r.ID, "database", n.db)
-	out := make(addon.Vars, len(r.Vars)+1)
-	for k, v := range r.Vars {
-		out[k] = v
-	}
-	for k, v := range d.vars(n, password) {
-		out[k] = v
-	}
-	return out, nil
+	return err
+}
+
+// replaced returns a copy of vars with the entries of with: the Vars of a
+// Resource are the domain's and are never changed in place.
+func replaced(vars, with addon.Vars) addon.Vars {
+	out := make(addon.Vars, len(vars)+len(with))
+	maps.Copy(out, vars)
+	maps.Copy(out, with)
+	return out
 }
 
 // vars are the config vars of a tenant: the URL its app connects with.

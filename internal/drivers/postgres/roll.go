@@ -51,30 +51,19 @@ func (d *Driver) Roll(ctx context.Context, r addon.Resource) (addon.Vars, error)
 	if err != nil {
 		return nil, err
 	}
-	lim, err := limitsOf(r.Plan)
+	lim, err := usableLimits(r.Plan)
 	if err != nil {
-		return nil, addon.Wrap(addon.EINTERNAL, err, "Plan %s has no usable limits.", r.Plan.Slug)
+		return nil, err
 	}
 	next := n.role + loginA
 	if userIn(r.Vars, n) == next {
 		next = n.role + loginB
 	}
-	password, err := newPassword()
+	password, verifier, err := newCredential()
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := scramVerifier(password)
-	if err != nil {
-		return nil, err
-	}
-	err = d.locked(ctx, n, func(c *sql.Conn) error {
-		exists, err := roleExists(ctx, c, n.role)
-		if err != nil {
-			return err
-		}
-		if !exists {
-			return addon.Errorf(addon.ENOTFOUND, "The database of add-on %s does not exist.", r.ID)
-		}
+	err = d.onExisting(ctx, r, n, "roll credentials", func(c *sql.Conn) error {
 		if err := d.adopt(ctx, c, n); err != nil {
 			return err
 		}
@@ -104,18 +93,10 @@ func (d *Driver) Roll(ctx context.Context, r addon.Resource) (addon.Vars, error)
 		return exec(ctx, c, "log in as the owner", `ALTER ROLE `+ident(next)+` SET role = `+quoteLiteral(n.role))
 	})
 	if err != nil {
-		if addon.ErrorCode(err) == addon.ENOTFOUND {
-			return nil, err
-		}
-		return nil, fmt.Errorf("roll credentials of add-on %s: %w", r.ID, err)
+		return nil, err
 	}
 	d.log.Info("postgres credentials rolled", "addon", r.ID, "database", n.db, "login", next)
-	out := make(addon.Vars, len(r.Vars)+1)
-	for k, v := range r.Vars {
-		out[k] = v
-	}
-	out["URL"] = d.urlFor(next, n.db, password)
-	return out, nil
+	return replaced(r.Vars, addon.Vars{"URL": d.urlFor(next, n.db, password)}), nil
 }
 
 // Revoke ends the old credentials: their role can no longer log in and its

@@ -24,6 +24,18 @@ func newPassword() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// newCredential makes a new password and its SCRAM verifier, the form in
+// which the password is given to Postgres (scramVerifier).
+func newCredential() (password, verifier string, err error) {
+	if password, err = newPassword(); err != nil {
+		return "", "", err
+	}
+	if verifier, err = scramVerifier(password); err != nil {
+		return "", "", err
+	}
+	return password, verifier, nil
+}
+
 // scramVerifier computes the SCRAM-SHA-256 verifier Postgres stores for a
 // password (RFC 5802/7677, the format of pg_authid.rolpassword). Sending the
 // verifier instead of the password in CREATE/ALTER ROLE means the plaintext

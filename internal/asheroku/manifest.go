@@ -1,4 +1,4 @@
-package partner
+package asheroku
 
 import (
 	"bytes"
@@ -77,7 +77,7 @@ func Generate(o GenerateOptions) (*Manifest, error) {
 		o.Name = o.ID
 	}
 	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix(o.ID)
+		o.Prefix = addon.DefaultPrefix(o.ID)
 	}
 	if o.TestURL == "" {
 		o.TestURL = TestURL
@@ -125,12 +125,6 @@ func Generate(o GenerateOptions) (*Manifest, error) {
 		return nil, fmt.Errorf("the generated manifest is not valid: %w", errors.Join(problems...))
 	}
 	return m, nil
-}
-
-// DefaultPrefix is Heroku's default config var prefix for an add-on id: the
-// id upper-cased with "-" as "_" (Kiln's config applies the same rule).
-func DefaultPrefix(id string) string {
-	return strings.ToUpper(strings.ReplaceAll(id, "-", "_"))
 }
 
 const secretAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -220,7 +214,7 @@ func Validate(data []byte) []error {
 
 	prefix := a.ConfigVarsPrefix
 	if prefix == "" {
-		prefix = DefaultPrefix(m.ID)
+		prefix = addon.DefaultPrefix(m.ID)
 	} else if !addon.ValidPrefix(prefix) {
 		bad("api.config_vars_prefix", "%q cannot start Heroku config var names (^[A-Z][0-9A-Z_]+$)", prefix)
 	}

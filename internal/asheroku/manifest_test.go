@@ -1,4 +1,4 @@
-package partner
+package asheroku
 
 import (
 	"encoding/json"

@@ -1,13 +1,13 @@
-// Package partner plays Heroku's side of the add-on partnership against any
-// Kiln, local or deployed: it sends the Partner API calls Heroku sends
-// (provision, plan change, deprovision) with the manifest's credentials,
-// signs single sign-on forms the way Heroku's dashboard does, drives the
-// Heroku simulator (internal/herokusim) over its /_sim control surface so
-// the Kiln under test has an OAuth grant to exchange and a Platform API to
-// push config to, and writes and checks add-on manifests. The kiln-heroku
-// command and the conformance checks are built on it, so a partner's CI and
-// Kiln's own tests exercise exactly the same client.
-package partner
+// Package asheroku acts as Heroku against any Kiln, local or deployed: it
+// sends the Partner API calls Heroku sends (provision, plan change,
+// deprovision) with the manifest's credentials, signs single sign-on forms
+// the way Heroku's dashboard does, drives the Heroku simulator
+// (internal/herokusim) over its /_sim control surface so the Kiln under
+// test has an OAuth grant to exchange and a Platform API to push config to,
+// and writes and checks add-on manifests. The kiln-heroku command and the
+// conformance checks are built on it, so a partner's CI and Kiln's own
+// tests exercise exactly the same client.
+package asheroku
 
 import (
 	"bytes"
