@@ -240,3 +240,79 @@ func TestUpdateReturnsWhatGetReads(t *testing.T) {
 		})
 	}
 }
+
+// benchAddon creates an add-on as a provision call leaves it, for the
+// benchmarks of a pipeline step's reads and writes.
+func benchAddon(b *testing.B, db interface {
+	Create(context.Context, *addon.Addon) (*addon.Addon, bool, error)
+}) *addon.Addon {
+	b.Helper()
+	t0 := now()
+	a := newAddon(t0)
+	a.Grant = &addon.Grant{Code: "grant-code", ExpiresAt: t0.Add(5 * time.Minute)}
+	a.LogInputURL, a.LogDrainToken = "https://t:s@logs.example/x", "d.token"
+	a.Options = map[string]string{}
+	if _, _, err := db.Create(context.Background(), a); err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// BenchmarkGet is a pipeline step's read of its add-on.
+func BenchmarkGet(b *testing.B) {
+	ctx := context.Background()
+	db, _ := newStore(b)
+	a := benchAddon(b, db)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := db.Get(ctx, a.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUpdate is a pipeline step's save: a change and one audit event,
+// under the row lock.
+func BenchmarkUpdate(b *testing.B) {
+	ctx := context.Background()
+	db, _ := newStore(b)
+	a := benchAddon(b, db)
+	t0 := now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		_, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+			a.Reason = fmt.Sprint(i)
+			a.Note(t0, "step", "benchmark step")
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRecord is Update for the holder of a lease, as every job saves.
+func BenchmarkRecord(b *testing.B) {
+	ctx := context.Background()
+	db, _ := newStore(b)
+	a := benchAddon(b, db)
+	_, l, err := db.Acquire(ctx, a.ID, "bench", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		_, err := db.Record(ctx, l, false, func(_ context.Context, a *addon.Addon) error {
+			a.Reason = fmt.Sprint(i)
+			a.Note(t0, "step", "benchmark step")
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
