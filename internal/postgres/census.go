@@ -12,7 +12,7 @@ var _ addon.Census = (*DB)(nil)
 // operators' /metrics. Deprovisioned add-ons are counted too: their rows
 // stay for the audit trail.
 func (db *DB) CountByState(ctx context.Context) (map[addon.State]int64, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT state, count(*) FROM addons GROUP BY state`)
+	rows, err := db.gorm.WithContext(ctx).Raw("SELECT state, count(*) FROM addons GROUP BY state").Rows()
 	if err != nil {
 		return nil, dbError(err, "")
 	}
@@ -38,7 +38,9 @@ var _ addon.LostGrants = (*DB)(nil)
 // exchange attempt had started.
 func (db *DB) CountLostGrants(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM addons WHERE state = 'failed' AND reason = $1`, addon.GrantLostReason).Scan(&n)
+	err := db.gorm.WithContext(ctx).
+		Raw("SELECT count(*) FROM addons WHERE state = 'failed' AND reason = $1", addon.GrantLostReason).
+		Row().Scan(&n)
 	if err != nil {
 		return 0, dbError(err, "")
 	}

@@ -176,7 +176,7 @@ func (db *DB) UpdateLink(ctx context.Context, id string, fn func(l *addon.Link) 
 func (db *DB) ApplyEvent(ctx context.Context, id, eventID string, fn func(l *addon.Link) error) (bool, error) {
 	applied := false
 	err := db.withLink(ctx, id, func(tx *gorm.DB, l *addon.Link) error {
-		res := tx.Exec("INSERT INTO addon_webhook_events (event_id, addon_id) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING", eventID, id)
+		res := tx.Exec("INSERT INTO addon_webhook_events (event_id, addon_id) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING", eventID, id)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -198,8 +198,8 @@ func (db *DB) withLink(ctx context.Context, id string, fn func(tx *gorm.DB, l *a
 	if !addon.ValidID(id) {
 		return addon.NotFound(id)
 	}
-	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		ins := tx.Exec("INSERT INTO addon_links (addon_id) VALUES (?) ON CONFLICT (addon_id) DO NOTHING", id)
+	err := db.transact(ctx, func(tx *gorm.DB) error {
+		ins := tx.Exec("INSERT INTO addon_links (addon_id) VALUES ($1) ON CONFLICT (addon_id) DO NOTHING", id)
 		if ins.Error != nil {
 			return ins.Error
 		}
@@ -263,23 +263,23 @@ func (db *DB) ids(ctx context.Context, query string, args ...any) ([]string, err
 func (db *DB) DueForSync(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	return db.ids(ctx, `SELECT a.id::text FROM addons a LEFT JOIN addon_links l ON l.addon_id = a.id
 		WHERE a.state = 'provisioned' AND a.access_token IS NOT NULL
-		AND (l.next_sync_at IS NULL OR l.next_sync_at <= ?)
-		ORDER BY l.next_sync_at NULLS FIRST LIMIT ?`, now.UTC(), limit)
+		AND (l.next_sync_at IS NULL OR l.next_sync_at <= $1)
+		ORDER BY l.next_sync_at NULLS FIRST LIMIT $2`, now.UTC(), limit)
 }
 
 // Unsubscribed lists provisioned add-ons with Platform API access and no
 // webhook subscription.
 func (db *DB) Unsubscribed(ctx context.Context, before time.Time, limit int) ([]string, error) {
 	return db.ids(ctx, `SELECT a.id::text FROM addons a LEFT JOIN addon_links l ON l.addon_id = a.id
-		WHERE a.state = 'provisioned' AND a.access_token IS NOT NULL AND a.updated_at < ?
+		WHERE a.state = 'provisioned' AND a.access_token IS NOT NULL AND a.updated_at < $1
 		AND coalesce(l.webhook_id, '') = '' AND coalesce(l.access_refused, '') = ''
-		ORDER BY a.updated_at LIMIT ?`, before.UTC(), limit)
+		ORDER BY a.updated_at LIMIT $2`, before.UTC(), limit)
 }
 
 // DueForRetire lists add-ons whose rotated-out credentials are due.
 func (db *DB) DueForRetire(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	return db.ids(ctx, `SELECT addon_id::text FROM addon_links WHERE retire_at IS NOT NULL AND retire_at <= ?
-		ORDER BY retire_at LIMIT ?`, now.UTC(), limit)
+	return db.ids(ctx, `SELECT addon_id::text FROM addon_links WHERE retire_at IS NOT NULL AND retire_at <= $1
+		ORDER BY retire_at LIMIT $2`, now.UTC(), limit)
 }
 
 // LogBacklog lists add-ons with a log stream and events it has not had.
@@ -287,24 +287,8 @@ func (db *DB) LogBacklog(ctx context.Context, since time.Time, limit int) ([]str
 	return db.ids(ctx, `SELECT DISTINCT e.addon_id::text FROM addon_events e
 		JOIN addons a ON a.id = e.addon_id
 		LEFT JOIN addon_links l ON l.addon_id = e.addon_id
-		WHERE e.created_at > ? AND a.log_input_url IS NOT NULL AND e.id > coalesce(l.log_cursor, 0)
-		LIMIT ?`, since.UTC(), limit)
-}
-
-// EventsAfter returns the add-on's events with an id above after.
-func (db *DB) EventsAfter(ctx context.Context, id string, after int64, limit int) ([]addon.Event, error) {
-	if !addon.ValidID(id) {
-		return nil, addon.NotFound(id)
-	}
-	var rows []eventRow
-	if err := db.gorm.WithContext(ctx).Where("addon_id = ? AND id > ?", id, after).Order("id").Limit(limit).Find(&rows).Error; err != nil {
-		return nil, dbError(err, id)
-	}
-	out := make([]addon.Event, len(rows))
-	for i, r := range rows {
-		out[i] = addon.Event{ID: r.ID, AddonID: r.AddonID, Kind: r.Kind, State: addon.State(r.State), Message: r.Message, At: r.CreatedAt.UTC()}
-	}
-	return out, nil
+		WHERE e.created_at > $1 AND a.log_input_url IS NOT NULL AND e.id > coalesce(l.log_cursor, 0)
+		LIMIT $2`, since.UTC(), limit)
 }
 
 // CountAccessRefused counts live add-ons whose token Heroku refused.
@@ -320,7 +304,7 @@ func (db *DB) CountAccessRefused(ctx context.Context) (int64, error) {
 
 // PruneEvents forgets webhook event ids received before the given time.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time) error {
-	if err := db.gorm.WithContext(ctx).Exec("DELETE FROM addon_webhook_events WHERE received_at < ?", before.UTC()).Error; err != nil {
+	if err := db.gorm.WithContext(ctx).Exec("DELETE FROM addon_webhook_events WHERE received_at < $1", before.UTC()).Error; err != nil {
 		return dbError(err, "")
 	}
 	return nil

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/kiln-dev/kiln/internal/addon"
 )
 
 // migrations holds Kiln's schema history: numbered goose SQL files
@@ -43,6 +46,8 @@ func MigrateWithLog(ctx context.Context, databaseURL string, log *slog.Logger) e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// goose wants a database/sql handle: a pool of its own, for as long as
+	// the release phase migrates, apart from any store's.
 	db, err := openSQL(databaseURL)
 	if err != nil {
 		return err
@@ -86,6 +91,28 @@ func MigrateWithLog(ctx context.Context, databaseURL string, log *slog.Logger) e
 		return fmt.Errorf("postgres: migrate: read version: %w", dbError(err, ""))
 	}
 	log.Info("database schema up to date", "version", version, "applied", len(results))
+	return nil
+}
+
+// checkSchema refuses a database whose schema is older than this build's
+// migrations. Newer is fine: during a deploy the old release keeps running
+// against the schema the new release phase migrated.
+func (db *DB) checkSchema(ctx context.Context) error {
+	want, err := latestVersion()
+	if err != nil {
+		return err
+	}
+	var have sql.NullInt64
+	err = db.gorm.WithContext(ctx).Raw("SELECT max(version_id) FROM " + versionTable + " WHERE is_applied").Row().Scan(&have)
+	if err != nil && isUndefinedTable(err) {
+		return addon.Errorf(addon.EINTERNAL, "The database has no schema: run the release command (bin/release) to migrate it.")
+	}
+	if err != nil {
+		return dbError(err, "")
+	}
+	if have.Int64 < want {
+		return addon.Errorf(addon.EINTERNAL, "The database schema is at version %d but this build needs %d: run the release command (bin/release).", have.Int64, want)
+	}
 	return nil
 }
 

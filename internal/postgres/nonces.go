@@ -22,21 +22,17 @@ func (db *DB) Claim(ctx context.Context, key string, until time.Time) (bool, err
 	if key == "" {
 		return false, addon.Errorf(addon.EINTERNAL, "An empty nonce cannot be claimed.")
 	}
-	res, err := db.sql.ExecContext(ctx, `
+	res := db.gorm.WithContext(ctx).Exec(`
 		INSERT INTO nonces (key, expires_at) VALUES ($1, $2)
 		ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
 		WHERE nonces.expires_at < clock_timestamp()`, key, until.UTC())
-	if err != nil {
-		return false, dbError(err, "")
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, dbError(err, "")
+	if res.Error != nil {
+		return false, dbError(res.Error, "")
 	}
 	// Best effort: a failed purge is retried by the next claim.
-	_, _ = db.sql.ExecContext(ctx, `
+	_ = db.gorm.WithContext(ctx).Exec(`
 		DELETE FROM nonces WHERE key IN (
 			SELECT key FROM nonces WHERE expires_at < clock_timestamp() LIMIT $1
-			FOR UPDATE SKIP LOCKED)`, purgeBatch)
-	return n == 1, nil
+			FOR UPDATE SKIP LOCKED)`, purgeBatch).Error
+	return res.RowsAffected == 1, nil
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // addonRow is an add-on as the addons table holds it: secrets sealed,
-// optional values NULL. Writes go through (*DB).columns so every column is
-// written explicitly; this struct is for reading.
+// optional values NULL. Writes go through (*DB).appendValues so every
+// column is written explicitly; this struct is for reading.
 type addonRow struct {
 	ID                string     `gorm:"column:id;primaryKey"`
 	Name              string     `gorm:"column:name"`
@@ -52,86 +52,89 @@ type addonRow struct {
 
 func (addonRow) TableName() string { return "addons" }
 
-// eventRow is one line of the addon_events table.
-type eventRow struct {
-	ID        int64     `gorm:"column:id;primaryKey"`
-	AddonID   string    `gorm:"column:addon_id"`
-	Kind      string    `gorm:"column:kind"`
-	State     string    `gorm:"column:state"`
-	Message   string    `gorm:"column:message"`
-	CreatedAt time.Time `gorm:"column:created_at;autoCreateTime:false"`
+// addonColumns is every column addonRow reads, in the order scanRow scans.
+const addonColumns = "id, name, plan, pending_plan, region, callback_url, options, log_input_url, log_drain_token, " +
+	"state, reason, grant_code, grant_expires_at, access_token, refresh_token, token_expires_at, heroku_user_id, vars, " +
+	"grant_exchanged_at, resource_created_at, config_pushed_at, provisioned_at, deprovisioned_at, deadline, created_at, updated_at, " +
+	"exchange_started_at, requeue, halted_job, halt_reason, lease_owner, lease_until, fence"
+
+// scanRow reads one addons row selected as addonColumns. It scans by hand,
+// not through GORM's reflection, because Get and Update read a row on
+// every pipeline step.
+func scanRow(s interface{ Scan(...any) error }, r *addonRow) error {
+	return s.Scan(&r.ID, &r.Name, &r.Plan, &r.PendingPlan, &r.Region, &r.CallbackURL, &r.Options,
+		&r.LogInputURL, &r.LogDrainToken, &r.State, &r.Reason, &r.GrantCode, &r.GrantExpiresAt,
+		&r.AccessToken, &r.RefreshToken, &r.TokenExpiresAt, &r.HerokuUserID, &r.Vars,
+		&r.GrantExchangedAt, &r.ResourceCreatedAt, &r.ConfigPushedAt, &r.ProvisionedAt,
+		&r.DeprovisionedAt, &r.Deadline, &r.CreatedAt, &r.UpdatedAt,
+		&r.ExchangeStartedAt, &r.Requeue, &r.HaltedJob, &r.HaltReason, &r.LeaseOwner, &r.LeaseUntil, &r.Fence)
 }
 
-func (eventRow) TableName() string { return "addon_events" }
+// addonWrites names the columns a write sets from an add-on, in the order
+// appendValues gives their values: every column but id, created_at and
+// updated_at, which the statements set, and the lease columns
+// (lease_owner, lease_until, fence), which are never written from an
+// add-on: only Acquire, Renew, Release and Record move them (leases.go).
+const addonWrites = "name, plan, pending_plan, region, callback_url, state, reason, options, " +
+	"log_input_url, log_drain_token, grant_code, grant_expires_at, access_token, refresh_token, token_expires_at, heroku_user_id, vars, " +
+	"grant_exchanged_at, resource_created_at, config_pushed_at, provisioned_at, deprovisioned_at, deadline, exchange_started_at, " +
+	"requeue, halted_job, halt_reason"
 
-// columns encodes a for writing: every column but id, created_at and
-// updated_at, secrets sealed with the newest key. The lease columns
-// (lease_owner, lease_until, fence) are never written from an add-on: only
-// Claim, Renew and Release (lease.go) move them.
-func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
-	c := map[string]any{
-		"name":                a.Name,
-		"plan":                a.Plan,
-		"pending_plan":        a.PendingPlan,
-		"region":              a.Region,
-		"callback_url":        a.CallbackURL,
-		"state":               string(a.State),
-		"reason":              a.Reason,
-		"grant_exchanged_at":  timeOrNull(a.GrantExchangedAt),
-		"resource_created_at": timeOrNull(a.ResourceCreatedAt),
-		"config_pushed_at":    timeOrNull(a.ConfigPushedAt),
-		"provisioned_at":      timeOrNull(a.ProvisionedAt),
-		"deprovisioned_at":    timeOrNull(a.DeprovisionedAt),
-		"deadline":            timeOrNull(a.Deadline),
-		"exchange_started_at": timeOrNull(a.ExchangeStartedAt),
-		"requeue":             a.Requeue,
-		"halted_job":          string(a.Halted),
-		"halt_reason":         a.HaltReason,
-	}
-	var err error
-	c["options"] = nil
+// appendValues encodes a for writing, appending the values of addonWrites
+// to args: secrets sealed with the newest key, optional values NULL.
+func (db *DB) appendValues(args []any, a *addon.Addon) ([]any, error) {
+	var options any
 	if a.Options != nil {
 		b, err := json.Marshal(a.Options)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode options: %w", err)
 		}
-		c["options"] = string(b)
+		options = string(b)
 	}
-	if c["log_input_url"], err = db.sealString(a.ID, "log_input_url", a.LogInputURL); err != nil {
+	logInputURL, err := db.sealString(a.ID, "log_input_url", a.LogInputURL)
+	if err != nil {
 		return nil, err
 	}
-	if c["log_drain_token"], err = db.sealString(a.ID, "log_drain_token", a.LogDrainToken); err != nil {
+	logDrainToken, err := db.sealString(a.ID, "log_drain_token", a.LogDrainToken)
+	if err != nil {
 		return nil, err
 	}
-	c["grant_code"], c["grant_expires_at"] = nil, nil
+	var grantCode, grantExpiresAt any
 	if a.Grant != nil {
-		if c["grant_code"], err = db.seal(a.ID, "grant_code", []byte(a.Grant.Code)); err != nil {
+		if grantCode, err = db.seal(a.ID, "grant_code", []byte(a.Grant.Code)); err != nil {
 			return nil, err
 		}
-		c["grant_expires_at"] = timeOrNull(a.Grant.ExpiresAt)
+		grantExpiresAt = timeOrNull(a.Grant.ExpiresAt)
 	}
-	c["access_token"], c["refresh_token"], c["token_expires_at"], c["heroku_user_id"] = nil, nil, nil, ""
+	var accessToken, refreshToken, tokenExpiresAt any
+	herokuUserID := ""
 	if a.Tokens != nil {
-		if c["access_token"], err = db.seal(a.ID, "access_token", []byte(a.Tokens.Access)); err != nil {
+		if accessToken, err = db.seal(a.ID, "access_token", []byte(a.Tokens.Access)); err != nil {
 			return nil, err
 		}
-		if c["refresh_token"], err = db.seal(a.ID, "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
+		if refreshToken, err = db.seal(a.ID, "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
 			return nil, err
 		}
-		c["token_expires_at"] = timeOrNull(a.Tokens.ExpiresAt)
-		c["heroku_user_id"] = a.Tokens.UserID
+		tokenExpiresAt = timeOrNull(a.Tokens.ExpiresAt)
+		herokuUserID = a.Tokens.UserID
 	}
-	c["vars"] = nil
+	var vars any
 	if a.Vars != nil {
 		b, err := json.Marshal(a.Vars)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode vars: %w", err)
 		}
-		if c["vars"], err = db.seal(a.ID, "vars", b); err != nil {
+		if vars, err = db.seal(a.ID, "vars", b); err != nil {
 			return nil, err
 		}
 	}
-	return c, nil
+	return append(args,
+		a.Name, a.Plan, a.PendingPlan, a.Region, a.CallbackURL, string(a.State), a.Reason, options,
+		logInputURL, logDrainToken, grantCode, grantExpiresAt, accessToken, refreshToken, tokenExpiresAt, herokuUserID, vars,
+		timeOrNull(a.GrantExchangedAt), timeOrNull(a.ResourceCreatedAt), timeOrNull(a.ConfigPushedAt),
+		timeOrNull(a.ProvisionedAt), timeOrNull(a.DeprovisionedAt), timeOrNull(a.Deadline), timeOrNull(a.ExchangeStartedAt),
+		a.Requeue, string(a.Halted), a.HaltReason,
+	), nil
 }
 
 // addon decodes a row, opening its secrets.

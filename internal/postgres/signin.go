@@ -21,21 +21,19 @@ func (db *DB) RecordSignIn(ctx context.Context, id string, at time.Time, message
 	if !addon.ValidID(id) {
 		return addon.NotFound(id)
 	}
-	res, err := db.sql.ExecContext(ctx, `
+	res := db.gorm.WithContext(ctx).Exec(`
 		INSERT INTO addon_events (addon_id, kind, state, message, created_at)
 		SELECT id, 'sso', state, $2, $3 FROM addons
 		WHERE id = $1::uuid AND state NOT IN ('deprovisioning', 'deprovisioned')`,
 		id, message, at.UTC())
-	if err != nil {
-		return dbError(err, id)
+	if res.Error != nil {
+		return dbError(res.Error, id)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return dbError(err, id)
-	} else if n == 1 {
+	if res.RowsAffected == 1 {
 		return nil
 	}
 	var state string
-	err = db.sql.QueryRowContext(ctx, `SELECT state FROM addons WHERE id = $1::uuid`, id).Scan(&state)
+	err := db.gorm.WithContext(ctx).Raw("SELECT state FROM addons WHERE id = $1::uuid", id).Row().Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return addon.NotFound(id)
 	}

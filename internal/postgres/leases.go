@@ -27,7 +27,7 @@ func (db *DB) Acquire(ctx context.Context, id, owner string, ttl time.Duration) 
 		return nil, addon.Lease{}, addon.NotFound(id)
 	}
 	var row addonRow
-	err := scanRow(db.sql.QueryRowContext(ctx, claimAddon, id, owner, ttl.Microseconds()), &row)
+	err := scanRow(db.gorm.WithContext(ctx).Raw(claimAddon, id, owner, ttl.Microseconds()).Row(), &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, addon.Lease{}, db.busy(ctx, id)
 	}
@@ -46,9 +46,9 @@ func (db *DB) Acquire(ctx context.Context, id, owner string, ttl time.Duration) 
 func (db *DB) busy(ctx context.Context, id string) error {
 	var owner string
 	var left sql.NullFloat64
-	err := db.sql.QueryRowContext(ctx,
-		"SELECT lease_owner, extract(epoch FROM lease_until - clock_timestamp())::float8 FROM addons WHERE id = $1", id).
-		Scan(&owner, &left)
+	err := db.gorm.WithContext(ctx).
+		Raw("SELECT lease_owner, extract(epoch FROM lease_until - clock_timestamp())::float8 FROM addons WHERE id = $1", id).
+		Row().Scan(&owner, &left)
 	if errors.Is(err, sql.ErrNoRows) {
 		return addon.NotFound(id)
 	}
@@ -66,10 +66,11 @@ func (db *DB) busy(ctx context.Context, id string) error {
 // writer's own final Record or Release from taking the freed lease again.
 func (db *DB) Renew(ctx context.Context, l addon.Lease, ttl time.Duration) (addon.Lease, error) {
 	var until time.Time
-	err := db.sql.QueryRowContext(ctx,
-		"UPDATE addons SET lease_until = clock_timestamp() + $3 * interval '1 microsecond' "+
+	err := db.gorm.WithContext(ctx).
+		Raw("UPDATE addons SET lease_until = clock_timestamp() + $3 * interval '1 microsecond' "+
 			"WHERE id = $1 AND fence = $2 AND lease_owner = $4 AND lease_until IS NOT NULL RETURNING lease_until",
-		l.AddonID, l.Fence, ttl.Microseconds(), l.Owner).Scan(&until)
+			l.AddonID, l.Fence, ttl.Microseconds(), l.Owner).
+		Row().Scan(&until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, addon.LeaseLost(l.AddonID)
 	}
@@ -87,7 +88,7 @@ const releaseLease = "UPDATE addons SET lease_owner = '', lease_until = NULL WHE
 // Release frees the lease so the next writer need not wait for it to
 // lapse. Releasing a lease that was taken over is not an error.
 func (db *DB) Release(ctx context.Context, l addon.Lease) error {
-	if _, err := db.sql.ExecContext(ctx, releaseLease, l.AddonID, l.Fence); err != nil {
+	if err := db.gorm.WithContext(ctx).Exec(releaseLease, l.AddonID, l.Fence).Error; err != nil {
 		return dbError(err, l.AddonID)
 	}
 	return nil
@@ -109,34 +110,4 @@ func (db *DB) Record(ctx context.Context, l addon.Lease, release bool, fn func(c
 type fencing struct {
 	fence   int64
 	release bool
-}
-
-// Requeued lists add-ons whose enqueue failed (addon.Addon.Requeue), oldest
-// first, for the worker's outbox sweep; the partial index addons_requeue_idx
-// keeps it cheap enough to run every few seconds.
-func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
-	if limit <= 0 {
-		limit = defaultStaleLimit
-	}
-	rows, err := db.sql.QueryContext(ctx, "SELECT "+addonColumns+" FROM addons WHERE requeue ORDER BY updated_at, id LIMIT $1", limit)
-	if err != nil {
-		return nil, dbError(err, "")
-	}
-	defer rows.Close()
-	var out []*addon.Addon
-	for rows.Next() {
-		var r addonRow
-		if err := scanRow(rows, &r); err != nil {
-			return nil, dbError(err, "")
-		}
-		a, err := db.addon(&r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, dbError(err, "")
-	}
-	return out, nil
 }

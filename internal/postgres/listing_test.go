@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -250,5 +251,133 @@ func TestCreatedAtCursorRoundTrips(t *testing.T) {
 	got, gotID, err := addon.ParseCreatedAtCursor(addon.CreatedAtCursor(at, id))
 	if err != nil || !got.Equal(at) || gotID != strings.ToLower(id) {
 		t.Errorf("round trip = %v %q %v; want %v %q", got, gotID, err, at, strings.ToLower(id))
+	}
+}
+
+func TestStale(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, url := newStore(t)
+	raw := rawDB(t, url)
+
+	ago := func(d time.Duration) time.Time { return time.Now().Add(-d) }
+	rows := []struct {
+		name    string
+		state   addon.State
+		updated time.Time
+	}{
+		{"provisioning-2h", addon.StateProvisioning, ago(2 * time.Hour)},
+		{"provisioned-3h", addon.StateProvisioned, ago(3 * time.Hour)},
+		{"deprovisioning-1h", addon.StateDeprovisioning, ago(1 * time.Hour)},
+		{"failed-4h", addon.StateFailed, ago(4 * time.Hour)},
+		{"deprovisioned-5h", addon.StateDeprovisioned, ago(5 * time.Hour)},
+		{"provisioning-now", addon.StateProvisioning, time.Now()},
+		{"deprovisioning-90m", addon.StateDeprovisioning, ago(90 * time.Minute)},
+		// Provisioned add-ons with work left: a plan change recorded while
+		// provisioning, and rotated credentials not yet pushed to Heroku.
+		{"pending-plan-150m", addon.StateProvisioned, ago(150 * time.Minute)},
+		{"unpushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
+		{"pushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
+	}
+	ids := map[string]string{}
+	for _, r := range rows {
+		a := newAddon(now())
+		a.Name = r.name
+		a.State = r.state
+		switch r.name {
+		case "pending-plan-150m":
+			a.PendingPlan = "pro"
+		case "unpushed-100m", "pushed-100m":
+			a.Tokens = &addon.Tokens{Access: "a", Refresh: "r", ExpiresAt: now().Add(time.Hour)}
+			if r.name == "pushed-100m" {
+				a.ConfigPushedAt = now()
+			}
+		}
+		if _, _, err := db.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.ExecContext(ctx, "UPDATE addons SET updated_at = $1 WHERE id = $2", r.updated, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		ids[r.name] = a.ID
+	}
+
+	tests := []struct {
+		name  string
+		limit int
+		want  []string
+	}{
+		{"all stale, oldest first", 10, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
+		{"limited", 2, []string{"pending-plan-150m", "provisioning-2h"}},
+		{"no limit means default batch", 0, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.Stale(ctx, ago(30*time.Minute), tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, a := range got {
+				names = append(names, a.Name)
+				if a.ID != ids[a.Name] {
+					t.Errorf("add-on %s has id %s, want %s", a.Name, a.ID, ids[a.Name])
+				}
+			}
+			if fmt.Sprint(names) != fmt.Sprint(tt.want) {
+				t.Errorf("Stale = %v, want %v", names, tt.want)
+			}
+		})
+	}
+}
+
+// TestRequeued lists the add-ons flagged for the outbox sweep, oldest
+// update first, and only those.
+func TestRequeued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, url := newStore(t)
+	raw := rawDB(t, url)
+	var flagged []string
+	for i := range 4 {
+		a := newAddon(now())
+		a.Requeue = i%2 == 0
+		if _, _, err := db.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		// Older first in creation order, so "oldest first" is testable.
+		if _, err := raw.ExecContext(ctx, "UPDATE addons SET updated_at = now() - $1 * interval '1 minute' WHERE id = $2", 10-i, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if a.Requeue {
+			flagged = append(flagged, a.ID)
+		}
+	}
+	tests := []struct {
+		name  string
+		limit int
+		want  []string
+	}{
+		{"all, oldest first", 10, flagged},
+		{"no limit means default batch", 0, flagged},
+		{"limited", 1, flagged[:1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.Requeued(ctx, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, a := range got {
+				ids = append(ids, a.ID)
+				if !a.Requeue {
+					t.Errorf("add-on %s is listed but not flagged", a.ID)
+				}
+			}
+			if !slices.Equal(ids, tt.want) {
+				t.Errorf("Requeued = %v, want %v", ids, tt.want)
+			}
+		})
 	}
 }

@@ -3,13 +3,78 @@ package postgres
 import (
 	"context"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
+// This file lists add-ons by what they are, not by id: the operators'
+// pages and API (List, FindByName), the reconciler (Stale) and the outbox
+// sweep (Requeued). None is on a hot path, so each is built with GORM's
+// query builder and read with Find.
+
 var _ addon.Finder = (*DB)(nil)
+
+// defaultStaleLimit is the batch Stale and Requeued return when asked for
+// no limit, so a backlog cannot load every add-on into one pass.
+const defaultStaleLimit = 100
+
+// Stale lists add-ons with work left (provisioning, deprovisioning, or a
+// provisioned add-on with a pending plan change or config vars that never
+// reached Heroku) not updated since before, oldest first, at most limit of
+// them (100 when limit is not positive). The partial indexes
+// addons_stale_idx, addons_pending_plan_idx and addons_unpushed_config_idx
+// serve it.
+func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
+	if limit <= 0 {
+		limit = defaultStaleLimit
+	}
+	var rows []addonRow
+	err := db.gorm.WithContext(ctx).
+		// The states are literals, not parameters, so that the planner can
+		// match the partial index's predicate even with a generic plan.
+		// Add-ons whose lease is held are being worked on; a halted job
+		// waits for an operator (see addon.Addon.Halted) and stops only
+		// its own kind ('addon:plan', 'addon:config': addon.JobKind).
+		Where(`(state IN ('provisioning', 'deprovisioning')
+			OR (state = 'provisioned' AND pending_plan <> '' AND halted_job <> 'addon:plan')
+			OR (state = 'provisioned' AND config_pushed_at IS NULL AND access_token IS NOT NULL AND halted_job <> 'addon:config'))
+			AND updated_at < ? AND (lease_until IS NULL OR lease_until < now())`, before.UTC()).
+		Order("updated_at, id").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "")
+	}
+	return db.addons(rows)
+}
+
+// Requeued lists add-ons whose enqueue failed (addon.Addon.Requeue), oldest
+// first, for the worker's outbox sweep; the partial index addons_requeue_idx
+// keeps it cheap enough to run every few seconds.
+func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
+	if limit <= 0 {
+		limit = defaultStaleLimit
+	}
+	var rows []addonRow
+	if err := db.gorm.WithContext(ctx).Where("requeue").Order("updated_at, id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, dbError(err, "")
+	}
+	return db.addons(rows)
+}
+
+// addons decodes rows, in their order.
+func (db *DB) addons(rows []addonRow) ([]*addon.Addon, error) {
+	out := make([]*addon.Addon, 0, len(rows))
+	for i := range rows {
+		a, err := db.addon(&rows[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
 
 // List returns one page of add-ons with keyset pagination: the page starts
 // after (or at) the Range's start and one row more than asked is read to
@@ -48,13 +113,9 @@ func (db *DB) List(ctx context.Context, f addon.Filter, r addon.Range) ([]*addon
 		rows = rows[:r.Max]
 		next = &r
 	}
-	page := make([]*addon.Addon, 0, len(rows))
-	for i := range rows {
-		a, err := db.addon(&rows[i])
-		if err != nil {
-			return nil, nil, err
-		}
-		page = append(page, a)
+	page, err := db.addons(rows)
+	if err != nil {
+		return nil, nil, err
 	}
 	if next != nil {
 		next.Start, next.Exclusive = r.Cursor(page[len(page)-1]), true

@@ -1,0 +1,309 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// This file is an add-on's life in the store: Create (every provision call
+// Heroku makes), Get and Update (every pipeline step). They are the hot
+// paths, so each is one hand-written statement on the connections of the
+// store's GORM session (hotRow; Update two round trips on one connection),
+// not GORM's builder: the benchmark (cmd/kiln-bench, docs/performance.md)
+// found them dominated by round trips and by GORM's per-call work. A new
+// or updated add-on is not read back: what was written is known, so the
+// stored add-on is a copy of it with the database's timestamps (see
+// written). Reading back all the columns and opening the secrets just
+// sealed cost a fifth of a provision call's CPU.
+
+// insertAddon is Create's one statement. ON CONFLICT DO NOTHING lets the
+// primary key decide between concurrent duplicates, and the first event
+// ($30..$33, NULL when there is none) is inserted only for a row actually
+// inserted. It returns no row when the add-on already existed.
+const insertAddon = "WITH ins AS (INSERT INTO addons (id, created_at, updated_at, " + addonWrites + ") " +
+	"VALUES ($1, coalesce($2::timestamptz, now()), now(), " +
+	"$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) " +
+	"ON CONFLICT (id) DO NOTHING RETURNING id, created_at, updated_at), " +
+	"ev AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) " +
+	"SELECT id, $30, $31, $32, $33::timestamptz FROM ins WHERE $30::text IS NOT NULL) " +
+	"SELECT created_at, updated_at FROM ins"
+
+// selectAddon reads one add-on; selectAddonForUpdate also takes its row
+// lock, for the rest of the transaction.
+const (
+	selectAddon          = "SELECT " + addonColumns + " FROM addons WHERE id = $1"
+	selectAddonForUpdate = selectAddon + " FOR UPDATE"
+)
+
+// updateAddon is Update's write: every column of addonWrites, and the first
+// event ($29..$32, NULL when there is none) in the same statement. It
+// returns the new updated_at, which is clock_timestamp(), not now(): now()
+// is when the transaction began, possibly before a concurrent update we
+// waited for committed.
+const updateAddon = "WITH ev AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) " +
+	"SELECT $1::uuid, $29, $30, $31, $32::timestamptz WHERE $29::text IS NOT NULL) " +
+	"UPDATE addons SET updated_at = clock_timestamp(), (" + addonWrites + ") = ROW(" +
+	"$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) " +
+	"WHERE id = $1 RETURNING updated_at"
+
+// addonWriteCount is how many values appendValues appends.
+const addonWriteCount = 27
+
+// Create records a new add-on with INSERT ... ON CONFLICT DO NOTHING, so the
+// primary key, not a read-then-write, decides between concurrent duplicates:
+// exactly one caller gets created=true; the others get the stored add-on.
+// updated_at is the database's clock; created_at is a.CreatedAt (Heroku's
+// request time as the service saw it) or the database's clock when zero.
+//
+// The add-on and its first event are one statement (insertAddon). Further
+// events (none in Kiln today) follow one statement each, in order, in the
+// same transaction, because a multi-row insert does not promise the order
+// in which ids are drawn. A duplicate costs a second statement, reading the
+// stored add-on: the insert's snapshot may predate the winner's commit.
+func (db *DB) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool, error) {
+	if !addon.ValidID(a.ID) {
+		return nil, false, addon.Errorf(addon.EINVALID, "The uuid %q is not a valid UUID.", a.ID)
+	}
+	args := make([]any, 2, 2+addonWriteCount+4)
+	args[0] = a.ID
+	if !a.CreatedAt.IsZero() {
+		args[1] = a.CreatedAt.UTC()
+	}
+	args, err := db.appendValues(args, a)
+	if err != nil {
+		return nil, false, err
+	}
+	events := a.TakeEvents()
+	args = appendFirstEvent(args, events)
+
+	var created bool
+	var createdAt, updatedAt time.Time
+	insert := func(tx *gorm.DB) error {
+		err := hotRow(ctx, tx, insertAddon, args...).Scan(&createdAt, &updatedAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // the add-on existed: nothing was written
+		}
+		if err != nil {
+			return err
+		}
+		created = true
+		return insertEvents(tx, a.ID, events[min(1, len(events)):])
+	}
+	if len(events) <= 1 {
+		err = db.gate.enter(ctx)
+		if err == nil {
+			err = insert(db.gorm)
+			db.gate.leave()
+		}
+	} else {
+		err = db.transact(ctx, insert)
+	}
+	if err != nil {
+		return nil, false, dbError(err, a.ID)
+	}
+	if created {
+		return written(a, createdAt, updatedAt), true, nil
+	}
+	stored, err := db.Get(ctx, a.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	return stored, false, nil
+}
+
+// Get returns the add-on, or addon.NotFound.
+func (db *DB) Get(ctx context.Context, id string) (*addon.Addon, error) {
+	if !addon.ValidID(id) {
+		return nil, addon.NotFound(id)
+	}
+	var row addonRow
+	err := db.gate.enter(ctx)
+	if err == nil {
+		err = scanRow(hotRow(ctx, db.gorm, selectAddon, id), &row)
+		db.gate.leave()
+	}
+	if err != nil {
+		return nil, dbError(err, id)
+	}
+	return db.addon(&row)
+}
+
+// Update runs fn on the add-on under a row lock (SELECT ... FOR UPDATE) and
+// saves the add-on and its new events in the same transaction, so concurrent
+// updates of one add-on queue behind each other and none is lost. An error
+// from fn rolls everything back and is returned exactly as fn returned it.
+func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+	if !addon.ValidID(id) {
+		return nil, addon.NotFound(id)
+	}
+	return db.update(ctx, id, nil, fn)
+}
+
+// update is Update, and Record with a fence. Its transaction takes two
+// round trips: on one of the pool's connections, taken through GORM
+// (Connection) and driven natively (pgx), BEGIN and SELECT ... FOR UPDATE
+// go out together as one pipelined batch, then fn runs, then the UPDATE
+// (carrying the first event), any further events, the lease's release and
+// COMMIT go out together. The same transaction through GORM's Transaction
+// takes four round trips and cost 70% more client CPU and 15% more time per
+// Update (BenchmarkUpdate); Update was 40% of the worker's CPU
+// (docs/performance.md). A transaction left open by a failure is rolled
+// back here; were that to fail too, the pgx driver discards a connection
+// still in a transaction when it returns to the pool. Like Create, it does
+// not read the row back: the add-on saved is a as fn left it, with the new
+// updated_at (see written).
+func (db *DB) update(ctx context.Context, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+	var fnErr error
+	var saved *addon.Addon
+	err := db.gorm.WithContext(ctx).Connection(func(tx *gorm.DB) error {
+		conn, ok := tx.Statement.ConnPool.(*sql.Conn)
+		if !ok {
+			return fmt.Errorf("postgres: unexpected connection %T", tx.Statement.ConnPool)
+		}
+		return conn.Raw(func(dc any) error {
+			sc, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("postgres: unexpected driver connection %T", dc)
+			}
+			pc := sc.Conn()
+			var err error
+			saved, err = db.updateOn(ctx, pc, id, fence, fn, &fnErr)
+			if !pc.IsClosed() && pc.PgConn().TxStatus() != 'I' {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				_, _ = pc.Exec(rctx, "ROLLBACK")
+				cancel()
+			}
+			return err
+		})
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, dbError(err, id)
+	}
+	return saved, nil
+}
+
+// updateOn runs update's transaction on pc, in two batches.
+func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(selectAddonForUpdate, id)
+	br := pc.SendBatch(ctx, b)
+	var row addonRow
+	_, err := br.Exec()
+	if err == nil {
+		err = scanRow(br.QueryRow(), &row)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fence != nil && row.Fence != fence.fence {
+		// The lease lapsed and another writer claimed the add-on: this
+		// writer's result is stale and must not be recorded.
+		*fnErr = addon.LeaseLost(id)
+		return nil, *fnErr
+	}
+	a, err := db.addon(&row)
+	if err != nil {
+		return nil, err
+	}
+	if *fnErr = fn(ctx, a); *fnErr != nil {
+		return nil, *fnErr
+	}
+	args := make([]any, 1, 1+addonWriteCount+4)
+	args[0] = id
+	if args, err = db.appendValues(args, a); err != nil {
+		return nil, err
+	}
+	events := a.TakeEvents()
+	b = &pgx.Batch{}
+	b.Queue(updateAddon, appendFirstEvent(args, events)...)
+	for _, e := range events[min(1, len(events)):] {
+		b.Queue(insertEvent, eventArgs(id, e)...)
+	}
+	if fence != nil && fence.release {
+		b.Queue(releaseLease, id, fence.fence)
+		a.LeaseOwner, a.LeaseUntil = "", time.Time{}
+	}
+	b.Queue("COMMIT")
+	br = pc.SendBatch(ctx, b)
+	var updatedAt time.Time
+	err = br.QueryRow().Scan(&updatedAt)
+	for n := b.Len() - 1; err == nil && n > 0; n-- {
+		_, err = br.Exec() // the further events, the release and COMMIT
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return written(a, a.CreatedAt, updatedAt), nil
+}
+
+// hotRow runs one of the hot statements, Create's and Get's, on the
+// connections of GORM's session tx (gorm.ConnPool: the store's pool, or
+// the connection of tx's transaction), like Raw(query, args...).Row() but
+// without building the statement anew: Raw copies the SQL byte by byte
+// and boxes each argument twice, which for Create's 33 arguments was 90
+// allocations and 15% more client CPU per provision call (measured with
+// BenchmarkCreate; GORM's PrepareStmt session prepares what pgx's
+// statement cache already prepares, and builds the statement all the same).
+func hotRow(ctx context.Context, tx *gorm.DB, query string, args ...any) *sql.Row {
+	return tx.Statement.ConnPool.QueryRowContext(ctx, query, args...)
+}
+
+// written is the add-on as a read would return it right after a wrote it:
+// a copy (maps and pointers too, so the caller's a stays its own), times
+// in UTC at the microsecond precision Postgres keeps (pgx truncates), the
+// row's timestamps from the database, and the audit trail already saved.
+func written(a *addon.Addon, createdAt, updatedAt time.Time) *addon.Addon {
+	c := *a
+	c.TakeEvents()
+	c.Options = maps.Clone(a.Options)
+	c.Vars = maps.Clone(a.Vars)
+	if a.Grant != nil {
+		g := *a.Grant
+		g.ExpiresAt = stored(g.ExpiresAt)
+		c.Grant = &g
+	}
+	if a.Tokens != nil {
+		t := *a.Tokens
+		t.ExpiresAt = stored(t.ExpiresAt)
+		c.Tokens = &t
+	}
+	c.GrantExchangedAt = stored(a.GrantExchangedAt)
+	c.ResourceCreatedAt = stored(a.ResourceCreatedAt)
+	c.ConfigPushedAt = stored(a.ConfigPushedAt)
+	c.ProvisionedAt = stored(a.ProvisionedAt)
+	c.DeprovisionedAt = stored(a.DeprovisionedAt)
+	c.Deadline = stored(a.Deadline)
+	c.ExchangeStartedAt = stored(a.ExchangeStartedAt)
+	c.LeaseUntil = stored(a.LeaseUntil)
+	c.CreatedAt = createdAt.UTC()
+	c.UpdatedAt = updatedAt.UTC()
+	return &c
+}
+
+// stored is t as a timestamptz column gives it back.
+func stored(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

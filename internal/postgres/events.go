@@ -1,0 +1,109 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// eventRow is one line of the addon_events table, an add-on's audit trail.
+// The bigserial id keeps the order in which events were recorded.
+type eventRow struct {
+	ID        int64     `gorm:"column:id;primaryKey"`
+	AddonID   string    `gorm:"column:addon_id"`
+	Kind      string    `gorm:"column:kind"`
+	State     string    `gorm:"column:state"`
+	Message   string    `gorm:"column:message"`
+	CreatedAt time.Time `gorm:"column:created_at;autoCreateTime:false"`
+}
+
+func (eventRow) TableName() string { return "addon_events" }
+
+func (r *eventRow) event() addon.Event {
+	return addon.Event{ID: r.ID, AddonID: r.AddonID, Kind: r.Kind, State: addon.State(r.State), Message: r.Message, At: r.CreatedAt.UTC()}
+}
+
+// Events returns the add-on's audit trail, oldest first, or addon.NotFound
+// for an unknown add-on.
+func (db *DB) Events(ctx context.Context, id string) ([]addon.Event, error) {
+	if !addon.ValidID(id) {
+		return nil, addon.NotFound(id)
+	}
+	var rows []eventRow
+	if err := db.gorm.WithContext(ctx).Where("addon_id = ?", id).Order("id").Find(&rows).Error; err != nil {
+		return nil, dbError(err, id)
+	}
+	if len(rows) == 0 {
+		var n int64
+		if err := db.gorm.WithContext(ctx).Model(&addonRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+			return nil, dbError(err, id)
+		}
+		if n == 0 {
+			return nil, addon.NotFound(id)
+		}
+	}
+	out := make([]addon.Event, len(rows))
+	for i := range rows {
+		out[i] = rows[i].event()
+	}
+	return out, nil
+}
+
+// EventsAfter returns the add-on's events with an id above after, oldest
+// first, at most limit: the log stream's next lines (addon.LinkStore).
+func (db *DB) EventsAfter(ctx context.Context, id string, after int64, limit int) ([]addon.Event, error) {
+	if !addon.ValidID(id) {
+		return nil, addon.NotFound(id)
+	}
+	var rows []eventRow
+	if err := db.gorm.WithContext(ctx).Where("addon_id = ? AND id > ?", id, after).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, dbError(err, id)
+	}
+	out := make([]addon.Event, len(rows))
+	for i := range rows {
+		out[i] = rows[i].event()
+	}
+	return out, nil
+}
+
+// insertEvent records one line of an add-on's audit trail.
+const insertEvent = "INSERT INTO addon_events (addon_id, kind, state, message, created_at) VALUES ($1::uuid, $2, $3, $4, $5::timestamptz)"
+
+// eventArgs are the arguments of insertEvent for e.
+func eventArgs(id string, e addon.Event) []any {
+	return []any{id, e.Kind, string(e.State), e.Message, eventTime(e)}
+}
+
+// appendFirstEvent appends the kind, state, message and time of the first
+// of events, or four NULLs when there is none: the event parameters of
+// insertAddon and updateAddon, which record it in their own statement.
+func appendFirstEvent(args []any, events []addon.Event) []any {
+	if len(events) == 0 {
+		return append(args, nil, nil, nil, nil)
+	}
+	e := events[0]
+	return append(args, e.Kind, string(e.State), e.Message, eventTime(e))
+}
+
+// eventTime is when e happened, now when it does not say.
+func eventTime(e addon.Event) time.Time {
+	if e.At.IsZero() {
+		return time.Now().UTC()
+	}
+	return e.At.UTC()
+}
+
+// insertEvents saves events in the order they were recorded, one INSERT
+// each: a multi-row INSERT does not promise the order in which ids are
+// drawn, and the id is what Events orders by.
+func insertEvents(tx *gorm.DB, id string, events []addon.Event) error {
+	for _, e := range events {
+		if err := tx.Exec(insertEvent, eventArgs(id, e)...).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}

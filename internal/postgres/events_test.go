@@ -1,0 +1,112 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+func TestEventsInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	t0 := now()
+	a := newAddon(t0)
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+		a.Note(t0.Add(time.Second), "step", "OAuth grant exchanged")
+		a.Note(t0.Add(2*time.Second), "step", "resource created")
+		return a.Transition(t0.Add(3*time.Second), addon.StateProvisioned, "")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+		return a.Transition(t0.Add(4*time.Second), addon.StateDeprovisioning, "deprovision requested")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := db.Events(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []addon.Event{
+		{Kind: "state", State: addon.StateProvisioning, Message: "provision requested on plan basic", At: t0},
+		{Kind: "step", State: addon.StateProvisioning, Message: "OAuth grant exchanged", At: t0.Add(time.Second)},
+		{Kind: "step", State: addon.StateProvisioning, Message: "resource created", At: t0.Add(2 * time.Second)},
+		{Kind: "state", State: addon.StateProvisioned, Message: "", At: t0.Add(3 * time.Second)},
+		{Kind: "state", State: addon.StateDeprovisioning, Message: "deprovision requested", At: t0.Add(4 * time.Second)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.AddonID != a.ID || g.Kind != w.Kind || g.State != w.State || g.Message != w.Message || !g.At.Equal(w.At) {
+			t.Errorf("event %d = %+v, want %+v", i, g, w)
+		}
+		if i > 0 && g.ID <= got[i-1].ID {
+			t.Errorf("event ids not increasing: %d after %d", g.ID, got[i-1].ID)
+		}
+	}
+}
+
+// TestEventsAfter pages through the audit trail by event id, as the log
+// stream does.
+func TestEventsAfter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	t0 := now()
+	a := newAddon(t0)
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+		for i := range 3 {
+			a.Note(t0.Add(time.Duration(i+1)*time.Second), "step", fmt.Sprint("step ", i+1))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	other := newAddon(t0)
+	if _, _, err := db.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.Events(ctx, a.ID)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("Events = %+v, %v", all, err)
+	}
+	tests := []struct {
+		name  string
+		after int64
+		limit int
+		want  []addon.Event
+	}{
+		{"from the start", 0, 10, all},
+		{"limited", 0, 2, all[:2]},
+		{"after the second", all[1].ID, 10, all[2:]},
+		{"after the last", all[3].ID, 10, []addon.Event{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.EventsAfter(ctx, a.ID, tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("EventsAfter(%d, %d) = %+v, want %+v", tt.after, tt.limit, got, tt.want)
+			}
+		})
+	}
+	_, err = db.EventsAfter(ctx, "not-a-uuid", 0, 10)
+	wantCode(t, err, addon.ENOTFOUND)
+}
