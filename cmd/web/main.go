@@ -71,7 +71,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Nonces:        db,
 		Queues:        queues,
 		Collectors:    []prometheus.Collector{queueMetrics},
-		Finder:        db,
 		Keeper:        app.Keeper,
 		RateBuckets:   ratelimit.New(rdb), // the operator API's limit holds across dynos
 		Log:           log,

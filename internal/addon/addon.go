@@ -232,6 +232,33 @@ type Store interface {
 	// Requeued lists add-ons flagged Requeue (their enqueue failed), for
 	// the outbox sweep.
 	Requeued(ctx context.Context, limit int) ([]*Addon, error)
+
+	// RecordSignIn adds a sign-in to the add-on's audit trail without
+	// saving the add-on itself. A sign-in changes nothing about the add-on:
+	// saving it through Update would move updated_at (which the reconciler
+	// reads as recent work) and make the dashboard's "updated" lie. It
+	// refuses (EFORBIDDEN) an add-on being or already deprovisioned.
+	RecordSignIn(ctx context.Context, id string, at time.Time, message string) error
+
+	// List returns one page of the add-ons matching f, in r's order, and
+	// the Range of the next page, nil when this page is the last. Invalid
+	// ranges are EINVALID. Operators list; the pipeline never does.
+	List(ctx context.Context, f Filter, r Range) (page []*Addon, next *Range, err error)
+	// FindByName returns the add-on with this name. Heroku reuses names
+	// once an add-on is gone, so a live add-on wins over deprovisioned ones
+	// (the newest of those when no live one exists); two live add-ons with
+	// one name are ECONFLICT, and none at all ENOTFOUND.
+	FindByName(ctx context.Context, name string) (*Addon, error)
+
+	// CountByState counts add-ons by state cheaply (one grouped query), so
+	// operators can watch provisions pile up or fail in /metrics without a
+	// scan per scrape. States with no add-on may be absent.
+	CountByState(ctx context.Context) (map[State]int64, error)
+	// CountLostGrants counts the add-ons that failed because Heroku refused
+	// their grant after an earlier exchange attempt had started
+	// (GrantLostReason): each is a customer's add-on lost to an answer that
+	// never arrived, which operators alert on (kiln_grants_lost).
+	CountLostGrants(ctx context.Context) (int64, error)
 }
 
 // JobKind names a unit of background work on one add-on.
@@ -277,16 +304,26 @@ type Resource struct {
 	Vars    Vars
 }
 
-// Driver creates, changes and destroys customers' resources. Every method
-// must be idempotent: a retry after a crash must find and finish what an
-// earlier attempt started, and destroying something already gone succeeds.
-// Return EINVALID for refusals the customer should see (a plan the resource
-// does not fit), and any other error for transient failures.
+// Driver creates, changes and destroys customers' resources, and does what
+// else a resource can have done to it (rotate credentials, describe itself
+// on the dashboard). Every driver implements every method, so no caller has
+// to discover abilities by type assertion; what a driver cannot do it says
+// twice: in advance, in Abilities (so the dashboard and the operator API
+// offer only what works), and when asked anyway, with an EUNSUPPORTED error
+// (see Unsupported).
+//
+// Every method must be idempotent: a retry after a crash must find and
+// finish what an earlier attempt started, and destroying something already
+// gone succeeds. Return EINVALID for refusals the customer should see (a plan
+// the resource does not fit), and any other error for transient failures.
 type Driver interface {
 	// Name is the value of RESOURCE_DRIVER that selects this driver.
 	Name() string
 	// Catalog is the plans this driver offers.
 	Catalog() Catalog
+	// Abilities says which of the optional actions below this driver's
+	// resources support. It must be cheap and constant.
+	Abilities() Abilities
 	// Create makes the resource and returns its config vars.
 	Create(ctx context.Context, r Resource) (Vars, error)
 	// ChangePlan moves the resource to another plan and returns its config
@@ -294,11 +331,38 @@ type Driver interface {
 	ChangePlan(ctx context.Context, r Resource, to Plan) (Vars, error)
 	// Destroy removes the resource and everything it holds.
 	Destroy(ctx context.Context, r Resource) error
+
+	// RotateCredentials replaces the resource's credentials (an API key, a
+	// database password) and returns its config vars with the new ones;
+	// the old ones stop working at once (Abilities.Rotate).
+	RotateCredentials(ctx context.Context, r Resource) (Vars, error)
+	// Roll makes new credentials while the ones in r.Vars keep working, so
+	// a rotation does not break a running app, and Revoke ends old ones
+	// (never those in r.Vars, the current ones) once their grace is over
+	// (Abilities.Roll). Both are idempotent: a repeated Roll before its
+	// result was recorded makes the new set again without touching
+	// r.Vars's; a repeated Revoke is a no-op.
+	Roll(ctx context.Context, r Resource) (Vars, error)
+	Revoke(ctx context.Context, r Resource, old Vars) error
+	// Panel describes the resource to the customer (usage, limits, last
+	// use) on the dashboard (Abilities.Panel). It must be cheap (the
+	// dashboard calls it on every page view) and reveal no credentials.
+	Panel(ctx context.Context, r Resource) ([]PanelField, error)
 }
 
-// Rotator is implemented by drivers whose resources have credentials that
-// can be replaced (an API key, a database password). RotateCredentials returns the
-// resource's config vars with the new credentials; the old ones stop working.
-type Rotator interface {
-	RotateCredentials(ctx context.Context, r Resource) (Vars, error)
+// Abilities are the optional actions a driver's resources support, known
+// before any is tried: the dashboard offers a rotate button and a panel,
+// and a rotation rolls with a grace period, only where the driver can.
+type Abilities struct {
+	// Rotate: the resource has credentials RotateCredentials can replace.
+	Rotate bool
+	// Roll: the resource can hold two sets of credentials at once (Roll,
+	// Revoke), so rotated-out ones keep working for a grace period.
+	Roll bool
+	// Panel: Panel has something to tell the customer.
+	Panel bool
 }
+
+// Rotates reports whether credentials can be rotated at all, with or
+// without overlap.
+func (ab Abilities) Rotates() bool { return ab.Rotate || ab.Roll }

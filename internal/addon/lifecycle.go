@@ -393,11 +393,11 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 
 // RotateCredentials replaces a provisioned add-on's credentials through the
 // driver and pushes the new config vars to Heroku, so the app restarts with
-// them. Drivers without credentials refuse with EINVALID.
+// them. Drivers without credentials (Abilities.Rotate) refuse with
+// EUNSUPPORTED.
 func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, error) {
-	r, ok := s.Driver.(Rotator)
-	if !ok {
-		return nil, Errorf(EINVALID, "The %s driver has no credentials to rotate.", s.Driver.Name())
+	if !s.Driver.Abilities().Rotate {
+		return nil, Unsupported(s.Driver.Name(), "rotate credentials: its resources have none")
 	}
 	if !ValidID(id) {
 		return nil, NotFound(id)
@@ -418,7 +418,7 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 		// driver has rotated, the old credentials are dead, and an answer
 		// thrown away midway would leave nobody knowing the new ones.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rotateTimeout)
-		vars, err := r.RotateCredentials(dctx, s.resource(a))
+		vars, err := s.Driver.RotateCredentials(dctx, s.resource(a))
 		cancel()
 		if err != nil {
 			return fmt.Errorf("rotate credentials: %w", err)

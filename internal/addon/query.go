@@ -7,9 +7,7 @@ import (
 )
 
 // This file is what operators need to find add-ons (the operator API's
-// listing and look-up by name). It is separate from Store because the
-// pipeline never lists: a store that only runs the pipeline need not
-// implement Finder.
+// listing and look-up by name: Store.List and Store.FindByName).
 
 // Filter narrows a listing of add-ons. Zero fields match everything; set
 // fields must all match.
@@ -124,15 +122,33 @@ func ParseCreatedAtCursor(s string) (t time.Time, id string, err error) {
 	return t.UTC(), strings.ToLower(id), nil
 }
 
-// Finder finds add-ons for operators. The Postgres store implements it.
-type Finder interface {
-	// List returns one page of the add-ons matching f, in r's order, and
-	// the Range of the next page, nil when this page is the last. Invalid
-	// ranges are EINVALID.
-	List(ctx context.Context, f Filter, r Range) (page []*Addon, next *Range, err error)
-	// FindByName returns the add-on with this name. Heroku reuses names
-	// once an add-on is gone, so a live add-on wins over deprovisioned ones
-	// (the newest of those when no live one exists); two live add-ons with
-	// one name are ECONFLICT, and none at all ENOTFOUND.
-	FindByName(ctx context.Context, name string) (*Addon, error)
+// Get returns the add-on as recorded, or ENOTFOUND.
+func (s *Service) Get(ctx context.Context, id string) (*Addon, error) {
+	return s.Store.Get(ctx, id)
+}
+
+// Events returns the add-on's audit trail, oldest first.
+func (s *Service) Events(ctx context.Context, id string) ([]Event, error) {
+	return s.Store.Events(ctx, id)
+}
+
+// List returns one page of the add-ons matching f (see Store.List).
+func (s *Service) List(ctx context.Context, f Filter, r Range) ([]*Addon, *Range, error) {
+	return s.Store.List(ctx, f, r)
+}
+
+// FindByName returns the live add-on with this name (see Store.FindByName).
+func (s *Service) FindByName(ctx context.Context, name string) (*Addon, error) {
+	return s.Store.FindByName(ctx, name)
+}
+
+// CountByState counts add-ons by state, for /metrics.
+func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
+	return s.Store.CountByState(ctx)
+}
+
+// CountLostGrants counts add-ons failed with GrantLostReason, for
+// /metrics (kiln_grants_lost).
+func (s *Service) CountLostGrants(ctx context.Context) (int64, error) {
+	return s.Store.CountLostGrants(ctx)
 }

@@ -7,17 +7,6 @@ import (
 	"time"
 )
 
-// Roller is implemented by drivers whose resources can hold two sets of
-// credentials at once, so a rotation does not break a running app: Roll
-// makes new credentials while the ones in r.Vars keep working, and Revoke
-// ends old ones (never those in r.Vars, the current ones). Both are
-// idempotent: a repeated Roll before its result was recorded makes the
-// new set again without touching r.Vars's; a repeated Revoke is a no-op.
-type Roller interface {
-	Roll(ctx context.Context, r Resource) (Vars, error)
-	Revoke(ctx context.Context, r Resource, old Vars) error
-}
-
 // Rotate rolls a provisioned add-on's credentials with overlap, as Heroku
 // asks partners to: new credentials are made and pushed to Heroku at once
 // (the app restarts onto them), and the old ones keep working for Grace
@@ -32,10 +21,10 @@ type Roller interface {
 //
 // A second roll while the old credentials of a first are still in their
 // grace is ECONFLICT: the driver holds two sets, not three. Drivers without
-// overlap fall back to Service.RotateCredentials (the old ones die at once).
+// overlap (Abilities.Roll) fall back to Service.RotateCredentials (the old
+// ones die at once).
 func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
-	roller, ok := k.Service.Driver.(Roller)
-	if !ok {
+	if !k.Service.Driver.Abilities().Roll {
 		return k.Service.RotateCredentials(ctx, id)
 	}
 	if !ValidID(id) {
@@ -60,7 +49,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 		}); err != nil {
 			return err
 		}
-		vars, err := roller.Roll(ctx, k.Service.resource(a))
+		vars, err := k.Service.Driver.Roll(ctx, k.Service.resource(a))
 		if err != nil {
 			return fmt.Errorf("roll credentials: %w", err)
 		}
@@ -139,11 +128,10 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 	case a.ConfigPushedAt.IsZero():
 		return nil // the app has not been given the new ones yet
 	}
-	roller, ok := k.Service.Driver.(Roller)
-	if !ok {
+	if !k.Service.Driver.Abilities().Roll {
 		return clear("")
 	}
-	if err := roller.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
+	if err := k.Service.Driver.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
 		return transient(fmt.Errorf("revoke old credentials: %w", err))
 	}
 	return clear("old credentials revoked")

@@ -18,6 +18,9 @@ type Service struct {
 	Queue    Queue
 	Platform Platform
 	Driver   Driver
+	// Tenants authenticates the accounts of a driver that serves them
+	// (the account driver); nil for every other driver.
+	Tenants Tenants
 	// Prefix is the config var prefix (ADDON_CONFIG_PREFIX).
 	Prefix string
 	// Deadline bounds provisioning (PROVISION_DEADLINE); Heroku gives up at 12 h.
@@ -659,3 +662,8 @@ func (s *Service) resource(a *Addon) Resource {
 func resourceOf(a *Addon, plan Plan) Resource {
 	return Resource{ID: a.ID, Name: a.Name, Plan: plan, Region: a.Region, Options: a.Options, Vars: a.Vars}
 }
+
+// Abilities says which optional actions (rotation, a roll with grace, a
+// panel) the driver supports, so the dashboard and the operator API offer
+// only what can work.
+func (s *Service) Abilities() Abilities { return s.Driver.Abilities() }

@@ -112,6 +112,21 @@ func (d *driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 	return v, nil
 }
 
+// The fake rotates outright: no roll, no panel.
+func (d *driver) Abilities() addon.Abilities { return addon.Abilities{Rotate: true} }
+
+func (d *driver) Roll(context.Context, addon.Resource) (addon.Vars, error) {
+	return nil, addon.Unsupported(d.Name(), "roll credentials")
+}
+
+func (d *driver) Revoke(context.Context, addon.Resource, addon.Vars) error {
+	return addon.Unsupported(d.Name(), "roll credentials")
+}
+
+func (d *driver) Panel(context.Context, addon.Resource) ([]addon.PanelField, error) {
+	return nil, addon.Unsupported(d.Name(), "describe resources")
+}
+
 func (d *driver) Destroy(ctx context.Context, r addon.Resource) error {
 	d.destroys.Add(1)
 	d.mu.Lock()

@@ -9,8 +9,6 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.Finder = (*DB)(nil)
-
 // List returns one page of add-ons with keyset pagination: the page starts
 // after (or at) the Range's start and one row more than asked is read to
 // learn whether another page follows, so no page needs OFFSET or COUNT.

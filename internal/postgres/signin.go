@@ -9,8 +9,6 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.SignInRecorder = (*DB)(nil)
-
 // RecordSignIn appends a sign-in to the add-on's audit trail in one
 // statement that leaves the add-on's row alone: a sign-in is not a change
 // to the add-on, so updated_at (which the reconciler reads as "last

@@ -109,7 +109,7 @@ func (s *server) authorize(c echo.Context) (*session, error) {
 // loadForDashboard reads the add-on a session may see; deprovisioned (or
 // deprovisioning) add-ons are gone for the customer.
 func (s *server) loadForDashboard(c echo.Context, id string) (*addon.Addon, error) {
-	a, err := s.svc.Store.Get(c.Request().Context(), id)
+	a, err := s.svc.Get(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (s *server) dashboard(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	events, err := s.svc.Store.Events(ctx, a.ID)
+	events, err := s.svc.Events(ctx, a.ID)
 	if err != nil {
 		return err
 	}
@@ -231,10 +231,9 @@ func (s *server) dashboard(c echo.Context) error {
 		}
 		p.Events = append(p.Events, dashEvent{At: dashTime(e.At), ISO: e.At.UTC().Format(time.RFC3339), Kind: e.Kind, Message: e.Message, State: e.State, Count: 1})
 	}
-	_, rotator := s.svc.Driver.(addon.Rotator)
-	_, roller := s.svc.Driver.(addon.Roller)
-	p.CanRotate = (rotator || roller) && rotatable(a)
-	if roller && s.keeper != nil {
+	abilities := s.svc.Abilities()
+	p.CanRotate = abilities.Rotates() && rotatable(a)
+	if abilities.Roll && s.keeper != nil {
 		if s.keeper.Grace > 0 {
 			p.Grace = dashDuration(s.keeper.Grace)
 		}
@@ -281,7 +280,7 @@ func rotatable(a *addon.Addon) bool {
 // panel asks the driver for the resource panel. A failing driver costs the
 // panel, not the page.
 func (s *server) panel(c echo.Context, a *addon.Addon) ([]addon.PanelField, string) {
-	if _, ok := s.svc.Driver.(addon.Paneler); !ok {
+	if !s.svc.Abilities().Panel {
 		return nil, "This kind of add-on has no details to show."
 	}
 	if a.State != addon.StateProvisioned {
@@ -317,9 +316,7 @@ func (s *server) rotateCredentials(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, rotator := s.svc.Driver.(addon.Rotator)
-	_, roller := s.svc.Driver.(addon.Roller)
-	if !(rotator || roller) || a.Tokens == nil {
+	if !s.svc.Abilities().Rotates() || a.Tokens == nil {
 		return back("rotate-refused")
 	}
 	if a.State != addon.StateProvisioned {
@@ -341,7 +338,7 @@ func (s *server) rotateCredentials(c echo.Context) error {
 		return back("roll-pending")
 	case addon.ErrorCode(err) == addon.ECONFLICT:
 		return back("not-provisioned")
-	case addon.ErrorCode(err) == addon.EINVALID:
+	case addon.ErrorCode(err) == addon.EINVALID || addon.ErrorCode(err) == addon.EUNSUPPORTED:
 		return back("rotate-refused")
 	default:
 		s.log.Error("rotating credentials failed", "request_id", requestIDOf(c), "addon", a.ID, "err", err)

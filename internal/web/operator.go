@@ -69,7 +69,6 @@ type Buckets interface {
 type operatorAPI struct {
 	srv      *server
 	svc      *addon.Service
-	finder   addon.Finder
 	password string
 	limit    RateLimit
 	shared   Buckets
@@ -86,7 +85,6 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 	op := &operatorAPI{
 		srv:      s,
 		svc:      o.Service,
-		finder:   o.Finder,
 		password: o.AdminPassword,
 		limit:    o.OperatorRateLimit,
 		shared:   o.RateBuckets,
@@ -95,9 +93,6 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 	}
 	if o.Keeper != nil {
 		op.keeper, op.links = o.Keeper, o.Keeper.Links
-	}
-	if op.finder == nil && o.Service != nil {
-		op.finder, _ = o.Service.Store.(addon.Finder)
 	}
 	if op.limit.Burst <= 0 {
 		op.limit.Burst = DefaultOperatorBurst
@@ -181,10 +176,7 @@ func (op *operatorAPI) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if op.finder == nil {
-		return addon.Errorf(addon.EINTERNAL, "This store cannot list add-ons.")
-	}
-	page, next, err := op.finder.List(c.Request().Context(), f, r)
+	page, next, err := op.svc.List(c.Request().Context(), f, r)
 	if err != nil {
 		return err
 	}
@@ -246,12 +238,9 @@ func (op *operatorAPI) resolve(c echo.Context) (*addon.Addon, error) {
 	key := c.Param("id")
 	ctx := c.Request().Context()
 	if addon.ValidID(key) {
-		return op.svc.Store.Get(ctx, strings.ToLower(key))
+		return op.svc.Get(ctx, strings.ToLower(key))
 	}
-	if op.finder == nil {
-		return nil, addon.NotFound(key)
-	}
-	return op.finder.FindByName(ctx, key)
+	return op.svc.FindByName(ctx, key)
 }
 
 // info handles GET /admin/api/resources/{id_or_name}.
@@ -269,7 +258,7 @@ func (op *operatorAPI) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := op.svc.Store.Events(c.Request().Context(), a.ID)
+	events, err := op.svc.Events(c.Request().Context(), a.ID)
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,6 @@ func newOpEnv(tb testing.TB, cfg opConfig) *opEnv {
 			Passwords:         []string{"partner-password"},
 			AdminPassword:     opPassword,
 			Log:               log,
-			Finder:            db,
 			OperatorRateLimit: cfg.limit,
 			RateBuckets:       cfg.buckets,
 		}),

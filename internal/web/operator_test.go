@@ -91,7 +91,7 @@ func TestOperatorAuth(t *testing.T) {
 		})
 	}
 	t.Run("no admin password admits nobody", func(t *testing.T) {
-		h := web.New(web.Options{Service: e.svc, Finder: e.db})
+		h := web.New(web.Options{Service: e.svc})
 		opServe(t, h, e.spec, opReq{path: "/admin/api/plans", header: map[string]string{"Authorization": "Bearer "}, invalid: true}).want(t, 401, "unauthorized")
 		opServe(t, h, e.spec, opReq{path: "/admin/api/plans", basic: []string{"admin", ""}, invalid: true}).want(t, 401, "unauthorized")
 	})
@@ -666,7 +666,7 @@ func TestOperatorRateLimit(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		e := newOpEnv(t, opConfig{limit: tiny, buckets: ratelimit.New(rdb)})
 		// A second web process on the same Redis: the bucket is one.
-		other := web.New(web.Options{Service: e.svc, Finder: e.db, AdminPassword: opPassword, OperatorRateLimit: tiny, RateBuckets: ratelimit.New(rdb)})
+		other := web.New(web.Options{Service: e.svc, AdminPassword: opPassword, OperatorRateLimit: tiny, RateBuckets: ratelimit.New(rdb)})
 		for i, h := range []http.Handler{e.e, other, e.e} {
 			got := opServe(t, h, e.spec, opReq{path: "/admin/api/plans"}).want(t, 200)
 			if rem := got.header.Get("RateLimit-Remaining"); rem != strconv.Itoa(2-i) {

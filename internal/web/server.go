@@ -71,9 +71,6 @@ type Options struct {
 	// PartnerTimeout bounds each Partner API call; zero means
 	// DefaultPartnerTimeout.
 	PartnerTimeout time.Duration
-	// Finder lists and finds add-ons for the operator API (/admin/api);
-	// nil means the Service's store, when it can.
-	Finder addon.Finder
 	// OperatorRateLimit sizes the operator API's token buckets; zero
 	// fields mean DefaultOperatorBurst and DefaultOperatorPerMinute.
 	OperatorRateLimit RateLimit

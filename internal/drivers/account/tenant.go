@@ -7,7 +7,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.Tenants = (*Driver)(nil)
+var _ addon.Tenants = (*Driver)(nil) // handed to the Service beside the driver
 
 // lastUsedEvery is how stale "API key last used" may get: a use is
 // recorded only when the recorded one is older, so a busy account costs
