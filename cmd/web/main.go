@@ -52,7 +52,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// One Redis pool for everything in this process (REDIS_POOL_SIZE); over
 	// Sentinel it follows the primary through a failover.
 	rdb := app.RedisClient
-	svc, db, driver := app.Service, app.DB, app.Driver
+	svc, db := app.Service, app.DB
 	// The operators' queue dashboard and the queues' metrics read the same
 	// Redis as the queue, through the same pool. asynqmon closes the client
 	// it is given: it is closed last, when the process has stopped serving.
@@ -91,7 +91,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "port", cfg.Port, "driver", driver.Name())
+	log.Info("listening", "port", cfg.Port, "driver", svc.DriverName())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

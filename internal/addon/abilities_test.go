@@ -42,7 +42,7 @@ func TestAbilities(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := &ableDriver{can: tt.can}
-			svc := &addon.Service{Driver: d}
+			svc := addon.NewService(addon.Deps{Driver: d}, addon.Options{})
 			if svc.Abilities() != tt.can {
 				t.Errorf("Abilities = %+v, want %+v", svc.Abilities(), tt.can)
 			}
@@ -59,6 +59,33 @@ func TestAbilities(t *testing.T) {
 			}
 			if fields, _ := svc.Panel(ctx, &addon.Addon{ID: id, Plan: "test", State: addon.StateProvisioning}); fields != nil {
 				t.Errorf("Panel of an add-on still provisioning = %v, want none", fields)
+			}
+		})
+	}
+}
+
+// TestCanRotate: the dashboard offers a rotation only when the driver can
+// rotate and the new credentials could reach the app.
+func TestCanRotate(t *testing.T) {
+	tokens := &addon.Tokens{Access: "a"}
+	tests := []struct {
+		name  string
+		can   addon.Abilities
+		state addon.State
+		tok   *addon.Tokens
+		want  bool
+	}{
+		{"rotates", addon.Abilities{Rotate: true}, addon.StateProvisioned, tokens, true},
+		{"rolls", addon.Abilities{Roll: true}, addon.StateProvisioned, tokens, true},
+		{"driver cannot", addon.Abilities{Panel: true}, addon.StateProvisioned, tokens, false},
+		{"no tokens", addon.Abilities{Rotate: true}, addon.StateProvisioned, nil, false},
+		{"not provisioned", addon.Abilities{Rotate: true}, addon.StateProvisioning, tokens, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := addon.NewService(addon.Deps{Driver: &ableDriver{can: tt.can}}, addon.Options{})
+			if got := svc.CanRotate(&addon.Addon{State: tt.state, Tokens: tt.tok}); got != tt.want {
+				t.Errorf("CanRotate = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -113,7 +113,7 @@ func (c *Claim) Record(ctx context.Context, fn func(a *Addon, now time.Time) err
 
 func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now time.Time) error) (*Addon, error) {
 	l := c.Lease()
-	a, err := c.s.Store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+	a, err := c.s.store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
 		return fn(a, c.s.now())
 	})
 	if err != nil {
@@ -140,7 +140,7 @@ func (c *Claim) keep(a *Addon) {
 // row: the dyno (or host), the pid and a random suffix.
 func (s *Service) owner() string {
 	s.ownerOnce.Do(func() {
-		name := s.Owner
+		name := s.opt.Owner
 		if name == "" {
 			name, _ = os.Hostname()
 		}
@@ -152,8 +152,8 @@ func (s *Service) owner() string {
 }
 
 func (s *Service) leaseTTL() time.Duration {
-	if s.LeaseTTL > 0 {
-		return s.LeaseTTL
+	if s.opt.LeaseTTL > 0 {
+		return s.opt.LeaseTTL
 	}
 	return DefaultLeaseTTL
 }
@@ -164,7 +164,7 @@ func (s *Service) leaseTTL() time.Duration {
 func (s *Service) claim(ctx context.Context, id string, wait time.Duration) (*Claim, context.Context, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		a, l, err := s.Store.Acquire(ctx, id, s.owner(), s.leaseTTL())
+		a, l, err := s.store.Acquire(ctx, id, s.owner(), s.leaseTTL())
 		if err == nil {
 			c := &Claim{s: s, lease: l, a: a}
 			wctx, cancel := context.WithCancelCause(ctx)
@@ -202,7 +202,7 @@ func (c *Claim) renew(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		l, err := c.s.Store.Renew(ctx, c.Lease(), ttl)
+		l, err := c.s.store.Renew(ctx, c.Lease(), ttl)
 		switch {
 		case err == nil:
 			c.mu.Lock()
@@ -233,7 +233,7 @@ func (c *Claim) finish(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := c.s.Store.Release(rctx, c.Lease()); err != nil {
+	if err := c.s.store.Release(rctx, c.Lease()); err != nil {
 		c.s.log().WarnContext(ctx, "release add-on lease; it will lapse", "addon", c.lease.AddonID, "err", err)
 	}
 }
@@ -270,7 +270,7 @@ func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx
 // that is not the job's (a job's deadline or cancellation must not throw the
 // result away) for up to InHandBudget.
 func (s *Service) inHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
-	budget := s.InHandBudget
+	budget := s.opt.InHandBudget
 	if budget <= 0 {
 		budget = 10 * time.Minute
 	}

@@ -21,7 +21,7 @@ func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
 	if !k.AsyncDeprovision {
 		return k.Service.DeprovisionJob(ctx, id)
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -40,11 +40,11 @@ func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
 			}
 			// The resource first: Heroku must hear "done" only when it is.
 			// DeprovisionJob below destroys again, which drivers make a no-op.
-			if err := k.Service.Driver.Destroy(ctx, k.Service.resource(a)); err != nil {
+			if err := k.Service.driver.Destroy(ctx, k.Service.resource(a)); err != nil {
 				return transient(fmt.Errorf("destroy resource: %w", err))
 			}
 			err := k.Service.withToken(ctx, c, func(token string) error {
-				return k.Service.Platform.MarkDeprovisioned(ctx, token, id)
+				return k.Service.platform.MarkDeprovisioned(ctx, token, id)
 			})
 			switch {
 			case err == nil:
@@ -85,6 +85,6 @@ func (k *Keeper) TellsHeroku(ctx context.Context, id string) bool {
 	if !k.AsyncDeprovision {
 		return false
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	return err == nil && a.Tokens != nil
 }

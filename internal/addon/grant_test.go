@@ -47,7 +47,7 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 			// lands while the retried job waits on Heroku's refusal.
 			"tokens saved while the retry is refused",
 			func(tb testing.TB, w *world, id string) {
-				w.svc.Platform.(*onExchange).hook = func(n int32) {
+				w.deps.Platform.(*onExchange).hook = func(n int32) {
 					if n != 2 {
 						return
 					}
@@ -66,20 +66,20 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.svc.LeaseTTL = 300 * time.Millisecond
+			w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.LeaseTTL = 300 * time.Millisecond })
 			ctx := context.Background()
 			id := uuid.NewString()
 			g := w.sim.NewAddon(id)
 			if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
 				t.Fatal(err)
 			}
-			p := &onExchange{Platform: w.svc.Platform}
+			p := &onExchange{Platform: w.deps.Platform}
 			p.hook = func(n int32) {
 				if n == 1 {
 					tt.race(t, w, id)
 				}
 			}
-			w.svc.Platform = p
+			w.rebuild(func(d *addon.Deps, _ *addon.Options) { d.Platform = p })
 			if err := w.svc.ExchangeGrant(ctx, id); err != nil {
 				t.Fatalf("first ExchangeGrant: %v", err)
 			}

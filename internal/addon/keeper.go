@@ -184,12 +184,28 @@ type Keeper struct {
 
 func (k *Keeper) log() *slog.Logger { return k.Service.log() }
 
+// Link returns what Kiln knows of the add-on from Heroku (its app, the
+// credentials a roll retired), for the dashboard.
+func (k *Keeper) Link(ctx context.Context, id string) (*Link, error) { return k.Links.Link(ctx, id) }
+
+// LinksOf returns the Links of these add-ons (absent ones are missing from
+// the map), for the operator API's listings.
+func (k *Keeper) LinksOf(ctx context.Context, ids []string) (map[string]*Link, error) {
+	return k.Links.Links(ctx, ids)
+}
+
+// CountAccessRefused counts live add-ons whose token Heroku refused at the
+// last sync, for /metrics.
+func (k *Keeper) CountAccessRefused(ctx context.Context) (int64, error) {
+	return k.Links.CountAccessRefused(ctx)
+}
+
 func (k *Keeper) now() time.Time { return k.Service.now() }
 
 // enqueue asks for a job without failing the caller: every job here has a
 // sweep that finds its work again.
 func (k *Keeper) enqueue(ctx context.Context, kind JobKind, id string) {
-	if err := k.Service.Queue.Enqueue(ctx, kind, id); err != nil {
+	if err := k.Service.queue.Enqueue(ctx, kind, id); err != nil {
 		k.log().WarnContext(ctx, "enqueue failed; the next sweep will retry", "addon", id, "job", kind, "err", err)
 	}
 }

@@ -40,7 +40,7 @@ func (k *Keeper) WriteLog(ctx context.Context, id string) error {
 }
 
 func (k *Keeper) writeLogOnce(ctx context.Context, id string) (more bool, err error) {
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -69,7 +69,7 @@ func (k *Keeper) writeLogOnce(ctx context.Context, id string) (more bool, err er
 		err = k.Logs.WriteLog(ctx, a.LogInputURL, lines)
 		if err != nil && !Transient(err) {
 			// Refused (4xx): Heroku may have rotated the URL.
-			if fresh, gerr := k.Service.Store.Get(ctx, id); gerr == nil && fresh.LogInputURL != "" && fresh.LogInputURL != a.LogInputURL {
+			if fresh, gerr := k.Service.store.Get(ctx, id); gerr == nil && fresh.LogInputURL != "" && fresh.LogInputURL != a.LogInputURL {
 				err = k.Logs.WriteLog(ctx, fresh.LogInputURL, lines)
 			}
 			if err != nil && !Transient(err) {

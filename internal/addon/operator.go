@@ -31,7 +31,7 @@ func (s *Service) ForceDeprovision(ctx context.Context, id, reason string) (*Add
 	if r := strings.TrimSpace(reason); r != "" {
 		msg += ": " + r
 	}
-	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		switch a.State {
 		case StateDeprovisioned:
 			return Errorf(EGONE, "Add-on %s was already deprovisioned.", id)

@@ -13,12 +13,12 @@ type PanelField struct {
 // (no error) for an add-on whose resource does not exist yet or any more, or
 // whose driver has no panel (Abilities.Panel).
 func (s *Service) Panel(ctx context.Context, a *Addon) ([]PanelField, error) {
-	if !s.Driver.Abilities().Panel || a.State != StateProvisioned {
+	if !s.driver.Abilities().Panel || a.State != StateProvisioned {
 		return nil, nil
 	}
-	plan, err := s.Driver.Catalog().Lookup(a.Plan)
+	plan, err := s.driver.Catalog().Lookup(a.Plan)
 	if err != nil {
 		return nil, err
 	}
-	return s.Driver.Panel(ctx, resourceOf(a, plan))
+	return s.driver.Panel(ctx, resourceOf(a, plan))
 }

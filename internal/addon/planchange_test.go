@@ -25,7 +25,7 @@ func TestSyncPlanChangeRecordFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.svc.InHandBudget = 300 * time.Millisecond
+			w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.InHandBudget = 300 * time.Millisecond })
 			ctx := context.Background()
 			id := w.provisioned(t, "test")
 			w.drv.onChange = func(string) { w.st.failRecord.Store(tt.failures) }

@@ -124,31 +124,31 @@ func ParseCreatedAtCursor(s string) (t time.Time, id string, err error) {
 
 // Get returns the add-on as recorded, or ENOTFOUND.
 func (s *Service) Get(ctx context.Context, id string) (*Addon, error) {
-	return s.Store.Get(ctx, id)
+	return s.store.Get(ctx, id)
 }
 
 // Events returns the add-on's audit trail, oldest first.
 func (s *Service) Events(ctx context.Context, id string) ([]Event, error) {
-	return s.Store.Events(ctx, id)
+	return s.store.Events(ctx, id)
 }
 
 // List returns one page of the add-ons matching f (see Store.List).
 func (s *Service) List(ctx context.Context, f Filter, r Range) ([]*Addon, *Range, error) {
-	return s.Store.List(ctx, f, r)
+	return s.store.List(ctx, f, r)
 }
 
 // FindByName returns the live add-on with this name (see Store.FindByName).
 func (s *Service) FindByName(ctx context.Context, name string) (*Addon, error) {
-	return s.Store.FindByName(ctx, name)
+	return s.store.FindByName(ctx, name)
 }
 
 // CountByState counts add-ons by state, for /metrics.
 func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
-	return s.Store.CountByState(ctx)
+	return s.store.CountByState(ctx)
 }
 
 // CountLostGrants counts add-ons failed with GrantLostReason, for
 // /metrics (kiln_grants_lost).
 func (s *Service) CountLostGrants(ctx context.Context) (int64, error) {
-	return s.Store.CountLostGrants(ctx)
+	return s.store.CountLostGrants(ctx)
 }

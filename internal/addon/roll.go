@@ -24,7 +24,7 @@ import (
 // overlap (Abilities.Roll) fall back to Service.RotateCredentials (the old
 // ones die at once).
 func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
-	if !k.Service.Driver.Abilities().Roll {
+	if !k.Service.driver.Abilities().Roll {
 		return k.Service.RotateCredentials(ctx, id)
 	}
 	if !ValidID(id) {
@@ -33,11 +33,8 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 	var pushErr error
 	err := k.Service.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
-		if a.State != StateProvisioned {
-			return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
-		}
-		if a.Tokens == nil {
-			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
+		if err := a.rotatable(); err != nil {
+			return err
 		}
 		retireAt := k.now().Add(k.Grace)
 		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
@@ -49,7 +46,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 		}); err != nil {
 			return err
 		}
-		vars, err := k.Service.Driver.Roll(ctx, k.Service.resource(a))
+		vars, err := k.Service.driver.Roll(ctx, k.Service.resource(a))
 		if err != nil {
 			return fmt.Errorf("roll credentials: %w", err)
 		}
@@ -81,7 +78,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 	if k.Grace <= 0 {
 		k.enqueue(ctx, JobRetire, id)
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +97,7 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 	if l.RetiredVars == nil || l.RetireAt.After(k.now()) {
 		return nil
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -112,7 +109,7 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 			return err
 		}
 		if note != "" {
-			_, err := k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			_, err := k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 				a.Note(k.now(), "credentials", note)
 				return nil
 			})
@@ -128,10 +125,10 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 	case a.ConfigPushedAt.IsZero():
 		return nil // the app has not been given the new ones yet
 	}
-	if !k.Service.Driver.Abilities().Roll {
+	if !k.Service.driver.Abilities().Roll {
 		return clear("")
 	}
-	if err := k.Service.Driver.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
+	if err := k.Service.driver.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
 		return transient(fmt.Errorf("revoke old credentials: %w", err))
 	}
 	return clear("old credentials revoked")

@@ -25,7 +25,7 @@ func TestRotationInterrupted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.svc.LeaseTTL = 300 * time.Millisecond
+			w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.LeaseTTL = 300 * time.Millisecond })
 			id := w.provisioned(t, "test")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

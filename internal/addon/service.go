@@ -12,8 +12,24 @@ import (
 // Service is the add-on use cases, written against the domain interfaces
 // only: the web adapter calls it when Heroku calls Kiln, the jobs adapter
 // calls it when a job runs. Everything that must hold whatever adapter is
-// plugged in (idempotency, step order, deadlines) lives here.
+// plugged in (idempotency, step order, deadlines) lives here. It is the
+// only way into the domain: its collaborators are unexported, so no adapter
+// reads the store or calls the driver behind its back. Build it with
+// NewService.
 type Service struct {
+	store    Store
+	queue    Queue
+	platform Platform
+	driver   Driver
+	tenants  Tenants
+	opt      Options
+
+	ownerOnce sync.Once
+	ownerName string
+}
+
+// Deps are the Service's collaborators, the adapters cmd wiring builds.
+type Deps struct {
 	Store    Store
 	Queue    Queue
 	Platform Platform
@@ -21,14 +37,18 @@ type Service struct {
 	// Tenants authenticates the accounts of a driver that serves them
 	// (the account driver); nil for every other driver.
 	Tenants Tenants
+}
+
+// Options tune the Service; every zero value has a sensible default.
+type Options struct {
 	// Prefix is the config var prefix (ADDON_CONFIG_PREFIX).
 	Prefix string
 	// Deadline bounds provisioning (PROVISION_DEADLINE); Heroku gives up at 12 h.
 	Deadline time.Duration
-	Log      *slog.Logger
+	// Log receives the service's log lines; nil discards them.
+	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-
 	// Owner names this process in the add-on leases it takes (the dyno
 	// name); empty means the host name.
 	Owner string
@@ -42,27 +62,28 @@ type Service struct {
 	// GrantLost, when set, is called when Heroku refuses a grant after an
 	// earlier exchange attempt had started: the metrics hook.
 	GrantLost func(id string)
+}
 
-	ownerOnce sync.Once
-	ownerName string
+// NewService builds the service over its collaborators. A keeper that
+// observes the store (Keeper.Observe) wraps d.Store before this call.
+func NewService(d Deps, o Options) *Service {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: d.Store, queue: d.Queue, platform: d.Platform, driver: d.Driver, tenants: d.Tenants, opt: o}
 }
 
 // tokenSlack is how long before expiry an access token is refreshed.
 const tokenSlack = 5 * time.Minute
 
 func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
+	if s.opt.Now != nil {
+		return s.opt.Now().UTC()
 	}
 	return time.Now().UTC()
 }
 
-func (s *Service) log() *slog.Logger {
-	if s.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Log
-}
+func (s *Service) log() *slog.Logger { return s.opt.Log }
 
 // ProvisionRequest is Heroku's provision call, already decoded.
 type ProvisionRequest struct {
@@ -89,7 +110,7 @@ func (s *Service) validate(req ProvisionRequest) (Plan, error) {
 	if req.Plan == "" {
 		return Plan{}, Errorf(EINVALID, "The plan field is required.")
 	}
-	return s.Driver.Catalog().Lookup(req.Plan)
+	return s.driver.Catalog().Lookup(req.Plan)
 }
 
 // Provision records Heroku's provision request and starts the pipeline. It
@@ -112,12 +133,12 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 		LogDrainToken: req.LogDrainToken,
 		State:         StateProvisioning,
 		Grant:         req.Grant,
-		Deadline:      now.Add(s.Deadline),
+		Deadline:      now.Add(s.opt.Deadline),
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
 	a.Note(now, "state", fmt.Sprintf("provision requested on plan %s", req.Plan))
-	stored, created, err := s.Store.Create(ctx, a)
+	stored, created, err := s.store.Create(ctx, a)
 	if err != nil {
 		return nil, false, err
 	}
@@ -150,7 +171,7 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 func (s *Service) enqueue(ctx context.Context, kind JobKind, id string) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueBudget)
 	defer cancel()
-	if err := s.Queue.Enqueue(ctx, kind, id); err != nil {
+	if err := s.queue.Enqueue(ctx, kind, id); err != nil {
 		if ferr := s.requeue(ctx, id); ferr != nil {
 			s.log().WarnContext(ctx, "enqueue failed and the add-on could not be flagged; the reconciler will retry", "addon", id, "job", kind, "err", err, "flag_err", ferr)
 			return
@@ -186,7 +207,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 		return s.markProvisioned(ctx, c, false, false)
 	})
 	if err == nil {
-		return s.Store.Get(ctx, a.ID)
+		return s.store.Get(ctx, a.ID)
 	}
 	reason := "the resource could not be created within Heroku's request time"
 	if ErrorCode(err) == EINVALID {
@@ -194,7 +215,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	}
 	s.log().WarnContext(ctx, "synchronous provision failed", "addon", a.ID, "err", err)
 	cleanup := context.WithoutCancel(ctx)
-	if derr := s.Driver.Destroy(cleanup, s.resource(a)); derr != nil {
+	if derr := s.driver.Destroy(cleanup, s.resource(a)); derr != nil {
 		s.log().ErrorContext(ctx, "clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
 	}
 	if ferr := s.Fail(cleanup, a.ID, reason); ferr != nil {
@@ -233,7 +254,7 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		tok, err := s.Platform.ExchangeGrant(ctx, a.Grant.Code)
+		tok, err := s.platform.ExchangeGrant(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
 				// The earlier attempt may have had its answer after all and
@@ -256,8 +277,8 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 					return nil
 				}
 				s.log().ErrorContext(ctx, "OAuth grant refused after an earlier exchange attempt whose answer was lost", "addon", id, "started", a.ExchangeStartedAt, "err", err)
-				if s.GrantLost != nil {
-					s.GrantLost(id)
+				if s.opt.GrantLost != nil {
+					s.opt.GrantLost(id)
 				}
 				return Wrap(EINVALID, err, "%s", GrantLostReason)
 			}
@@ -349,7 +370,7 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 			lost = true
 			s.log().ErrorContext(ctx, "lease lost while holding new OAuth tokens; saving them anyway", "addon", id)
 		}
-		a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			return set(a, s.now())
 		})
 		saved = a
@@ -363,7 +384,7 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 // soon as Redis is back; only if that flag cannot be saved either does the
 // job fail (and retry).
 func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
-	err := s.Queue.Enqueue(ctx, kind, id)
+	err := s.queue.Enqueue(ctx, kind, id)
 	if err == nil {
 		return nil
 	}
@@ -378,12 +399,46 @@ func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
 func (s *Service) requeue(ctx context.Context, id string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		a.Requeue = true
 		return nil
 	})
 	return err
 }
+
+// Stale lists add-ons with work left that were last updated before the
+// given time, oldest first, for the reconciler (see Store.Stale).
+func (s *Service) Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error) {
+	return s.store.Stale(ctx, before, limit)
+}
+
+// Requeued lists add-ons whose enqueue failed (flagged Requeue), for the
+// outbox sweep.
+func (s *Service) Requeued(ctx context.Context, limit int) ([]*Addon, error) {
+	return s.store.Requeued(ctx, limit)
+}
+
+// Unflag clears the Requeue flag of an add-on the outbox sweep listed (a)
+// and enqueued a job for, unless the add-on changed after it was listed:
+// its flag may then stand for a newer failed enqueue (of another job), and
+// the next sweep sees it.
+func (s *Service) Unflag(ctx context.Context, listed *Addon) error {
+	_, err := s.store.Update(ctx, listed.ID, func(ctx context.Context, a *Addon) error {
+		if !a.UpdatedAt.Equal(listed.UpdatedAt) {
+			return errChanged
+		}
+		a.Requeue = false
+		return nil
+	})
+	if errors.Is(err, errChanged) {
+		return nil
+	}
+	return err
+}
+
+// errChanged leaves an add-on's requeue flag alone when the add-on changed
+// after the outbox sweep listed it.
+var errChanged = errors.New("add-on changed since it was listed")
 
 // Advance runs the provisioning steps that are not done yet, in order,
 // as the add-on's one writer: create the resource, push config vars, mark
@@ -448,7 +503,7 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 			return err
 		}
 		err = s.withToken(ctx, c, func(token string) error {
-			return s.Platform.SetConfig(ctx, token, a.ID, vars)
+			return s.platform.SetConfig(ctx, token, a.ID, vars)
 		})
 		if err != nil {
 			return fmt.Errorf("push config: %w", err)
@@ -460,7 +515,7 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 	}
 	if a.ProvisionedAt.IsZero() {
 		err = s.withToken(ctx, c, func(token string) error {
-			return s.Platform.MarkProvisioned(ctx, token, a.ID)
+			return s.platform.MarkProvisioned(ctx, token, a.ID)
 		})
 		if err != nil {
 			return fmt.Errorf("mark provisioned: %w", err)
@@ -476,11 +531,11 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 // resource by the add-on's id.
 func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) {
 	a := c.Addon()
-	plan, err := s.Driver.Catalog().Lookup(a.Plan)
+	plan, err := s.driver.Catalog().Lookup(a.Plan)
 	if err != nil {
 		return nil, err
 	}
-	vars, err := s.Driver.Create(ctx, resourceOf(a, plan))
+	vars, err := s.driver.Create(ctx, resourceOf(a, plan))
 	if err != nil {
 		return nil, fmt.Errorf("create resource: %w", err)
 	}
@@ -488,7 +543,7 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 		return nil, err
 	}
 	if _, ok := vars["URL"]; !ok {
-		return nil, Errorf(EINTERNAL, "Driver %s returned no URL config var.", s.Driver.Name())
+		return nil, Errorf(EINTERNAL, "Driver %s returned no URL config var.", s.driver.Name())
 	}
 	return c.Record(ctx, func(a *Addon, now time.Time) error {
 		if !a.ResourceCreatedAt.IsZero() && a.State != StateProvisioning {
@@ -496,7 +551,7 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 		}
 		a.Vars = vars
 		a.ResourceCreatedAt = now
-		a.Note(now, "step", "resource created by driver "+s.Driver.Name())
+		a.Note(now, "step", "resource created by driver "+s.driver.Name())
 		return nil
 	})
 }
@@ -524,7 +579,7 @@ func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushe
 func (s *Service) configVars(vars Vars) (map[string]*string, error) {
 	out := make(map[string]*string, len(vars))
 	for k, v := range vars {
-		name, err := ConfigName(s.Prefix, k)
+		name, err := ConfigName(s.opt.Prefix, k)
 		if err != nil {
 			return nil, err
 		}
@@ -538,7 +593,7 @@ func (s *Service) configVars(vars Vars) (map[string]*string, error) {
 func (s *Service) Config(a *Addon) map[string]string {
 	out := make(map[string]string, len(a.Vars))
 	for k, v := range a.Vars {
-		out[s.Prefix+"_"+k] = v
+		out[s.opt.Prefix+"_"+k] = v
 	}
 	return out
 }
@@ -571,7 +626,7 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 		return a.Tokens.Access, nil
 	}
 	old := *a.Tokens
-	tok, err := s.Platform.RefreshTokens(ctx, old.Refresh)
+	tok, err := s.platform.RefreshTokens(ctx, old.Refresh)
 	if err != nil {
 		return "", fmt.Errorf("refresh token: %w", err)
 	}
@@ -610,7 +665,7 @@ func NotFound(id string) error {
 
 // Fail marks a provisioning add-on failed with a reason operators can read.
 func (s *Service) Fail(ctx context.Context, id, reason string) error {
-	_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State != StateProvisioning {
 			return nil
 		}
@@ -636,7 +691,7 @@ func (s *Service) GiveUp(ctx context.Context, id, reason string) error {
 }
 
 func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
-	if err := s.Driver.Destroy(ctx, s.resource(c.Addon())); err != nil {
+	if err := s.driver.Destroy(ctx, s.resource(c.Addon())); err != nil {
 		return transient(fmt.Errorf("clean up after deadline: %w", err))
 	}
 	_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
@@ -655,7 +710,7 @@ func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
 // plan (a plan change passes the target separately, so the driver can tell
 // an upgrade from a downgrade).
 func (s *Service) resource(a *Addon) Resource {
-	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
+	plan, _ := s.driver.Catalog().Lookup(a.Plan)
 	return resourceOf(a, plan)
 }
 
@@ -666,4 +721,19 @@ func resourceOf(a *Addon, plan Plan) Resource {
 // Abilities says which optional actions (rotation, a roll with grace, a
 // panel) the driver supports, so the dashboard and the operator API offer
 // only what can work.
-func (s *Service) Abilities() Abilities { return s.Driver.Abilities() }
+func (s *Service) Abilities() Abilities { return s.driver.Abilities() }
+
+// DriverName is the RESOURCE_DRIVER value of the driver, for the operator
+// API's plan ids and the process's start line.
+func (s *Service) DriverName() string { return s.driver.Name() }
+
+// Catalog is the plans the driver sells.
+func (s *Service) Catalog() Catalog { return s.driver.Catalog() }
+
+// Plan returns the catalog's plan for slug, or an EINVALID error Heroku
+// can show.
+func (s *Service) Plan(slug string) (Plan, error) { return s.driver.Catalog().Lookup(slug) }
+
+// Prefix is the config var prefix (ADDON_CONFIG_PREFIX): the dashboard
+// names <PREFIX>_URL with it.
+func (s *Service) Prefix() string { return s.opt.Prefix }

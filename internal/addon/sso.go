@@ -35,10 +35,10 @@ func (s *Service) SignIn(ctx context.Context, id, userID, email string) (*Addon,
 		return nil, NotFound(id)
 	}
 	who := identity(userID, email)
-	if err := s.Store.RecordSignIn(ctx, id, s.now(), "signed in through Heroku: "+who); err != nil {
+	if err := s.store.RecordSignIn(ctx, id, s.now(), "signed in through Heroku: "+who); err != nil {
 		return nil, err
 	}
-	return s.Store.Get(ctx, id)
+	return s.store.Get(ctx, id)
 }
 
 // identity describes the signed-in user for the audit trail, keeping only

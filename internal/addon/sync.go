@@ -115,7 +115,7 @@ func (k *Keeper) Sync(ctx context.Context, id string) error {
 // deprovisioning with the reason ReasonRemovedOnHeroku and the usual job
 // destroys its resource.
 func (k *Keeper) removedOnHeroku(ctx context.Context, id, detail string) error {
-	a, err := k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	a, err := k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State != StateProvisioned {
 			return nil
 		}

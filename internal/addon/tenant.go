@@ -41,17 +41,17 @@ type Tenants interface {
 // its plan's limits, for the tenant API. Without Tenants (the driver's
 // resources live elsewhere) it answers ENOTFOUND.
 func (s *Service) Tenant(ctx context.Context, account, key string) (*Tenant, error) {
-	if s.Tenants == nil {
-		return nil, Errorf(ENOTFOUND, "The %s driver serves no tenant API.", s.Driver.Name())
+	if s.tenants == nil {
+		return nil, Errorf(ENOTFOUND, "The %s driver serves no tenant API.", s.driver.Name())
 	}
 	if account == "" || key == "" {
 		return nil, Errorf(EUNAUTHORIZED, "Authentication required: use the credentials of the add-on's URL.")
 	}
-	t, err := s.Tenants.AuthenticateTenant(ctx, account, key)
+	t, err := s.tenants.AuthenticateTenant(ctx, account, key)
 	if err != nil {
 		return nil, err
 	}
-	if p, err := s.Driver.Catalog().Lookup(t.Plan.Slug); err == nil {
+	if p, err := s.driver.Catalog().Lookup(t.Plan.Slug); err == nil {
 		t.Plan = p
 	}
 	return &t, nil

@@ -28,17 +28,17 @@ func (noTenants) Name() string { return "plain" }
 func TestServiceTenant(t *testing.T) {
 	ctx := context.Background()
 	d := &tenantDriver{}
-	tn, err := (&addon.Service{Driver: d, Tenants: d}).Tenant(ctx, "acct", "key")
+	tn, err := addon.NewService(addon.Deps{Driver: d, Tenants: d}, addon.Options{}).Tenant(ctx, "acct", "key")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.got != "acct:key" || tn.Plan.Name != "Test" || tn.Plan.Limits[addon.TenantRateLimit] != 1 {
 		t.Errorf("tenant = %+v (driver saw %q), want the plan filled from the catalog", tn, d.got)
 	}
-	if _, err := (&addon.Service{Driver: d, Tenants: d}).Tenant(ctx, "acct", ""); addon.ErrorCode(err) != addon.EUNAUTHORIZED {
+	if _, err := addon.NewService(addon.Deps{Driver: d, Tenants: d}, addon.Options{}).Tenant(ctx, "acct", ""); addon.ErrorCode(err) != addon.EUNAUTHORIZED {
 		t.Errorf("empty key: %v", err)
 	}
-	if _, err := (&addon.Service{Driver: noTenants{}}).Tenant(ctx, "acct", "key"); addon.ErrorCode(err) != addon.ENOTFOUND {
+	if _, err := addon.NewService(addon.Deps{Driver: noTenants{}}, addon.Options{}).Tenant(ctx, "acct", "key"); addon.ErrorCode(err) != addon.ENOTFOUND {
 		t.Errorf("driver without accounts: %v", err)
 	}
 }

@@ -23,7 +23,7 @@ func (k *Keeper) Subscribe(ctx context.Context, id string) error {
 	if k.Watcher == nil || k.WebhookURL == "" {
 		return nil
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (k *Keeper) takeLogInputURL(ctx context.Context, id string, data json.RawMe
 	if l.AppID != "" && at.App.ID != l.AppID {
 		return nil // another app's attachment: its log stream is not the owner's
 	}
-	_, err = k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	_, err = k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.LogInputURL != "" && a.State != StateDeprovisioned {
 			a.LogInputURL = at.LogInputURL
 		}

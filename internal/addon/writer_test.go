@@ -207,6 +207,8 @@ func (q *queue) Enqueue(ctx context.Context, kind addon.JobKind, id string) erro
 
 type world struct {
 	svc  *addon.Service
+	deps addon.Deps
+	opts addon.Options
 	st   *store
 	drv  *driver
 	q    *queue
@@ -224,19 +226,29 @@ func newWorld(tb testing.TB) *world {
 	}
 	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", NoRateLimit: true})
 	w := &world{st: &store{DB: db, busy: make(chan string, 16)}, drv: newDriver(), q: &queue{}, sim: sim, srv: srv}
-	w.svc = &addon.Service{
+	w.deps = addon.Deps{
 		Store: w.st,
 		Queue: w.q,
 		Platform: heroku.New(heroku.Options{
 			APIURL: srv.URL, IDURL: srv.URL, ClientSecret: "sim-secret", Log: log,
 		}),
-		Driver:    w.drv,
+		Driver: w.drv,
+	}
+	w.opts = addon.Options{
 		Prefix:    "KILN",
 		Deadline:  time.Hour,
 		Log:       log,
 		GrantLost: func(string) { w.lost.Add(1) },
 	}
+	w.svc = addon.NewService(w.deps, w.opts)
 	return w
+}
+
+// rebuild replaces the service with one whose collaborators or options
+// change has changed (a Platform with a hook, a short lease).
+func (w *world) rebuild(change func(d *addon.Deps, o *addon.Options)) {
+	change(&w.deps, &w.opts)
+	w.svc = addon.NewService(w.deps, w.opts)
 }
 
 // provisioned runs the pipeline for a new add-on up to provisioned.
@@ -450,7 +462,7 @@ func TestDeprovisionDuringCreateThenFailedSave(t *testing.T) {
 
 func TestRefreshAfterLeaseLapsedAndDeprovision(t *testing.T) {
 	w := newWorld(t)
-	w.svc.LeaseTTL = 3 * time.Second
+	w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.LeaseTTL = 3 * time.Second })
 	ctx := context.Background()
 	id := w.provisioned(t, "test")
 	// Force a refresh on the next push, and hold the refresh at Heroku.
@@ -514,8 +526,8 @@ func (l *lossy) ExchangeGrant(ctx context.Context, code string) (addon.Tokens, e
 func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	p := &lossy{Platform: w.svc.Platform}
-	w.svc.Platform = p
+	p := &lossy{Platform: w.deps.Platform}
+	w.rebuild(func(d *addon.Deps, _ *addon.Options) { d.Platform = p })
 	id := uuid.NewString()
 	g := w.sim.NewAddon(id)
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
@@ -575,7 +587,9 @@ func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The database drops the first saves after Heroku answers.
-	w.svc.Platform = &failAfter{Platform: w.svc.Platform, arm: func() { w.st.failRecord.Store(3) }}
+	w.rebuild(func(d *addon.Deps, _ *addon.Options) {
+		d.Platform = &failAfter{Platform: d.Platform, arm: func() { w.st.failRecord.Store(3) }}
+	})
 	jobCtx, cancel := context.WithCancel(ctx)
 	if err := w.svc.ExchangeGrant(jobCtx, id); err != nil {
 		t.Fatalf("ExchangeGrant: %v", err)

@@ -53,7 +53,7 @@ func TestOutboxSweepKeepsANewerFlag(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	rec := jobs.NewReconciler(e.db, q, svc, jobs.ReconcilerOptions{Log: e.log})
+	rec := jobs.NewReconciler(svc, q, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
 		t.Fatalf("SweepOutbox = %d, %v; want 1", n, err)
 	}

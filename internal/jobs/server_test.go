@@ -53,7 +53,7 @@ func setup(tb testing.TB) *env {
 
 // service builds the use cases over the real adapters, enqueueing on q.
 func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
-	return &addon.Service{
+	return addon.NewService(addon.Deps{
 		Store: e.db,
 		Queue: q,
 		Platform: heroku.New(heroku.Options{
@@ -62,11 +62,12 @@ func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
 			ClientSecret: "sim-secret",
 			Log:          e.log,
 		}),
-		Driver:   account.New(e.db.Gorm(), "http://kiln.test"),
+		Driver: account.New(e.db.Gorm(), "http://kiln.test"),
+	}, addon.Options{
 		Prefix:   "KILN",
 		Deadline: deadline,
 		Log:      e.log,
-	}
+	})
 }
 
 // fast are server options that keep retries and polling short in tests.
@@ -307,7 +308,7 @@ func TestReconcilerEnqueuesLostWork(t *testing.T) {
 
 	svc := e.service(e.queue, time.Hour)
 	e.run(t, svc, e.fast())
-	rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 	eventually(t, "a sweep acting on the add-on", func() bool {
 		n, err := rec.Sweep(ctx)
 		if err != nil {
@@ -332,7 +333,7 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	svc := e.service(down, time.Millisecond)
 	provision(t, svc, id, e.sim.NewAddon(id))
 
-	rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 	eventually(t, "the add-on past its deadline", func() bool {
 		return time.Now().After(e.state(t, id).Deadline)
 	})
@@ -448,7 +449,7 @@ func TestReconcilerFinishesProvisionedWork(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+			rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 			if n, err := rec.Sweep(ctx); err != nil || n != 1 {
 				t.Fatalf("Sweep = %d, %v; want 1 job enqueued", n, err)
 			}
@@ -479,14 +480,14 @@ func TestOutboxSweep(t *testing.T) {
 	if a := e.state(t, id); !a.Requeue {
 		t.Fatal("the provision whose enqueue failed is not flagged")
 	}
-	rec := jobs.NewReconciler(e.db, down, svc, jobs.ReconcilerOptions{Log: e.log})
+	rec := jobs.NewReconciler(svc, down, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err == nil || n != 0 {
 		t.Fatalf("SweepOutbox with the queue down = %d, %v; want an error", n, err)
 	}
 	if a := e.state(t, id); !a.Requeue {
 		t.Fatal("a failed outbox sweep cleared the flag")
 	}
-	rec = jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{Log: e.log})
+	rec = jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
 		t.Fatalf("SweepOutbox = %d, %v; want 1", n, err)
 	}

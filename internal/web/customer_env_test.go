@@ -82,15 +82,17 @@ func newCustomer(tb testing.TB, cfg customerConfig) *customer {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	driver := account.New(store.Gorm(), "https://kiln.example.com")
-	svc := &addon.Service{
+	svc := addon.NewService(addon.Deps{
 		Store:    store,
 		Queue:    queue,
 		Platform: herokuapi.New(herokuapi.Options{APIURL: simSrv.URL, IDURL: simSrv.URL, ClientSecret: "client-secret", Log: log}),
 		Driver:   driver,
+		Tenants:  driver,
+	}, addon.Options{
 		Prefix:   testPrefix,
 		Deadline: 11 * time.Hour,
 		Log:      log,
-	}
+	})
 	mon := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: redisOpt})
 	tb.Cleanup(func() { mon.Close() })
 	qm := jobs.NewQueueMetrics(redisOpt, log)

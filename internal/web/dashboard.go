@@ -200,7 +200,7 @@ func (s *server) dashboard(c echo.Context) error {
 		CreatedISO:   a.CreatedAt.UTC().Format(time.RFC3339),
 		Updated:      dashTime(a.UpdatedAt),
 		UpdatedISO:   a.UpdatedAt.UTC().Format(time.RFC3339),
-		URLVar:       s.svc.Prefix + "_URL",
+		URLVar:       s.svc.Prefix() + "_URL",
 		TotalEvents:  len(events),
 		RotateAction: rotatePath(a.ID),
 		CSRF:         sess.CSRF,
@@ -209,7 +209,7 @@ func (s *server) dashboard(c echo.Context) error {
 		p.Title = a.ID
 		a.Name = a.ID
 	}
-	if plan, err := s.svc.Driver.Catalog().Lookup(a.Plan); err == nil && plan.Name != "" {
+	if plan, err := s.svc.Plan(a.Plan); err == nil && plan.Name != "" {
 		p.PlanName = plan.Name
 	}
 	p.ShowSlug = !strings.EqualFold(p.PlanName, a.Plan)
@@ -231,13 +231,12 @@ func (s *server) dashboard(c echo.Context) error {
 		}
 		p.Events = append(p.Events, dashEvent{At: dashTime(e.At), ISO: e.At.UTC().Format(time.RFC3339), Kind: e.Kind, Message: e.Message, State: e.State, Count: 1})
 	}
-	abilities := s.svc.Abilities()
-	p.CanRotate = abilities.Rotates() && rotatable(a)
-	if abilities.Roll && s.keeper != nil {
+	p.CanRotate = s.svc.CanRotate(a)
+	if s.svc.Abilities().Roll && s.keeper != nil {
 		if s.keeper.Grace > 0 {
 			p.Grace = dashDuration(s.keeper.Grace)
 		}
-		if l, err := s.keeper.Links.Link(ctx, a.ID); err == nil {
+		if l, err := s.keeper.Link(ctx, a.ID); err == nil {
 			if l.AppName != "" {
 				p.App = l.AppName
 			}
@@ -268,14 +267,6 @@ func dashDuration(d time.Duration) string {
 
 // ssoEventKind is the audit trail's kind for a sign-in.
 const ssoEventKind = "sso"
-
-// rotatable reports whether rotating credentials can reach the app: the
-// add-on is provisioned and Kiln holds Platform API tokens to push the new
-// config. Without tokens (Heroku sent no OAuth grant) a rotation would cut
-// the app off with no way to hand it the new credentials.
-func rotatable(a *addon.Addon) bool {
-	return a.State == addon.StateProvisioned && a.Tokens != nil
-}
 
 // panel asks the driver for the resource panel. A failing driver costs the
 // panel, not the page.

@@ -73,7 +73,6 @@ type operatorAPI struct {
 	limit    RateLimit
 	shared   Buckets
 	local    *opMemoryBuckets
-	links    addon.LinkStore
 	keeper   *addon.Keeper
 	log      *slog.Logger
 	routes   []opRoute
@@ -91,9 +90,7 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 		local:    newOpMemoryBuckets(),
 		log:      s.log,
 	}
-	if o.Keeper != nil {
-		op.keeper, op.links = o.Keeper, o.Keeper.Links
-	}
+	op.keeper = o.Keeper
 	if op.limit.Burst <= 0 {
 		op.limit.Burst = DefaultOperatorBurst
 	}
@@ -330,7 +327,7 @@ func (op *operatorAPI) deprovision(c echo.Context) error {
 
 // plans handles GET /admin/api/plans.
 func (op *operatorAPI) plans(c echo.Context) error {
-	catalog := op.svc.Driver.Catalog()
+	catalog := op.svc.Catalog()
 	views := make([]opPlan, 0, len(catalog))
 	for _, slug := range catalog.Slugs() {
 		views = append(views, op.plan(catalog[slug]))

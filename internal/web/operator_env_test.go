@@ -49,6 +49,7 @@ type opEnv struct {
 	redis  asynq.RedisConnOpt
 	spec   *opSpec
 	logs   *syncBuffer
+	log    *slog.Logger
 	worker bool
 }
 
@@ -71,17 +72,18 @@ func newOpEnv(tb testing.TB, cfg opConfig) *opEnv {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", Log: log.With("component", "herokusim")})
-	svc := &addon.Service{
+	svc := addon.NewService(addon.Deps{
 		Store: db,
 		Queue: queue,
 		Platform: herokuapi.New(herokuapi.Options{
 			APIURL: srv.URL, IDURL: srv.URL, ClientSecret: "sim-secret", Log: log,
 		}),
-		Driver:   account.New(db.Gorm(), "http://kiln.test"),
+		Driver: account.New(db.Gorm(), "http://kiln.test"),
+	}, addon.Options{
 		Prefix:   opPrefix,
 		Deadline: time.Hour,
 		Log:      log,
-	}
+	})
 	env := &opEnv{
 		e: web.New(web.Options{
 			Service:           svc,
@@ -92,7 +94,7 @@ func newOpEnv(tb testing.TB, cfg opConfig) *opEnv {
 			OperatorRateLimit: cfg.limit,
 			RateBuckets:       cfg.buckets,
 		}),
-		db: db, svc: svc, sim: sim, redis: redisOpt, spec: loadOpSpec(tb), logs: logs, worker: cfg.worker,
+		db: db, svc: svc, sim: sim, redis: redisOpt, spec: loadOpSpec(tb), logs: logs, log: log, worker: cfg.worker,
 	}
 	if cfg.worker {
 		env.runWorker(tb)
@@ -107,7 +109,7 @@ func (e *opEnv) runWorker(tb testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	srv := jobs.NewServer(e.redis, e.svc, jobs.ServerOptions{
-		Concurrency: 2, GrantConcurrency: 1, Log: e.svc.Log, ShutdownTimeout: 2 * time.Second,
+		Concurrency: 2, GrantConcurrency: 1, Log: e.log, ShutdownTimeout: 2 * time.Second,
 		BaseDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond,
 	})
 	go func() { done <- srv.Run(ctx) }()

@@ -620,7 +620,7 @@ func TestOperatorForceDeprovision(t *testing.T) {
 func TestOperatorPlans(t *testing.T) {
 	e := newOpEnv(t, opConfig{})
 	got := e.do(t, opReq{path: "/admin/api/plans"}).want(t, 200)
-	want := e.svc.Driver.Catalog().Slugs()
+	want := e.svc.Catalog().Slugs()
 	var names []string
 	for _, p := range got.list() {
 		names = append(names, opString(p["name"]))

@@ -86,14 +86,14 @@ func (op *operatorAPI) withLinks(ctx context.Context, views []opResource) error 
 	for i := range views {
 		views[i].Heroku.Attachments = []opAttachment{}
 	}
-	if op.links == nil || len(views) == 0 {
+	if op.keeper == nil || len(views) == 0 {
 		return nil
 	}
 	ids := make([]string, len(views))
 	for i, v := range views {
 		ids[i] = strings.ToLower(v.ID)
 	}
-	links, err := op.links.Links(ctx, ids)
+	links, err := op.keeper.LinksOf(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (op *operatorAPI) resource(a *addon.Addon) opResource {
 }
 
 func (op *operatorAPI) opPlanRef(slug string) opPlanRef {
-	return opPlanRef{ID: opPlanID(op.svc.Driver.Name(), slug), Name: slug}
+	return opPlanRef{ID: opPlanID(op.svc.DriverName(), slug), Name: slug}
 }
 
 func opPlanID(driver, slug string) string {
@@ -224,7 +224,7 @@ type opPlan struct {
 }
 
 func (op *operatorAPI) plan(p addon.Plan) opPlan {
-	driver := op.svc.Driver.Name()
+	driver := op.svc.DriverName()
 	v := opPlan{ID: opPlanID(driver, p.Slug), Name: p.Slug, HumanName: p.Name, Limits: p.Limits, Driver: opDriverRef{Name: driver}}
 	if v.Limits == nil {
 		v.Limits = map[string]int64{}

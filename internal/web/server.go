@@ -164,8 +164,8 @@ func New(o Options) *echo.Echo {
 		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
 	}
 	collectors := o.Collectors
-	if o.Keeper != nil && o.Keeper.Links != nil {
-		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{links: o.Keeper.Links, log: s.log})
+	if o.Keeper != nil {
+		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{keeper: o.Keeper, log: s.log})
 	}
 	s.metrics = newMetrics(o.Service, collectors, s.log)
 	if s.bodyLimit <= 0 {

@@ -124,14 +124,15 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := &addon.Service{
-		Store:    store,
-		Queue:    queue,
-		Driver:   account.New(store.Gorm(), "http://kiln.test"),
+	svc := addon.NewService(addon.Deps{
+		Store:  store,
+		Queue:  queue,
+		Driver: account.New(store.Gorm(), "http://kiln.test"),
+	}, addon.Options{
 		Prefix:   "KILN_TEST",
 		Deadline: 11 * time.Hour,
 		Log:      log,
-	}
+	})
 	checks := []web.Check{
 		{Name: "postgres", Check: store.Ping},
 		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},

@@ -194,19 +194,23 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	if c, ok := a.Driver.(io.Closer); ok {
 		a.closers = append(a.closers, c.Close)
 	}
-	a.Service = &addon.Service{
-		Store:    a.DB,
+	platform := Platform(cfg, log)
+	a.Keeper = Keeper(cfg, a.DB, platform)
+	a.Service = addon.NewService(addon.Deps{
+		// The keeper hears of recorded milestones through the store.
+		Store:    a.Keeper.Observe(a.DB),
 		Queue:    a.Queue,
-		Platform: Platform(cfg, log),
+		Platform: platform,
 		Driver:   a.Driver,
 		Tenants:  tenants,
+	}, addon.Options{
 		Prefix:   cfg.ConfigPrefix,
 		Deadline: cfg.ProvisionDeadline,
 		Log:      log,
 		Owner:    os.Getenv("DYNO"),
 		LeaseTTL: cfg.LeaseTTL,
-	}
-	a.Keeper = Keeper(cfg, a.DB, a.Service)
+	})
+	a.Keeper.Service = a.Service
 	return a, nil
 }
 
