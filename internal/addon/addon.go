@@ -8,6 +8,7 @@ package addon
 import (
 	"context"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -75,7 +76,7 @@ type Vars map[string]string
 // "what happened to this add-on?".
 type Event struct {
 	ID      int64
-	AddonID string
+	AddonID ID
 	Kind    string // "state", "step", "plan", "sso", ...
 	State   State  // the state after the event
 	Message string
@@ -86,7 +87,7 @@ type Event struct {
 // (zero when not done) make each pipeline step resumable: a retry or a crash
 // picks up at the first step without one and never repeats a finished one.
 type Addon struct {
-	ID            string // Heroku's add-on uuid; the primary key
+	ID            ID // Heroku's add-on uuid; the primary key
 	Name          string
 	Plan          string
 	PendingPlan   string // a plan change received while still provisioning
@@ -174,10 +175,39 @@ func (a *Addon) TakeEvents() []Event {
 	return ev
 }
 
+// ID is an add-on's id: the uuid Heroku gives it, lower-cased (Postgres's
+// spelling, and the one every job's dedup key and log line uses). Values
+// come from ParseID at the edge (an HTTP request, a job's payload) or from
+// the store; inside Kiln an ID is never checked or lower-cased again.
+type ID string
+
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // ValidID reports whether id looks like the uuid Heroku uses for add-ons.
+// Adapters that build names from an id (a database role, a URL) check
+// with it; everything else takes an ID from ParseID.
 func ValidID(id string) bool { return uuidPattern.MatchString(id) }
+
+// ParseID reads an add-on id as a caller sent it: a uuid in any case,
+// returned lower-cased. Anything else is EINVALID, with a message Heroku
+// can show the customer.
+func ParseID(s string) (ID, error) {
+	if !ValidID(s) {
+		return "", Errorf(EINVALID, "The uuid %q is not a valid UUID.", Clip(s, MaxEchoLen))
+	}
+	return ID(strings.ToLower(s)), nil
+}
+
+// ParseExistingID is ParseID for a value that names an add-on that should
+// exist (a URL's path, a sign-in form): one that is not a uuid names none,
+// so it is ENOTFOUND, as an unknown add-on is.
+func ParseExistingID(s string) (ID, error) {
+	id, err := ParseID(s)
+	if err != nil {
+		return "", NotFound(Clip(s, MaxEchoLen))
+	}
+	return id, nil
+}
 
 var varSuffix = regexp.MustCompile(`^[0-9A-Z_]+$`)
 var varName = regexp.MustCompile(`^[A-Z][0-9A-Z_]+$`)
@@ -203,24 +233,24 @@ type Store interface {
 	// concurrent duplicates cannot both create.
 	Create(ctx context.Context, a *Addon) (stored *Addon, created bool, err error)
 	// Get returns the add-on or an ENOTFOUND error.
-	Get(ctx context.Context, id string) (*Addon, error)
+	Get(ctx context.Context, id ID) (*Addon, error)
 	// Update loads the add-on under a row lock, calls fn, and saves the
 	// add-on and the events fn recorded in one transaction. If fn returns an
 	// error, nothing is saved and that error is returned. Concurrent updates
 	// of one add-on are serialised.
-	Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
+	Update(ctx context.Context, id ID, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
 	// Stale lists add-ons with work left (a non-final state, or a
 	// provisioned add-on with a pending plan change or config vars not yet
 	// pushed to Heroku) that were last updated before the given time, oldest
 	// first, for the reconciler.
 	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
-	Events(ctx context.Context, id string) ([]Event, error)
+	Events(ctx context.Context, id ID) ([]Event, error)
 
 	// Acquire takes the add-on's writer lease for ttl if it is free or
 	// lapsed, bumping its fence, and returns the add-on with the lease;
 	// Busy when another writer holds it (see Service.Exclusive).
-	Acquire(ctx context.Context, id, owner string, ttl time.Duration) (*Addon, Lease, error)
+	Acquire(ctx context.Context, id ID, owner string, ttl time.Duration) (*Addon, Lease, error)
 	// Renew extends a held lease; LeaseLost if it was taken over.
 	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
 	// Release frees a held lease; one already taken over is left alone.
@@ -238,7 +268,7 @@ type Store interface {
 	// saving it through Update would move updated_at (which the reconciler
 	// reads as recent work) and make the dashboard's "updated" lie. It
 	// refuses (EFORBIDDEN) an add-on being or already deprovisioned.
-	RecordSignIn(ctx context.Context, id string, at time.Time, message string) error
+	RecordSignIn(ctx context.Context, id ID, at time.Time, message string) error
 
 	// List returns one page of the add-ons matching f, in r's order, and
 	// the Range of the next page, nil when this page is the last. Invalid
@@ -276,7 +306,7 @@ const (
 // Queue runs jobs in the background. Enqueueing a job that is already queued
 // for the same add-on is not an error: it is deduplicated.
 type Queue interface {
-	Enqueue(ctx context.Context, kind JobKind, addonID string) error
+	Enqueue(ctx context.Context, kind JobKind, id ID) error
 }
 
 // Platform is Heroku as Kiln's worker sees it: id.heroku.com for OAuth and the
@@ -287,14 +317,18 @@ type Platform interface {
 	ExchangeGrant(ctx context.Context, code string) (Tokens, error)
 	RefreshTokens(ctx context.Context, refreshToken string) (Tokens, error)
 	// SetConfig sets (or, for a nil value, unsets) config vars by full name.
-	SetConfig(ctx context.Context, accessToken, addonID string, vars map[string]*string) error
-	MarkProvisioned(ctx context.Context, accessToken, addonID string) error
-	MarkDeprovisioned(ctx context.Context, accessToken, addonID string) error
+	SetConfig(ctx context.Context, accessToken string, id ID, vars map[string]*string) error
+	MarkProvisioned(ctx context.Context, accessToken string, id ID) error
+	// MarkDeprovisioned finishes an asynchronous deprovision Heroku asked
+	// for (POST /addons/{id}/actions/deprovision).
+	MarkDeprovisioned(ctx context.Context, accessToken string, id ID) error
 }
 
 // Resource is what a driver is told about the add-on it works on. Vars holds
 // what the driver returned before (empty on a first create), so a driver can
-// find what an earlier, interrupted attempt made.
+// find what an earlier, interrupted attempt made. ID is the add-on's id
+// as a plain string: drivers build names and URLs from it and check it
+// themselves (ValidID), since they answer to other systems too.
 type Resource struct {
 	ID      string
 	Name    string

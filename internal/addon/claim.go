@@ -37,7 +37,7 @@ import (
 // Lease is a writer's claim on one add-on. Fence is the add-on's version at
 // the claim; Store.Record refuses a lease whose fence moved on.
 type Lease struct {
-	AddonID string
+	AddonID ID
 	Owner   string
 	Fence   int64
 	Until   time.Time
@@ -53,7 +53,7 @@ var (
 // Busy is the error for a claim refused because another writer holds the
 // add-on. It is transient (EUNAVAILABLE): jobs retry soon, Heroku and
 // operators get a 503 with Retry-After.
-func Busy(id, owner string, left time.Duration) error {
+func Busy(id ID, owner string, left time.Duration) error {
 	ra := min(max(left, 200*time.Millisecond), 2*time.Second)
 	return &Error{
 		Code:       EUNAVAILABLE,
@@ -66,7 +66,7 @@ func Busy(id, owner string, left time.Duration) error {
 // LeaseLost is the error a writer gets when it records after its lease was
 // taken over: its result is stale. Transient, so a job retries from what is
 // recorded.
-func LeaseLost(id string) error {
+func LeaseLost(id ID) error {
 	return &Error{Code: EUNAVAILABLE, Message: fmt.Sprintf("Add-on %s was claimed by another writer.", id), Err: ErrLeaseLost}
 }
 
@@ -161,7 +161,7 @@ func (s *Service) leaseTTL() time.Duration {
 // claim takes the add-on's lease, waiting up to wait for a busy one, and
 // starts renewing it. The returned context is ctx, cancelled (cause
 // LeaseLost) if renewal finds the lease taken over. Call c.finish.
-func (s *Service) claim(ctx context.Context, id string, wait time.Duration) (*Claim, context.Context, error) {
+func (s *Service) claim(ctx context.Context, id ID, wait time.Duration) (*Claim, context.Context, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		a, l, err := s.store.Acquire(ctx, id, s.owner(), s.leaseTTL())
@@ -244,7 +244,7 @@ func (c *Claim) finish(ctx context.Context) {
 // makes its calls to Heroku or the driver with no transaction open and
 // records results with c.Record, which re-reads the add-on under its row
 // lock and refuses to save if the lease was taken over meanwhile.
-func (s *Service) Exclusive(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
+func (s *Service) Exclusive(ctx context.Context, id ID, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
 	c, wctx, err := s.claim(ctx, id, wait)
 	if err != nil {
 		return err
@@ -259,7 +259,7 @@ func (s *Service) Exclusive(ctx context.Context, id string, wait time.Duration, 
 
 // SaveInHand is inHand for writers outside this package's files: use it
 // to save anything a call returned that cannot be asked for again.
-func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
+func (s *Service) SaveInHand(ctx context.Context, what string, id ID, save func(ctx context.Context) error) error {
 	return s.inHand(ctx, what, id, save)
 }
 
@@ -269,7 +269,7 @@ func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx
 // dead credentials. It retries transient failures with backoff on a context
 // that is not the job's (a job's deadline or cancellation must not throw the
 // result away) for up to InHandBudget.
-func (s *Service) inHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
+func (s *Service) inHand(ctx context.Context, what string, id ID, save func(ctx context.Context) error) error {
 	budget := s.opt.InHandBudget
 	if budget <= 0 {
 		budget = 10 * time.Minute

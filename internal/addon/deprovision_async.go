@@ -17,7 +17,7 @@ import (
 //
 // Heroku is told only when Heroku asked: an add-on removed on Heroku, or
 // one an operator forced out, is not marked (see ForceDeprovision).
-func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
+func (k *Keeper) DeprovisionJob(ctx context.Context, id ID) error {
 	if !k.AsyncDeprovision {
 		return k.Service.DeprovisionJob(ctx, id)
 	}
@@ -81,7 +81,7 @@ func herokuAsked(reason string) bool {
 // 202 and finished with actions/deprovision: asynchronous deprovisioning is
 // on and Kiln holds the add-on's token (without one, Heroku could never be
 // told, so the answer is the synchronous 204).
-func (k *Keeper) TellsHeroku(ctx context.Context, id string) bool {
+func (k *Keeper) TellsHeroku(ctx context.Context, id ID) bool {
 	if !k.AsyncDeprovision {
 		return false
 	}

@@ -24,10 +24,7 @@ type PlanChange struct {
 // continues in a job that pushes the new config. On an add-on still
 // provisioning the change is recorded and applied once provisioning
 // finishes, so it is not lost.
-func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange, error) {
-	if !ValidID(id) {
-		return nil, NotFound(id)
-	}
+func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChange, error) {
 	plan, err := s.driver.Catalog().Lookup(slug)
 	if err != nil {
 		return nil, err
@@ -161,7 +158,7 @@ var errBackground = errors.New("continues in the background")
 // driver refusal after Heroku was already answered cannot become a 422 any
 // more; it is recorded in the audit trail and the add-on stays on its plan.
 // A change recorded while this job ran is applied before it lets go.
-func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
+func (s *Service) ChangePlanJob(ctx context.Context, id ID) error {
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		for range 10 {
 			target := c.Addon().PendingPlan
@@ -307,10 +304,7 @@ func (s *Service) haltIfPermanent(ctx context.Context, c *Claim, kind JobKind, e
 // deprovisioning (stopping a running provision pipeline at its next step) and
 // a job destroys the resource. A repeat while that job runs succeeds again; a
 // repeat after it finished is EGONE.
-func (s *Service) Deprovision(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return NotFound(id)
-	}
+func (s *Service) Deprovision(ctx context.Context, id ID) error {
 	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		switch a.State {
 		case StateDeprovisioned:
@@ -333,7 +327,7 @@ func (s *Service) Deprovision(ctx context.Context, id string) error {
 // it deprovisioned. The driver is retried until it succeeds: every failure is
 // treated as transient, because giving up would leave a customer's resource
 // behind after Heroku stopped billing for it.
-func (s *Service) DeprovisionJob(ctx context.Context, id string) error {
+func (s *Service) DeprovisionJob(ctx context.Context, id ID) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		if a.State != StateDeprovisioning {
@@ -358,7 +352,7 @@ func (s *Service) DeprovisionJob(ctx context.Context, id string) error {
 
 // Retry restarts the provisioning of a failed add-on with a fresh deadline,
 // for operators who fixed what made it fail.
-func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
+func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 	var kind JobKind
 	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State == StateProvisioned && a.Halted != "" {
@@ -395,12 +389,9 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 // driver and pushes the new config vars to Heroku, so the app restarts with
 // them. Drivers without credentials (Abilities.Rotate) refuse with
 // EUNSUPPORTED.
-func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, error) {
+func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) {
 	if !s.driver.Abilities().Rotate {
 		return nil, Unsupported(s.driver.Name(), "rotate credentials: its resources have none")
-	}
-	if !ValidID(id) {
-		return nil, NotFound(id)
 	}
 	var pushErr error
 	err := s.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
@@ -512,7 +503,7 @@ const rotateClaimWait = 2 * time.Second
 // (after a credential rotation or plan change whose push failed), as the
 // add-on's one writer. Provisioning pushes its own config; this job leaves
 // add-ons in any other state alone.
-func (s *Service) PushConfigJob(ctx context.Context, id string) error {
+func (s *Service) PushConfigJob(ctx context.Context, id ID) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		return s.haltIfPermanent(ctx, c, JobPushConfig, s.pushIfUnpushed(ctx, c))
 	})
@@ -530,7 +521,7 @@ func (s *Service) pushIfUnpushed(ctx context.Context, c *Claim) error {
 
 // PushConfig sends the add-on's recorded config vars to Heroku and records
 // when, as the add-on's one writer.
-func (s *Service) PushConfig(ctx context.Context, id string) error {
+func (s *Service) PushConfig(ctx context.Context, id ID) error {
 	return s.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
 		return s.pushConfig(ctx, c)
 	})

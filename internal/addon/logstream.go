@@ -26,7 +26,7 @@ const logMaxAge = 24 * time.Hour
 // rotates it) and tried once more; lines that still cannot be written are
 // dropped with a warning, and transient failures are retried a bounded
 // number of times by the job queue.
-func (k *Keeper) WriteLog(ctx context.Context, id string) error {
+func (k *Keeper) WriteLog(ctx context.Context, id ID) error {
 	if k.Logs == nil {
 		return nil
 	}
@@ -39,7 +39,7 @@ func (k *Keeper) WriteLog(ctx context.Context, id string) error {
 	return nil
 }
 
-func (k *Keeper) writeLogOnce(ctx context.Context, id string) (more bool, err error) {
+func (k *Keeper) writeLogOnce(ctx context.Context, id ID) (more bool, err error) {
 	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return false, err

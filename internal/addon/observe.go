@@ -30,7 +30,7 @@ func (o *observed) Create(ctx context.Context, a *Addon) (*Addon, bool, error) {
 	return stored, created, err
 }
 
-func (o *observed) Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
+func (o *observed) Update(ctx context.Context, id ID, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
 	var events []Event
 	a, err := o.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		err := fn(ctx, a)
@@ -52,7 +52,7 @@ func (o *observed) Record(ctx context.Context, l Lease, release bool, fn func(ct
 	return o.after(ctx, l.AddonID, a, events, err)
 }
 
-func (o *observed) after(ctx context.Context, id string, a *Addon, events []Event, err error) (*Addon, error) {
+func (o *observed) after(ctx context.Context, id ID, a *Addon, events []Event, err error) (*Addon, error) {
 	if err != nil || len(events) == 0 {
 		return a, err
 	}
@@ -74,7 +74,7 @@ func (o *observed) after(ctx context.Context, id string, a *Addon, events []Even
 	return a, nil
 }
 
-func (o *observed) follow(ctx context.Context, kind JobKind, id string) {
+func (o *observed) follow(ctx context.Context, kind JobKind, id ID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), followBudget)
 	defer cancel()
 	o.k.enqueue(ctx, kind, id)

@@ -23,10 +23,7 @@ const ForcedPrefix = "forced by an operator"
 //
 // A deprovisioned add-on is EGONE; one already deprovisioning is returned
 // unchanged.
-func (s *Service) ForceDeprovision(ctx context.Context, id, reason string) (*Addon, error) {
-	if !ValidID(id) {
-		return nil, NotFound(id)
-	}
+func (s *Service) ForceDeprovision(ctx context.Context, id ID, reason string) (*Addon, error) {
 	msg := ForcedPrefix
 	if r := strings.TrimSpace(reason); r != "" {
 		msg += ": " + r

@@ -99,36 +99,39 @@ func (r Range) Cursor(a *Addon) string {
 	if r.Field == RangeCreatedAt {
 		return CreatedAtCursor(a.CreatedAt, a.ID)
 	}
-	return a.ID
+	return string(a.ID)
 }
 
 // CreatedAtCursor encodes a created_at position: the timestamp with full
 // precision, "/", the id.
-func CreatedAtCursor(t time.Time, id string) string {
-	return t.UTC().Format(time.RFC3339Nano) + "/" + strings.ToLower(id)
+func CreatedAtCursor(t time.Time, id ID) string {
+	return t.UTC().Format(time.RFC3339Nano) + "/" + string(id)
 }
 
 // ParseCreatedAtCursor reads a created_at Range start: an RFC 3339
 // timestamp, optionally followed by "/" and an add-on id (id is "" then).
-func ParseCreatedAtCursor(s string) (t time.Time, id string, err error) {
-	ts, id, _ := strings.Cut(s, "/")
+func ParseCreatedAtCursor(s string) (t time.Time, id ID, err error) {
+	ts, raw, _ := strings.Cut(s, "/")
 	t, perr := time.Parse(time.RFC3339Nano, ts)
 	if perr != nil {
 		return time.Time{}, "", Errorf(EINVALID, "The range start %q is not a timestamp like 2012-01-01T12:00:00Z.", Clip(s, MaxEchoLen))
 	}
-	if id != "" && !ValidID(id) {
-		return time.Time{}, "", Errorf(EINVALID, "The range start %q ends in %q, which is not an add-on id.", Clip(s, MaxEchoLen), Clip(id, MaxEchoLen))
+	if raw == "" {
+		return t.UTC(), "", nil
 	}
-	return t.UTC(), strings.ToLower(id), nil
+	if id, err = ParseID(raw); err != nil {
+		return time.Time{}, "", Errorf(EINVALID, "The range start %q ends in %q, which is not an add-on id.", Clip(s, MaxEchoLen), Clip(raw, MaxEchoLen))
+	}
+	return t.UTC(), id, nil
 }
 
 // Get returns the add-on as recorded, or ENOTFOUND.
-func (s *Service) Get(ctx context.Context, id string) (*Addon, error) {
+func (s *Service) Get(ctx context.Context, id ID) (*Addon, error) {
 	return s.store.Get(ctx, id)
 }
 
 // Events returns the add-on's audit trail, oldest first.
-func (s *Service) Events(ctx context.Context, id string) ([]Event, error) {
+func (s *Service) Events(ctx context.Context, id ID) ([]Event, error) {
 	return s.store.Events(ctx, id)
 }
 

@@ -23,12 +23,9 @@ import (
 // grace is ECONFLICT: the driver holds two sets, not three. Drivers without
 // overlap (Abilities.Roll) fall back to Service.RotateCredentials (the old
 // ones die at once).
-func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
+func (k *Keeper) Rotate(ctx context.Context, id ID) (*Addon, error) {
 	if !k.Service.driver.Abilities().Roll {
 		return k.Service.RotateCredentials(ctx, id)
-	}
-	if !ValidID(id) {
-		return nil, NotFound(id)
 	}
 	var pushErr error
 	err := k.Service.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
@@ -89,7 +86,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 // while they are still the add-on's own (a roll that crashed before
 // recording its new credentials), and waits while the new ones have not
 // reached Heroku yet (the app may still run on the old ones).
-func (k *Keeper) Retire(ctx context.Context, id string) error {
+func (k *Keeper) Retire(ctx context.Context, id ID) error {
 	l, err := k.Links.Link(ctx, id)
 	if err != nil {
 		return err
@@ -136,7 +133,7 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 
 // RetireAt is when the add-on's rotated-out credentials stop working, or
 // the zero time when none are waiting, for the dashboard.
-func (k *Keeper) RetireAt(ctx context.Context, id string) (time.Time, error) {
+func (k *Keeper) RetireAt(ctx context.Context, id ID) (time.Time, error) {
 	l, err := k.Links.Link(ctx, id)
 	if err != nil || l.RetiredVars == nil {
 		return time.Time{}, err

@@ -61,7 +61,7 @@ type Options struct {
 	InHandBudget time.Duration
 	// GrantLost, when set, is called when Heroku refuses a grant after an
 	// earlier exchange attempt had started: the metrics hook.
-	GrantLost func(id string)
+	GrantLost func(id ID)
 }
 
 // NewService builds the service over its collaborators. A keeper that
@@ -85,9 +85,10 @@ func (s *Service) now() time.Time {
 
 func (s *Service) log() *slog.Logger { return s.opt.Log }
 
-// ProvisionRequest is Heroku's provision call, already decoded.
+// ProvisionRequest is Heroku's provision call, already decoded (its uuid
+// parsed with ParseID; empty when Heroku sent none).
 type ProvisionRequest struct {
-	ID            string
+	ID            ID
 	Name          string
 	Plan          string
 	Region        string
@@ -103,9 +104,6 @@ type ProvisionRequest struct {
 func (s *Service) validate(req ProvisionRequest) (Plan, error) {
 	if req.ID == "" {
 		return Plan{}, Errorf(EINVALID, "The uuid field is required.")
-	}
-	if !ValidID(req.ID) {
-		return Plan{}, Errorf(EINVALID, "The uuid %q is not a valid UUID.", req.ID)
 	}
 	if req.Plan == "" {
 		return Plan{}, Errorf(EINVALID, "The plan field is required.")
@@ -168,7 +166,7 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 // call still succeeds, quickly: the add-on is flagged (Requeue) and the
 // worker's outbox sweep enqueues the job within seconds of Redis returning
 // (the reconciler is the backstop): nothing accepted is lost.
-func (s *Service) enqueue(ctx context.Context, kind JobKind, id string) {
+func (s *Service) enqueue(ctx context.Context, kind JobKind, id ID) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueBudget)
 	defer cancel()
 	if err := s.queue.Enqueue(ctx, kind, id); err != nil {
@@ -231,7 +229,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 // it succeeds. If a grant is refused after an earlier attempt started (its
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
-func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
+func (s *Service) ExchangeGrant(ctx context.Context, id ID) error {
 	var next bool
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
@@ -383,7 +381,7 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 // down the add-on is flagged (Requeue) so the outbox sweep enqueues it as
 // soon as Redis is back; only if that flag cannot be saved either does the
 // job fail (and retry).
-func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
+func (s *Service) follow(ctx context.Context, kind JobKind, id ID) error {
 	err := s.queue.Enqueue(ctx, kind, id)
 	if err == nil {
 		return nil
@@ -396,7 +394,7 @@ func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
 }
 
 // requeue flags the add-on for the outbox sweep.
-func (s *Service) requeue(ctx context.Context, id string) error {
+func (s *Service) requeue(ctx context.Context, id ID) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
@@ -444,7 +442,7 @@ var errChanged = errors.New("add-on changed since it was listed")
 // as the add-on's one writer: create the resource, push config vars, mark
 // the add-on provisioned on Heroku, record it. Each finished step is
 // recorded (under the claim's fence) before the next starts.
-func (s *Service) Advance(ctx context.Context, id string) error {
+func (s *Service) Advance(ctx context.Context, id ID) error {
 	var planNext, grantNext bool
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
@@ -643,7 +641,7 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 
 // failIfPermanent marks the add-on failed when err is not worth retrying,
 // and returns err either way so the job adapter can stop or retry.
-func (s *Service) failIfPermanent(ctx context.Context, id string, err error) error {
+func (s *Service) failIfPermanent(ctx context.Context, id ID, err error) error {
 	if err == nil || Transient(err) {
 		return err
 	}
@@ -658,13 +656,14 @@ func (s *Service) failIfPermanent(ctx context.Context, id string, err error) err
 
 var errNoAddon = errors.New("no such add-on")
 
-// NotFound builds the ENOTFOUND error stores return for an unknown add-on.
-func NotFound(id string) error {
-	return &Error{Code: ENOTFOUND, Message: fmt.Sprintf("Add-on %s not found.", id), Err: errNoAddon}
+// NotFound builds the ENOTFOUND error stores return for an unknown add-on,
+// named by its id or (operators) by its name.
+func NotFound[K ID | string](key K) error {
+	return &Error{Code: ENOTFOUND, Message: fmt.Sprintf("Add-on %s not found.", key), Err: errNoAddon}
 }
 
 // Fail marks a provisioning add-on failed with a reason operators can read.
-func (s *Service) Fail(ctx context.Context, id, reason string) error {
+func (s *Service) Fail(ctx context.Context, id ID, reason string) error {
 	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State != StateProvisioning {
 			return nil
@@ -681,7 +680,7 @@ func (s *Service) Fail(ctx context.Context, id, reason string) error {
 // writer: the resource is destroyed (so nothing is left behind for a
 // customer Heroku will not charge) and the add-on is marked failed with the
 // reason. A busy add-on is left for the next sweep.
-func (s *Service) GiveUp(ctx context.Context, id, reason string) error {
+func (s *Service) GiveUp(ctx context.Context, id ID, reason string) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		if c.Addon().State != StateProvisioning {
 			return nil
@@ -715,7 +714,7 @@ func (s *Service) resource(a *Addon) Resource {
 }
 
 func resourceOf(a *Addon, plan Plan) Resource {
-	return Resource{ID: a.ID, Name: a.Name, Plan: plan, Region: a.Region, Options: a.Options, Vars: a.Vars}
+	return Resource{ID: string(a.ID), Name: a.Name, Plan: plan, Region: a.Region, Options: a.Options, Vars: a.Vars}
 }
 
 // Abilities says which optional actions (rotation, a roll with grace, a

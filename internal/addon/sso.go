@@ -30,10 +30,7 @@ const maxIdentity = 256
 // Heroku's token. An unknown add-on is ENOTFOUND; one that is deprovisioned
 // or being deprovisioned is EFORBIDDEN: its dashboard would show credentials
 // of a resource that is gone or going.
-func (s *Service) SignIn(ctx context.Context, id, userID, email string) (*Addon, error) {
-	if !ValidID(id) {
-		return nil, NotFound(id)
-	}
+func (s *Service) SignIn(ctx context.Context, id ID, userID, email string) (*Addon, error) {
 	who := identity(userID, email)
 	if err := s.store.RecordSignIn(ctx, id, s.now(), "signed in through Heroku: "+who); err != nil {
 		return nil, err

@@ -18,7 +18,7 @@ const TenantMonthlyQuota = "requests_per_month"
 // account driver): what the tenant API tells an app about the account its
 // URL opens. It never holds the key.
 type Tenant struct {
-	AddonID    string
+	AddonID    ID
 	Name       string // the user name of the URL
 	Plan       Plan   // with its limits
 	CreatedAt  time.Time

@@ -201,7 +201,7 @@ func stored(t time.Time) time.Time {
 }
 
 // getRow reads one add-on row.
-func (db *DB) getRow(ctx context.Context, id string) (addonRow, error) {
+func (db *DB) getRow(ctx context.Context, id addon.ID) (addonRow, error) {
 	var row addonRow
 	if err := db.gate.enter(ctx); err != nil {
 		return row, err
@@ -251,7 +251,7 @@ func (g gate) leave() {
 // does not promise the order in which ids are drawn. updated_at is
 // clock_timestamp(), not now(): now() is when the transaction began,
 // possibly before a concurrent update we waited for committed.
-func updateStatement(id string, cols map[string]any, events []addon.Event) (string, []any) {
+func updateStatement(id addon.ID, cols map[string]any, events []addon.Event) (string, []any) {
 	names := sortedColumns(cols)
 	one := len(events) == 1
 	query := stmts.get(names, "update", one, func() string {
@@ -287,7 +287,7 @@ func updateStatement(id string, cols map[string]any, events []addon.Event) (stri
 // (carrying the event) and COMMIT go out together. A transaction left open
 // by a failure is rolled back here; were that to fail too, the pgx driver
 // discards a connection still in a transaction when it returns to the pool.
-func (db *DB) update(ctx context.Context, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+func (db *DB) update(ctx context.Context, id addon.ID, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return nil, dbError(err, id)
@@ -322,7 +322,7 @@ func (db *DB) update(ctx context.Context, id string, fence *fencing, fn func(ctx
 // updateOn runs Update's transaction on pc. Like Create, it does not read
 // the row back: the add-on saved is a as fn left it, with the new
 // updated_at (see written).
-func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
+func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id addon.ID, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SELECT "+addonColumns+" FROM addons WHERE id = $1 FOR UPDATE", id)
@@ -394,7 +394,7 @@ func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fence *fenc
 const insertEvent = "INSERT INTO addon_events (addon_id, kind, state, message, created_at) VALUES ($1::uuid, $2, $3, $4, $5::timestamptz)"
 
 // eventArgs are the arguments of insertEvent for e.
-func eventArgs(id string, e addon.Event) []any {
+func eventArgs(id addon.ID, e addon.Event) []any {
 	at := e.At.UTC()
 	if e.At.IsZero() {
 		at = time.Now().UTC()

@@ -83,7 +83,7 @@ func rawDB(tb testing.TB, url string) *sql.DB {
 // newAddon returns a provisioning add-on as the service builds it.
 func newAddon(now time.Time) *addon.Addon {
 	a := &addon.Addon{
-		ID:        uuid.NewString(),
+		ID:        addon.ID(uuid.NewString()),
 		Name:      "acme-primary",
 		Plan:      "basic",
 		Region:    "amazon-web-services::us-east-1",
@@ -288,7 +288,7 @@ func TestCreateConcurrentDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := newStore(t)
-	id := uuid.NewString()
+	id := addon.ID(uuid.NewString())
 
 	const n = 20
 	var wg sync.WaitGroup
@@ -336,7 +336,7 @@ func full(base *addon.Addon, t0 time.Time) {
 	base.Plan = "pro"
 	base.PendingPlan = "basic"
 	base.Region = "amazon-web-services::eu-west-1"
-	base.CallbackURL = "https://api.heroku.com/addons/" + base.ID
+	base.CallbackURL = "https://api.heroku.com/addons/" + string(base.ID)
 	base.Options = map[string]string{"foo": "bar", "flag": "true"}
 	base.LogInputURL = "https://token:t.logplex-secret@1.us.logplex.io/logs"
 	base.LogDrainToken = "d.drain-secret"
@@ -571,8 +571,9 @@ func TestNotFound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := newStore(t)
-	for _, id := range []string{uuid.NewString(), "not-a-uuid"} {
-		t.Run(id, func(t *testing.T) {
+	// Not a uuid: a store reached without ParseID still answers not found.
+	for _, id := range []addon.ID{addon.ID(uuid.NewString()), "not-a-uuid"} {
+		t.Run(string(id), func(t *testing.T) {
 			_, err := db.Get(ctx, id)
 			wantCode(t, err, addon.ENOTFOUND)
 			called := false
@@ -621,7 +622,7 @@ func TestStale(t *testing.T) {
 		{"unpushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
 		{"pushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
 	}
-	ids := map[string]string{}
+	ids := map[string]addon.ID{}
 	for _, r := range rows {
 		a := newAddon(now())
 		a.Name = r.name

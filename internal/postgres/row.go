@@ -97,25 +97,25 @@ func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 		}
 		c["options"] = string(b)
 	}
-	if c["log_input_url"], err = db.sealString(a.ID, "log_input_url", a.LogInputURL); err != nil {
+	if c["log_input_url"], err = db.sealString(string(a.ID), "log_input_url", a.LogInputURL); err != nil {
 		return nil, err
 	}
-	if c["log_drain_token"], err = db.sealString(a.ID, "log_drain_token", a.LogDrainToken); err != nil {
+	if c["log_drain_token"], err = db.sealString(string(a.ID), "log_drain_token", a.LogDrainToken); err != nil {
 		return nil, err
 	}
 	c["grant_code"], c["grant_expires_at"] = nil, nil
 	if a.Grant != nil {
-		if c["grant_code"], err = db.seal(a.ID, "grant_code", []byte(a.Grant.Code)); err != nil {
+		if c["grant_code"], err = db.seal(string(a.ID), "grant_code", []byte(a.Grant.Code)); err != nil {
 			return nil, err
 		}
 		c["grant_expires_at"] = timeOrNull(a.Grant.ExpiresAt)
 	}
 	c["access_token"], c["refresh_token"], c["token_expires_at"], c["heroku_user_id"] = nil, nil, nil, ""
 	if a.Tokens != nil {
-		if c["access_token"], err = db.seal(a.ID, "access_token", []byte(a.Tokens.Access)); err != nil {
+		if c["access_token"], err = db.seal(string(a.ID), "access_token", []byte(a.Tokens.Access)); err != nil {
 			return nil, err
 		}
-		if c["refresh_token"], err = db.seal(a.ID, "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
+		if c["refresh_token"], err = db.seal(string(a.ID), "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
 			return nil, err
 		}
 		c["token_expires_at"] = timeOrNull(a.Tokens.ExpiresAt)
@@ -127,7 +127,7 @@ func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode vars: %w", err)
 		}
-		if c["vars"], err = db.seal(a.ID, "vars", b); err != nil {
+		if c["vars"], err = db.seal(string(a.ID), "vars", b); err != nil {
 			return nil, err
 		}
 	}
@@ -137,7 +137,7 @@ func (db *DB) columns(a *addon.Addon) (map[string]any, error) {
 // addon decodes a row, opening its secrets.
 func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 	a := &addon.Addon{
-		ID:                r.ID,
+		ID:                addon.ID(r.ID),
 		Name:              r.Name,
 		Plan:              r.Plan,
 		PendingPlan:       r.PendingPlan,

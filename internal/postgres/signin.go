@@ -15,8 +15,8 @@ import (
 // worked on") must not move, and no row lock is taken. An add-on being or
 // already deprovisioned is refused (EFORBIDDEN), an unknown one is
 // ENOTFOUND.
-func (db *DB) RecordSignIn(ctx context.Context, id string, at time.Time, message string) error {
-	if !addon.ValidID(id) {
+func (db *DB) RecordSignIn(ctx context.Context, id addon.ID, at time.Time, message string) error {
+	if !addon.ValidID(string(id)) {
 		return addon.NotFound(id)
 	}
 	res, err := db.sql.ExecContext(ctx, `

@@ -20,7 +20,7 @@ const defaultStaleLimit = 100
 // updated_at is the database's clock; created_at is a.CreatedAt (Heroku's
 // request time as the service saw it) or the database's clock when zero.
 func (db *DB) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool, error) {
-	if !addon.ValidID(a.ID) {
+	if !addon.ValidID(string(a.ID)) {
 		return nil, false, addon.Errorf(addon.EINVALID, "The uuid %q is not a valid UUID.", a.ID)
 	}
 	cols, err := db.columns(a)
@@ -67,8 +67,8 @@ func (db *DB) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool, e
 }
 
 // Get returns the add-on, or addon.NotFound.
-func (db *DB) Get(ctx context.Context, id string) (*addon.Addon, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Get(ctx context.Context, id addon.ID) (*addon.Addon, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	row, err := db.getRow(ctx, id)
@@ -82,8 +82,8 @@ func (db *DB) Get(ctx context.Context, id string) (*addon.Addon, error) {
 // saves the add-on and its new events in the same transaction, so concurrent
 // updates of one add-on queue behind each other and none is lost. An error
 // from fn rolls everything back and is returned exactly as fn returned it.
-func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Update(ctx context.Context, id addon.ID, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	return db.update(ctx, id, nil, fn)
@@ -127,8 +127,8 @@ func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.
 
 // Events returns the add-on's audit trail, oldest first, or addon.NotFound
 // for an unknown add-on.
-func (db *DB) Events(ctx context.Context, id string) ([]addon.Event, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Events(ctx context.Context, id addon.ID) ([]addon.Event, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	var rows []eventRow
@@ -148,7 +148,7 @@ func (db *DB) Events(ctx context.Context, id string) ([]addon.Event, error) {
 	for i, r := range rows {
 		out[i] = addon.Event{
 			ID:      r.ID,
-			AddonID: r.AddonID,
+			AddonID: addon.ID(r.AddonID),
 			Kind:    r.Kind,
 			State:   addon.State(r.State),
 			Message: r.Message,
@@ -160,7 +160,7 @@ func (db *DB) Events(ctx context.Context, id string) ([]addon.Event, error) {
 
 // insertEvents saves events in the order they were recorded; the bigserial
 // id keeps that order for Events.
-func insertEvents(tx *gorm.DB, id string, events []addon.Event) error {
+func insertEvents(tx *gorm.DB, id addon.ID, events []addon.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -171,7 +171,7 @@ func insertEvents(tx *gorm.DB, id string, events []addon.Event) error {
 		if e.At.IsZero() {
 			at = time.Now().UTC()
 		}
-		row := eventRow{AddonID: id, Kind: e.Kind, State: string(e.State), Message: e.Message, CreatedAt: at}
+		row := eventRow{AddonID: string(id), Kind: e.Kind, State: string(e.State), Message: e.Message, CreatedAt: at}
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ const dashboardPolicy = "default-src 'none'; script-src 'self'; style-src 'self'
 const maxEvents = 50
 
 // rotatePath is the rotate-credentials action of one add-on.
-func rotatePath(id string) string { return dashboardPath(id) + "/actions/rotate-credentials" }
+func rotatePath(id addon.ID) string { return dashboardPath(id) + "/actions/rotate-credentials" }
 
 // customerRoutes registers single sign-on and the dashboard.
 func (s *server) customerRoutes(e *echo.Echo) {
@@ -94,7 +94,9 @@ func pageHeaders(c echo.Context) {
 // authorize returns the request's session for the add-on in the path, or
 // the refusal. It never touches the add-on before the session is checked.
 func (s *server) authorize(c echo.Context) (*session, error) {
-	id := c.Param("uuid")
+	// A path that is not an add-on id parses to "", which no session is
+	// for: it is refused like any other add-on's page.
+	id, _ := addon.ParseID(c.Param("uuid"))
 	sess, why := s.sessions.open(c, id, time.Now())
 	if sess == nil {
 		if why == sessionUnreadable {
@@ -108,7 +110,7 @@ func (s *server) authorize(c echo.Context) (*session, error) {
 
 // loadForDashboard reads the add-on a session may see; deprovisioned (or
 // deprovisioning) add-ons are gone for the customer.
-func (s *server) loadForDashboard(c echo.Context, id string) (*addon.Addon, error) {
+func (s *server) loadForDashboard(c echo.Context, id addon.ID) (*addon.Addon, error) {
 	a, err := s.svc.Get(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
@@ -206,8 +208,8 @@ func (s *server) dashboard(c echo.Context) error {
 		CSRF:         sess.CSRF,
 	}
 	if p.Title == "" {
-		p.Title = a.ID
-		a.Name = a.ID
+		p.Title = string(a.ID)
+		a.Name = string(a.ID)
 	}
 	if plan, err := s.svc.Plan(a.Plan); err == nil && plan.Name != "" {
 		p.PlanName = plan.Name

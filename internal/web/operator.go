@@ -234,8 +234,8 @@ func opKnownState(s addon.State) bool {
 func (op *operatorAPI) resolve(c echo.Context) (*addon.Addon, error) {
 	key := c.Param("id")
 	ctx := c.Request().Context()
-	if addon.ValidID(key) {
-		return op.svc.Get(ctx, strings.ToLower(key))
+	if id, err := addon.ParseID(key); err == nil {
+		return op.svc.Get(ctx, id)
 	}
 	return op.svc.FindByName(ctx, key)
 }

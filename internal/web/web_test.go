@@ -269,7 +269,7 @@ func (e *env) rows(tb testing.TB, id string) int64 {
 // stored returns the add-on or nil when the store has none.
 func (e *env) stored(tb testing.TB, id string) *addon.Addon {
 	tb.Helper()
-	a, err := e.store.Get(context.Background(), id)
+	a, err := e.store.Get(context.Background(), addon.ID(id))
 	if addon.ErrorCode(err) == addon.ENOTFOUND {
 		return nil
 	}

@@ -34,8 +34,8 @@ func Keeper(cfg *config.Config, db *postgres.DB, platform *heroku.Client) *addon
 
 // KeeperJobs are the worker's handlers for the keeper's jobs, and its
 // deprovision job (which tells Heroku when ASYNC_DEPROVISION is on).
-func KeeperJobs(k *addon.Keeper) map[addon.JobKind]func(ctx context.Context, id string) error {
-	return map[addon.JobKind]func(ctx context.Context, id string) error{
+func KeeperJobs(k *addon.Keeper) map[addon.JobKind]func(ctx context.Context, id addon.ID) error {
+	return map[addon.JobKind]func(ctx context.Context, id addon.ID) error{
 		addon.JobSync:        k.Sync,
 		addon.JobSubscribe:   k.Subscribe,
 		addon.JobLog:         k.WriteLog,
