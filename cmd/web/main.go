@@ -41,7 +41,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// One Redis pool for everything in this process (REDIS_POOL_SIZE); over
 	// Sentinel it follows the primary through a failover.
 	rdb := app.RedisClient
-	svc, db, driver := app.Service, app.DB, app.Driver
+	svc, db := app.Service, app.DB
 	// The operators' queue dashboard and the queues' metrics read the same
 	// Redis as the queue, through the same pool. asynqmon closes the client
 	// it is given: it is closed last, when the process has stopped serving.
@@ -60,7 +60,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Nonces:        db,
 		Queues:        queues,
 		Collectors:    []prometheus.Collector{queueMetrics},
-		Finder:        db,
 		Keeper:        app.Keeper,
 		RateBuckets:   ratelimit.New(rdb), // the operator API's limit holds across dynos
 		Log:           log,
@@ -81,7 +80,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "port", cfg.Port, "driver", driver.Name())
+	log.Info("listening", "port", cfg.Port, "driver", svc.DriverName())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

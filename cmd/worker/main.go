@@ -29,11 +29,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	defer app.Close()
 	conn := app.Conn
-	svc, db, queue, driver := app.Service, app.DB, app.Queue, app.Driver
+	svc, queue := app.Service, app.Queue
 	keeper := app.Keeper
 	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, GrantConcurrency: cfg.GrantConcurrency, Log: log,
 		Handlers: kiln.KeeperJobs(keeper)})
-	reconciler := jobs.NewReconciler(db, queue, svc, jobs.ReconcilerOptions{
+	reconciler := jobs.NewReconciler(svc, queue, jobs.ReconcilerOptions{
 		Interval:       cfg.ReconcileEvery,
 		StaleAfter:     cfg.ReconcileAfter,
 		OutboxInterval: cfg.OutboxInterval,
@@ -55,7 +55,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}
 
-	log.Info("starting", "driver", driver.Name(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
+	log.Info("starting", "driver", svc.DriverName(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	app.LogBudget(jobs.AsynqServers, guardPool, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	g, ctx := errgroup.WithContext(ctx)
 	if debug != nil {

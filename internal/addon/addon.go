@@ -76,7 +76,7 @@ type Vars map[string]string
 // "what happened to this add-on?".
 type Event struct {
 	ID      int64
-	AddonID string
+	AddonID ID
 	Kind    string // "state", "step", "plan", "sso", ...
 	State   State  // the state after the event
 	Message string
@@ -87,7 +87,7 @@ type Event struct {
 // (zero when not done) make each pipeline step resumable: a retry or a crash
 // picks up at the first step without one and never repeats a finished one.
 type Addon struct {
-	ID            string // Heroku's add-on uuid; the primary key
+	ID            ID // Heroku's add-on uuid; the primary key
 	Name          string
 	Plan          string
 	PendingPlan   string // a plan change received while still provisioning
@@ -175,10 +175,39 @@ func (a *Addon) TakeEvents() []Event {
 	return ev
 }
 
+// ID is an add-on's id: the uuid Heroku gives it, lower-cased (Postgres's
+// spelling, and the one every job's dedup key and log line uses). Values
+// come from ParseID at the edge (an HTTP request, a job's payload) or from
+// the store; inside Kiln an ID is never checked or lower-cased again.
+type ID string
+
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // ValidID reports whether id looks like the uuid Heroku uses for add-ons.
+// Adapters that build names from an id (a database role, a URL) check
+// with it; everything else takes an ID from ParseID.
 func ValidID(id string) bool { return uuidPattern.MatchString(id) }
+
+// ParseID reads an add-on id as a caller sent it: a uuid in any case,
+// returned lower-cased. Anything else is EINVALID, with a message Heroku
+// can show the customer.
+func ParseID(s string) (ID, error) {
+	if !ValidID(s) {
+		return "", Errorf(EINVALID, "The uuid %q is not a valid UUID.", Clip(s, MaxEchoLen))
+	}
+	return ID(strings.ToLower(s)), nil
+}
+
+// ParseExistingID is ParseID for a value that names an add-on that should
+// exist (a URL's path, a sign-in form): one that is not a uuid names none,
+// so it is ENOTFOUND, as an unknown add-on is.
+func ParseExistingID(s string) (ID, error) {
+	id, err := ParseID(s)
+	if err != nil {
+		return "", NotFound(Clip(s, MaxEchoLen))
+	}
+	return id, nil
+}
 
 var varSuffix = regexp.MustCompile(`^[0-9A-Z_]+$`)
 var varName = regexp.MustCompile(`^[A-Z][0-9A-Z_]+$`)
@@ -209,24 +238,24 @@ type Store interface {
 	// concurrent duplicates cannot both create.
 	Create(ctx context.Context, a *Addon) (stored *Addon, created bool, err error)
 	// Get returns the add-on or an ENOTFOUND error.
-	Get(ctx context.Context, id string) (*Addon, error)
+	Get(ctx context.Context, id ID) (*Addon, error)
 	// Update loads the add-on under a row lock, calls fn, and saves the
 	// add-on and the events fn recorded in one transaction. If fn returns an
 	// error, nothing is saved and that error is returned. Concurrent updates
 	// of one add-on are serialised.
-	Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
+	Update(ctx context.Context, id ID, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
 	// Stale lists add-ons with work left (a non-final state, or a
 	// provisioned add-on with a pending plan change or config vars not yet
 	// pushed to Heroku) that were last updated before the given time, oldest
 	// first, for the reconciler.
 	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
-	Events(ctx context.Context, id string) ([]Event, error)
+	Events(ctx context.Context, id ID) ([]Event, error)
 
 	// Acquire takes the add-on's writer lease for ttl if it is free or
 	// lapsed, bumping its fence, and returns the add-on with the lease;
 	// Busy when another writer holds it (see Service.Exclusive).
-	Acquire(ctx context.Context, id, owner string, ttl time.Duration) (*Addon, Lease, error)
+	Acquire(ctx context.Context, id ID, owner string, ttl time.Duration) (*Addon, Lease, error)
 	// Renew extends a held lease; LeaseLost if it was taken over.
 	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
 	// Release frees a held lease; one already taken over is left alone.
@@ -238,6 +267,33 @@ type Store interface {
 	// Requeued lists add-ons flagged Requeue (their enqueue failed), for
 	// the outbox sweep.
 	Requeued(ctx context.Context, limit int) ([]*Addon, error)
+
+	// RecordSignIn adds a sign-in to the add-on's audit trail without
+	// saving the add-on itself. A sign-in changes nothing about the add-on:
+	// saving it through Update would move updated_at (which the reconciler
+	// reads as recent work) and make the dashboard's "updated" lie. It
+	// refuses (EFORBIDDEN) an add-on being or already deprovisioned.
+	RecordSignIn(ctx context.Context, id ID, at time.Time, message string) error
+
+	// List returns one page of the add-ons matching f, in r's order, and
+	// the Range of the next page, nil when this page is the last. Invalid
+	// ranges are EINVALID. Operators list; the pipeline never does.
+	List(ctx context.Context, f Filter, r Range) (page []*Addon, next *Range, err error)
+	// FindByName returns the add-on with this name. Heroku reuses names
+	// once an add-on is gone, so a live add-on wins over deprovisioned ones
+	// (the newest of those when no live one exists); two live add-ons with
+	// one name are ECONFLICT, and none at all ENOTFOUND.
+	FindByName(ctx context.Context, name string) (*Addon, error)
+
+	// CountByState counts add-ons by state cheaply (one grouped query), so
+	// operators can watch provisions pile up or fail in /metrics without a
+	// scan per scrape. States with no add-on may be absent.
+	CountByState(ctx context.Context) (map[State]int64, error)
+	// CountLostGrants counts the add-ons that failed because Heroku refused
+	// their grant after an earlier exchange attempt had started
+	// (GrantLostReason): each is a customer's add-on lost to an answer that
+	// never arrived, which operators alert on (kiln_grants_lost).
+	CountLostGrants(ctx context.Context) (int64, error)
 }
 
 // JobKind names a unit of background work on one add-on.
@@ -255,7 +311,7 @@ const (
 // Queue runs jobs in the background. Enqueueing a job that is already queued
 // for the same add-on is not an error: it is deduplicated.
 type Queue interface {
-	Enqueue(ctx context.Context, kind JobKind, addonID string) error
+	Enqueue(ctx context.Context, kind JobKind, id ID) error
 }
 
 // Platform is Heroku as Kiln's worker sees it: id.heroku.com for OAuth and the
@@ -266,14 +322,18 @@ type Platform interface {
 	ExchangeGrant(ctx context.Context, code string) (Tokens, error)
 	RefreshTokens(ctx context.Context, refreshToken string) (Tokens, error)
 	// SetConfig sets (or, for a nil value, unsets) config vars by full name.
-	SetConfig(ctx context.Context, accessToken, addonID string, vars map[string]*string) error
-	MarkProvisioned(ctx context.Context, accessToken, addonID string) error
-	MarkDeprovisioned(ctx context.Context, accessToken, addonID string) error
+	SetConfig(ctx context.Context, accessToken string, id ID, vars map[string]*string) error
+	MarkProvisioned(ctx context.Context, accessToken string, id ID) error
+	// MarkDeprovisioned finishes an asynchronous deprovision Heroku asked
+	// for (POST /addons/{id}/actions/deprovision).
+	MarkDeprovisioned(ctx context.Context, accessToken string, id ID) error
 }
 
 // Resource is what a driver is told about the add-on it works on. Vars holds
 // what the driver returned before (empty on a first create), so a driver can
-// find what an earlier, interrupted attempt made.
+// find what an earlier, interrupted attempt made. ID is the add-on's id
+// as a plain string: drivers build names and URLs from it and check it
+// themselves (ValidID), since they answer to other systems too.
 type Resource struct {
 	ID      string
 	Name    string
@@ -283,16 +343,26 @@ type Resource struct {
 	Vars    Vars
 }
 
-// Driver creates, changes and destroys customers' resources. Every method
-// must be idempotent: a retry after a crash must find and finish what an
-// earlier attempt started, and destroying something already gone succeeds.
-// Return EINVALID for refusals the customer should see (a plan the resource
-// does not fit), and any other error for transient failures.
+// Driver creates, changes and destroys customers' resources, and does what
+// else a resource can have done to it (rotate credentials, describe itself
+// on the dashboard). Every driver implements every method, so no caller has
+// to discover abilities by type assertion; what a driver cannot do it says
+// twice: in advance, in Abilities (so the dashboard and the operator API
+// offer only what works), and when asked anyway, with an EUNSUPPORTED error
+// (see Unsupported).
+//
+// Every method must be idempotent: a retry after a crash must find and
+// finish what an earlier attempt started, and destroying something already
+// gone succeeds. Return EINVALID for refusals the customer should see (a plan
+// the resource does not fit), and any other error for transient failures.
 type Driver interface {
 	// Name is the value of RESOURCE_DRIVER that selects this driver.
 	Name() string
 	// Catalog is the plans this driver offers.
 	Catalog() Catalog
+	// Abilities says which of the optional actions below this driver's
+	// resources support. It must be cheap and constant.
+	Abilities() Abilities
 	// Create makes the resource and returns its config vars.
 	Create(ctx context.Context, r Resource) (Vars, error)
 	// ChangePlan moves the resource to another plan and returns its config
@@ -300,11 +370,38 @@ type Driver interface {
 	ChangePlan(ctx context.Context, r Resource, to Plan) (Vars, error)
 	// Destroy removes the resource and everything it holds.
 	Destroy(ctx context.Context, r Resource) error
+
+	// RotateCredentials replaces the resource's credentials (an API key, a
+	// database password) and returns its config vars with the new ones;
+	// the old ones stop working at once (Abilities.Rotate).
+	RotateCredentials(ctx context.Context, r Resource) (Vars, error)
+	// Roll makes new credentials while the ones in r.Vars keep working, so
+	// a rotation does not break a running app, and Revoke ends old ones
+	// (never those in r.Vars, the current ones) once their grace is over
+	// (Abilities.Roll). Both are idempotent: a repeated Roll before its
+	// result was recorded makes the new set again without touching
+	// r.Vars's; a repeated Revoke is a no-op.
+	Roll(ctx context.Context, r Resource) (Vars, error)
+	Revoke(ctx context.Context, r Resource, old Vars) error
+	// Panel describes the resource to the customer (usage, limits, last
+	// use) on the dashboard (Abilities.Panel). It must be cheap (the
+	// dashboard calls it on every page view) and reveal no credentials.
+	Panel(ctx context.Context, r Resource) ([]PanelField, error)
 }
 
-// Rotator is implemented by drivers whose resources have credentials that
-// can be replaced (an API key, a database password). RotateCredentials returns the
-// resource's config vars with the new credentials; the old ones stop working.
-type Rotator interface {
-	RotateCredentials(ctx context.Context, r Resource) (Vars, error)
+// Abilities are the optional actions a driver's resources support, known
+// before any is tried: the dashboard offers a rotate button and a panel,
+// and a rotation rolls with a grace period, only where the driver can.
+type Abilities struct {
+	// Rotate: the resource has credentials RotateCredentials can replace.
+	Rotate bool
+	// Roll: the resource can hold two sets of credentials at once (Roll,
+	// Revoke), so rotated-out ones keep working for a grace period.
+	Roll bool
+	// Panel: Panel has something to tell the customer.
+	Panel bool
 }
+
+// Rotates reports whether credentials can be rotated at all, with or
+// without overlap.
+func (ab Abilities) Rotates() bool { return ab.Rotate || ab.Roll }

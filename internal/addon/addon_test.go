@@ -130,6 +130,42 @@ func TestValidID(t *testing.T) {
 	}
 }
 
+func TestParseID(t *testing.T) {
+	const lower = "01234567-89ab-cdef-0123-456789abcdef"
+	tests := []struct {
+		name, in string
+		want     ID
+		code     string // ParseID's; ParseExistingID's is ENOTFOUND instead of EINVALID
+	}{
+		{"lower case", lower, lower, ""},
+		{"upper case is lower-cased", strings.ToUpper(lower), lower, ""},
+		{"mixed case", "01234567-89AB-cdef-0123-456789ABCDEF", lower, ""},
+		{"too short", lower[:35], "", EINVALID},
+		{"not a uuid", "not-a-uuid", "", EINVALID},
+		{"empty", "", "", EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := ParseID(tt.in)
+			if id != tt.want || ErrorCode(err) != tt.code {
+				t.Fatalf("ParseID(%q) = %q, %v; want %q, code %q", tt.in, id, err, tt.want, tt.code)
+			}
+			existing, err := ParseExistingID(tt.in)
+			wantCode := tt.code
+			if wantCode != "" {
+				wantCode = ENOTFOUND
+			}
+			if existing != tt.want || ErrorCode(err) != wantCode {
+				t.Fatalf("ParseExistingID(%q) = %q, %v; want %q, code %q", tt.in, existing, err, tt.want, wantCode)
+			}
+		})
+	}
+	long := strings.Repeat("x", 500)
+	if _, err := ParseID(long); len(ErrorMessage(err)) > 2*MaxEchoLen {
+		t.Errorf("the message repeats a long value whole: %q", ErrorMessage(err))
+	}
+}
+
 func TestParseCatalog(t *testing.T) {
 	tests := []struct {
 		name, data, err string

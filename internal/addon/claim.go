@@ -37,7 +37,7 @@ import (
 // Lease is a writer's claim on one add-on. Fence is the add-on's version at
 // the claim; Store.Record refuses a lease whose fence moved on.
 type Lease struct {
-	AddonID string
+	AddonID ID
 	Owner   string
 	Fence   int64
 	Until   time.Time
@@ -53,7 +53,7 @@ var (
 // Busy is the error for a claim refused because another writer holds the
 // add-on. It is transient (EUNAVAILABLE): jobs retry soon, Heroku and
 // operators get a 503 with Retry-After.
-func Busy(id, owner string, left time.Duration) error {
+func Busy(id ID, owner string, left time.Duration) error {
 	ra := min(max(left, 200*time.Millisecond), 2*time.Second)
 	return &Error{
 		Code:       EUNAVAILABLE,
@@ -66,7 +66,7 @@ func Busy(id, owner string, left time.Duration) error {
 // LeaseLost is the error a writer gets when it records after its lease was
 // taken over: its result is stale. Transient, so a job retries from what is
 // recorded.
-func LeaseLost(id string) error {
+func LeaseLost(id ID) error {
 	return &Error{Code: EUNAVAILABLE, Message: fmt.Sprintf("Add-on %s was claimed by another writer.", id), Err: ErrLeaseLost}
 }
 
@@ -113,7 +113,7 @@ func (c *Claim) Record(ctx context.Context, fn func(a *Addon, now time.Time) err
 
 func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now time.Time) error) (*Addon, error) {
 	l := c.Lease()
-	a, err := c.s.Store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+	a, err := c.s.store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
 		return fn(a, c.s.now())
 	})
 	if err != nil {
@@ -140,7 +140,7 @@ func (c *Claim) keep(a *Addon) {
 // row: the dyno (or host), the pid and a random suffix.
 func (s *Service) owner() string {
 	s.ownerOnce.Do(func() {
-		name := s.Owner
+		name := s.opt.Owner
 		if name == "" {
 			name, _ = os.Hostname()
 		}
@@ -152,8 +152,8 @@ func (s *Service) owner() string {
 }
 
 func (s *Service) leaseTTL() time.Duration {
-	if s.LeaseTTL > 0 {
-		return s.LeaseTTL
+	if s.opt.LeaseTTL > 0 {
+		return s.opt.LeaseTTL
 	}
 	return DefaultLeaseTTL
 }
@@ -161,10 +161,10 @@ func (s *Service) leaseTTL() time.Duration {
 // claim takes the add-on's lease, waiting up to wait for a busy one, and
 // starts renewing it. The returned context is ctx, cancelled (cause
 // LeaseLost) if renewal finds the lease taken over. Call c.finish.
-func (s *Service) claim(ctx context.Context, id string, wait time.Duration) (*Claim, context.Context, error) {
+func (s *Service) claim(ctx context.Context, id ID, wait time.Duration) (*Claim, context.Context, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		a, l, err := s.Store.Acquire(ctx, id, s.owner(), s.leaseTTL())
+		a, l, err := s.store.Acquire(ctx, id, s.owner(), s.leaseTTL())
 		if err == nil {
 			c := &Claim{s: s, lease: l, a: a}
 			wctx, cancel := context.WithCancelCause(ctx)
@@ -202,7 +202,7 @@ func (c *Claim) renew(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		l, err := c.s.Store.Renew(ctx, c.Lease(), ttl)
+		l, err := c.s.store.Renew(ctx, c.Lease(), ttl)
 		switch {
 		case err == nil:
 			c.mu.Lock()
@@ -233,7 +233,7 @@ func (c *Claim) finish(ctx context.Context) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := c.s.Store.Release(rctx, c.Lease()); err != nil {
+	if err := c.s.store.Release(rctx, c.Lease()); err != nil {
 		c.s.log().WarnContext(ctx, "release add-on lease; it will lapse", "addon", c.lease.AddonID, "err", err)
 	}
 }
@@ -244,7 +244,7 @@ func (c *Claim) finish(ctx context.Context) {
 // makes its calls to Heroku or the driver with no transaction open and
 // records results with c.Record, which re-reads the add-on under its row
 // lock and refuses to save if the lease was taken over meanwhile.
-func (s *Service) Exclusive(ctx context.Context, id string, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
+func (s *Service) Exclusive(ctx context.Context, id ID, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
 	c, wctx, err := s.claim(ctx, id, wait)
 	if err != nil {
 		return err
@@ -259,7 +259,7 @@ func (s *Service) Exclusive(ctx context.Context, id string, wait time.Duration, 
 
 // SaveInHand is inHand for writers outside this package's files: use it
 // to save anything a call returned that cannot be asked for again.
-func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
+func (s *Service) SaveInHand(ctx context.Context, what string, id ID, save func(ctx context.Context) error) error {
 	return s.inHand(ctx, what, id, save)
 }
 
@@ -269,8 +269,8 @@ func (s *Service) SaveInHand(ctx context.Context, what, id string, save func(ctx
 // dead credentials. It retries transient failures with backoff on a context
 // that is not the job's (a job's deadline or cancellation must not throw the
 // result away) for up to InHandBudget.
-func (s *Service) inHand(ctx context.Context, what, id string, save func(ctx context.Context) error) error {
-	budget := s.InHandBudget
+func (s *Service) inHand(ctx context.Context, what string, id ID, save func(ctx context.Context) error) error {
+	budget := s.opt.InHandBudget
 	if budget <= 0 {
 		budget = 10 * time.Minute
 	}

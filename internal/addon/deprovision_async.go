@@ -17,11 +17,11 @@ import (
 //
 // Heroku is told only when Heroku asked: an add-on removed on Heroku, or
 // one an operator forced out, is not marked (see ForceDeprovision).
-func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
+func (k *Keeper) DeprovisionJob(ctx context.Context, id ID) error {
 	if !k.AsyncDeprovision {
 		return k.Service.DeprovisionJob(ctx, id)
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -40,11 +40,11 @@ func (k *Keeper) DeprovisionJob(ctx context.Context, id string) error {
 			}
 			// The resource first: Heroku must hear "done" only when it is.
 			// DeprovisionJob below destroys again, which drivers make a no-op.
-			if err := k.Service.Driver.Destroy(ctx, k.Service.resource(a)); err != nil {
+			if err := k.Service.driver.Destroy(ctx, k.Service.resource(a)); err != nil {
 				return transient(fmt.Errorf("destroy resource: %w", err))
 			}
 			err := k.Service.withToken(ctx, c, func(token string) error {
-				return k.Service.Platform.MarkDeprovisioned(ctx, token, id)
+				return k.Service.platform.MarkDeprovisioned(ctx, token, id)
 			})
 			switch {
 			case err == nil:
@@ -81,10 +81,10 @@ func herokuAsked(reason string) bool {
 // 202 and finished with actions/deprovision: asynchronous deprovisioning is
 // on and Kiln holds the add-on's token (without one, Heroku could never be
 // told, so the answer is the synchronous 204).
-func (k *Keeper) TellsHeroku(ctx context.Context, id string) bool {
+func (k *Keeper) TellsHeroku(ctx context.Context, id ID) bool {
 	if !k.AsyncDeprovision {
 		return false
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	return err == nil && a.Tokens != nil
 }

@@ -14,6 +14,7 @@ import (
 // between retrying and giving up without knowing which adapter failed.
 const (
 	EINVALID      = "invalid"      // the request is understood but refused (422)
+	EUNSUPPORTED  = "unsupported"  // the resource driver cannot do this at all (422)
 	EMALFORMED    = "bad_request"  // the request cannot be parsed (400)
 	EUNAUTHORIZED = "unauthorized" // missing or wrong credentials (401)
 	EFORBIDDEN    = "forbidden"    // credentials fine, access refused (403)
@@ -54,6 +55,13 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf builds a domain error whose message is shown to callers.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unsupported is the error of a driver asked for something its resources
+// cannot do (Driver.Abilities says so in advance): a refusal, never worth
+// a retry, that callers can show as it is.
+func Unsupported(driver, action string) *Error {
+	return Errorf(EUNSUPPORTED, "The %s driver cannot %s.", driver, action)
 }
 
 // Wrap builds a domain error around a cause that stays out of the message.

@@ -34,20 +34,20 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 	tests := []struct {
 		name string
 		// race runs inside the first exchange, after Heroku answered it.
-		race func(tb testing.TB, w *world, id string)
+		race func(tb testing.TB, w *world, id addon.ID)
 	}{
 		{
 			// The retried job is refused and records the failure first;
 			// the first job's save lands after.
 			"retry fails the add-on, then the tokens are saved",
-			func(tb testing.TB, w *world, id string) { w.retryGrant(tb, id) },
+			func(tb testing.TB, w *world, id addon.ID) { w.retryGrant(tb, id) },
 		},
 		{
 			// The first job's save (a plain update: its lease is lost)
 			// lands while the retried job waits on Heroku's refusal.
 			"tokens saved while the retry is refused",
-			func(tb testing.TB, w *world, id string) {
-				w.svc.Platform.(*onExchange).hook = func(n int32) {
+			func(tb testing.TB, w *world, id addon.ID) {
+				w.deps.Platform.(*onExchange).hook = func(n int32) {
 					if n != 2 {
 						return
 					}
@@ -66,20 +66,20 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.svc.LeaseTTL = 300 * time.Millisecond
+			w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.LeaseTTL = 300 * time.Millisecond })
 			ctx := context.Background()
-			id := uuid.NewString()
-			g := w.sim.NewAddon(id)
+			id := addon.ID(uuid.NewString())
+			g := w.sim.NewAddon(string(id))
 			if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
 				t.Fatal(err)
 			}
-			p := &onExchange{Platform: w.svc.Platform}
+			p := &onExchange{Platform: w.deps.Platform}
 			p.hook = func(n int32) {
 				if n == 1 {
 					tt.race(t, w, id)
 				}
 			}
-			w.svc.Platform = p
+			w.rebuild(func(d *addon.Deps, _ *addon.Options) { d.Platform = p })
 			if err := w.svc.ExchangeGrant(ctx, id); err != nil {
 				t.Fatalf("first ExchangeGrant: %v", err)
 			}
@@ -87,7 +87,7 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 			if a.State != addon.StateProvisioning || a.Tokens == nil {
 				t.Fatalf("state %s (%s), tokens %v; want provisioning with tokens", a.State, a.Reason, a.Tokens != nil)
 			}
-			if !slices.Contains(w.q.jobs, string(addon.JobProvision)+" "+id) {
+			if !slices.Contains(w.q.jobs, string(addon.JobProvision)+" "+string(id)) {
 				t.Errorf("provision not enqueued: %v", w.q.jobs)
 			}
 		})
@@ -96,7 +96,7 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 
 // retryGrant runs the grant job again as asynq would after the first one
 // timed out: once the first one's lease lapses (its renewals fail).
-func (w *world) retryGrant(tb testing.TB, id string) {
+func (w *world) retryGrant(tb testing.TB, id addon.ID) {
 	tb.Helper()
 	w.st.failRenew.Store(true)
 	defer w.st.failRenew.Store(false)

@@ -15,7 +15,7 @@ import (
 
 // halt records kind as halted on id and sets vars that Heroku has not got,
 // as a rotation whose push failed leaves them.
-func (w *world) halt(tb testing.TB, id string, kind addon.JobKind, pending string) {
+func (w *world) halt(tb testing.TB, id addon.ID, kind addon.JobKind, pending string) {
 	tb.Helper()
 	if _, err := w.st.DB.Update(context.Background(), id, func(_ context.Context, a *addon.Addon) error {
 		a.Halted, a.HaltReason = kind, "refused"
@@ -29,7 +29,7 @@ func (w *world) halt(tb testing.TB, id string, kind addon.JobKind, pending strin
 }
 
 // stale reports whether the reconciler would pick id up now.
-func (w *world) stale(tb testing.TB, id string) bool {
+func (w *world) stale(tb testing.TB, id addon.ID) bool {
 	tb.Helper()
 	list, err := w.st.DB.Stale(context.Background(), time.Now().Add(time.Hour), 0)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestHaltStopsOnlyItsKind(t *testing.T) {
 			if err := w.svc.PushConfigJob(ctx, id); err != nil {
 				t.Fatal(err)
 			}
-			h, _ := w.sim.Addon(id)
+			h, _ := w.sim.Addon(string(id))
 			if pushed := h.Config["KILN_URL"] == "fake://new"; pushed != tt.wantPushed {
 				t.Errorf("Heroku has %q; pushed = %v, want %v", h.Config["KILN_URL"], pushed, tt.wantPushed)
 			}
@@ -106,7 +106,7 @@ func TestPlanChangeFailingForAnOlderTargetDoesNotHalt(t *testing.T) {
 	}
 	var refused error = addon.Errorf(addon.ECONFLICT, "refused for good")
 	w.drv.changeErr.Store(&refused)
-	w.drv.beforeChange = func(id string) {
+	w.drv.beforeChange = func(id addon.ID) {
 		w.drv.beforeChange = nil
 		// Heroku asks for pro while the driver is failing basic.
 		if _, err := w.st.DB.Update(ctx, id, func(_ context.Context, a *addon.Addon) error { a.PendingPlan = "pro"; return nil }); err != nil {

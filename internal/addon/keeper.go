@@ -38,8 +38,8 @@ type WebhookSubscription struct {
 // back as domain errors as Platform's do (ENOTFOUND for an add-on Heroku no
 // longer knows, EUNAUTHORIZED for a refused token).
 type Watcher interface {
-	GetAddon(ctx context.Context, accessToken, addonID string) (HerokuAddon, error)
-	CreateWebhook(ctx context.Context, accessToken, addonID string, sub WebhookSubscription) (webhookID string, err error)
+	GetAddon(ctx context.Context, accessToken string, id ID) (HerokuAddon, error)
+	CreateWebhook(ctx context.Context, accessToken string, id ID, sub WebhookSubscription) (webhookID string, err error)
 }
 
 // LogLine is one line for the customer's app log (heroku logs).
@@ -69,7 +69,7 @@ type Attachment struct {
 // bookkeeping of the work in these files. It lives beside the add-on (its
 // own table), so recording it never contends with the pipeline.
 type Link struct {
-	AddonID string
+	AddonID ID
 
 	AppID       string
 	AppName     string
@@ -106,27 +106,27 @@ type Link struct {
 type LinkStore interface {
 	// Link returns the add-on's Link; an add-on without one yet gets a
 	// zero Link with AddonID set.
-	Link(ctx context.Context, id string) (*Link, error)
+	Link(ctx context.Context, id ID) (*Link, error)
 	// UpdateLink loads (or starts) the Link under a row lock, calls fn and
 	// saves it in one transaction. fn must not call the network.
-	UpdateLink(ctx context.Context, id string, fn func(l *Link) error) (*Link, error)
+	UpdateLink(ctx context.Context, id ID, fn func(l *Link) error) (*Link, error)
 	// ApplyEvent runs fn like UpdateLink, once per event id: when the event
 	// was applied before it returns applied=false and does not call fn.
-	ApplyEvent(ctx context.Context, id, eventID string, fn func(l *Link) error) (applied bool, err error)
+	ApplyEvent(ctx context.Context, id ID, eventID string, fn func(l *Link) error) (applied bool, err error)
 	// Links returns the Links of these add-ons (absent ones are missing
 	// from the map), for listings.
-	Links(ctx context.Context, ids []string) (map[string]*Link, error)
+	Links(ctx context.Context, ids []ID) (map[ID]*Link, error)
 	// DueForSync lists live add-ons (provisioned, with Platform API access)
 	// whose NextSyncAt is before now, or that have no Link yet.
-	DueForSync(ctx context.Context, now time.Time, limit int) ([]string, error)
+	DueForSync(ctx context.Context, now time.Time, limit int) ([]ID, error)
 	// Unsubscribed lists provisioned add-ons with Platform API access that
 	// have no webhook subscription, provisioned before the given time.
-	Unsubscribed(ctx context.Context, before time.Time, limit int) ([]string, error)
+	Unsubscribed(ctx context.Context, before time.Time, limit int) ([]ID, error)
 	// DueForRetire lists add-ons whose retired credentials are due.
-	DueForRetire(ctx context.Context, now time.Time, limit int) ([]string, error)
+	DueForRetire(ctx context.Context, now time.Time, limit int) ([]ID, error)
 	// LogBacklog lists add-ons with a log_input_url that have audit-trail
 	// events after their LogCursor recorded since the given time.
-	LogBacklog(ctx context.Context, since time.Time, limit int) ([]string, error)
+	LogBacklog(ctx context.Context, since time.Time, limit int) ([]ID, error)
 	// CountAccessRefused counts live add-ons whose token Heroku refused.
 	CountAccessRefused(ctx context.Context) (int64, error)
 	// PruneEvents forgets webhook event ids received before the given
@@ -134,7 +134,7 @@ type LinkStore interface {
 	PruneEvents(ctx context.Context, before time.Time) error
 	// EventsAfter returns the add-on's audit-trail events with an id above
 	// after, oldest first, at most limit.
-	EventsAfter(ctx context.Context, id string, after int64, limit int) ([]Event, error)
+	EventsAfter(ctx context.Context, id ID, after int64, limit int) ([]Event, error)
 }
 
 // Jobs of the keeper.
@@ -176,7 +176,7 @@ type Keeper struct {
 	Grace time.Duration
 	// AccessRefused, when set, is told each time Heroku refuses an
 	// add-on's token during a sync (a metric counts them).
-	AccessRefused func(addonID string)
+	AccessRefused func(id ID)
 
 	mu        sync.Mutex
 	lastSweep time.Time // the last sweep that scanned for syncs
@@ -184,12 +184,28 @@ type Keeper struct {
 
 func (k *Keeper) log() *slog.Logger { return k.Service.log() }
 
+// Link returns what Kiln knows of the add-on from Heroku (its app, the
+// credentials a roll retired), for the dashboard.
+func (k *Keeper) Link(ctx context.Context, id ID) (*Link, error) { return k.Links.Link(ctx, id) }
+
+// LinksOf returns the Links of these add-ons (absent ones are missing from
+// the map), for the operator API's listings.
+func (k *Keeper) LinksOf(ctx context.Context, ids []ID) (map[ID]*Link, error) {
+	return k.Links.Links(ctx, ids)
+}
+
+// CountAccessRefused counts live add-ons whose token Heroku refused at the
+// last sync, for /metrics.
+func (k *Keeper) CountAccessRefused(ctx context.Context) (int64, error) {
+	return k.Links.CountAccessRefused(ctx)
+}
+
 func (k *Keeper) now() time.Time { return k.Service.now() }
 
 // enqueue asks for a job without failing the caller: every job here has a
 // sweep that finds its work again.
-func (k *Keeper) enqueue(ctx context.Context, kind JobKind, id string) {
-	if err := k.Service.Queue.Enqueue(ctx, kind, id); err != nil {
+func (k *Keeper) enqueue(ctx context.Context, kind JobKind, id ID) {
+	if err := k.Service.queue.Enqueue(ctx, kind, id); err != nil {
 		k.log().WarnContext(ctx, "enqueue failed; the next sweep will retry", "addon", id, "job", kind, "err", err)
 	}
 }

@@ -15,7 +15,7 @@ func TestNextSyncSpreadsTheFleet(t *testing.T) {
 	buckets := make([]int, 6) // ten-minute slices of the hour
 	const n = 6000
 	for i := 0; i < n; i++ {
-		id := uuid.NewString()
+		id := ID(uuid.NewString())
 		next := NextSync(id, now, interval)
 		if !next.After(now) || next.Sub(now) > interval {
 			t.Fatalf("NextSync(%s) = %s, want within (now, now+interval]", id, next)
@@ -23,8 +23,12 @@ func TestNextSyncSpreadsTheFleet(t *testing.T) {
 		if again := NextSync(id, next, interval); again.Sub(next) != interval {
 			t.Fatalf("the next slot after a slot is %s later, want exactly the interval", again.Sub(next))
 		}
-		if NextSync(strings.ToUpper(id), now, interval) != next {
-			t.Fatal("the slot depends on the id's case")
+		upper, err := ParseID(strings.ToUpper(string(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if NextSync(upper, now, interval) != next {
+			t.Fatal("the slot depends on the case Heroku spelt the id in")
 		}
 		buckets[next.Sub(now.Truncate(interval))%interval/(10*time.Minute)]++
 	}

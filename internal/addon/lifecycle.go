@@ -24,15 +24,12 @@ type PlanChange struct {
 // continues in a job that pushes the new config. On an add-on still
 // provisioning the change is recorded and applied once provisioning
 // finishes, so it is not lost.
-func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange, error) {
-	if !ValidID(id) {
-		return nil, NotFound(id)
-	}
-	plan, err := s.Driver.Catalog().Lookup(slug)
+func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChange, error) {
+	plan, err := s.driver.Catalog().Lookup(slug)
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.Get(ctx, id)
+	a, err := s.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +41,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 		return &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}, nil
 	}
 	if a.State == StateProvisioning || a.State == StateFailed {
-		a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			now := s.now()
 			if a.State == StateFailed {
 				// Nothing exists to change: the next retry uses the new plan.
@@ -90,7 +87,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 			pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}
 			return nil
 		}
-		vars, err := s.Driver.ChangePlan(ctx, s.resource(a), plan)
+		vars, err := s.driver.ChangePlan(ctx, s.resource(a), plan)
 		if ErrorCode(err) == EINVALID {
 			return err
 		}
@@ -135,7 +132,7 @@ func (s *Service) ChangePlan(ctx context.Context, id, slug string) (*PlanChange,
 	case err != errBackground && !IsBusy(err):
 		return nil, err
 	}
-	a, err = s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		a.PendingPlan = slug
 		a.Halted, a.HaltReason = "", "" // a new request from Heroku is worth a new try
 		a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
@@ -161,7 +158,7 @@ var errBackground = errors.New("continues in the background")
 // driver refusal after Heroku was already answered cannot become a 422 any
 // more; it is recorded in the audit trail and the add-on stays on its plan.
 // A change recorded while this job ran is applied before it lets go.
-func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
+func (s *Service) ChangePlanJob(ctx context.Context, id ID) error {
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		for range 10 {
 			target := c.Addon().PendingPlan
@@ -186,7 +183,7 @@ func (s *Service) ChangePlanJob(ctx context.Context, id string) error {
 	// and was recorded for a job, but its enqueue was deduplicated against
 	// this running one: retry soon (Busy) rather than leave it for the
 	// reconciler's slow sweep.
-	if a, gerr := s.Store.Get(ctx, id); gerr == nil && a.State == StateProvisioned && a.PendingPlan != "" && a.Halted != JobPlanChange {
+	if a, gerr := s.store.Get(ctx, id); gerr == nil && a.State == StateProvisioned && a.PendingPlan != "" && a.Halted != JobPlanChange {
 		return Busy(id, "a plan change recorded during this job", 0)
 	}
 	return nil
@@ -209,11 +206,11 @@ func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err 
 		})
 		return err == nil && a.PendingPlan != "", err
 	}
-	plan, err := s.Driver.Catalog().Lookup(target)
+	plan, err := s.driver.Catalog().Lookup(target)
 	if err != nil {
 		return true, s.refusePlan(ctx, c, target, err)
 	}
-	vars, err := s.Driver.ChangePlan(ctx, s.resource(a), plan)
+	vars, err := s.driver.ChangePlan(ctx, s.resource(a), plan)
 	if ErrorCode(err) == EINVALID {
 		return true, s.refusePlan(ctx, c, target, err)
 	}
@@ -307,11 +304,8 @@ func (s *Service) haltIfPermanent(ctx context.Context, c *Claim, kind JobKind, e
 // deprovisioning (stopping a running provision pipeline at its next step) and
 // a job destroys the resource. A repeat while that job runs succeeds again; a
 // repeat after it finished is EGONE.
-func (s *Service) Deprovision(ctx context.Context, id string) error {
-	if !ValidID(id) {
-		return NotFound(id)
-	}
-	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+func (s *Service) Deprovision(ctx context.Context, id ID) error {
+	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		switch a.State {
 		case StateDeprovisioned:
 			return Errorf(EGONE, "Add-on %s was already deprovisioned.", id)
@@ -333,13 +327,13 @@ func (s *Service) Deprovision(ctx context.Context, id string) error {
 // it deprovisioned. The driver is retried until it succeeds: every failure is
 // treated as transient, because giving up would leave a customer's resource
 // behind after Heroku stopped billing for it.
-func (s *Service) DeprovisionJob(ctx context.Context, id string) error {
+func (s *Service) DeprovisionJob(ctx context.Context, id ID) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		if a.State != StateDeprovisioning {
 			return nil
 		}
-		if err := s.Driver.Destroy(ctx, s.resource(a)); err != nil {
+		if err := s.driver.Destroy(ctx, s.resource(a)); err != nil {
 			return transient(fmt.Errorf("destroy resource: %w", err))
 		}
 		_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
@@ -358,9 +352,9 @@ func (s *Service) DeprovisionJob(ctx context.Context, id string) error {
 
 // Retry restarts the provisioning of a failed add-on with a fresh deadline,
 // for operators who fixed what made it fail.
-func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
+func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 	var kind JobKind
-	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State == StateProvisioned && a.Halted != "" {
 			// A plan change or config push that stopped for good.
 			kind = a.Halted
@@ -377,7 +371,7 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 			return Errorf(EINVALID, "Add-on %s came without an OAuth grant, so it can only be provisioned inside Heroku's request; a retry cannot deliver its config. Ask the customer to create it again.", id)
 		}
 		now := s.now()
-		a.Deadline = now.Add(s.Deadline)
+		a.Deadline = now.Add(s.opt.Deadline)
 		kind = JobProvision
 		if a.Grant != nil && a.GrantExchangedAt.IsZero() {
 			kind = JobGrant
@@ -393,32 +387,24 @@ func (s *Service) Retry(ctx context.Context, id string) (*Addon, error) {
 
 // RotateCredentials replaces a provisioned add-on's credentials through the
 // driver and pushes the new config vars to Heroku, so the app restarts with
-// them. Drivers without credentials refuse with EINVALID.
-func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, error) {
-	r, ok := s.Driver.(Rotator)
-	if !ok {
-		return nil, Errorf(EINVALID, "The %s driver has no credentials to rotate.", s.Driver.Name())
-	}
-	if !ValidID(id) {
-		return nil, NotFound(id)
+// them. Drivers without credentials (Abilities.Rotate) refuse with
+// EUNSUPPORTED.
+func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) {
+	if !s.driver.Abilities().Rotate {
+		return nil, Unsupported(s.driver.Name(), "rotate credentials: its resources have none")
 	}
 	var pushErr error
 	err := s.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
-		if a.State != StateProvisioned {
-			return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
-		}
-		if a.Tokens == nil {
-			// Checked before rotating: without Platform API access the new
-			// credentials could not reach the app, which would keep dead ones.
-			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
+		if err := a.rotatable(); err != nil {
+			return err
 		}
 		// The driver call runs to its end whatever happens to the caller
 		// (a dashboard request cancelled, the lease taken over): once the
 		// driver has rotated, the old credentials are dead, and an answer
 		// thrown away midway would leave nobody knowing the new ones.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rotateTimeout)
-		vars, err := r.RotateCredentials(dctx, s.resource(a))
+		vars, err := s.driver.RotateCredentials(dctx, s.resource(a))
 		cancel()
 		if err != nil {
 			return fmt.Errorf("rotate credentials: %w", err)
@@ -449,7 +435,7 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 				lost = true
 				s.log().ErrorContext(ctx, "lease lost while holding rotated credentials; saving them anyway", "addon", id)
 			}
-			_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 				if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
 					return nil
 				}
@@ -475,11 +461,33 @@ func (s *Service) RotateCredentials(ctx context.Context, id string) (*Addon, err
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.Get(context.WithoutCancel(ctx), id)
+	a, err := s.store.Get(context.WithoutCancel(ctx), id)
 	if err != nil {
 		return nil, err
 	}
 	return a, pushErr
+}
+
+// rotatable says why a's credentials cannot be rotated now, or nil: only a
+// provisioned add-on can rotate (ECONFLICT), and only with Platform API
+// tokens to push the new config (EINVALID). Without them (Heroku sent no
+// OAuth grant) the new credentials could not reach the app, which would
+// keep dead ones. Checked before the driver is asked.
+func (a *Addon) rotatable() error {
+	if a.State != StateProvisioned {
+		return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", a.ID, a.State)
+	}
+	if a.Tokens == nil {
+		return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", a.ID)
+	}
+	return nil
+}
+
+// CanRotate reports whether a rotation of a's credentials can work now:
+// the driver can rotate (Abilities) and the add-on is rotatable (see
+// RotateCredentials), so the dashboard offers the button only then.
+func (s *Service) CanRotate(a *Addon) bool {
+	return s.Abilities().Rotates() && a.rotatable() == nil
 }
 
 // rotateTimeout bounds a driver's credential rotation, which runs on a
@@ -495,7 +503,7 @@ const rotateClaimWait = 2 * time.Second
 // (after a credential rotation or plan change whose push failed), as the
 // add-on's one writer. Provisioning pushes its own config; this job leaves
 // add-ons in any other state alone.
-func (s *Service) PushConfigJob(ctx context.Context, id string) error {
+func (s *Service) PushConfigJob(ctx context.Context, id ID) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		return s.haltIfPermanent(ctx, c, JobPushConfig, s.pushIfUnpushed(ctx, c))
 	})
@@ -513,7 +521,7 @@ func (s *Service) pushIfUnpushed(ctx context.Context, c *Claim) error {
 
 // PushConfig sends the add-on's recorded config vars to Heroku and records
 // when, as the add-on's one writer.
-func (s *Service) PushConfig(ctx context.Context, id string) error {
+func (s *Service) PushConfig(ctx context.Context, id ID) error {
 	return s.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
 		return s.pushConfig(ctx, c)
 	})
@@ -532,7 +540,7 @@ func (s *Service) pushConfig(ctx context.Context, c *Claim) error {
 		return err
 	}
 	if err := s.withToken(ctx, c, func(token string) error {
-		return s.Platform.SetConfig(ctx, token, a.ID, cfg)
+		return s.platform.SetConfig(ctx, token, a.ID, cfg)
 	}); err != nil {
 		return fmt.Errorf("push config: %w", err)
 	}

@@ -26,7 +26,7 @@ const logMaxAge = 24 * time.Hour
 // rotates it) and tried once more; lines that still cannot be written are
 // dropped with a warning, and transient failures are retried a bounded
 // number of times by the job queue.
-func (k *Keeper) WriteLog(ctx context.Context, id string) error {
+func (k *Keeper) WriteLog(ctx context.Context, id ID) error {
 	if k.Logs == nil {
 		return nil
 	}
@@ -39,8 +39,8 @@ func (k *Keeper) WriteLog(ctx context.Context, id string) error {
 	return nil
 }
 
-func (k *Keeper) writeLogOnce(ctx context.Context, id string) (more bool, err error) {
-	a, err := k.Service.Store.Get(ctx, id)
+func (k *Keeper) writeLogOnce(ctx context.Context, id ID) (more bool, err error) {
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -69,7 +69,7 @@ func (k *Keeper) writeLogOnce(ctx context.Context, id string) (more bool, err er
 		err = k.Logs.WriteLog(ctx, a.LogInputURL, lines)
 		if err != nil && !Transient(err) {
 			// Refused (4xx): Heroku may have rotated the URL.
-			if fresh, gerr := k.Service.Store.Get(ctx, id); gerr == nil && fresh.LogInputURL != "" && fresh.LogInputURL != a.LogInputURL {
+			if fresh, gerr := k.Service.store.Get(ctx, id); gerr == nil && fresh.LogInputURL != "" && fresh.LogInputURL != a.LogInputURL {
 				err = k.Logs.WriteLog(ctx, fresh.LogInputURL, lines)
 			}
 			if err != nil && !Transient(err) {

@@ -30,7 +30,7 @@ func (o *observed) Create(ctx context.Context, a *Addon) (*Addon, bool, error) {
 	return stored, created, err
 }
 
-func (o *observed) Update(ctx context.Context, id string, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
+func (o *observed) Update(ctx context.Context, id ID, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
 	var events []Event
 	a, err := o.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		err := fn(ctx, a)
@@ -52,7 +52,7 @@ func (o *observed) Record(ctx context.Context, l Lease, release bool, fn func(ct
 	return o.after(ctx, l.AddonID, a, events, err)
 }
 
-func (o *observed) after(ctx context.Context, id string, a *Addon, events []Event, err error) (*Addon, error) {
+func (o *observed) after(ctx context.Context, id ID, a *Addon, events []Event, err error) (*Addon, error) {
 	if err != nil || len(events) == 0 {
 		return a, err
 	}
@@ -74,47 +74,8 @@ func (o *observed) after(ctx context.Context, id string, a *Addon, events []Even
 	return a, nil
 }
 
-func (o *observed) follow(ctx context.Context, kind JobKind, id string) {
+func (o *observed) follow(ctx context.Context, kind JobKind, id ID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), followBudget)
 	defer cancel()
 	o.k.enqueue(ctx, kind, id)
 }
-
-// CountByState forwards to the wrapped store, so /metrics keeps counting
-// add-ons through the wrapper.
-func (o *observed) CountByState(ctx context.Context) (map[State]int64, error) {
-	c, ok := o.Store.(Census)
-	if !ok {
-		return nil, Errorf(EINTERNAL, "This store cannot count add-ons.")
-	}
-	return c.CountByState(ctx)
-}
-
-// CountLostGrants forwards to the wrapped store (kiln_grants_lost).
-func (o *observed) CountLostGrants(ctx context.Context) (int64, error) {
-	c, ok := o.Store.(LostGrants)
-	if !ok {
-		return 0, Errorf(EINTERNAL, "This store cannot count lost grants.")
-	}
-	return c.CountLostGrants(ctx)
-}
-
-// RecordSignIn forwards to the wrapped store, or records the sign-in
-// through Update when it has no cheaper way (what sso.go does without one).
-func (o *observed) RecordSignIn(ctx context.Context, id string, at time.Time, message string) error {
-	if r, ok := o.Store.(SignInRecorder); ok {
-		return r.RecordSignIn(ctx, id, at, message)
-	}
-	_, err := o.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		switch a.State {
-		case StateDeprovisioning, StateDeprovisioned:
-			return Errorf(EFORBIDDEN, "Add-on %s was deprovisioned.", id)
-		}
-		a.Note(at, "sso", message)
-		return nil
-	})
-	return err
-}
-
-// Unwrap returns the wrapped store.
-func (o *observed) Unwrap() Store { return o.Store }

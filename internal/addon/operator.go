@@ -23,15 +23,12 @@ const ForcedPrefix = "forced by an operator"
 //
 // A deprovisioned add-on is EGONE; one already deprovisioning is returned
 // unchanged.
-func (s *Service) ForceDeprovision(ctx context.Context, id, reason string) (*Addon, error) {
-	if !ValidID(id) {
-		return nil, NotFound(id)
-	}
+func (s *Service) ForceDeprovision(ctx context.Context, id ID, reason string) (*Addon, error) {
 	msg := ForcedPrefix
 	if r := strings.TrimSpace(reason); r != "" {
 		msg += ": " + r
 	}
-	a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		switch a.State {
 		case StateDeprovisioned:
 			return Errorf(EGONE, "Add-on %s was already deprovisioned.", id)

@@ -25,10 +25,10 @@ func TestSyncPlanChangeRecordFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.svc.InHandBudget = 300 * time.Millisecond
+			w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.InHandBudget = 300 * time.Millisecond })
 			ctx := context.Background()
 			id := w.provisioned(t, "test")
-			w.drv.onChange = func(string) { w.st.failRecord.Store(tt.failures) }
+			w.drv.onChange = func(addon.ID) { w.st.failRecord.Store(tt.failures) }
 			pc, err := w.svc.ChangePlan(ctx, id, "pro")
 			w.drv.onChange = nil
 			w.st.failRecord.Store(0)
@@ -40,7 +40,7 @@ func TestSyncPlanChangeRecordFails(t *testing.T) {
 			}
 			if tt.wantAsync {
 				a := w.get(t, id)
-				if a.PendingPlan != "pro" || !slices.Contains(w.q.jobs, string(addon.JobPlanChange)+" "+id) {
+				if a.PendingPlan != "pro" || !slices.Contains(w.q.jobs, string(addon.JobPlanChange)+" "+string(id)) {
 					t.Fatalf("pending %q, jobs %v; want pro pending and a plan change job", a.PendingPlan, w.q.jobs)
 				}
 				if err := w.svc.ChangePlanJob(ctx, id); err != nil {

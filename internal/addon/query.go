@@ -7,9 +7,7 @@ import (
 )
 
 // This file is what operators need to find add-ons (the operator API's
-// listing and look-up by name). It is separate from Store because the
-// pipeline never lists: a store that only runs the pipeline need not
-// implement Finder.
+// listing and look-up by name: Store.List and Store.FindByName).
 
 // Filter narrows a listing of add-ons. Zero fields match everything; set
 // fields must all match.
@@ -101,38 +99,59 @@ func (r Range) Cursor(a *Addon) string {
 	if r.Field == RangeCreatedAt {
 		return CreatedAtCursor(a.CreatedAt, a.ID)
 	}
-	return a.ID
+	return string(a.ID)
 }
 
 // CreatedAtCursor encodes a created_at position: the timestamp with full
 // precision, "/", the id.
-func CreatedAtCursor(t time.Time, id string) string {
-	return t.UTC().Format(time.RFC3339Nano) + "/" + strings.ToLower(id)
+func CreatedAtCursor(t time.Time, id ID) string {
+	return t.UTC().Format(time.RFC3339Nano) + "/" + string(id)
 }
 
 // ParseCreatedAtCursor reads a created_at Range start: an RFC 3339
 // timestamp, optionally followed by "/" and an add-on id (id is "" then).
-func ParseCreatedAtCursor(s string) (t time.Time, id string, err error) {
-	ts, id, _ := strings.Cut(s, "/")
+func ParseCreatedAtCursor(s string) (t time.Time, id ID, err error) {
+	ts, raw, _ := strings.Cut(s, "/")
 	t, perr := time.Parse(time.RFC3339Nano, ts)
 	if perr != nil {
 		return time.Time{}, "", Errorf(EINVALID, "The range start %q is not a timestamp like 2012-01-01T12:00:00Z.", Clip(s, MaxEchoLen))
 	}
-	if id != "" && !ValidID(id) {
-		return time.Time{}, "", Errorf(EINVALID, "The range start %q ends in %q, which is not an add-on id.", Clip(s, MaxEchoLen), Clip(id, MaxEchoLen))
+	if raw == "" {
+		return t.UTC(), "", nil
 	}
-	return t.UTC(), strings.ToLower(id), nil
+	if id, err = ParseID(raw); err != nil {
+		return time.Time{}, "", Errorf(EINVALID, "The range start %q ends in %q, which is not an add-on id.", Clip(s, MaxEchoLen), Clip(raw, MaxEchoLen))
+	}
+	return t.UTC(), id, nil
 }
 
-// Finder finds add-ons for operators. The Postgres store implements it.
-type Finder interface {
-	// List returns one page of the add-ons matching f, in r's order, and
-	// the Range of the next page, nil when this page is the last. Invalid
-	// ranges are EINVALID.
-	List(ctx context.Context, f Filter, r Range) (page []*Addon, next *Range, err error)
-	// FindByName returns the add-on with this name. Heroku reuses names
-	// once an add-on is gone, so a live add-on wins over deprovisioned ones
-	// (the newest of those when no live one exists); two live add-ons with
-	// one name are ECONFLICT, and none at all ENOTFOUND.
-	FindByName(ctx context.Context, name string) (*Addon, error)
+// Get returns the add-on as recorded, or ENOTFOUND.
+func (s *Service) Get(ctx context.Context, id ID) (*Addon, error) {
+	return s.store.Get(ctx, id)
+}
+
+// Events returns the add-on's audit trail, oldest first.
+func (s *Service) Events(ctx context.Context, id ID) ([]Event, error) {
+	return s.store.Events(ctx, id)
+}
+
+// List returns one page of the add-ons matching f (see Store.List).
+func (s *Service) List(ctx context.Context, f Filter, r Range) ([]*Addon, *Range, error) {
+	return s.store.List(ctx, f, r)
+}
+
+// FindByName returns the live add-on with this name (see Store.FindByName).
+func (s *Service) FindByName(ctx context.Context, name string) (*Addon, error) {
+	return s.store.FindByName(ctx, name)
+}
+
+// CountByState counts add-ons by state, for /metrics.
+func (s *Service) CountByState(ctx context.Context) (map[State]int64, error) {
+	return s.store.CountByState(ctx)
+}
+
+// CountLostGrants counts add-ons failed with GrantLostReason, for
+// /metrics (kiln_grants_lost).
+func (s *Service) CountLostGrants(ctx context.Context) (int64, error) {
+	return s.store.CountLostGrants(ctx)
 }

@@ -7,17 +7,6 @@ import (
 	"time"
 )
 
-// Roller is implemented by drivers whose resources can hold two sets of
-// credentials at once, so a rotation does not break a running app: Roll
-// makes new credentials while the ones in r.Vars keep working, and Revoke
-// ends old ones (never those in r.Vars, the current ones). Both are
-// idempotent: a repeated Roll before its result was recorded makes the
-// new set again without touching r.Vars's; a repeated Revoke is a no-op.
-type Roller interface {
-	Roll(ctx context.Context, r Resource) (Vars, error)
-	Revoke(ctx context.Context, r Resource, old Vars) error
-}
-
 // Rotate rolls a provisioned add-on's credentials with overlap, as Heroku
 // asks partners to: new credentials are made and pushed to Heroku at once
 // (the app restarts onto them), and the old ones keep working for Grace
@@ -32,23 +21,17 @@ type Roller interface {
 //
 // A second roll while the old credentials of a first are still in their
 // grace is ECONFLICT: the driver holds two sets, not three. Drivers without
-// overlap fall back to Service.RotateCredentials (the old ones die at once).
-func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
-	roller, ok := k.Service.Driver.(Roller)
-	if !ok {
+// overlap (Abilities.Roll) fall back to Service.RotateCredentials (the old
+// ones die at once).
+func (k *Keeper) Rotate(ctx context.Context, id ID) (*Addon, error) {
+	if !k.Service.driver.Abilities().Roll {
 		return k.Service.RotateCredentials(ctx, id)
-	}
-	if !ValidID(id) {
-		return nil, NotFound(id)
 	}
 	var pushErr error
 	err := k.Service.Exclusive(ctx, id, rotateClaimWait, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
-		if a.State != StateProvisioned {
-			return Errorf(ECONFLICT, "Add-on %s is %s; only provisioned add-ons can rotate credentials.", id, a.State)
-		}
-		if a.Tokens == nil {
-			return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant), so new credentials could not reach the app; nothing was rotated.", id)
+		if err := a.rotatable(); err != nil {
+			return err
 		}
 		retireAt := k.now().Add(k.Grace)
 		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
@@ -60,7 +43,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 		}); err != nil {
 			return err
 		}
-		vars, err := roller.Roll(ctx, k.Service.resource(a))
+		vars, err := k.Service.driver.Roll(ctx, k.Service.resource(a))
 		if err != nil {
 			return fmt.Errorf("roll credentials: %w", err)
 		}
@@ -92,7 +75,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 	if k.Grace <= 0 {
 		k.enqueue(ctx, JobRetire, id)
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +86,7 @@ func (k *Keeper) Rotate(ctx context.Context, id string) (*Addon, error) {
 // while they are still the add-on's own (a roll that crashed before
 // recording its new credentials), and waits while the new ones have not
 // reached Heroku yet (the app may still run on the old ones).
-func (k *Keeper) Retire(ctx context.Context, id string) error {
+func (k *Keeper) Retire(ctx context.Context, id ID) error {
 	l, err := k.Links.Link(ctx, id)
 	if err != nil {
 		return err
@@ -111,7 +94,7 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 	if l.RetiredVars == nil || l.RetireAt.After(k.now()) {
 		return nil
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -123,7 +106,7 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 			return err
 		}
 		if note != "" {
-			_, err := k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			_, err := k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 				a.Note(k.now(), "credentials", note)
 				return nil
 			})
@@ -139,11 +122,10 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 	case a.ConfigPushedAt.IsZero():
 		return nil // the app has not been given the new ones yet
 	}
-	roller, ok := k.Service.Driver.(Roller)
-	if !ok {
+	if !k.Service.driver.Abilities().Roll {
 		return clear("")
 	}
-	if err := roller.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
+	if err := k.Service.driver.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
 		return transient(fmt.Errorf("revoke old credentials: %w", err))
 	}
 	return clear("old credentials revoked")
@@ -151,7 +133,7 @@ func (k *Keeper) Retire(ctx context.Context, id string) error {
 
 // RetireAt is when the add-on's rotated-out credentials stop working, or
 // the zero time when none are waiting, for the dashboard.
-func (k *Keeper) RetireAt(ctx context.Context, id string) (time.Time, error) {
+func (k *Keeper) RetireAt(ctx context.Context, id ID) (time.Time, error) {
 	l, err := k.Links.Link(ctx, id)
 	if err != nil || l.RetiredVars == nil {
 		return time.Time{}, err

@@ -17,19 +17,19 @@ func TestRotationInterrupted(t *testing.T) {
 	tests := []struct {
 		name string
 		// interrupt runs while the driver rotates.
-		interrupt func(tb testing.TB, w *world, id string, cancel context.CancelFunc)
+		interrupt func(tb testing.TB, w *world, id addon.ID, cancel context.CancelFunc)
 	}{
-		{"request cancelled", func(_ testing.TB, _ *world, _ string, cancel context.CancelFunc) { cancel() }},
-		{"lease taken over", func(tb testing.TB, w *world, id string, _ context.CancelFunc) { w.takeOver(tb, id) }},
+		{"request cancelled", func(_ testing.TB, _ *world, _ addon.ID, cancel context.CancelFunc) { cancel() }},
+		{"lease taken over", func(tb testing.TB, w *world, id addon.ID, _ context.CancelFunc) { w.takeOver(tb, id) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.svc.LeaseTTL = 300 * time.Millisecond
+			w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.LeaseTTL = 300 * time.Millisecond })
 			id := w.provisioned(t, "test")
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			w.drv.onRotate = func(id string) { tt.interrupt(t, w, id, cancel) }
+			w.drv.onRotate = func(id addon.ID) { tt.interrupt(t, w, id, cancel) }
 			_, err := w.svc.RotateCredentials(ctx, id)
 			w.drv.onRotate = nil
 			w.st.failRenew.Store(false)
@@ -50,7 +50,7 @@ func TestRotationInterrupted(t *testing.T) {
 
 // takeOver lets the add-on's current lease lapse (renewals fail) and claims
 // and frees it as another writer, so the fence moves on under the holder.
-func (w *world) takeOver(tb testing.TB, id string) {
+func (w *world) takeOver(tb testing.TB, id addon.ID) {
 	tb.Helper()
 	w.st.failRenew.Store(true)
 	ctx := context.Background()

@@ -12,20 +12,43 @@ import (
 // Service is the add-on use cases, written against the domain interfaces
 // only: the web adapter calls it when Heroku calls Kiln, the jobs adapter
 // calls it when a job runs. Everything that must hold whatever adapter is
-// plugged in (idempotency, step order, deadlines) lives here.
+// plugged in (idempotency, step order, deadlines) lives here. It is the
+// only way into the domain: its collaborators are unexported, so no adapter
+// reads the store or calls the driver behind its back. Build it with
+// NewService.
 type Service struct {
+	store    Store
+	queue    Queue
+	platform Platform
+	driver   Driver
+	tenants  Tenants
+	opt      Options
+
+	ownerOnce sync.Once
+	ownerName string
+}
+
+// Deps are the Service's collaborators, the adapters cmd wiring builds.
+type Deps struct {
 	Store    Store
 	Queue    Queue
 	Platform Platform
 	Driver   Driver
+	// Tenants authenticates the accounts of a driver that serves them
+	// (the account driver); nil for every other driver.
+	Tenants Tenants
+}
+
+// Options tune the Service; every zero value has a sensible default.
+type Options struct {
 	// Prefix is the config var prefix (ADDON_CONFIG_PREFIX).
 	Prefix string
 	// Deadline bounds provisioning (PROVISION_DEADLINE); Heroku gives up at 12 h.
 	Deadline time.Duration
-	Log      *slog.Logger
+	// Log receives the service's log lines; nil discards them.
+	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-
 	// Owner names this process in the add-on leases it takes (the dyno
 	// name); empty means the host name.
 	Owner string
@@ -38,32 +61,34 @@ type Service struct {
 	InHandBudget time.Duration
 	// GrantLost, when set, is called when Heroku refuses a grant after an
 	// earlier exchange attempt had started: the metrics hook.
-	GrantLost func(id string)
+	GrantLost func(id ID)
+}
 
-	ownerOnce sync.Once
-	ownerName string
+// NewService builds the service over its collaborators. A keeper that
+// observes the store (Keeper.Observe) wraps d.Store before this call.
+func NewService(d Deps, o Options) *Service {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: d.Store, queue: d.Queue, platform: d.Platform, driver: d.Driver, tenants: d.Tenants, opt: o}
 }
 
 // tokenSlack is how long before expiry an access token is refreshed.
 const tokenSlack = 5 * time.Minute
 
 func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now().UTC()
+	if s.opt.Now != nil {
+		return s.opt.Now().UTC()
 	}
 	return time.Now().UTC()
 }
 
-func (s *Service) log() *slog.Logger {
-	if s.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Log
-}
+func (s *Service) log() *slog.Logger { return s.opt.Log }
 
-// ProvisionRequest is Heroku's provision call, already decoded.
+// ProvisionRequest is Heroku's provision call, already decoded (its uuid
+// parsed with ParseID; empty when Heroku sent none).
 type ProvisionRequest struct {
-	ID            string
+	ID            ID
 	Name          string
 	Plan          string
 	Region        string
@@ -80,13 +105,10 @@ func (s *Service) validate(req ProvisionRequest) (Plan, error) {
 	if req.ID == "" {
 		return Plan{}, Errorf(EINVALID, "The uuid field is required.")
 	}
-	if !ValidID(req.ID) {
-		return Plan{}, Errorf(EINVALID, "The uuid %q is not a valid UUID.", req.ID)
-	}
 	if req.Plan == "" {
 		return Plan{}, Errorf(EINVALID, "The plan field is required.")
 	}
-	return s.Driver.Catalog().Lookup(req.Plan)
+	return s.driver.Catalog().Lookup(req.Plan)
 }
 
 // Provision records Heroku's provision request and starts the pipeline. It
@@ -109,12 +131,12 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 		LogDrainToken: req.LogDrainToken,
 		State:         StateProvisioning,
 		Grant:         req.Grant,
-		Deadline:      now.Add(s.Deadline),
+		Deadline:      now.Add(s.opt.Deadline),
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
 	a.Note(now, "state", fmt.Sprintf("provision requested on plan %s", req.Plan))
-	stored, created, err := s.Store.Create(ctx, a)
+	stored, created, err := s.store.Create(ctx, a)
 	if err != nil {
 		return nil, false, err
 	}
@@ -144,10 +166,10 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 // call still succeeds, quickly: the add-on is flagged (Requeue) and the
 // worker's outbox sweep enqueues the job within seconds of Redis returning
 // (the reconciler is the backstop): nothing accepted is lost.
-func (s *Service) enqueue(ctx context.Context, kind JobKind, id string) {
+func (s *Service) enqueue(ctx context.Context, kind JobKind, id ID) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueBudget)
 	defer cancel()
-	if err := s.Queue.Enqueue(ctx, kind, id); err != nil {
+	if err := s.queue.Enqueue(ctx, kind, id); err != nil {
 		if ferr := s.requeue(ctx, id); ferr != nil {
 			s.log().WarnContext(ctx, "enqueue failed and the add-on could not be flagged; the reconciler will retry", "addon", id, "job", kind, "err", err, "flag_err", ferr)
 			return
@@ -183,7 +205,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 		return s.markProvisioned(ctx, c, false, false)
 	})
 	if err == nil {
-		return s.Store.Get(ctx, a.ID)
+		return s.store.Get(ctx, a.ID)
 	}
 	reason := "the resource could not be created within Heroku's request time"
 	if ErrorCode(err) == EINVALID {
@@ -191,7 +213,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	}
 	s.log().WarnContext(ctx, "synchronous provision failed", "addon", a.ID, "err", err)
 	cleanup := context.WithoutCancel(ctx)
-	if derr := s.Driver.Destroy(cleanup, s.resource(a)); derr != nil {
+	if derr := s.driver.Destroy(cleanup, s.resource(a)); derr != nil {
 		s.log().ErrorContext(ctx, "clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
 	}
 	if ferr := s.Fail(cleanup, a.ID, reason); ferr != nil {
@@ -207,7 +229,7 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 // it succeeds. If a grant is refused after an earlier attempt started (its
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
-func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
+func (s *Service) ExchangeGrant(ctx context.Context, id ID) error {
 	var next bool
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
@@ -230,7 +252,7 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		tok, err := s.Platform.ExchangeGrant(ctx, a.Grant.Code)
+		tok, err := s.platform.ExchangeGrant(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
 				// The earlier attempt may have had its answer after all and
@@ -253,8 +275,8 @@ func (s *Service) ExchangeGrant(ctx context.Context, id string) error {
 					return nil
 				}
 				s.log().ErrorContext(ctx, "OAuth grant refused after an earlier exchange attempt whose answer was lost", "addon", id, "started", a.ExchangeStartedAt, "err", err)
-				if s.GrantLost != nil {
-					s.GrantLost(id)
+				if s.opt.GrantLost != nil {
+					s.opt.GrantLost(id)
 				}
 				return Wrap(EINVALID, err, "%s", GrantLostReason)
 			}
@@ -346,7 +368,7 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 			lost = true
 			s.log().ErrorContext(ctx, "lease lost while holding new OAuth tokens; saving them anyway", "addon", id)
 		}
-		a, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			return set(a, s.now())
 		})
 		saved = a
@@ -359,8 +381,8 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 // down the add-on is flagged (Requeue) so the outbox sweep enqueues it as
 // soon as Redis is back; only if that flag cannot be saved either does the
 // job fail (and retry).
-func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
-	err := s.Queue.Enqueue(ctx, kind, id)
+func (s *Service) follow(ctx context.Context, kind JobKind, id ID) error {
+	err := s.queue.Enqueue(ctx, kind, id)
 	if err == nil {
 		return nil
 	}
@@ -372,21 +394,55 @@ func (s *Service) follow(ctx context.Context, kind JobKind, id string) error {
 }
 
 // requeue flags the add-on for the outbox sweep.
-func (s *Service) requeue(ctx context.Context, id string) error {
+func (s *Service) requeue(ctx context.Context, id ID) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		a.Requeue = true
 		return nil
 	})
 	return err
 }
 
+// Stale lists add-ons with work left that were last updated before the
+// given time, oldest first, for the reconciler (see Store.Stale).
+func (s *Service) Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error) {
+	return s.store.Stale(ctx, before, limit)
+}
+
+// Requeued lists add-ons whose enqueue failed (flagged Requeue), for the
+// outbox sweep.
+func (s *Service) Requeued(ctx context.Context, limit int) ([]*Addon, error) {
+	return s.store.Requeued(ctx, limit)
+}
+
+// Unflag clears the Requeue flag of an add-on the outbox sweep listed (a)
+// and enqueued a job for, unless the add-on changed after it was listed:
+// its flag may then stand for a newer failed enqueue (of another job), and
+// the next sweep sees it.
+func (s *Service) Unflag(ctx context.Context, listed *Addon) error {
+	_, err := s.store.Update(ctx, listed.ID, func(ctx context.Context, a *Addon) error {
+		if !a.UpdatedAt.Equal(listed.UpdatedAt) {
+			return errChanged
+		}
+		a.Requeue = false
+		return nil
+	})
+	if errors.Is(err, errChanged) {
+		return nil
+	}
+	return err
+}
+
+// errChanged leaves an add-on's requeue flag alone when the add-on changed
+// after the outbox sweep listed it.
+var errChanged = errors.New("add-on changed since it was listed")
+
 // Advance runs the provisioning steps that are not done yet, in order,
 // as the add-on's one writer: create the resource, push config vars, mark
 // the add-on provisioned on Heroku, record it. Each finished step is
 // recorded (under the claim's fence) before the next starts.
-func (s *Service) Advance(ctx context.Context, id string) error {
+func (s *Service) Advance(ctx context.Context, id ID) error {
 	var planNext, grantNext bool
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
@@ -445,7 +501,7 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 			return err
 		}
 		err = s.withToken(ctx, c, func(token string) error {
-			return s.Platform.SetConfig(ctx, token, a.ID, vars)
+			return s.platform.SetConfig(ctx, token, a.ID, vars)
 		})
 		if err != nil {
 			return fmt.Errorf("push config: %w", err)
@@ -457,7 +513,7 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 	}
 	if a.ProvisionedAt.IsZero() {
 		err = s.withToken(ctx, c, func(token string) error {
-			return s.Platform.MarkProvisioned(ctx, token, a.ID)
+			return s.platform.MarkProvisioned(ctx, token, a.ID)
 		})
 		if err != nil {
 			return fmt.Errorf("mark provisioned: %w", err)
@@ -473,11 +529,11 @@ func (s *Service) advance(ctx context.Context, c *Claim) error {
 // resource by the add-on's id.
 func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) {
 	a := c.Addon()
-	plan, err := s.Driver.Catalog().Lookup(a.Plan)
+	plan, err := s.driver.Catalog().Lookup(a.Plan)
 	if err != nil {
 		return nil, err
 	}
-	vars, err := s.Driver.Create(ctx, resourceOf(a, plan))
+	vars, err := s.driver.Create(ctx, resourceOf(a, plan))
 	if err != nil {
 		return nil, fmt.Errorf("create resource: %w", err)
 	}
@@ -485,7 +541,7 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 		return nil, err
 	}
 	if _, ok := vars["URL"]; !ok {
-		return nil, Errorf(EINTERNAL, "Driver %s returned no URL config var.", s.Driver.Name())
+		return nil, Errorf(EINTERNAL, "Driver %s returned no URL config var.", s.driver.Name())
 	}
 	return c.Record(ctx, func(a *Addon, now time.Time) error {
 		if !a.ResourceCreatedAt.IsZero() && a.State != StateProvisioning {
@@ -493,7 +549,7 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 		}
 		a.Vars = vars
 		a.ResourceCreatedAt = now
-		a.Note(now, "step", "resource created by driver "+s.Driver.Name())
+		a.Note(now, "step", "resource created by driver "+s.driver.Name())
 		return nil
 	})
 }
@@ -521,7 +577,7 @@ func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushe
 func (s *Service) configVars(vars Vars) (map[string]*string, error) {
 	out := make(map[string]*string, len(vars))
 	for k, v := range vars {
-		name, err := ConfigName(s.Prefix, k)
+		name, err := ConfigName(s.opt.Prefix, k)
 		if err != nil {
 			return nil, err
 		}
@@ -535,7 +591,7 @@ func (s *Service) configVars(vars Vars) (map[string]*string, error) {
 func (s *Service) Config(a *Addon) map[string]string {
 	out := make(map[string]string, len(a.Vars))
 	for k, v := range a.Vars {
-		out[s.Prefix+"_"+k] = v
+		out[s.opt.Prefix+"_"+k] = v
 	}
 	return out
 }
@@ -568,7 +624,7 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 		return a.Tokens.Access, nil
 	}
 	old := *a.Tokens
-	tok, err := s.Platform.RefreshTokens(ctx, old.Refresh)
+	tok, err := s.platform.RefreshTokens(ctx, old.Refresh)
 	if err != nil {
 		return "", fmt.Errorf("refresh token: %w", err)
 	}
@@ -585,7 +641,7 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 
 // failIfPermanent marks the add-on failed when err is not worth retrying,
 // and returns err either way so the job adapter can stop or retry.
-func (s *Service) failIfPermanent(ctx context.Context, id string, err error) error {
+func (s *Service) failIfPermanent(ctx context.Context, id ID, err error) error {
 	if err == nil || Transient(err) {
 		return err
 	}
@@ -600,14 +656,15 @@ func (s *Service) failIfPermanent(ctx context.Context, id string, err error) err
 
 var errNoAddon = errors.New("no such add-on")
 
-// NotFound builds the ENOTFOUND error stores return for an unknown add-on.
-func NotFound(id string) error {
-	return &Error{Code: ENOTFOUND, Message: fmt.Sprintf("Add-on %s not found.", id), Err: errNoAddon}
+// NotFound builds the ENOTFOUND error stores return for an unknown add-on,
+// named by its id or (operators) by its name.
+func NotFound[K ID | string](key K) error {
+	return &Error{Code: ENOTFOUND, Message: fmt.Sprintf("Add-on %s not found.", key), Err: errNoAddon}
 }
 
 // Fail marks a provisioning add-on failed with a reason operators can read.
-func (s *Service) Fail(ctx context.Context, id, reason string) error {
-	_, err := s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+func (s *Service) Fail(ctx context.Context, id ID, reason string) error {
+	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State != StateProvisioning {
 			return nil
 		}
@@ -623,7 +680,7 @@ func (s *Service) Fail(ctx context.Context, id, reason string) error {
 // writer: the resource is destroyed (so nothing is left behind for a
 // customer Heroku will not charge) and the add-on is marked failed with the
 // reason. A busy add-on is left for the next sweep.
-func (s *Service) GiveUp(ctx context.Context, id, reason string) error {
+func (s *Service) GiveUp(ctx context.Context, id ID, reason string) error {
 	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		if c.Addon().State != StateProvisioning {
 			return nil
@@ -633,7 +690,7 @@ func (s *Service) GiveUp(ctx context.Context, id, reason string) error {
 }
 
 func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
-	if err := s.Driver.Destroy(ctx, s.resource(c.Addon())); err != nil {
+	if err := s.driver.Destroy(ctx, s.resource(c.Addon())); err != nil {
 		return transient(fmt.Errorf("clean up after deadline: %w", err))
 	}
 	_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
@@ -652,10 +709,30 @@ func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
 // plan (a plan change passes the target separately, so the driver can tell
 // an upgrade from a downgrade).
 func (s *Service) resource(a *Addon) Resource {
-	plan, _ := s.Driver.Catalog().Lookup(a.Plan)
+	plan, _ := s.driver.Catalog().Lookup(a.Plan)
 	return resourceOf(a, plan)
 }
 
 func resourceOf(a *Addon, plan Plan) Resource {
-	return Resource{ID: a.ID, Name: a.Name, Plan: plan, Region: a.Region, Options: a.Options, Vars: a.Vars}
+	return Resource{ID: string(a.ID), Name: a.Name, Plan: plan, Region: a.Region, Options: a.Options, Vars: a.Vars}
 }
+
+// Abilities says which optional actions (rotation, a roll with grace, a
+// panel) the driver supports, so the dashboard and the operator API offer
+// only what can work.
+func (s *Service) Abilities() Abilities { return s.driver.Abilities() }
+
+// DriverName is the RESOURCE_DRIVER value of the driver, for the operator
+// API's plan ids and the process's start line.
+func (s *Service) DriverName() string { return s.driver.Name() }
+
+// Catalog is the plans the driver sells.
+func (s *Service) Catalog() Catalog { return s.driver.Catalog() }
+
+// Plan returns the catalog's plan for slug, or an EINVALID error Heroku
+// can show.
+func (s *Service) Plan(slug string) (Plan, error) { return s.driver.Catalog().Lookup(slug) }
+
+// Prefix is the config var prefix (ADDON_CONFIG_PREFIX): the dashboard
+// names <PREFIX>_URL with it.
+func (s *Service) Prefix() string { return s.opt.Prefix }

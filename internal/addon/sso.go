@@ -20,15 +20,6 @@ type Nonces interface {
 	Claim(ctx context.Context, key string, until time.Time) (claimed bool, err error)
 }
 
-// SignInRecorder is a Store that can add a sign-in to an add-on's audit
-// trail without saving the add-on itself. A sign-in changes nothing about
-// the add-on: saving it through Update would move updated_at (which the
-// reconciler reads as recent work) and make the dashboard's "updated" lie.
-// It refuses (EFORBIDDEN) an add-on being or already deprovisioned.
-type SignInRecorder interface {
-	RecordSignIn(ctx context.Context, id string, at time.Time, message string) error
-}
-
 // maxIdentity bounds the user id and email recorded for a sign-in, so a
 // hostile form cannot fill the audit trail.
 const maxIdentity = 256
@@ -39,25 +30,12 @@ const maxIdentity = 256
 // Heroku's token. An unknown add-on is ENOTFOUND; one that is deprovisioned
 // or being deprovisioned is EFORBIDDEN: its dashboard would show credentials
 // of a resource that is gone or going.
-func (s *Service) SignIn(ctx context.Context, id, userID, email string) (*Addon, error) {
-	if !ValidID(id) {
-		return nil, NotFound(id)
-	}
+func (s *Service) SignIn(ctx context.Context, id ID, userID, email string) (*Addon, error) {
 	who := identity(userID, email)
-	if rec, ok := s.Store.(SignInRecorder); ok {
-		if err := rec.RecordSignIn(ctx, id, s.now(), "signed in through Heroku: "+who); err != nil {
-			return nil, err
-		}
-		return s.Store.Get(ctx, id)
+	if err := s.store.RecordSignIn(ctx, id, s.now(), "signed in through Heroku: "+who); err != nil {
+		return nil, err
 	}
-	return s.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		switch a.State {
-		case StateDeprovisioning, StateDeprovisioned:
-			return Errorf(EFORBIDDEN, "Add-on %s was deprovisioned.", id)
-		}
-		a.Note(s.now(), "sso", "signed in through Heroku: "+who)
-		return nil
-	})
+	return s.store.Get(ctx, id)
 }
 
 // identity describes the signed-in user for the audit trail, keeping only

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"time"
 )
 
@@ -12,12 +11,12 @@ import (
 // add-on has a fixed phase within the interval (a hash of its id), so a
 // fleet of any size is spread evenly over the interval instead of bursting
 // at Heroku's rate limit every hour.
-func NextSync(id string, t time.Time, interval time.Duration) time.Time {
+func NextSync(id ID, t time.Time, interval time.Duration) time.Time {
 	if interval <= 0 {
 		return time.Time{}
 	}
 	h := fnv.New64a()
-	h.Write([]byte(strings.ToLower(id)))
+	h.Write([]byte(id))
 	phase := time.Duration(h.Sum64() % uint64(interval))
 	// The next instant after t that is phase past a multiple of interval.
 	base := t.Truncate(interval).Add(phase)
@@ -38,7 +37,7 @@ func NextSync(id string, t time.Time, interval time.Duration) time.Time {
 //
 // The network call happens outside any transaction; the result is recorded
 // afterwards, re-checking the add-on's state.
-func (k *Keeper) Sync(ctx context.Context, id string) error {
+func (k *Keeper) Sync(ctx context.Context, id ID) error {
 	if k.Watcher == nil {
 		return nil
 	}
@@ -114,8 +113,8 @@ func (k *Keeper) Sync(ctx context.Context, id string) error {
 // removedOnHeroku deprovisions an add-on Heroku no longer has: it moves to
 // deprovisioning with the reason ReasonRemovedOnHeroku and the usual job
 // destroys its resource.
-func (k *Keeper) removedOnHeroku(ctx context.Context, id, detail string) error {
-	a, err := k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+func (k *Keeper) removedOnHeroku(ctx context.Context, id ID, detail string) error {
+	a, err := k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State != StateProvisioned {
 			return nil
 		}

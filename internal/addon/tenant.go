@@ -18,16 +18,17 @@ const TenantMonthlyQuota = "requests_per_month"
 // account driver): what the tenant API tells an app about the account its
 // URL opens. It never holds the key.
 type Tenant struct {
-	AddonID    string
+	AddonID    ID
 	Name       string // the user name of the URL
 	Plan       Plan   // with its limits
 	CreatedAt  time.Time
 	LastUsedAt time.Time // zero until first used
 }
 
-// Tenants is implemented by drivers whose resources are accounts served by
-// Kiln's own web process, so the credentials in <PREFIX>_URL lead
-// somewhere.
+// Tenants is what a driver whose resources are accounts served by Kiln's
+// own web process (the account driver) adds, so the credentials in
+// <PREFIX>_URL lead somewhere. The wiring hands it to the Service
+// explicitly (Service.Tenants), beside the driver.
 type Tenants interface {
 	// AuthenticateTenant checks an account name and key (the user and
 	// password of the URL), in constant time, and records the use (cheaply:
@@ -37,38 +38,21 @@ type Tenants interface {
 }
 
 // Tenant returns the account that an add-on's URL credentials open, with
-// its plan's limits, for the tenant API. Drivers that serve no accounts
-// (the resource lives elsewhere) answer ENOTFOUND.
+// its plan's limits, for the tenant API. Without Tenants (the driver's
+// resources live elsewhere) it answers ENOTFOUND.
 func (s *Service) Tenant(ctx context.Context, account, key string) (*Tenant, error) {
-	tn, ok := tenantsOf(s.Driver)
-	if !ok {
-		return nil, Errorf(ENOTFOUND, "The %s driver serves no tenant API.", s.Driver.Name())
+	if s.tenants == nil {
+		return nil, Errorf(ENOTFOUND, "The %s driver serves no tenant API.", s.driver.Name())
 	}
 	if account == "" || key == "" {
 		return nil, Errorf(EUNAUTHORIZED, "Authentication required: use the credentials of the add-on's URL.")
 	}
-	t, err := tn.AuthenticateTenant(ctx, account, key)
+	t, err := s.tenants.AuthenticateTenant(ctx, account, key)
 	if err != nil {
 		return nil, err
 	}
-	if p, err := s.Driver.Catalog().Lookup(t.Plan.Slug); err == nil {
+	if p, err := s.driver.Catalog().Lookup(t.Plan.Slug); err == nil {
 		t.Plan = p
 	}
 	return &t, nil
-}
-
-// tenantsOf finds the Tenants behind wrappers (the benchmarks' delayed
-// driver) that keep the driver they wrap behind Unwrap.
-func tenantsOf(d Driver) (Tenants, bool) {
-	for d != nil {
-		if t, ok := d.(Tenants); ok {
-			return t, true
-		}
-		u, ok := d.(interface{ Unwrap() Driver })
-		if !ok {
-			return nil, false
-		}
-		d = u.Unwrap()
-	}
-	return nil, false
 }

@@ -21,12 +21,6 @@ func (d *tenantDriver) AuthenticateTenant(ctx context.Context, account, key stri
 	return addon.Tenant{AddonID: "x", Plan: addon.Plan{Slug: "test"}}, nil
 }
 
-// wrapped hides the driver's methods behind Unwrap, as the benchmarks'
-// delay wrapper does.
-type wrapped struct{ addon.Driver }
-
-func (w wrapped) Unwrap() addon.Driver { return w.Driver }
-
 type noTenants struct{ addon.Driver }
 
 func (noTenants) Name() string { return "plain" }
@@ -34,19 +28,17 @@ func (noTenants) Name() string { return "plain" }
 func TestServiceTenant(t *testing.T) {
 	ctx := context.Background()
 	d := &tenantDriver{}
-	for _, drv := range []addon.Driver{d, wrapped{d}} {
-		tn, err := (&addon.Service{Driver: drv}).Tenant(ctx, "acct", "key")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.got != "acct:key" || tn.Plan.Name != "Test" || tn.Plan.Limits[addon.TenantRateLimit] != 1 {
-			t.Errorf("tenant = %+v (driver saw %q), want the plan filled from the catalog", tn, d.got)
-		}
+	tn, err := addon.NewService(addon.Deps{Driver: d, Tenants: d}, addon.Options{}).Tenant(ctx, "acct", "key")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := (&addon.Service{Driver: d}).Tenant(ctx, "acct", ""); addon.ErrorCode(err) != addon.EUNAUTHORIZED {
+	if d.got != "acct:key" || tn.Plan.Name != "Test" || tn.Plan.Limits[addon.TenantRateLimit] != 1 {
+		t.Errorf("tenant = %+v (driver saw %q), want the plan filled from the catalog", tn, d.got)
+	}
+	if _, err := addon.NewService(addon.Deps{Driver: d, Tenants: d}, addon.Options{}).Tenant(ctx, "acct", ""); addon.ErrorCode(err) != addon.EUNAUTHORIZED {
 		t.Errorf("empty key: %v", err)
 	}
-	if _, err := (&addon.Service{Driver: noTenants{}}).Tenant(ctx, "acct", "key"); addon.ErrorCode(err) != addon.ENOTFOUND {
+	if _, err := addon.NewService(addon.Deps{Driver: noTenants{}}, addon.Options{}).Tenant(ctx, "acct", "key"); addon.ErrorCode(err) != addon.ENOTFOUND {
 		t.Errorf("driver without accounts: %v", err)
 	}
 }

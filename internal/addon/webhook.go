@@ -19,11 +19,11 @@ import (
 // answer subscribes with the same one; the webhook id is recorded after.
 // It runs as a job after provisioning: a failure never blocks provisioning,
 // the job is retried and the sweep finds add-ons still unsubscribed.
-func (k *Keeper) Subscribe(ctx context.Context, id string) error {
+func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 	if k.Watcher == nil || k.WebhookURL == "" {
 		return nil
 	}
-	a, err := k.Service.Store.Get(ctx, id)
+	a, err := k.Service.store.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (k *Keeper) Subscribe(ctx context.Context, id string) error {
 		return Wrap(EINTERNAL, err, "The webhook URL is not valid.")
 	}
 	q := u.Query()
-	q.Set("addon_id", id)
+	q.Set("addon_id", string(id))
 	u.RawQuery = q.Encode()
 	sub := WebhookSubscription{URL: u.String(), Secret: l.WebhookSecret, Level: "notify", Include: WebhookEvents}
 	var hookID string
@@ -84,6 +84,11 @@ func (k *Keeper) Subscribe(ctx context.Context, id string) error {
 	return err
 }
 
+// WebhookRefused is the one answer to a delivery that cannot be verified
+// (an add-on id that is not one, no secret, a wrong signature), so a
+// caller probing the receiver learns nothing.
+func WebhookRefused() error { return Errorf(EUNAUTHORIZED, "The webhook signature is not valid.") }
+
 // WebhookSignatureHeader is the header carrying Heroku's webhook signature.
 const WebhookSignatureHeader = "Heroku-Webhook-Hmac-SHA256"
 
@@ -113,9 +118,9 @@ type webhookRef struct {
 // nothing changed; an event applied before is acknowledged and skipped; an
 // app event records the app's new name, attachment events the list of
 // attachments. It does only database work, so Heroku gets its answer fast.
-func (k *Keeper) ReceiveWebhook(ctx context.Context, id string, body []byte, signature string) error {
-	refused := Errorf(EUNAUTHORIZED, "The webhook signature is not valid.")
-	if !ValidID(id) || signature == "" {
+func (k *Keeper) ReceiveWebhook(ctx context.Context, id ID, body []byte, signature string) error {
+	refused := WebhookRefused()
+	if signature == "" {
 		return refused
 	}
 	l, err := k.Links.Link(ctx, id)
@@ -171,7 +176,7 @@ func (k *Keeper) ReceiveWebhook(ctx context.Context, id string, body []byte, sig
 // for the add-on's own app: Heroku rotates it, and the log stream re-reads
 // the add-on's URL after a refusal. The URL holds a token, so it goes into
 // the sealed column only, never into the audit trail.
-func (k *Keeper) takeLogInputURL(ctx context.Context, id string, data json.RawMessage) error {
+func (k *Keeper) takeLogInputURL(ctx context.Context, id ID, data json.RawMessage) error {
 	var at struct {
 		LogInputURL string     `json:"log_input_url"`
 		App         webhookRef `json:"app"`
@@ -189,7 +194,7 @@ func (k *Keeper) takeLogInputURL(ctx context.Context, id string, data json.RawMe
 	if l.AppID != "" && at.App.ID != l.AppID {
 		return nil // another app's attachment: its log stream is not the owner's
 	}
-	_, err = k.Service.Store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+	_, err = k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.LogInputURL != "" && a.State != StateDeprovisioned {
 			a.LogInputURL = at.LogInputURL
 		}

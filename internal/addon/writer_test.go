@@ -38,18 +38,18 @@ const wait = 30 * time.Second
 // comparison with what the driver holds.
 type driver struct {
 	mu   sync.Mutex
-	live map[string]*res
+	live map[addon.ID]*res
 	n    int
 
-	onCreate, onChange, onRotate func(id string) // called mid-call, driver state already read
-	beforeChange                 func(id string) // called first, before changeErr is looked at
+	onCreate, onChange, onRotate func(id addon.ID) // called mid-call, driver state already read
+	beforeChange                 func(id addon.ID) // called first, before changeErr is looked at
 	changeErr                    atomic.Pointer[error]
 	destroys                     atomic.Int32
 }
 
 type res struct{ key, plan string }
 
-func newDriver() *driver { return &driver{live: map[string]*res{}} }
+func newDriver() *driver { return &driver{live: map[addon.ID]*res{}} }
 
 func (d *driver) Name() string { return "fake" }
 func (d *driver) Catalog() addon.Catalog {
@@ -62,33 +62,33 @@ func vars(r res) addon.Vars {
 
 func (d *driver) Create(ctx context.Context, r addon.Resource) (addon.Vars, error) {
 	d.mu.Lock()
-	cur, ok := d.live[r.ID]
+	cur, ok := d.live[addon.ID(r.ID)]
 	if !ok {
 		d.n++
 		cur = &res{key: fmt.Sprintf("k%d", d.n), plan: r.Plan.Slug}
-		d.live[r.ID] = cur
+		d.live[addon.ID(r.ID)] = cur
 	}
 	v := vars(*cur)
 	d.mu.Unlock()
 	if d.onCreate != nil {
-		d.onCreate(r.ID)
+		d.onCreate(addon.ID(r.ID))
 	}
 	return v, nil
 }
 
 func (d *driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan) (addon.Vars, error) {
 	if d.beforeChange != nil {
-		d.beforeChange(r.ID)
+		d.beforeChange(addon.ID(r.ID))
 	}
 	if p := d.changeErr.Swap(nil); p != nil {
 		return nil, *p
 	}
 	d.mu.Lock()
-	cur := d.live[r.ID]
+	cur := d.live[addon.ID(r.ID)]
 	key := cur.key // the driver reads the credentials, then works
 	d.mu.Unlock()
 	if d.onChange != nil {
-		d.onChange(r.ID)
+		d.onChange(addon.ID(r.ID))
 	}
 	d.mu.Lock()
 	cur.plan = to.Slug
@@ -98,13 +98,13 @@ func (d *driver) ChangePlan(ctx context.Context, r addon.Resource, to addon.Plan
 
 func (d *driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon.Vars, error) {
 	d.mu.Lock()
-	cur := d.live[r.ID]
+	cur := d.live[addon.ID(r.ID)]
 	d.n++
 	cur.key = fmt.Sprintf("k%d", d.n)
 	v := vars(*cur)
 	d.mu.Unlock()
 	if d.onRotate != nil {
-		d.onRotate(r.ID)
+		d.onRotate(addon.ID(r.ID))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // rotated, but the answer is lost with the call
@@ -112,16 +112,31 @@ func (d *driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 	return v, nil
 }
 
+// The fake rotates outright: no roll, no panel.
+func (d *driver) Abilities() addon.Abilities { return addon.Abilities{Rotate: true} }
+
+func (d *driver) Roll(context.Context, addon.Resource) (addon.Vars, error) {
+	return nil, addon.Unsupported(d.Name(), "roll credentials")
+}
+
+func (d *driver) Revoke(context.Context, addon.Resource, addon.Vars) error {
+	return addon.Unsupported(d.Name(), "roll credentials")
+}
+
+func (d *driver) Panel(context.Context, addon.Resource) ([]addon.PanelField, error) {
+	return nil, addon.Unsupported(d.Name(), "describe resources")
+}
+
 func (d *driver) Destroy(ctx context.Context, r addon.Resource) error {
 	d.destroys.Add(1)
 	d.mu.Lock()
-	delete(d.live, r.ID)
+	delete(d.live, addon.ID(r.ID))
 	d.mu.Unlock()
 	return nil
 }
 
 // url is the URL that works for the resource now ("" when none exists).
-func (d *driver) url(id string) string {
+func (d *driver) url(id addon.ID) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if r, ok := d.live[id]; ok {
@@ -133,13 +148,13 @@ func (d *driver) url(id string) string {
 // store wraps the real store with hooks.
 type store struct {
 	*postgres.DB
-	busy       chan string // a refused claim, by add-on id (non-blocking send)
+	busy       chan addon.ID // a refused claim, by add-on id (non-blocking send)
 	failRecord atomic.Int32
 	failUpdate atomic.Int32
 	failRenew  atomic.Bool
 }
 
-func (s *store) Acquire(ctx context.Context, id, owner string, ttl time.Duration) (*addon.Addon, addon.Lease, error) {
+func (s *store) Acquire(ctx context.Context, id addon.ID, owner string, ttl time.Duration) (*addon.Addon, addon.Lease, error) {
 	a, l, err := s.DB.Acquire(ctx, id, owner, ttl)
 	if addon.IsBusy(err) {
 		select {
@@ -159,7 +174,7 @@ func (s *store) Record(ctx context.Context, l addon.Lease, release bool, fn func
 	return s.DB.Record(ctx, l, release, fn)
 }
 
-func (s *store) Update(ctx context.Context, id string, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+func (s *store) Update(ctx context.Context, id addon.ID, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	if s.failUpdate.Add(-1) >= 0 {
 		return nil, errDropped
 	}
@@ -180,18 +195,20 @@ type queue struct {
 	err  error
 }
 
-func (q *queue) Enqueue(ctx context.Context, kind addon.JobKind, id string) error {
+func (q *queue) Enqueue(ctx context.Context, kind addon.JobKind, id addon.ID) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.err != nil {
 		return q.err
 	}
-	q.jobs = append(q.jobs, string(kind)+" "+id)
+	q.jobs = append(q.jobs, string(kind)+" "+string(id))
 	return nil
 }
 
 type world struct {
 	svc  *addon.Service
+	deps addon.Deps
+	opts addon.Options
 	st   *store
 	drv  *driver
 	q    *queue
@@ -208,28 +225,38 @@ func newWorld(tb testing.TB) *world {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", NoRateLimit: true})
-	w := &world{st: &store{DB: db, busy: make(chan string, 16)}, drv: newDriver(), q: &queue{}, sim: sim, srv: srv}
-	w.svc = &addon.Service{
+	w := &world{st: &store{DB: db, busy: make(chan addon.ID, 16)}, drv: newDriver(), q: &queue{}, sim: sim, srv: srv}
+	w.deps = addon.Deps{
 		Store: w.st,
 		Queue: w.q,
 		Platform: heroku.New(heroku.Options{
 			APIURL: srv.URL, IDURL: srv.URL, ClientSecret: "sim-secret", Log: log,
 		}),
-		Driver:    w.drv,
+		Driver: w.drv,
+	}
+	w.opts = addon.Options{
 		Prefix:    "KILN",
 		Deadline:  time.Hour,
 		Log:       log,
-		GrantLost: func(string) { w.lost.Add(1) },
+		GrantLost: func(addon.ID) { w.lost.Add(1) },
 	}
+	w.svc = addon.NewService(w.deps, w.opts)
 	return w
 }
 
+// rebuild replaces the service with one whose collaborators or options
+// change has changed (a Platform with a hook, a short lease).
+func (w *world) rebuild(change func(d *addon.Deps, o *addon.Options)) {
+	change(&w.deps, &w.opts)
+	w.svc = addon.NewService(w.deps, w.opts)
+}
+
 // provisioned runs the pipeline for a new add-on up to provisioned.
-func (w *world) provisioned(tb testing.TB, plan string) string {
+func (w *world) provisioned(tb testing.TB, plan string) addon.ID {
 	tb.Helper()
 	ctx := context.Background()
-	id := uuid.NewString()
-	g := w.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	g := w.sim.NewAddon(string(id))
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Name: "acme", Plan: plan, Grant: &g}); err != nil {
 		tb.Fatal(err)
 	}
@@ -245,7 +272,7 @@ func (w *world) provisioned(tb testing.TB, plan string) string {
 	return id
 }
 
-func (w *world) get(tb testing.TB, id string) *addon.Addon {
+func (w *world) get(tb testing.TB, id addon.ID) *addon.Addon {
 	tb.Helper()
 	a, err := w.st.DB.Get(context.Background(), id)
 	if err != nil {
@@ -256,11 +283,11 @@ func (w *world) get(tb testing.TB, id string) *addon.Addon {
 
 // consistent checks the credentials that work, the ones Kiln stores and the
 // ones Heroku has are the same.
-func (w *world) consistent(tb testing.TB, id string) {
+func (w *world) consistent(tb testing.TB, id addon.ID) {
 	tb.Helper()
 	a := w.get(tb, id)
 	live := w.drv.url(id)
-	h, _ := w.sim.Addon(id)
+	h, _ := w.sim.Addon(string(id))
 	if a.Vars["URL"] != live || h.Config["KILN_URL"] != live {
 		tb.Errorf("credentials diverged: driver %q, stored %q, on Heroku %q", live, a.Vars["URL"], h.Config["KILN_URL"])
 	}
@@ -269,13 +296,13 @@ func (w *world) consistent(tb testing.TB, id string) {
 // gate is a hook that blocks its caller until opened, and says when it is
 // entered.
 type gate struct {
-	entered chan string
+	entered chan addon.ID
 	open    chan struct{}
 	once    sync.Once
 }
 
-func newGate() *gate { return &gate{entered: make(chan string, 8), open: make(chan struct{})} }
-func (g *gate) hook(id string) {
+func newGate() *gate { return &gate{entered: make(chan addon.ID, 8), open: make(chan struct{})} }
+func (g *gate) hook(id addon.ID) {
 	g.entered <- id
 	<-g.open
 }
@@ -390,8 +417,8 @@ func TestPlanChangeRequestDuringAsyncChange(t *testing.T) {
 func TestDeprovisionDuringCreateThenFailedSave(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	id := uuid.NewString()
-	g0 := w.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	g0 := w.sim.NewAddon(string(id))
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g0}); err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +462,7 @@ func TestDeprovisionDuringCreateThenFailedSave(t *testing.T) {
 
 func TestRefreshAfterLeaseLapsedAndDeprovision(t *testing.T) {
 	w := newWorld(t)
-	w.svc.LeaseTTL = 3 * time.Second
+	w.rebuild(func(_ *addon.Deps, o *addon.Options) { o.LeaseTTL = 3 * time.Second })
 	ctx := context.Background()
 	id := w.provisioned(t, "test")
 	// Force a refresh on the next push, and hold the refresh at Heroku.
@@ -499,10 +526,10 @@ func (l *lossy) ExchangeGrant(ctx context.Context, code string) (addon.Tokens, e
 func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	p := &lossy{Platform: w.svc.Platform}
-	w.svc.Platform = p
-	id := uuid.NewString()
-	g := w.sim.NewAddon(id)
+	p := &lossy{Platform: w.deps.Platform}
+	w.rebuild(func(d *addon.Deps, _ *addon.Options) { d.Platform = p })
+	id := addon.ID(uuid.NewString())
+	g := w.sim.NewAddon(string(id))
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
 		t.Fatal(err)
 	}
@@ -528,7 +555,7 @@ func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 	}
 
 	// An ordinary invalid grant is reported as such.
-	id2 := uuid.NewString()
+	id2 := addon.ID(uuid.NewString())
 	bad := addon.Grant{Code: "not-a-code", ExpiresAt: time.Now().Add(time.Minute)}
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id2, Plan: "test", Grant: &bad}); err != nil {
 		t.Fatal(err)
@@ -554,13 +581,15 @@ func (f *failAfter) ExchangeGrant(ctx context.Context, code string) (addon.Token
 func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	id := uuid.NewString()
-	g := w.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	g := w.sim.NewAddon(string(id))
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
 		t.Fatal(err)
 	}
 	// The database drops the first saves after Heroku answers.
-	w.svc.Platform = &failAfter{Platform: w.svc.Platform, arm: func() { w.st.failRecord.Store(3) }}
+	w.rebuild(func(d *addon.Deps, _ *addon.Options) {
+		d.Platform = &failAfter{Platform: d.Platform, arm: func() { w.st.failRecord.Store(3) }}
+	})
 	jobCtx, cancel := context.WithCancel(ctx)
 	if err := w.svc.ExchangeGrant(jobCtx, id); err != nil {
 		t.Fatalf("ExchangeGrant: %v", err)
@@ -579,7 +608,7 @@ func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 	if !slices.Equal(grants, []int{200}) {
 		t.Errorf("grant exchanges %v, want exactly one", grants)
 	}
-	if !slices.Contains(w.q.jobs, string(addon.JobProvision)+" "+id) {
+	if !slices.Contains(w.q.jobs, string(addon.JobProvision)+" "+string(id)) {
 		t.Errorf("provision not enqueued: %v", w.q.jobs)
 	}
 	if n := w.st.failRecord.Load(); n >= 0 {
@@ -621,7 +650,7 @@ func TestPermanentPushFailureHaltsUntilRetried(t *testing.T) {
 	if _, err := w.svc.Retry(ctx, id); err != nil {
 		t.Fatalf("Retry: %v", err)
 	}
-	if !slices.Contains(w.q.jobs, string(addon.JobPushConfig)+" "+id) {
+	if !slices.Contains(w.q.jobs, string(addon.JobPushConfig)+" "+string(id)) {
 		t.Fatalf("retry enqueued %v", w.q.jobs)
 	}
 	if err := w.svc.PushConfigJob(ctx, id); err != nil {
@@ -636,8 +665,8 @@ func TestEnqueueFailureIsFlaggedForTheOutbox(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.q.err = addon.Errorf(addon.EUNAVAILABLE, "redis down")
-	id := uuid.NewString()
-	g := w.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	g := w.sim.NewAddon(string(id))
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g}); err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,7 @@ func (w *workload) check(ctx context.Context) result {
 			continue
 		}
 		res.addons++
-		a, err := w.s.db.Get(ctx, t.id)
+		a, err := w.s.db.Get(ctx, addon.ID(t.id))
 		if err != nil {
 			if addon.ErrorCode(err) != addon.ENOTFOUND {
 				bad(InvAccepted, t.id, "cannot read: %v", err)

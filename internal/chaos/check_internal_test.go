@@ -57,7 +57,7 @@ func TestGrantExchangedTwice(t *testing.T) {
 			s.kills = map[string][]time.Time{} // each case its own history
 			id := uuid.NewString()
 			grant := sim.NewAddon(id)
-			a := &addon.Addon{ID: id, Name: "chaos-" + id[:8], Plan: "test", State: tt.state, Reason: "Heroku refused the OAuth grant after an earlier exchange attempt"}
+			a := &addon.Addon{ID: addon.ID(id), Name: "chaos-" + id[:8], Plan: "test", State: tt.state, Reason: "Heroku refused the OAuth grant after an earlier exchange attempt"}
 			if _, _, err := db.Create(ctx, a); err != nil {
 				t.Fatal(err)
 			}

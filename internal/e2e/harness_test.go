@@ -146,7 +146,7 @@ func newStackWith(t testing.TB, simOpts herokusim.Options, extra ...string) *sta
 // Get reads the add-on as Kiln recorded it.
 func (s *stack) Get(id string) *addon.Addon {
 	s.t.Helper()
-	a, err := s.db.Get(context.Background(), id)
+	a, err := s.db.Get(context.Background(), addon.ID(id))
 	if err != nil {
 		s.t.Fatalf("get %s: %v", id, err)
 	}
@@ -155,7 +155,7 @@ func (s *stack) Get(id string) *addon.Addon {
 
 // State is the add-on's state as Kiln recorded it, or "" when unknown.
 func (s *stack) State(id string) addon.State {
-	a, err := s.db.Get(context.Background(), id)
+	a, err := s.db.Get(context.Background(), addon.ID(id))
 	if err != nil {
 		return ""
 	}

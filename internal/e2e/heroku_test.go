@@ -78,7 +78,7 @@ func herokuField(res map[string]any, key string) any {
 // hasEvent reports whether the add-on's audit trail has a state event to
 // state with this message.
 func (s *stack) hasEvent(id string, state addon.State, msg string) bool {
-	events, err := s.db.Events(context.Background(), id)
+	events, err := s.db.Events(context.Background(), addon.ID(id))
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func TestDeprovision(t *testing.T) {
 		t.Errorf("the tenant account survived deprovisioning (%d rows)", n)
 	}
 	// The audit trail answers "what happened to this add-on?".
-	events, err := s.db.Events(context.Background(), id)
+	events, err := s.db.Events(context.Background(), addon.ID(id))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,7 @@ type configVar struct {
 
 // SetConfig sets the add-on's config vars, or unsets those whose value is
 // nil. Heroku may be told several times while provisioning.
-func (c *Client) SetConfig(ctx context.Context, accessToken, addonID string, vars map[string]*string) error {
+func (c *Client) SetConfig(ctx context.Context, accessToken string, addonID addon.ID, vars map[string]*string) error {
 	if len(vars) == 0 {
 		return nil
 	}
@@ -229,19 +229,19 @@ func (c *Client) SetConfig(ctx context.Context, accessToken, addonID string, var
 	if err != nil {
 		return addon.Wrap(addon.EINTERNAL, err, "Config vars could not be encoded.")
 	}
-	return c.platform(ctx, http.MethodPatch, addonID, "/config", accessToken, body)
+	return c.platform(ctx, http.MethodPatch, string(addonID), "/config", accessToken, body)
 }
 
 // MarkProvisioned tells Heroku the add-on is ready; the app restarts with
 // its config. Repeating it is harmless.
-func (c *Client) MarkProvisioned(ctx context.Context, accessToken, addonID string) error {
-	return c.platform(ctx, http.MethodPost, addonID, "/actions/provision", accessToken, nil)
+func (c *Client) MarkProvisioned(ctx context.Context, accessToken string, addonID addon.ID) error {
+	return c.platform(ctx, http.MethodPost, string(addonID), "/actions/provision", accessToken, nil)
 }
 
 // MarkDeprovisioned tells Heroku an asynchronously deprovisioned add-on is
 // cleaned up.
-func (c *Client) MarkDeprovisioned(ctx context.Context, accessToken, addonID string) error {
-	return c.platform(ctx, http.MethodPost, addonID, "/actions/deprovision", accessToken, nil)
+func (c *Client) MarkDeprovisioned(ctx context.Context, accessToken string, addonID addon.ID) error {
+	return c.platform(ctx, http.MethodPost, string(addonID), "/actions/deprovision", accessToken, nil)
 }
 
 // platform makes one Platform API call and maps its failure.

@@ -23,14 +23,14 @@ type addonInfo struct {
 
 // GetAddon reads the add-on as Heroku has it (GET /addons/{id}): its app
 // and its state. An add-on Heroku no longer knows is ENOTFOUND.
-func (c *Client) GetAddon(ctx context.Context, accessToken, addonID string) (addon.HerokuAddon, error) {
-	body, err := c.platformAnswer(ctx, http.MethodGet, addonID, "", accessToken, nil)
+func (c *Client) GetAddon(ctx context.Context, accessToken string, addonID addon.ID) (addon.HerokuAddon, error) {
+	body, err := c.platformAnswer(ctx, http.MethodGet, string(addonID), "", accessToken, nil)
 	if err != nil {
 		return addon.HerokuAddon{}, err
 	}
 	var a addonInfo
 	if err := json.Unmarshal(body, &a); err != nil || a.ID == "" {
-		e := &APIError{Op: "GET /addons/" + addonID, Status: http.StatusOK, Message: "unreadable add-on"}
+		e := &APIError{Op: "GET /addons/" + string(addonID), Status: http.StatusOK, Message: "unreadable add-on"}
 		return addon.HerokuAddon{}, addon.Wrap(addon.EUNAVAILABLE, e, "Heroku's answer about add-on %s could not be read.", addonID)
 	}
 	return addon.HerokuAddon{ID: a.ID, Name: a.Name, AppID: a.App.ID, AppName: a.App.Name, State: a.State}, nil
@@ -40,7 +40,7 @@ func (c *Client) GetAddon(ctx context.Context, accessToken, addonID string) (add
 // (POST /addons/{id}/webhooks) and returns the subscription's id. The
 // secret always travels in the request, so Heroku never has to generate
 // one Kiln could miss.
-func (c *Client) CreateWebhook(ctx context.Context, accessToken, addonID string, sub addon.WebhookSubscription) (string, error) {
+func (c *Client) CreateWebhook(ctx context.Context, accessToken string, addonID addon.ID, sub addon.WebhookSubscription) (string, error) {
 	body, err := json.Marshal(map[string]any{
 		"include":       sub.Include,
 		"level":         sub.Level,
@@ -51,7 +51,7 @@ func (c *Client) CreateWebhook(ctx context.Context, accessToken, addonID string,
 	if err != nil {
 		return "", addon.Wrap(addon.EINTERNAL, err, "The webhook subscription could not be encoded.")
 	}
-	ans, err := c.platformAnswer(ctx, http.MethodPost, addonID, "/webhooks", accessToken, body)
+	ans, err := c.platformAnswer(ctx, http.MethodPost, string(addonID), "/webhooks", accessToken, body)
 	if err != nil {
 		return "", err
 	}

@@ -82,7 +82,7 @@ func TestSweepLock(t *testing.T) {
 	rc := conn.MakeRedisClient().(redis.UniversalClient)
 	t.Cleanup(func() { rc.Close() })
 
-	r := NewReconciler(nil, nil, nil, ReconcilerOptions{Interval: time.Minute, Redis: conn})
+	r := NewReconciler(nil, nil, ReconcilerOptions{Interval: time.Minute, Redis: conn})
 	if !r.acquire(ctx, rc, "dyno-1") {
 		t.Fatal("the first dyno did not get the sweep lock")
 	}

@@ -12,7 +12,6 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -63,24 +62,28 @@ var specs = map[addon.JobKind]spec{
 
 // payload is the body of every task.
 type payload struct {
-	AddonID string `json:"addon_id"`
+	AddonID addon.ID `json:"addon_id"`
 }
 
 // taskID is the asynq task ID of a job: one per kind and add-on, which is
-// what makes enqueueing idempotent. The uuid is lower-cased (Postgres's
-// spelling), so a caller's upper-case spelling cannot slip past the dedup.
-func taskID(kind addon.JobKind, addonID string) string {
-	return string(kind) + ":" + strings.ToLower(addonID)
+// what makes enqueueing idempotent. An addon.ID is lower-cased already
+// (ParseID), so a caller's upper-case spelling cannot slip past the dedup.
+func taskID(kind addon.JobKind, id addon.ID) string {
+	return string(kind) + ":" + string(id)
 }
 
-// decode reads a task payload, refusing anything that is not an add-on id.
-func decode(b []byte) (string, error) {
-	var p payload
+// decode reads a task payload, the edge where a job's add-on id enters
+// Kiln: anything that is not an add-on id is refused.
+func decode(b []byte) (addon.ID, error) {
+	var p struct {
+		AddonID string `json:"addon_id"`
+	}
 	if err := json.Unmarshal(b, &p); err != nil {
 		return "", fmt.Errorf("decode task payload: %w", err)
 	}
-	if !addon.ValidID(p.AddonID) {
-		return "", fmt.Errorf("task payload has no valid addon_id")
+	id, err := addon.ParseID(p.AddonID)
+	if err != nil {
+		return "", fmt.Errorf("task payload has no valid addon_id: %w", err)
 	}
-	return strings.ToLower(p.AddonID), nil
+	return id, nil
 }

@@ -20,11 +20,11 @@ func TestQueueMetrics(t *testing.T) {
 	q := newQueue(t, r)
 	ctx := context.Background()
 	for range 2 {
-		if err := q.Enqueue(ctx, addon.JobGrant, uuid.NewString()); err != nil {
+		if err := q.Enqueue(ctx, addon.JobGrant, addon.ID(uuid.NewString())); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := q.Enqueue(ctx, addon.JobProvision, uuid.NewString()); err != nil {
+	if err := q.Enqueue(ctx, addon.JobProvision, addon.ID(uuid.NewString())); err != nil {
 		t.Fatal(err)
 	}
 

@@ -16,10 +16,10 @@ import (
 // the flag, to force a writer in there.
 type hookQueue struct {
 	addon.Queue
-	after func(kind addon.JobKind, id string)
+	after func(kind addon.JobKind, id addon.ID)
 }
 
-func (q *hookQueue) Enqueue(ctx context.Context, kind addon.JobKind, id string) error {
+func (q *hookQueue) Enqueue(ctx context.Context, kind addon.JobKind, id addon.ID) error {
 	err := q.Queue.Enqueue(ctx, kind, id)
 	if q.after != nil {
 		q.after(kind, id)
@@ -36,13 +36,13 @@ func TestOutboxSweepKeepsANewerFlag(t *testing.T) {
 	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { down.Close() })
 	svc := e.service(down, time.Hour)
-	id := uuid.NewString()
-	provision(t, svc, id, e.sim.NewAddon(id))
+	id := addon.ID(uuid.NewString())
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
 	if a := e.state(t, id); !a.Requeue {
 		t.Fatal("the provision whose enqueue failed is not flagged")
 	}
 	q := &hookQueue{Queue: e.queue}
-	q.after = func(addon.JobKind, string) {
+	q.after = func(addon.JobKind, addon.ID) {
 		q.after = nil
 		// Another writer records work whose enqueue failed.
 		if _, err := e.db.Update(ctx, id, func(_ context.Context, a *addon.Addon) error {
@@ -53,7 +53,7 @@ func TestOutboxSweepKeepsANewerFlag(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	rec := jobs.NewReconciler(e.db, q, svc, jobs.ReconcilerOptions{Log: e.log})
+	rec := jobs.NewReconciler(svc, q, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
 		t.Fatalf("SweepOutbox = %d, %v; want 1", n, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -70,15 +69,11 @@ func (q *Queue) Close() error {
 // Enqueue queues a job for an add-on once. An already queued job is not an
 // error; Redis failures come back as EUNAVAILABLE so callers can tell
 // "try later" from a bug.
-func (q *Queue) Enqueue(ctx context.Context, kind addon.JobKind, addonID string) error {
+func (q *Queue) Enqueue(ctx context.Context, kind addon.JobKind, addonID addon.ID) error {
 	s, ok := specs[kind]
 	if !ok {
 		return addon.Errorf(addon.EINTERNAL, "Unknown job kind %q.", kind)
 	}
-	if !addon.ValidID(addonID) {
-		return addon.Errorf(addon.EINTERNAL, "Job %s for an invalid add-on id %q.", kind, addonID)
-	}
-	addonID = strings.ToLower(addonID)
 	body, err := json.Marshal(payload{AddonID: addonID})
 	if err != nil {
 		return addon.Wrap(addon.EINTERNAL, err, "Cannot encode job %s.", kind)

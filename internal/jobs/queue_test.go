@@ -70,11 +70,11 @@ func TestEnqueueRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.kind), func(t *testing.T) {
-			id := uuid.NewString()
+			id := addon.ID(uuid.NewString())
 			if err := q.Enqueue(context.Background(), tt.kind, id); err != nil {
 				t.Fatalf("Enqueue: %v", err)
 			}
-			info, err := in.GetTaskInfo(tt.queue, string(tt.kind)+":"+id)
+			info, err := in.GetTaskInfo(tt.queue, string(tt.kind)+":"+string(id))
 			if err != nil {
 				t.Fatalf("task not found in queue %q: %v", tt.queue, err)
 			}
@@ -82,7 +82,7 @@ func TestEnqueueRouting(t *testing.T) {
 				t.Errorf("task type = %q, want %q", info.Type, tt.kind)
 			}
 			var p map[string]string
-			if err := json.Unmarshal(info.Payload, &p); err != nil || len(p) != 1 || p["addon_id"] != id {
+			if err := json.Unmarshal(info.Payload, &p); err != nil || len(p) != 1 || p["addon_id"] != string(id) {
 				t.Errorf("payload = %s, want {\"addon_id\": %q}", info.Payload, id)
 			}
 			if info.Timeout != tt.timeout {
@@ -108,7 +108,7 @@ func TestEnqueueDeduplicates(t *testing.T) {
 	ctx := context.Background()
 	r := redisOpt(t)
 	q, in := newQueue(t, r), newInspector(t, r)
-	id, other := uuid.NewString(), uuid.NewString()
+	id, other := addon.ID(uuid.NewString()), addon.ID(uuid.NewString())
 
 	for range 3 {
 		if err := q.Enqueue(ctx, addon.JobProvision, id); err != nil {
@@ -121,10 +121,10 @@ func TestEnqueueDeduplicates(t *testing.T) {
 	if err := q.Enqueue(ctx, addon.JobGrant, id); err != nil {
 		t.Fatalf("Enqueue grant: %v", err)
 	}
-	byAddon := map[string]int{}
+	byAddon := map[addon.ID]int{}
 	for _, ti := range pending(t, in, "default") {
 		var p struct {
-			AddonID string `json:"addon_id"`
+			AddonID addon.ID `json:"addon_id"`
 		}
 		_ = json.Unmarshal(ti.Payload, &p)
 		byAddon[p.AddonID]++
@@ -138,19 +138,24 @@ func TestEnqueueDeduplicates(t *testing.T) {
 }
 
 // TestEnqueueUpperCaseUUID: Heroku's uuid in another spelling is the same
-// job, so the task id (and payload) use the lower-cased uuid.
+// job: parsed at the edge (addon.ParseID), every spelling enqueues the one
+// task whose id (and payload) carry the lower-cased uuid.
 func TestEnqueueUpperCaseUUID(t *testing.T) {
 	ctx := context.Background()
 	r := redisOpt(t)
 	q, in := newQueue(t, r), newInspector(t, r)
 	id := uuid.NewString()
 	for _, spelling := range []string{strings.ToUpper(id), id, strings.ToUpper(id[:8]) + id[8:]} {
-		if err := q.Enqueue(ctx, addon.JobProvision, spelling); err != nil {
+		parsed, err := addon.ParseID(spelling)
+		if err != nil {
+			t.Fatalf("ParseID(%s): %v", spelling, err)
+		}
+		if err := q.Enqueue(ctx, addon.JobProvision, parsed); err != nil {
 			t.Fatalf("Enqueue(%s): %v", spelling, err)
 		}
 	}
 	tasks := pending(t, in, "default")
-	if len(tasks) != 1 || tasks[0].ID != string(addon.JobProvision)+":"+id {
+	if len(tasks) != 1 || tasks[0].ID != string(addon.JobProvision)+":"+string(id) {
 		ids := []string{}
 		for _, ti := range tasks {
 			ids = append(ids, ti.ID)
@@ -168,8 +173,8 @@ func TestEnqueueRevivesArchived(t *testing.T) {
 	ctx := context.Background()
 	r := redisOpt(t)
 	q, in := newQueue(t, r), newInspector(t, r)
-	id := uuid.NewString()
-	tid := string(addon.JobProvision) + ":" + id
+	id := addon.ID(uuid.NewString())
+	tid := string(addon.JobProvision) + ":" + string(id)
 
 	if err := q.Enqueue(ctx, addon.JobProvision, id); err != nil {
 		t.Fatal(err)
@@ -191,7 +196,7 @@ func TestEnqueueRevivesArchived(t *testing.T) {
 
 func TestEnqueueRedisDown(t *testing.T) {
 	q := newQueue(t, asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
-	err := q.Enqueue(context.Background(), addon.JobGrant, uuid.NewString())
+	err := q.Enqueue(context.Background(), addon.JobGrant, addon.ID(uuid.NewString()))
 	if code := addon.ErrorCode(err); code != addon.EUNAVAILABLE {
 		t.Fatalf("Enqueue with Redis down: code %q (%v), want %q", code, err, addon.EUNAVAILABLE)
 	}

@@ -59,16 +59,15 @@ const lockKey = "kiln:reconciler:sweep"
 // connection, and when Redis is down the lock is skipped and the sweep runs
 // anyway, so deadlines are still enforced.
 type Reconciler struct {
-	store addon.Store
 	queue addon.Queue
 	svc   *addon.Service
 	opt   ReconcilerOptions
 	log   *slog.Logger
 }
 
-// NewReconciler builds a reconciler over the store (to find add-ons), the
-// queue (to enqueue their next job) and the service (to give up).
-func NewReconciler(store addon.Store, q addon.Queue, svc *addon.Service, o ReconcilerOptions) *Reconciler {
+// NewReconciler builds a reconciler over the service (to find add-ons and
+// give up) and the queue (to enqueue their next job).
+func NewReconciler(svc *addon.Service, q addon.Queue, o ReconcilerOptions) *Reconciler {
 	if o.Interval <= 0 {
 		o.Interval = 30 * time.Second
 	}
@@ -87,7 +86,7 @@ func NewReconciler(store addon.Store, q addon.Queue, svc *addon.Service, o Recon
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Reconciler{store: store, queue: q, svc: svc, opt: o, log: o.Log.With("component", "reconciler")}
+	return &Reconciler{queue: q, svc: svc, opt: o, log: o.Log.With("component", "reconciler")}
 }
 
 // Run sweeps every Interval (the first time at once) until ctx ends, then
@@ -144,7 +143,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // needs no lock: enqueueing deduplicates. It stops at the first enqueue
 // failure (Redis is still down) and returns how many it enqueued.
 func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
-	flagged, err := r.store.Requeued(ctx, r.opt.Limit)
+	flagged, err := r.svc.Requeued(ctx, r.opt.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list requeued add-ons: %w", err)
 	}
@@ -156,25 +155,12 @@ func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
 			}
 			n++
 		}
-		listed := a.UpdatedAt
-		if _, err := r.store.Update(ctx, a.ID, func(ctx context.Context, a *addon.Addon) error {
-			if !a.UpdatedAt.Equal(listed) {
-				// Changed since it was listed: its flag may be a newer
-				// failed enqueue (of another job); the next sweep sees it.
-				return errChanged
-			}
-			a.Requeue = false
-			return nil
-		}); err != nil && !errors.Is(err, errChanged) {
+		if err := r.svc.Unflag(ctx, a); err != nil {
 			return n, fmt.Errorf("clear requeue flag of %s: %w", a.ID, err)
 		}
 	}
 	return n, nil
 }
-
-// errChanged leaves an add-on's requeue flag alone when the add-on changed
-// after the outbox sweep listed it.
-var errChanged = errors.New("add-on changed since it was listed")
 
 // nextJob is the job that moves an add-on on from where it is recorded,
 // if any.
@@ -223,7 +209,7 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 // every enqueue would fail) but still gives up add-ons past their deadline.
 func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	now := r.opt.Now()
-	stale, err := r.store.Stale(ctx, now.Add(-r.opt.StaleAfter), r.opt.Limit)
+	stale, err := r.svc.Stale(ctx, now.Add(-r.opt.StaleAfter), r.opt.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
 	}

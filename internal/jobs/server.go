@@ -51,7 +51,7 @@ type ServerOptions struct {
 	// Handlers adds job kinds beyond the pipeline's, or replaces a
 	// pipeline handler (the keeper's asynchronous deprovisioning wraps
 	// the deprovision job).
-	Handlers map[addon.JobKind]func(ctx context.Context, id string) error
+	Handlers map[addon.JobKind]func(ctx context.Context, id addon.ID) error
 }
 
 // Default worker concurrency: with Heroku answering in 100–300 ms, a
@@ -136,7 +136,7 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	// One line per addon.JobKind; a kind without a line here is not lost:
 	// asynq's "handler not found" is transient to the policy, so its tasks
 	// wait in the retry set until a release registers the kind.
-	handlers := map[addon.JobKind]func(context.Context, string) error{
+	handlers := map[addon.JobKind]func(context.Context, addon.ID) error{
 		addon.JobGrant:       svc.ExchangeGrant,
 		addon.JobProvision:   svc.Advance,
 		addon.JobPlanChange:  svc.ChangePlanJob,
@@ -185,7 +185,7 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 }
 
 // handler adapts a use case taking an add-on id to an asynq handler.
-func handler(fn func(ctx context.Context, id string) error) asynq.Handler {
+func handler(fn func(ctx context.Context, id addon.ID) error) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		id, err := decode(t.Payload())
 		if err != nil {

@@ -53,7 +53,7 @@ func setup(tb testing.TB) *env {
 
 // service builds the use cases over the real adapters, enqueueing on q.
 func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
-	return &addon.Service{
+	return addon.NewService(addon.Deps{
 		Store: e.db,
 		Queue: q,
 		Platform: heroku.New(heroku.Options{
@@ -62,11 +62,12 @@ func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
 			ClientSecret: "sim-secret",
 			Log:          e.log,
 		}),
-		Driver:   account.New(e.db.Gorm(), "http://kiln.test"),
+		Driver: account.New(e.db.Gorm(), "http://kiln.test"),
+	}, addon.Options{
 		Prefix:   "KILN",
 		Deadline: deadline,
 		Log:      e.log,
-	}
+	})
 }
 
 // fast are server options that keep retries and polling short in tests.
@@ -111,14 +112,14 @@ func (e *env) run(tb testing.TB, svc *addon.Service, o jobs.ServerOptions) (stop
 }
 
 // provision sends Heroku's provision request to the service.
-func provision(tb testing.TB, svc *addon.Service, id string, grant addon.Grant) {
+func provision(tb testing.TB, svc *addon.Service, id addon.ID, grant addon.Grant) {
 	tb.Helper()
 	_, created, err := svc.Provision(context.Background(), addon.ProvisionRequest{
 		ID:          id,
 		Name:        "acme-primary",
 		Plan:        "test",
 		Region:      "amazon-web-services::us-east-1",
-		CallbackURL: "https://api.heroku.com/addons/" + id,
+		CallbackURL: "https://api.heroku.com/addons/" + string(id),
 		Grant:       &grant,
 	})
 	if err != nil || !created {
@@ -138,7 +139,7 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 	}
 }
 
-func (e *env) state(tb testing.TB, id string) *addon.Addon {
+func (e *env) state(tb testing.TB, id addon.ID) *addon.Addon {
 	tb.Helper()
 	a, err := e.db.Get(context.Background(), id)
 	if err != nil {
@@ -147,10 +148,10 @@ func (e *env) state(tb testing.TB, id string) *addon.Addon {
 	return a
 }
 
-func (e *env) waitState(tb testing.TB, id string, want addon.State) *addon.Addon {
+func (e *env) waitState(tb testing.TB, id addon.ID, want addon.State) *addon.Addon {
 	tb.Helper()
 	var a *addon.Addon
-	eventually(tb, "add-on "+id+" "+string(want), func() bool {
+	eventually(tb, "add-on "+string(id)+" "+string(want), func() bool {
 		a = e.state(tb, id)
 		return a.State == want
 	})
@@ -158,10 +159,10 @@ func (e *env) waitState(tb testing.TB, id string, want addon.State) *addon.Addon
 }
 
 // calls returns the add-on's Platform calls as "kind status" strings.
-func (e *env) calls(id string, kinds ...string) []string {
+func (e *env) calls(id addon.ID, kinds ...string) []string {
 	var out []string
 	for _, c := range e.sim.Calls() {
-		if c.AddonID == id && (len(kinds) == 0 || slices.Contains(kinds, c.Kind)) {
+		if c.AddonID == string(id) && (len(kinds) == 0 || slices.Contains(kinds, c.Kind)) {
 			out = append(out, c.Kind+" "+strconv.Itoa(c.Status))
 		}
 	}
@@ -173,15 +174,15 @@ func TestServerProvisions(t *testing.T) {
 	svc := e.service(e.queue, time.Hour)
 	e.run(t, svc, e.fast())
 
-	id := uuid.NewString()
-	provision(t, svc, id, e.sim.NewAddon(id))
+	id := addon.ID(uuid.NewString())
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
 	a := e.waitState(t, id, addon.StateProvisioned)
 
 	want := []string{"grant 200", "config 200", "provision 200"}
 	if got := e.calls(id, "grant", "config", "provision", "deprovision"); !slices.Equal(got, want) {
 		t.Errorf("calls to Heroku = %v, want %v (in that order, once each)", got, want)
 	}
-	h, ok := e.sim.Addon(id)
+	h, ok := e.sim.Addon(string(id))
 	if !ok || h.State != "provisioned" {
 		t.Errorf("Heroku sees the add-on as %+v, want provisioned", h)
 	}
@@ -198,9 +199,9 @@ func TestServerRetriesTransientFailure(t *testing.T) {
 	svc := e.service(e.queue, time.Hour)
 	e.run(t, svc, e.fast())
 
-	id := uuid.NewString()
-	grant := e.sim.NewAddon(id)
-	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: id, Times: 1, Status: 503})
+	id := addon.ID(uuid.NewString())
+	grant := e.sim.NewAddon(string(id))
+	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: string(id), Times: 1, Status: 503})
 	provision(t, svc, id, grant)
 	e.waitState(t, id, addon.StateProvisioned)
 
@@ -215,8 +216,8 @@ func TestServerPermanentFailureIsNotRetried(t *testing.T) {
 	svc := e.service(e.queue, time.Hour)
 	e.run(t, svc, e.fast())
 
-	id := uuid.NewString()
-	e.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	e.sim.NewAddon(string(id))
 	// A grant Heroku never issued: id.heroku.com refuses it, for good.
 	provision(t, svc, id, addon.Grant{Code: uuid.NewString(), ExpiresAt: time.Now().Add(5 * time.Minute)})
 
@@ -227,7 +228,7 @@ func TestServerPermanentFailureIsNotRetried(t *testing.T) {
 	var info *asynq.TaskInfo
 	eventually(t, "the grant task archived", func() bool {
 		var err error
-		info, err = e.in.GetTaskInfo(jobs.QueueGrant, string(addon.JobGrant)+":"+id)
+		info, err = e.in.GetTaskInfo(jobs.QueueGrant, string(addon.JobGrant)+":"+string(id))
 		return err == nil && info.State == asynq.TaskStateArchived
 	})
 	if info.Retried != 0 {
@@ -249,13 +250,13 @@ func TestGrantNotBlockedByBusyWorkers(t *testing.T) {
 
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	slow := uuid.NewString()
-	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: slow, Hold: hold})
-	provision(t, svc, slow, e.sim.NewAddon(slow))
+	slow := addon.ID(uuid.NewString())
+	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: string(slow), Hold: hold})
+	provision(t, svc, slow, e.sim.NewAddon(string(slow)))
 	eventually(t, "the slow add-on's config push held by Heroku", func() bool { return e.sim.Holding("config") == 1 })
 
-	id := uuid.NewString()
-	provision(t, svc, id, e.sim.NewAddon(id))
+	id := addon.ID(uuid.NewString())
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
 	eventually(t, "the grant exchanged while the only default worker is busy", func() bool {
 		if e.sim.Holding("config") != 1 {
 			t.Fatal("the slow job let go of its worker first: the grant waited for it")
@@ -275,15 +276,15 @@ func TestShutdownHandsBackRunningJobs(t *testing.T) {
 
 	hold := make(chan struct{})
 	t.Cleanup(func() { close(hold) })
-	id := uuid.NewString()
-	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: id, Hold: hold})
-	provision(t, svc, id, e.sim.NewAddon(id))
+	id := addon.ID(uuid.NewString())
+	e.sim.Inject(herokusim.Fault{Kind: "config", AddonID: string(id), Hold: hold})
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
 	eventually(t, "the config push held by Heroku", func() bool { return e.sim.Holding("config") == 1 })
 
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	info, err := e.in.GetTaskInfo(jobs.QueueDefault, string(addon.JobProvision)+":"+id)
+	info, err := e.in.GetTaskInfo(jobs.QueueDefault, string(addon.JobProvision)+":"+string(id))
 	if err != nil {
 		t.Fatalf("the running job is gone from the queue: %v", err)
 	}
@@ -299,15 +300,15 @@ func TestReconcilerEnqueuesLostWork(t *testing.T) {
 	t.Cleanup(func() { down.Close() })
 
 	// Heroku called while Redis was down: recorded, answered, not queued.
-	id := uuid.NewString()
-	provision(t, e.service(down, time.Hour), id, e.sim.NewAddon(id))
+	id := addon.ID(uuid.NewString())
+	provision(t, e.service(down, time.Hour), id, e.sim.NewAddon(string(id)))
 	if n := len(pendingOrNone(t, e.in, jobs.QueueGrant)); n != 0 {
 		t.Fatalf("%d grant tasks queued through a dead Redis", n)
 	}
 
 	svc := e.service(e.queue, time.Hour)
 	e.run(t, svc, e.fast())
-	rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 	eventually(t, "a sweep acting on the add-on", func() bool {
 		n, err := rec.Sweep(ctx)
 		if err != nil {
@@ -328,11 +329,11 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { down.Close() })
 
-	id := uuid.NewString()
+	id := addon.ID(uuid.NewString())
 	svc := e.service(down, time.Millisecond)
-	provision(t, svc, id, e.sim.NewAddon(id))
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
 
-	rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 	eventually(t, "the add-on past its deadline", func() bool {
 		return time.Now().After(e.state(t, id).Deadline)
 	})
@@ -425,7 +426,7 @@ func TestReconcilerFinishesProvisionedWork(t *testing.T) {
 				if a.ConfigPushedAt.IsZero() {
 					t.Error("the push was not recorded")
 				}
-				if h, _ := e.sim.Addon(a.ID); h.Config["KILN_URL"] != "https://rotated:key@kiln.test" {
+				if h, _ := e.sim.Addon(string(a.ID)); h.Config["KILN_URL"] != "https://rotated:key@kiln.test" {
 					t.Errorf("Heroku has KILN_URL %q, want the rotated one", h.Config["KILN_URL"])
 				}
 			},
@@ -437,8 +438,8 @@ func TestReconcilerFinishesProvisionedWork(t *testing.T) {
 			ctx := context.Background()
 			svc := e.service(e.queue, time.Hour)
 			e.run(t, svc, e.fast())
-			id := uuid.NewString()
-			provision(t, svc, id, e.sim.NewAddon(id))
+			id := addon.ID(uuid.NewString())
+			provision(t, svc, id, e.sim.NewAddon(string(id)))
 			e.waitState(t, id, addon.StateProvisioned)
 			before := len(e.calls(id, tt.kind))
 			// The work is recorded, but its job is lost (as if Redis lost it).
@@ -448,7 +449,7 @@ func TestReconcilerFinishesProvisionedWork(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			rec := jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+			rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 			if n, err := rec.Sweep(ctx); err != nil || n != 1 {
 				t.Fatalf("Sweep = %d, %v; want 1 job enqueued", n, err)
 			}
@@ -474,26 +475,26 @@ func TestOutboxSweep(t *testing.T) {
 	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
 	t.Cleanup(func() { down.Close() })
 	svc := e.service(down, time.Hour)
-	id := uuid.NewString()
-	provision(t, svc, id, e.sim.NewAddon(id))
+	id := addon.ID(uuid.NewString())
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
 	if a := e.state(t, id); !a.Requeue {
 		t.Fatal("the provision whose enqueue failed is not flagged")
 	}
-	rec := jobs.NewReconciler(e.db, down, svc, jobs.ReconcilerOptions{Log: e.log})
+	rec := jobs.NewReconciler(svc, down, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err == nil || n != 0 {
 		t.Fatalf("SweepOutbox with the queue down = %d, %v; want an error", n, err)
 	}
 	if a := e.state(t, id); !a.Requeue {
 		t.Fatal("a failed outbox sweep cleared the flag")
 	}
-	rec = jobs.NewReconciler(e.db, e.queue, svc, jobs.ReconcilerOptions{Log: e.log})
+	rec = jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
 		t.Fatalf("SweepOutbox = %d, %v; want 1", n, err)
 	}
 	if a := e.state(t, id); a.Requeue {
 		t.Error("the flag is still set after the enqueue")
 	}
-	if got := pending(t, e.in, jobs.QueueGrant); len(got) != 1 || got[0].ID != "addon:grant:"+id {
+	if got := pending(t, e.in, jobs.QueueGrant); len(got) != 1 || got[0].ID != "addon:grant:"+string(id) {
 		t.Errorf("pending grant tasks %v, want the add-on's grant job", got)
 	}
 }

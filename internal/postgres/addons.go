@@ -71,7 +71,7 @@ const addonWriteCount = 27
 // in which ids are drawn. A duplicate costs a second statement, reading the
 // stored add-on: the insert's snapshot may predate the winner's commit.
 func (db *DB) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool, error) {
-	if !addon.ValidID(a.ID) {
+	if !addon.ValidID(string(a.ID)) {
 		return nil, false, addon.Errorf(addon.EINVALID, "The uuid %q is not a valid UUID.", a.ID)
 	}
 	args := make([]any, 2, 2+addonWriteCount+4)
@@ -122,8 +122,8 @@ func (db *DB) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool, e
 }
 
 // Get returns the add-on, or addon.NotFound.
-func (db *DB) Get(ctx context.Context, id string) (*addon.Addon, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Get(ctx context.Context, id addon.ID) (*addon.Addon, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	var row addonRow
@@ -142,8 +142,8 @@ func (db *DB) Get(ctx context.Context, id string) (*addon.Addon, error) {
 // saves the add-on and its new events in the same transaction, so concurrent
 // updates of one add-on queue behind each other and none is lost. An error
 // from fn rolls everything back and is returned exactly as fn returned it.
-func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Update(ctx context.Context, id addon.ID, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	return db.update(ctx, id, nil, fn)
@@ -162,7 +162,7 @@ func (db *DB) Update(ctx context.Context, id string, fn func(ctx context.Context
 // still in a transaction when it returns to the pool. Like Create, it does
 // not read the row back: the add-on saved is a as fn left it, with the new
 // updated_at (see written).
-func (db *DB) update(ctx context.Context, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+func (db *DB) update(ctx context.Context, id addon.ID, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	var fnErr error
 	var saved *addon.Addon
 	err := db.gorm.WithContext(ctx).Connection(func(tx *gorm.DB) error {
@@ -196,7 +196,7 @@ func (db *DB) update(ctx context.Context, id string, fence *fencing, fn func(ctx
 }
 
 // updateOn runs update's transaction on pc, in two batches.
-func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id string, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
+func (db *DB) updateOn(ctx context.Context, pc *pgx.Conn, id addon.ID, fence *fencing, fn func(ctx context.Context, a *addon.Addon) error, fnErr *error) (*addon.Addon, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(selectAddonForUpdate, id)

@@ -65,7 +65,7 @@ func TestCreateConcurrentDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := newStore(t)
-	id := uuid.NewString()
+	id := addon.ID(uuid.NewString())
 
 	const n = 20
 	var wg sync.WaitGroup
@@ -465,8 +465,9 @@ func TestNotFound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, _ := newStore(t)
-	for _, id := range []string{uuid.NewString(), "not-a-uuid"} {
-		t.Run(id, func(t *testing.T) {
+	// Not a uuid: a store reached without ParseID still answers not found.
+	for _, id := range []addon.ID{addon.ID(uuid.NewString()), "not-a-uuid"} {
+		t.Run(string(id), func(t *testing.T) {
 			_, err := db.Get(ctx, id)
 			wantCode(t, err, addon.ENOTFOUND)
 			called := false

@@ -6,8 +6,6 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.Census = (*DB)(nil)
-
 // CountByState counts add-ons per state with one grouped query, for the
 // operators' /metrics. Deprovisioned add-ons are counted too: their rows
 // stay for the audit trail.
@@ -31,8 +29,6 @@ func (db *DB) CountByState(ctx context.Context) (map[addon.State]int64, error) {
 	}
 	return out, nil
 }
-
-var _ addon.LostGrants = (*DB)(nil)
 
 // CountLostGrants counts failed add-ons whose grant was lost after an
 // exchange attempt had started.

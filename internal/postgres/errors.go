@@ -17,8 +17,8 @@ import (
 
 // dbError maps a driver failure to a domain error, so the worker knows
 // whether to retry and the web adapter which status to answer. id names the
-// add-on concerned, when there is one, for not-found errors.
-func dbError(err error, id string) error {
+// add-on concerned (by id or name), when there is one, for not-found errors.
+func dbError[K addon.ID | string](err error, id K) error {
 	if err == nil {
 		return nil
 	}

@@ -23,13 +23,13 @@ type eventRow struct {
 func (eventRow) TableName() string { return "addon_events" }
 
 func (r *eventRow) event() addon.Event {
-	return addon.Event{ID: r.ID, AddonID: r.AddonID, Kind: r.Kind, State: addon.State(r.State), Message: r.Message, At: r.CreatedAt.UTC()}
+	return addon.Event{ID: r.ID, AddonID: addon.ID(r.AddonID), Kind: r.Kind, State: addon.State(r.State), Message: r.Message, At: r.CreatedAt.UTC()}
 }
 
 // Events returns the add-on's audit trail, oldest first, or addon.NotFound
 // for an unknown add-on.
-func (db *DB) Events(ctx context.Context, id string) ([]addon.Event, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Events(ctx context.Context, id addon.ID) ([]addon.Event, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	var rows []eventRow
@@ -54,8 +54,8 @@ func (db *DB) Events(ctx context.Context, id string) ([]addon.Event, error) {
 
 // EventsAfter returns the add-on's events with an id above after, oldest
 // first, at most limit: the log stream's next lines (addon.LinkStore).
-func (db *DB) EventsAfter(ctx context.Context, id string, after int64, limit int) ([]addon.Event, error) {
-	if !addon.ValidID(id) {
+func (db *DB) EventsAfter(ctx context.Context, id addon.ID, after int64, limit int) ([]addon.Event, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	var rows []eventRow
@@ -73,7 +73,7 @@ func (db *DB) EventsAfter(ctx context.Context, id string, after int64, limit int
 const insertEvent = "INSERT INTO addon_events (addon_id, kind, state, message, created_at) VALUES ($1::uuid, $2, $3, $4, $5::timestamptz)"
 
 // eventArgs are the arguments of insertEvent for e.
-func eventArgs(id string, e addon.Event) []any {
+func eventArgs(id addon.ID, e addon.Event) []any {
 	return []any{id, e.Kind, string(e.State), e.Message, eventTime(e)}
 }
 
@@ -99,7 +99,7 @@ func eventTime(e addon.Event) time.Time {
 // insertEvents saves events in the order they were recorded, one INSERT
 // each: a multi-row INSERT does not promise the order in which ids are
 // drawn, and the id is what Events orders by.
-func insertEvents(tx *gorm.DB, id string, events []addon.Event) error {
+func insertEvents(tx *gorm.DB, id addon.ID, events []addon.Event) error {
 	for _, e := range events {
 		if err := tx.Exec(insertEvent, eventArgs(id, e)...).Error; err != nil {
 			return err

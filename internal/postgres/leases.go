@@ -22,8 +22,8 @@ const claimAddon = "UPDATE addons SET lease_owner = $2, lease_until = clock_time
 // Acquire takes the add-on's writer lease for ttl. When another writer holds
 // it, the error is addon.Busy (EUNAVAILABLE, with how long the lease has
 // left as RetryAfter); an unknown add-on is addon.NotFound.
-func (db *DB) Acquire(ctx context.Context, id, owner string, ttl time.Duration) (*addon.Addon, addon.Lease, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Acquire(ctx context.Context, id addon.ID, owner string, ttl time.Duration) (*addon.Addon, addon.Lease, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.Lease{}, addon.NotFound(id)
 	}
 	var row addonRow
@@ -43,7 +43,7 @@ func (db *DB) Acquire(ctx context.Context, id, owner string, ttl time.Duration) 
 
 // busy explains a refused claim: the add-on does not exist, or who holds it
 // and for how long.
-func (db *DB) busy(ctx context.Context, id string) error {
+func (db *DB) busy(ctx context.Context, id addon.ID) error {
 	var owner string
 	var left sql.NullFloat64
 	err := db.gorm.WithContext(ctx).
@@ -99,7 +99,7 @@ func (db *DB) Release(ctx context.Context, l addon.Lease) error {
 // and nothing is written), then runs fn and saves, and with release frees
 // the lease in the same transaction.
 func (db *DB) Record(ctx context.Context, l addon.Lease, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
-	if !addon.ValidID(l.AddonID) {
+	if !addon.ValidID(string(l.AddonID)) {
 		return nil, addon.NotFound(l.AddonID)
 	}
 	return db.update(ctx, l.AddonID, &fencing{fence: l.Fence, release: release}, fn)

@@ -18,7 +18,7 @@ func TestLease(t *testing.T) {
 	if _, _, err := db.Create(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.Acquire(ctx, uuid.NewString(), "w", time.Minute); addon.ErrorCode(err) != addon.ENOTFOUND {
+	if _, _, err := db.Acquire(ctx, addon.ID(uuid.NewString()), "w", time.Minute); addon.ErrorCode(err) != addon.ENOTFOUND {
 		t.Fatalf("Acquire of an unknown add-on = %v, want not found", err)
 	}
 	got, first, err := db.Acquire(ctx, a.ID, "first", time.Minute)

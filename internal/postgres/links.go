@@ -47,7 +47,7 @@ func linkSealContext(id, column string) string {
 
 func (db *DB) link(r *linkRow) (*addon.Link, error) {
 	l := &addon.Link{
-		AddonID:               r.AddonID,
+		AddonID:               addon.ID(r.AddonID),
 		AppID:                 r.AppID,
 		AppName:               r.AppName,
 		HerokuState:           r.HerokuState,
@@ -113,7 +113,7 @@ func (db *DB) linkColumns(l *addon.Link) (map[string]any, error) {
 		"updated_at":              gorm.Expr("now()"),
 	}
 	if l.WebhookSecret != "" {
-		s, err := db.keys.SealFor([]byte(l.WebhookSecret), linkSealContext(l.AddonID, "webhook_secret"))
+		s, err := db.keys.SealFor([]byte(l.WebhookSecret), linkSealContext(string(l.AddonID), "webhook_secret"))
 		if err != nil {
 			return nil, addon.Wrap(addon.EINTERNAL, err, "Cannot encrypt a secret.")
 		}
@@ -124,7 +124,7 @@ func (db *DB) linkColumns(l *addon.Link) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode retired vars: %w", err)
 		}
-		s, err := db.keys.SealFor(b, linkSealContext(l.AddonID, "retired_vars"))
+		s, err := db.keys.SealFor(b, linkSealContext(string(l.AddonID), "retired_vars"))
 		if err != nil {
 			return nil, addon.Wrap(addon.EINTERNAL, err, "Cannot encrypt a secret.")
 		}
@@ -135,8 +135,8 @@ func (db *DB) linkColumns(l *addon.Link) (map[string]any, error) {
 
 // Link returns the add-on's Link, a zero one when none is recorded yet, or
 // ENOTFOUND for an unknown add-on.
-func (db *DB) Link(ctx context.Context, id string) (*addon.Link, error) {
-	if !addon.ValidID(id) {
+func (db *DB) Link(ctx context.Context, id addon.ID) (*addon.Link, error) {
+	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	var rows []linkRow
@@ -151,14 +151,14 @@ func (db *DB) Link(ctx context.Context, id string) (*addon.Link, error) {
 		if n == 0 {
 			return nil, addon.NotFound(id)
 		}
-		return &addon.Link{AddonID: strings.ToLower(id)}, nil
+		return &addon.Link{AddonID: id}, nil
 	}
 	return db.link(&rows[0])
 }
 
 // UpdateLink loads (or starts) the Link under a row lock, calls fn and
 // saves it, in one transaction.
-func (db *DB) UpdateLink(ctx context.Context, id string, fn func(l *addon.Link) error) (*addon.Link, error) {
+func (db *DB) UpdateLink(ctx context.Context, id addon.ID, fn func(l *addon.Link) error) (*addon.Link, error) {
 	var out *addon.Link
 	err := db.withLink(ctx, id, func(tx *gorm.DB, l *addon.Link) error {
 		if err := fn(l); err != nil {
@@ -173,7 +173,7 @@ func (db *DB) UpdateLink(ctx context.Context, id string, fn func(l *addon.Link) 
 // ApplyEvent runs fn on the Link once per event id: the id is inserted in
 // the same transaction, so a repeat (even a concurrent one) finds it and
 // changes nothing.
-func (db *DB) ApplyEvent(ctx context.Context, id, eventID string, fn func(l *addon.Link) error) (bool, error) {
+func (db *DB) ApplyEvent(ctx context.Context, id addon.ID, eventID string, fn func(l *addon.Link) error) (bool, error) {
 	applied := false
 	err := db.withLink(ctx, id, func(tx *gorm.DB, l *addon.Link) error {
 		res := tx.Exec("INSERT INTO addon_webhook_events (event_id, addon_id) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING", eventID, id)
@@ -194,8 +194,8 @@ func (db *DB) ApplyEvent(ctx context.Context, id, eventID string, fn func(l *add
 
 var errSeen = errors.New("event already applied")
 
-func (db *DB) withLink(ctx context.Context, id string, fn func(tx *gorm.DB, l *addon.Link) error) error {
-	if !addon.ValidID(id) {
+func (db *DB) withLink(ctx context.Context, id addon.ID, fn func(tx *gorm.DB, l *addon.Link) error) error {
+	if !addon.ValidID(string(id)) {
 		return addon.NotFound(id)
 	}
 	err := db.transact(ctx, func(tx *gorm.DB) error {
@@ -231,8 +231,8 @@ func (db *DB) withLink(ctx context.Context, id string, fn func(tx *gorm.DB, l *a
 }
 
 // Links returns the Links of the given add-ons, for listings.
-func (db *DB) Links(ctx context.Context, ids []string) (map[string]*addon.Link, error) {
-	out := map[string]*addon.Link{}
+func (db *DB) Links(ctx context.Context, ids []addon.ID) (map[addon.ID]*addon.Link, error) {
+	out := map[addon.ID]*addon.Link{}
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -245,22 +245,26 @@ func (db *DB) Links(ctx context.Context, ids []string) (map[string]*addon.Link, 
 		if err != nil {
 			return nil, err
 		}
-		out[strings.ToLower(l.AddonID)] = l
+		out[l.AddonID] = l
 	}
 	return out, nil
 }
 
-func (db *DB) ids(ctx context.Context, query string, args ...any) ([]string, error) {
-	var ids []string
-	if err := db.gorm.WithContext(ctx).Raw(query, args...).Scan(&ids).Error; err != nil {
+func (db *DB) ids(ctx context.Context, query string, args ...any) ([]addon.ID, error) {
+	var rows []string
+	if err := db.gorm.WithContext(ctx).Raw(query, args...).Scan(&rows).Error; err != nil {
 		return nil, dbError(err, "")
+	}
+	ids := make([]addon.ID, len(rows))
+	for i, id := range rows {
+		ids[i] = addon.ID(id)
 	}
 	return ids, nil
 }
 
 // DueForSync lists live add-ons whose sync slot has come, or that have no
 // slot yet.
-func (db *DB) DueForSync(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (db *DB) DueForSync(ctx context.Context, now time.Time, limit int) ([]addon.ID, error) {
 	return db.ids(ctx, `SELECT a.id::text FROM addons a LEFT JOIN addon_links l ON l.addon_id = a.id
 		WHERE a.state = 'provisioned' AND a.access_token IS NOT NULL
 		AND (l.next_sync_at IS NULL OR l.next_sync_at <= $1)
@@ -269,7 +273,7 @@ func (db *DB) DueForSync(ctx context.Context, now time.Time, limit int) ([]strin
 
 // Unsubscribed lists provisioned add-ons with Platform API access and no
 // webhook subscription.
-func (db *DB) Unsubscribed(ctx context.Context, before time.Time, limit int) ([]string, error) {
+func (db *DB) Unsubscribed(ctx context.Context, before time.Time, limit int) ([]addon.ID, error) {
 	return db.ids(ctx, `SELECT a.id::text FROM addons a LEFT JOIN addon_links l ON l.addon_id = a.id
 		WHERE a.state = 'provisioned' AND a.access_token IS NOT NULL AND a.updated_at < $1
 		AND coalesce(l.webhook_id, '') = '' AND coalesce(l.access_refused, '') = ''
@@ -277,13 +281,13 @@ func (db *DB) Unsubscribed(ctx context.Context, before time.Time, limit int) ([]
 }
 
 // DueForRetire lists add-ons whose rotated-out credentials are due.
-func (db *DB) DueForRetire(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (db *DB) DueForRetire(ctx context.Context, now time.Time, limit int) ([]addon.ID, error) {
 	return db.ids(ctx, `SELECT addon_id::text FROM addon_links WHERE retire_at IS NOT NULL AND retire_at <= $1
 		ORDER BY retire_at LIMIT $2`, now.UTC(), limit)
 }
 
 // LogBacklog lists add-ons with a log stream and events it has not had.
-func (db *DB) LogBacklog(ctx context.Context, since time.Time, limit int) ([]string, error) {
+func (db *DB) LogBacklog(ctx context.Context, since time.Time, limit int) ([]addon.ID, error) {
 	return db.ids(ctx, `SELECT DISTINCT e.addon_id::text FROM addon_events e
 		JOIN addons a ON a.id = e.addon_id
 		LEFT JOIN addon_links l ON l.addon_id = e.addon_id

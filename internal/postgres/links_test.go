@@ -23,9 +23,9 @@ func TestLinkRoundTripAndSealing(t *testing.T) {
 	if err != nil || l.AddonID != a.ID || l.AppName != "" {
 		t.Fatalf("Link of an add-on without one = %+v, %v; want a zero Link", l, err)
 	}
-	_, err = db.Link(ctx, uuid.NewString())
+	_, err = db.Link(ctx, addon.ID(uuid.NewString()))
 	wantCode(t, err, addon.ENOTFOUND)
-	_, err = db.UpdateLink(ctx, uuid.NewString(), func(l *addon.Link) error { return nil })
+	_, err = db.UpdateLink(ctx, addon.ID(uuid.NewString()), func(l *addon.Link) error { return nil })
 	wantCode(t, err, addon.ENOTFOUND)
 
 	t0 := now()
@@ -58,7 +58,7 @@ func TestLinkRoundTripAndSealing(t *testing.T) {
 			t.Errorf("the addon_links row holds %q in the clear", secret)
 		}
 	}
-	links, err := db.Links(ctx, []string{a.ID, uuid.NewString()})
+	links, err := db.Links(ctx, []addon.ID{a.ID, addon.ID(uuid.NewString())})
 	if err != nil || len(links) != 1 || links[a.ID].AppName != "acme" {
 		t.Errorf("Links = %v, %v", links, err)
 	}
@@ -118,7 +118,7 @@ func TestSweepQueries(t *testing.T) {
 	db, _ := newStore(t)
 	ctx := context.Background()
 	t0 := now()
-	mk := func(state addon.State, tokens bool) string {
+	mk := func(state addon.State, tokens bool) addon.ID {
 		a := newAddon(t0)
 		a.State = state
 		if tokens {
@@ -130,7 +130,7 @@ func TestSweepQueries(t *testing.T) {
 		return a.ID
 	}
 	live, due, later, noTokens, provisioning := mk(addon.StateProvisioned, true), mk(addon.StateProvisioned, true), mk(addon.StateProvisioned, true), mk(addon.StateProvisioned, false), mk(addon.StateProvisioning, true)
-	set := func(id string, fn func(l *addon.Link)) {
+	set := func(id addon.ID, fn func(l *addon.Link)) {
 		if _, err := db.UpdateLink(ctx, id, func(l *addon.Link) error { fn(l); return nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -162,16 +162,16 @@ func TestSweepQueries(t *testing.T) {
 	}
 }
 
-func sameSet(got []string, want ...string) bool {
+func sameSet(got []addon.ID, want ...addon.ID) bool {
 	if len(got) != len(want) {
 		return false
 	}
-	m := map[string]bool{}
+	m := map[addon.ID]bool{}
 	for _, g := range got {
-		m[strings.ToLower(g)] = true
+		m[g] = true
 	}
 	for _, w := range want {
-		if !m[strings.ToLower(w)] {
+		if !m[w] {
 			return false
 		}
 	}

@@ -15,8 +15,6 @@ import (
 // sweep (Requeued). None is on a hot path, so each is built with GORM's
 // query builder and read with Find.
 
-var _ addon.Finder = (*DB)(nil)
-
 // defaultStaleLimit is the batch Stale and Requeued return when asked for
 // no limit, so a backlog cannot load every add-on into one pass.
 const defaultStaleLimit = 100

@@ -50,7 +50,7 @@ func pageAll(tb testing.TB, db *postgres.DB, f addon.Filter, r addon.Range) (ids
 			tb.Fatalf("page of %d add-ons, max %d", len(page), r.WithDefaults().Max)
 		}
 		for _, a := range page {
-			ids = append(ids, a.ID)
+			ids = append(ids, string(a.ID))
 		}
 		if next == nil {
 			return ids, pages
@@ -71,7 +71,7 @@ func TestListPaginates(t *testing.T) {
 
 	byID := make([]string, len(all))
 	for i, a := range all {
-		byID[i] = a.ID
+		byID[i] = string(a.ID)
 	}
 	sort.Strings(byID)
 	// Creation order, ties (same microsecond) broken by id.
@@ -84,7 +84,7 @@ func TestListPaginates(t *testing.T) {
 	})
 	byCreated := make([]string, len(created))
 	for i, a := range created {
-		byCreated[i] = a.ID
+		byCreated[i] = string(a.ID)
 	}
 	reversed := func(s []string) []string { c := slices.Clone(s); slices.Reverse(c); return c }
 
@@ -222,7 +222,7 @@ func TestFindByName(t *testing.T) {
 
 	tests := []struct {
 		name, lookup string
-		wantID       string
+		wantID       addon.ID
 		wantCode     string
 	}{
 		{"live one wins", "reused", all[1].ID, ""},
@@ -246,11 +246,14 @@ func TestFindByName(t *testing.T) {
 }
 
 func TestCreatedAtCursorRoundTrips(t *testing.T) {
-	id := strings.ToUpper(uuid.NewString())
+	id := addon.ID(uuid.NewString())
 	at := time.Date(2026, 3, 3, 18, 0, 0, 123456000, time.FixedZone("x", 3600))
-	got, gotID, err := addon.ParseCreatedAtCursor(addon.CreatedAtCursor(at, id))
-	if err != nil || !got.Equal(at) || gotID != strings.ToLower(id) {
-		t.Errorf("round trip = %v %q %v; want %v %q", got, gotID, err, at, strings.ToLower(id))
+	// An operator may send the id back in upper case.
+	for _, cursor := range []string{addon.CreatedAtCursor(at, id), strings.ToUpper(addon.CreatedAtCursor(at, id))} {
+		got, gotID, err := addon.ParseCreatedAtCursor(cursor)
+		if err != nil || !got.Equal(at) || gotID != id {
+			t.Errorf("round trip of %q = %v %q %v; want %v %q", cursor, got, gotID, err, at, id)
+		}
 	}
 }
 
@@ -279,7 +282,7 @@ func TestStale(t *testing.T) {
 		{"unpushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
 		{"pushed-100m", addon.StateProvisioned, ago(100 * time.Minute)},
 	}
-	ids := map[string]string{}
+	ids := map[string]addon.ID{}
 	for _, r := range rows {
 		a := newAddon(now())
 		a.Name = r.name
@@ -338,7 +341,7 @@ func TestRequeued(t *testing.T) {
 	ctx := context.Background()
 	db, url := newStore(t)
 	raw := rawDB(t, url)
-	var flagged []string
+	var flagged []addon.ID
 	for i := range 4 {
 		a := newAddon(now())
 		a.Requeue = i%2 == 0
@@ -356,7 +359,7 @@ func TestRequeued(t *testing.T) {
 	tests := []struct {
 		name  string
 		limit int
-		want  []string
+		want  []addon.ID
 	}{
 		{"all, oldest first", 10, flagged},
 		{"no limit means default batch", 0, flagged},
@@ -368,7 +371,7 @@ func TestRequeued(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var ids []string
+			var ids []addon.ID
 			for _, a := range got {
 				ids = append(ids, a.ID)
 				if !a.Requeue {

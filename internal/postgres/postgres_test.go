@@ -81,7 +81,7 @@ func rawDB(tb testing.TB, url string) *sql.DB {
 // newAddon returns a provisioning add-on as the service builds it.
 func newAddon(now time.Time) *addon.Addon {
 	a := &addon.Addon{
-		ID:        uuid.NewString(),
+		ID:        addon.ID(uuid.NewString()),
 		Name:      "acme-primary",
 		Plan:      "basic",
 		Region:    "amazon-web-services::us-east-1",
@@ -110,7 +110,7 @@ func full(base *addon.Addon, t0 time.Time) {
 	base.Plan = "pro"
 	base.PendingPlan = "basic"
 	base.Region = "amazon-web-services::eu-west-1"
-	base.CallbackURL = "https://api.heroku.com/addons/" + base.ID
+	base.CallbackURL = "https://api.heroku.com/addons/" + string(base.ID)
 	base.Options = map[string]string{"foo": "bar", "flag": "true"}
 	base.LogInputURL = "https://token:t.logplex-secret@1.us.logplex.io/logs"
 	base.LogDrainToken = "d.drain-secret"

@@ -91,17 +91,17 @@ func (db *DB) appendValues(args []any, a *addon.Addon) ([]any, error) {
 		}
 		options = string(b)
 	}
-	logInputURL, err := db.sealString(a.ID, "log_input_url", a.LogInputURL)
+	logInputURL, err := db.sealString(string(a.ID), "log_input_url", a.LogInputURL)
 	if err != nil {
 		return nil, err
 	}
-	logDrainToken, err := db.sealString(a.ID, "log_drain_token", a.LogDrainToken)
+	logDrainToken, err := db.sealString(string(a.ID), "log_drain_token", a.LogDrainToken)
 	if err != nil {
 		return nil, err
 	}
 	var grantCode, grantExpiresAt any
 	if a.Grant != nil {
-		if grantCode, err = db.seal(a.ID, "grant_code", []byte(a.Grant.Code)); err != nil {
+		if grantCode, err = db.seal(string(a.ID), "grant_code", []byte(a.Grant.Code)); err != nil {
 			return nil, err
 		}
 		grantExpiresAt = timeOrNull(a.Grant.ExpiresAt)
@@ -109,10 +109,10 @@ func (db *DB) appendValues(args []any, a *addon.Addon) ([]any, error) {
 	var accessToken, refreshToken, tokenExpiresAt any
 	herokuUserID := ""
 	if a.Tokens != nil {
-		if accessToken, err = db.seal(a.ID, "access_token", []byte(a.Tokens.Access)); err != nil {
+		if accessToken, err = db.seal(string(a.ID), "access_token", []byte(a.Tokens.Access)); err != nil {
 			return nil, err
 		}
-		if refreshToken, err = db.seal(a.ID, "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
+		if refreshToken, err = db.seal(string(a.ID), "refresh_token", []byte(a.Tokens.Refresh)); err != nil {
 			return nil, err
 		}
 		tokenExpiresAt = timeOrNull(a.Tokens.ExpiresAt)
@@ -124,7 +124,7 @@ func (db *DB) appendValues(args []any, a *addon.Addon) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: encode vars: %w", err)
 		}
-		if vars, err = db.seal(a.ID, "vars", b); err != nil {
+		if vars, err = db.seal(string(a.ID), "vars", b); err != nil {
 			return nil, err
 		}
 	}
@@ -140,7 +140,7 @@ func (db *DB) appendValues(args []any, a *addon.Addon) ([]any, error) {
 // addon decodes a row, opening its secrets.
 func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 	a := &addon.Addon{
-		ID:                r.ID,
+		ID:                addon.ID(r.ID),
 		Name:              r.Name,
 		Plan:              r.Plan,
 		PendingPlan:       r.PendingPlan,

@@ -9,16 +9,14 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.SignInRecorder = (*DB)(nil)
-
 // RecordSignIn appends a sign-in to the add-on's audit trail in one
 // statement that leaves the add-on's row alone: a sign-in is not a change
 // to the add-on, so updated_at (which the reconciler reads as "last
 // worked on") must not move, and no row lock is taken. An add-on being or
 // already deprovisioned is refused (EFORBIDDEN), an unknown one is
 // ENOTFOUND.
-func (db *DB) RecordSignIn(ctx context.Context, id string, at time.Time, message string) error {
-	if !addon.ValidID(id) {
+func (db *DB) RecordSignIn(ctx context.Context, id addon.ID, at time.Time, message string) error {
+	if !addon.ValidID(string(id)) {
 		return addon.NotFound(id)
 	}
 	res := db.gorm.WithContext(ctx).Exec(`

@@ -21,14 +21,14 @@ func TestRecordSignIn(t *testing.T) {
 	tests := []struct {
 		name  string
 		state addon.State // "" for an add-on that does not exist
-		id    string      // instead of a created add-on's, when set
+		id    addon.ID    // instead of a created add-on's, when set
 		code  string      // "" for success
 	}{
 		{"provisioned", addon.StateProvisioned, "", ""},
 		{"provisioning", addon.StateProvisioning, "", ""},
 		{"deprovisioning", addon.StateDeprovisioning, "", addon.EFORBIDDEN},
 		{"deprovisioned", addon.StateDeprovisioned, "", addon.EFORBIDDEN},
-		{"unknown", "", uuid.NewString(), addon.ENOTFOUND},
+		{"unknown", "", addon.ID(uuid.NewString()), addon.ENOTFOUND},
 		{"not a uuid", "", "not-a-uuid", addon.ENOTFOUND},
 	}
 	for _, tt := range tests {

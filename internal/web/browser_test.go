@@ -126,7 +126,7 @@ func TestBrowser(t *testing.T) {
 	// Kiln is 127.0.0.1.
 	heroku := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = ssoPage.Execute(w, map[string]any{"Action": kiln.URL + web.SSOPath, "Form": newSigner(a.ID).form()})
+		_ = ssoPage.Execute(w, map[string]any{"Action": kiln.URL + web.SSOPath, "Form": newSigner(string(a.ID)).form()})
 	}))
 	t.Cleanup(heroku.Close)
 	herokuURL := strings.Replace(heroku.URL, "127.0.0.1", "localhost", 1)
@@ -146,20 +146,20 @@ func TestBrowser(t *testing.T) {
 		location := run(t, tab, chromedp.Location())
 		hiddenBefore := run(t, tab, chromedp.Evaluate[bool](`document.getElementById("value-0").hidden`))
 		mask := run(t, tab, chromedp.Text(chromedp.ID("mask-0")))
-		if location != kiln.URL+"/dashboard/resources/"+a.ID {
+		if location != kiln.URL+"/dashboard/resources/"+string(a.ID) {
 			t.Fatalf("landed on %s, want the add-on's dashboard", location)
 		}
 		if !hiddenBefore || strings.Contains(mask, "http") {
 			t.Fatalf("the config value shows before it is revealed (hidden=%v, mask %q)", hiddenBefore, mask)
 		}
-		cookies, err := cookiesOf(tab, kiln.URL+"/dashboard/resources/"+a.ID)
+		cookies, err := cookiesOf(tab, kiln.URL+"/dashboard/resources/"+string(a.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if s := cookies["kiln_session"]; s == nil || !s.HTTPOnly || s.SameSite != network.CookieSameSiteLax {
 			t.Errorf("session cookie = %+v, want an HttpOnly, SameSite=Lax kiln_session", s)
 		}
-		if n := cookies["heroku-nav-data"]; n == nil || n.Value != newSigner(a.ID).navData {
+		if n := cookies["heroku-nav-data"]; n == nil || n.Value != newSigner(string(a.ID)).navData {
 			t.Errorf("heroku-nav-data cookie = %+v, want the posted nav-data", n)
 		}
 		screenshots(t, tab, "dashboard")

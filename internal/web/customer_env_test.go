@@ -82,15 +82,17 @@ func newCustomer(tb testing.TB, cfg customerConfig) *customer {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	driver := account.New(store.Gorm(), "https://kiln.example.com")
-	svc := &addon.Service{
+	svc := addon.NewService(addon.Deps{
 		Store:    store,
 		Queue:    queue,
 		Platform: herokuapi.New(herokuapi.Options{APIURL: simSrv.URL, IDURL: simSrv.URL, ClientSecret: "client-secret", Log: log}),
 		Driver:   driver,
+		Tenants:  driver,
+	}, addon.Options{
 		Prefix:   testPrefix,
 		Deadline: 11 * time.Hour,
 		Log:      log,
-	}
+	})
 	mon := asynqmon.New(asynqmon.Options{RootPath: web.QueuesPath, RedisConnOpt: redisOpt})
 	tb.Cleanup(func() { mon.Close() })
 	qm := jobs.NewQueueMetrics(redisOpt, log)
@@ -130,10 +132,10 @@ func rawKey(tb testing.TB) []byte {
 func (c *customer) provisioned(tb testing.TB) *addon.Addon {
 	tb.Helper()
 	ctx := context.Background()
-	id := uuid.NewString()
-	grant := c.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	grant := c.sim.NewAddon(string(id))
 	_, _, err := c.svc.Provision(ctx, addon.ProvisionRequest{
-		ID: id, Name: "acme-primary-" + id[:8], Plan: "basic", Region: "us", Grant: &grant,
+		ID: id, Name: "acme-primary-" + string(id)[:8], Plan: "basic", Region: "us", Grant: &grant,
 	})
 	if err != nil {
 		tb.Fatalf("provision: %v", err)
@@ -256,9 +258,9 @@ func (c *customer) signIn(tb testing.TB, f url.Values, header map[string]string)
 }
 
 // session signs in to the add-on and returns the session cookie.
-func (c *customer) session(tb testing.TB, id string) *http.Cookie {
+func (c *customer) session(tb testing.TB, id addon.ID) *http.Cookie {
 	tb.Helper()
-	p := c.signIn(tb, newSigner(id).form(), nil)
+	p := c.signIn(tb, newSigner(string(id)).form(), nil)
 	if p.status != http.StatusSeeOther || p.cookies["kiln_session"] == nil {
 		tb.Fatalf("sign in to %s: %d %v %s", id, p.status, p.cookies, p.body)
 	}

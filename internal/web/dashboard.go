@@ -60,7 +60,7 @@ const dashboardPolicy = "default-src 'none'; script-src 'self'; style-src 'self'
 const maxEvents = 50
 
 // rotatePath is the rotate-credentials action of one add-on.
-func rotatePath(id string) string { return dashboardPath(id) + "/actions/rotate-credentials" }
+func rotatePath(id addon.ID) string { return dashboardPath(id) + "/actions/rotate-credentials" }
 
 // customerRoutes registers single sign-on and the dashboard.
 func (s *server) customerRoutes(e *echo.Echo) {
@@ -94,7 +94,9 @@ func pageHeaders(c echo.Context) {
 // authorize returns the request's session for the add-on in the path, or
 // the refusal. It never touches the add-on before the session is checked.
 func (s *server) authorize(c echo.Context) (*session, error) {
-	id := c.Param("uuid")
+	// A path that is not an add-on id parses to "", which no session is
+	// for: it is refused like any other add-on's page.
+	id, _ := addon.ParseID(c.Param("uuid"))
 	sess, why := s.sessions.open(c, id, time.Now())
 	if sess == nil {
 		if why == sessionUnreadable {
@@ -108,8 +110,8 @@ func (s *server) authorize(c echo.Context) (*session, error) {
 
 // loadForDashboard reads the add-on a session may see; deprovisioned (or
 // deprovisioning) add-ons are gone for the customer.
-func (s *server) loadForDashboard(c echo.Context, id string) (*addon.Addon, error) {
-	a, err := s.svc.Store.Get(c.Request().Context(), id)
+func (s *server) loadForDashboard(c echo.Context, id addon.ID) (*addon.Addon, error) {
+	a, err := s.svc.Get(c.Request().Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +186,7 @@ func (s *server) dashboard(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	events, err := s.svc.Store.Events(ctx, a.ID)
+	events, err := s.svc.Events(ctx, a.ID)
 	if err != nil {
 		return err
 	}
@@ -200,16 +202,16 @@ func (s *server) dashboard(c echo.Context) error {
 		CreatedISO:   a.CreatedAt.UTC().Format(time.RFC3339),
 		Updated:      dashTime(a.UpdatedAt),
 		UpdatedISO:   a.UpdatedAt.UTC().Format(time.RFC3339),
-		URLVar:       s.svc.Prefix + "_URL",
+		URLVar:       s.svc.Prefix() + "_URL",
 		TotalEvents:  len(events),
 		RotateAction: rotatePath(a.ID),
 		CSRF:         sess.CSRF,
 	}
 	if p.Title == "" {
-		p.Title = a.ID
-		a.Name = a.ID
+		p.Title = string(a.ID)
+		a.Name = string(a.ID)
 	}
-	if plan, err := s.svc.Driver.Catalog().Lookup(a.Plan); err == nil && plan.Name != "" {
+	if plan, err := s.svc.Plan(a.Plan); err == nil && plan.Name != "" {
 		p.PlanName = plan.Name
 	}
 	p.ShowSlug = !strings.EqualFold(p.PlanName, a.Plan)
@@ -231,14 +233,12 @@ func (s *server) dashboard(c echo.Context) error {
 		}
 		p.Events = append(p.Events, dashEvent{At: dashTime(e.At), ISO: e.At.UTC().Format(time.RFC3339), Kind: e.Kind, Message: e.Message, State: e.State, Count: 1})
 	}
-	_, rotator := s.svc.Driver.(addon.Rotator)
-	_, roller := s.svc.Driver.(addon.Roller)
-	p.CanRotate = (rotator || roller) && rotatable(a)
-	if roller && s.keeper != nil {
+	p.CanRotate = s.svc.CanRotate(a)
+	if s.svc.Abilities().Roll && s.keeper != nil {
 		if s.keeper.Grace > 0 {
 			p.Grace = dashDuration(s.keeper.Grace)
 		}
-		if l, err := s.keeper.Links.Link(ctx, a.ID); err == nil {
+		if l, err := s.keeper.Link(ctx, a.ID); err == nil {
 			if l.AppName != "" {
 				p.App = l.AppName
 			}
@@ -270,18 +270,10 @@ func dashDuration(d time.Duration) string {
 // ssoEventKind is the audit trail's kind for a sign-in.
 const ssoEventKind = "sso"
 
-// rotatable reports whether rotating credentials can reach the app: the
-// add-on is provisioned and Kiln holds Platform API tokens to push the new
-// config. Without tokens (Heroku sent no OAuth grant) a rotation would cut
-// the app off with no way to hand it the new credentials.
-func rotatable(a *addon.Addon) bool {
-	return a.State == addon.StateProvisioned && a.Tokens != nil
-}
-
 // panel asks the driver for the resource panel. A failing driver costs the
 // panel, not the page.
 func (s *server) panel(c echo.Context, a *addon.Addon) ([]addon.PanelField, string) {
-	if _, ok := s.svc.Driver.(addon.Paneler); !ok {
+	if !s.svc.Abilities().Panel {
 		return nil, "This kind of add-on has no details to show."
 	}
 	if a.State != addon.StateProvisioned {
@@ -317,9 +309,7 @@ func (s *server) rotateCredentials(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, rotator := s.svc.Driver.(addon.Rotator)
-	_, roller := s.svc.Driver.(addon.Roller)
-	if !(rotator || roller) || a.Tokens == nil {
+	if !s.svc.Abilities().Rotates() || a.Tokens == nil {
 		return back("rotate-refused")
 	}
 	if a.State != addon.StateProvisioned {
@@ -341,7 +331,7 @@ func (s *server) rotateCredentials(c echo.Context) error {
 		return back("roll-pending")
 	case addon.ErrorCode(err) == addon.ECONFLICT:
 		return back("not-provisioned")
-	case addon.ErrorCode(err) == addon.EINVALID:
+	case addon.ErrorCode(err) == addon.EINVALID || addon.ErrorCode(err) == addon.EUNSUPPORTED:
 		return back("rotate-refused")
 	default:
 		s.log.Error("rotating credentials failed", "request_id", requestIDOf(c), "addon", a.ID, "err", err)

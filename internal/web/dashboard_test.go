@@ -20,7 +20,7 @@ func TestDashboard(t *testing.T) {
 	urlVar := testPrefix + "_URL"
 	secretURL := a.Vars["URL"]
 
-	p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+a.ID, nil, nil, sess)
+	p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess)
 	if p.status != http.StatusOK {
 		t.Fatalf("dashboard: %d %s", p.status, p.body)
 	}
@@ -85,13 +85,13 @@ func TestDashboardRefusesWithoutTheRightSession(t *testing.T) {
 		cookie *http.Cookie
 		want   int
 	}{
-		{"no session", "/dashboard/resources/" + a.ID, nil, http.StatusUnauthorized},
-		{"garbage session", "/dashboard/resources/" + a.ID, &http.Cookie{Name: "kiln_session", Value: "not-a-session"}, http.StatusUnauthorized},
-		{"session sealed with another key", "/dashboard/resources/" + a.ID, &http.Cookie{Name: "kiln_session", Value: foreign.Value}, http.StatusUnauthorized},
-		{"altered session", "/dashboard/resources/" + a.ID, &http.Cookie{Name: "kiln_session", Value: flip(sessA.Value)}, http.StatusUnauthorized},
-		{"A's session on B's dashboard", "/dashboard/resources/" + b.ID, sessA, http.StatusForbidden},
+		{"no session", "/dashboard/resources/" + string(a.ID), nil, http.StatusUnauthorized},
+		{"garbage session", "/dashboard/resources/" + string(a.ID), &http.Cookie{Name: "kiln_session", Value: "not-a-session"}, http.StatusUnauthorized},
+		{"session sealed with another key", "/dashboard/resources/" + string(a.ID), &http.Cookie{Name: "kiln_session", Value: foreign.Value}, http.StatusUnauthorized},
+		{"altered session", "/dashboard/resources/" + string(a.ID), &http.Cookie{Name: "kiln_session", Value: flip(sessA.Value)}, http.StatusUnauthorized},
+		{"A's session on B's dashboard", "/dashboard/resources/" + string(b.ID), sessA, http.StatusForbidden},
 		{"A's session on a made-up add-on", "/dashboard/resources/00000000-0000-4000-8000-000000000000", sessA, http.StatusForbidden},
-		{"A's session rotating B", "/dashboard/resources/" + b.ID + "/actions/rotate-credentials", sessA, http.StatusForbidden},
+		{"A's session rotating B", "/dashboard/resources/" + string(b.ID) + "/actions/rotate-credentials", sessA, http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +135,7 @@ func flip(v string) string {
 	return v[:i] + string(r) + v[i+1:]
 }
 
-func (c *customer) stored(tb testing.TB, id string) *addon.Addon {
+func (c *customer) stored(tb testing.TB, id addon.ID) *addon.Addon {
 	tb.Helper()
 	a, err := c.store.Get(context.Background(), id)
 	if err != nil {
@@ -149,13 +149,13 @@ func TestRotateCredentials(t *testing.T) {
 	c := newCustomer(t, customerConfig{})
 	a := c.provisioned(t)
 	sess := c.session(t, a.ID)
-	page := do(t, c.e, http.MethodGet, "/dashboard/resources/"+a.ID, nil, nil, sess)
+	page := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess)
 	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page.body)
 	if m == nil {
 		t.Fatalf("no CSRF token in the dashboard")
 	}
 	csrf := html.UnescapeString(m[1])
-	action := "/dashboard/resources/" + a.ID + "/actions/rotate-credentials"
+	action := "/dashboard/resources/" + string(a.ID) + "/actions/rotate-credentials"
 	before := a.Vars["URL"]
 
 	refused := []struct {
@@ -193,14 +193,14 @@ func TestRotateCredentials(t *testing.T) {
 	t.Run("confirmed", func(t *testing.T) {
 		header := map[string]string{"Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}
 		p := do(t, c.e, http.MethodPost, action, url.Values{"csrf": {csrf}, "confirm": {"yes"}}, header, sess)
-		if p.status != http.StatusSeeOther || p.header.Get("Location") != "/dashboard/resources/"+a.ID+"?notice=rotated" {
+		if p.status != http.StatusSeeOther || p.header.Get("Location") != "/dashboard/resources/"+string(a.ID)+"?notice=rotated" {
 			t.Fatalf("status = %d, Location %q: %s", p.status, p.header.Get("Location"), p.body)
 		}
 		after := c.stored(t, a.ID).Vars["URL"]
 		if after == before || after == "" {
 			t.Fatalf("URL not rotated")
 		}
-		onHeroku, _ := c.sim.Addon(a.ID)
+		onHeroku, _ := c.sim.Addon(string(a.ID))
 		if onHeroku.Config[testPrefix+"_URL"] != after {
 			t.Errorf("Heroku has %s_URL %q, want the new URL", testPrefix, onHeroku.Config[testPrefix+"_URL"])
 		}

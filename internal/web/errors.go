@@ -19,6 +19,7 @@ import (
 // status for a failure themselves.
 var statusOf = map[string]int{
 	addon.EINVALID:      http.StatusUnprocessableEntity,
+	addon.EUNSUPPORTED:  http.StatusUnprocessableEntity, // a refusal Heroku shows, like EINVALID
 	addon.EMALFORMED:    http.StatusBadRequest,
 	addon.EUNAUTHORIZED: http.StatusUnauthorized,
 	addon.EFORBIDDEN:    http.StatusForbidden,
@@ -115,7 +116,8 @@ func (s *server) describeHTTP(he *echo.HTTPError) (id string, status int, messag
 		status = http.StatusInternalServerError
 	}
 	for code, st := range statusOf {
-		if st == status {
+		// EUNSUPPORTED shares 422 with EINVALID, whose id Echo's 422s keep.
+		if st == status && code != addon.EUNSUPPORTED {
 			id = code
 		}
 	}

@@ -35,6 +35,8 @@ func TestErrorHandler(t *testing.T) {
 		hidden     string // must not appear in the answer
 	}{
 		{name: "invalid", err: addon.Errorf(addon.EINVALID, "Unknown plan."), want: 422, wantID: "invalid", wantMsg: "Unknown plan."},
+		{name: "unsupported", err: addon.Unsupported("http", "roll credentials"), want: 422, wantID: "unsupported", wantMsg: "The http driver cannot roll credentials."},
+		{name: "echo 422 keeps the id invalid", err: echo.NewHTTPError(http.StatusUnprocessableEntity, "nope"), want: 422, wantID: "invalid", wantMsg: "nope"},
 		{name: "malformed", err: addon.Errorf(addon.EMALFORMED, "Bad JSON."), want: 400, wantID: "bad_request", wantMsg: "Bad JSON."},
 		{name: "unauthorized", err: addon.Errorf(addon.EUNAUTHORIZED, "Who?"), want: 401, wantID: "unauthorized", wantMsg: "Who?"},
 		{name: "forbidden", err: addon.Errorf(addon.EFORBIDDEN, "No."), want: 403, wantID: "forbidden", wantMsg: "No."},

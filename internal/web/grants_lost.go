@@ -13,8 +13,8 @@ import (
 // Heroku refused their grant after an earlier exchange attempt had started
 // (the answer was lost). Any value above zero is worth an alert.
 type lostGrantsCollector struct {
-	store addon.LostGrants
-	log   *slog.Logger
+	svc *addon.Service
+	log *slog.Logger
 }
 
 var descGrantsLost = prometheus.NewDesc("kiln_grants_lost",
@@ -25,7 +25,7 @@ func (c *lostGrantsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descG
 func (c *lostGrantsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), censusTimeout)
 	defer cancel()
-	n, err := c.store.CountLostGrants(ctx)
+	n, err := c.svc.CountLostGrants(ctx)
 	if err != nil {
 		c.log.Warn("metrics: counting lost grants failed", "err", err)
 		return

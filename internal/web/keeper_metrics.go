@@ -13,8 +13,8 @@ import (
 // OAuth token Heroku refused at the last sync (authorization revoked).
 // Kiln destroys nothing for it, so an operator must look: alert on > 0.
 type accessRefused struct {
-	links addon.LinkStore
-	log   *slog.Logger
+	keeper *addon.Keeper
+	log    *slog.Logger
 }
 
 var descAccessRefused = prometheus.NewDesc("kiln_addons_access_refused",
@@ -26,7 +26,7 @@ func (c *accessRefused) Describe(ch chan<- *prometheus.Desc) { ch <- descAccessR
 func (c *accessRefused) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), censusTimeout)
 	defer cancel()
-	n, err := c.links.CountAccessRefused(ctx)
+	n, err := c.keeper.CountAccessRefused(ctx)
 	if err != nil {
 		c.log.Warn("metrics: counting refused tokens failed", "err", err)
 		ch <- prometheus.NewInvalidMetric(descAccessRefused, err)

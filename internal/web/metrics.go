@@ -51,12 +51,7 @@ func newMetrics(svc *addon.Service, extra []prometheus.Collector, log *slog.Logg
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if svc != nil {
-		if census, ok := svc.Store.(addon.Census); ok {
-			m.reg.MustRegister(&censusCollector{census: census, log: log})
-		}
-		if lost, ok := svc.Store.(addon.LostGrants); ok {
-			m.reg.MustRegister(&lostGrantsCollector{store: lost, log: log})
-		}
+		m.reg.MustRegister(&censusCollector{svc: svc, log: log}, &lostGrantsCollector{svc: svc, log: log})
 	}
 	for _, c := range extra {
 		if err := m.reg.Register(c); err != nil {
@@ -124,8 +119,8 @@ func methodLabel(method string) string {
 // not needed. A failing store query leaves the metric out of that scrape
 // (and is logged) rather than failing the whole scrape.
 type censusCollector struct {
-	census addon.Census
-	log    *slog.Logger
+	svc *addon.Service
+	log *slog.Logger
 }
 
 var descAddons = prometheus.NewDesc("kiln_addons",
@@ -140,7 +135,7 @@ func (c *censusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descAddon
 func (c *censusCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), censusTimeout)
 	defer cancel()
-	counts, err := c.census.CountByState(ctx)
+	counts, err := c.svc.CountByState(ctx)
 	if err != nil {
 		c.log.Warn("metrics: counting add-ons by state failed", "err", err)
 		return

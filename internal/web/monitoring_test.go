@@ -54,11 +54,11 @@ func TestMetrics(t *testing.T) {
 	a := c.provisioned(t)
 	c.provisioned(t)
 	ctx := context.Background()
-	if _, _, err := c.svc.Provision(ctx, addon.ProvisionRequest{ID: uuid.NewString(), Plan: "test", Grant: &addon.Grant{Code: "x"}}); err != nil {
+	if _, _, err := c.svc.Provision(ctx, addon.ProvisionRequest{ID: addon.ID(uuid.NewString()), Plan: "test", Grant: &addon.Grant{Code: "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	sess := c.session(t, a.ID)
-	do(t, c.e, http.MethodGet, "/dashboard/resources/"+a.ID, nil, nil, sess)
+	do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess)
 	do(t, c.e, http.MethodGet, "/no/such/"+uuid.NewString(), nil, nil)
 
 	p := do(t, c.e, http.MethodGet, "/metrics", nil, admin(adminPassword))
@@ -85,7 +85,7 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics has no line %q", want)
 		}
 	}
-	if strings.Contains(p.body, a.ID) || strings.Contains(p.body, "/no/such") {
+	if strings.Contains(p.body, string(a.ID)) || strings.Contains(p.body, "/no/such") {
 		t.Errorf("/metrics labels carry raw paths")
 	}
 }
@@ -93,7 +93,7 @@ func TestMetrics(t *testing.T) {
 func TestQueueDashboard(t *testing.T) {
 	t.Parallel()
 	c := newCustomer(t, customerConfig{})
-	if err := c.queue.Enqueue(context.Background(), addon.JobGrant, uuid.NewString()); err != nil {
+	if err := c.queue.Enqueue(context.Background(), addon.JobGrant, addon.ID(uuid.NewString())); err != nil {
 		t.Fatal(err)
 	}
 	auth := admin(adminPassword)

@@ -69,12 +69,10 @@ type Buckets interface {
 type operatorAPI struct {
 	srv      *server
 	svc      *addon.Service
-	finder   addon.Finder
 	password string
 	limit    RateLimit
 	shared   Buckets
 	local    *opMemoryBuckets
-	links    addon.LinkStore
 	keeper   *addon.Keeper
 	log      *slog.Logger
 	routes   []opRoute
@@ -86,19 +84,13 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 	op := &operatorAPI{
 		srv:      s,
 		svc:      o.Service,
-		finder:   o.Finder,
 		password: o.AdminPassword,
 		limit:    o.OperatorRateLimit,
 		shared:   o.RateBuckets,
 		local:    newOpMemoryBuckets(),
 		log:      s.log,
 	}
-	if o.Keeper != nil {
-		op.keeper, op.links = o.Keeper, o.Keeper.Links
-	}
-	if op.finder == nil && o.Service != nil {
-		op.finder, _ = o.Service.Store.(addon.Finder)
-	}
+	op.keeper = o.Keeper
 	if op.limit.Burst <= 0 {
 		op.limit.Burst = DefaultOperatorBurst
 	}
@@ -181,10 +173,7 @@ func (op *operatorAPI) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if op.finder == nil {
-		return addon.Errorf(addon.EINTERNAL, "This store cannot list add-ons.")
-	}
-	page, next, err := op.finder.List(c.Request().Context(), f, r)
+	page, next, err := op.svc.List(c.Request().Context(), f, r)
 	if err != nil {
 		return err
 	}
@@ -245,13 +234,10 @@ func opKnownState(s addon.State) bool {
 func (op *operatorAPI) resolve(c echo.Context) (*addon.Addon, error) {
 	key := c.Param("id")
 	ctx := c.Request().Context()
-	if addon.ValidID(key) {
-		return op.svc.Store.Get(ctx, strings.ToLower(key))
+	if id, err := addon.ParseID(key); err == nil {
+		return op.svc.Get(ctx, id)
 	}
-	if op.finder == nil {
-		return nil, addon.NotFound(key)
-	}
-	return op.finder.FindByName(ctx, key)
+	return op.svc.FindByName(ctx, key)
 }
 
 // info handles GET /admin/api/resources/{id_or_name}.
@@ -269,7 +255,7 @@ func (op *operatorAPI) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := op.svc.Store.Events(c.Request().Context(), a.ID)
+	events, err := op.svc.Events(c.Request().Context(), a.ID)
 	if err != nil {
 		return err
 	}
@@ -341,7 +327,7 @@ func (op *operatorAPI) deprovision(c echo.Context) error {
 
 // plans handles GET /admin/api/plans.
 func (op *operatorAPI) plans(c echo.Context) error {
-	catalog := op.svc.Driver.Catalog()
+	catalog := op.svc.Catalog()
 	views := make([]opPlan, 0, len(catalog))
 	for _, slug := range catalog.Slugs() {
 		views = append(views, op.plan(catalog[slug]))

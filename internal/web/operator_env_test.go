@@ -49,6 +49,7 @@ type opEnv struct {
 	redis  asynq.RedisConnOpt
 	spec   *opSpec
 	logs   *syncBuffer
+	log    *slog.Logger
 	worker bool
 }
 
@@ -71,17 +72,18 @@ func newOpEnv(tb testing.TB, cfg opConfig) *opEnv {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", Log: log.With("component", "herokusim")})
-	svc := &addon.Service{
+	svc := addon.NewService(addon.Deps{
 		Store: db,
 		Queue: queue,
 		Platform: herokuapi.New(herokuapi.Options{
 			APIURL: srv.URL, IDURL: srv.URL, ClientSecret: "sim-secret", Log: log,
 		}),
-		Driver:   account.New(db.Gorm(), "http://kiln.test"),
+		Driver: account.New(db.Gorm(), "http://kiln.test"),
+	}, addon.Options{
 		Prefix:   opPrefix,
 		Deadline: time.Hour,
 		Log:      log,
-	}
+	})
 	env := &opEnv{
 		e: web.New(web.Options{
 			Service:           svc,
@@ -89,11 +91,10 @@ func newOpEnv(tb testing.TB, cfg opConfig) *opEnv {
 			Passwords:         []string{"partner-password"},
 			AdminPassword:     opPassword,
 			Log:               log,
-			Finder:            db,
 			OperatorRateLimit: cfg.limit,
 			RateBuckets:       cfg.buckets,
 		}),
-		db: db, svc: svc, sim: sim, redis: redisOpt, spec: loadOpSpec(tb), logs: logs, worker: cfg.worker,
+		db: db, svc: svc, sim: sim, redis: redisOpt, spec: loadOpSpec(tb), logs: logs, log: log, worker: cfg.worker,
 	}
 	if cfg.worker {
 		env.runWorker(tb)
@@ -108,7 +109,7 @@ func (e *opEnv) runWorker(tb testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	srv := jobs.NewServer(e.redis, e.svc, jobs.ServerOptions{
-		Concurrency: 2, GrantConcurrency: 1, Log: e.svc.Log, ShutdownTimeout: 2 * time.Second,
+		Concurrency: 2, GrantConcurrency: 1, Log: e.log, ShutdownTimeout: 2 * time.Second,
 		BaseDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond,
 	})
 	go func() { done <- srv.Run(ctx) }()
@@ -231,7 +232,7 @@ func (e *opEnv) seed(tb testing.TB, name, plan string, state addon.State) *addon
 	tb.Helper()
 	now := time.Now().UTC()
 	a := &addon.Addon{
-		ID: uuid.NewString(), Name: name, Plan: plan, Region: "amazon-web-services::us-east-1",
+		ID: addon.ID(uuid.NewString()), Name: name, Plan: plan, Region: "amazon-web-services::us-east-1",
 		CallbackURL: "https://api.heroku.com/addons/x", State: state,
 		Deadline: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now,
 		Options: map[string]string{"flag": "true"},
@@ -253,11 +254,11 @@ func (e *opEnv) seed(tb testing.TB, name, plan string, state addon.State) *addon
 func (e *opEnv) provisioned(tb testing.TB, name string) *addon.Addon {
 	tb.Helper()
 	ctx := context.Background()
-	id := uuid.NewString()
-	grant := e.sim.NewAddon(id)
+	id := addon.ID(uuid.NewString())
+	grant := e.sim.NewAddon(string(id))
 	if _, _, err := e.svc.Provision(ctx, addon.ProvisionRequest{
 		ID: id, Name: name, Plan: "test", Region: "amazon-web-services::us-east-1",
-		CallbackURL: "https://api.heroku.com/addons/" + id, Grant: &grant,
+		CallbackURL: "https://api.heroku.com/addons/" + string(id), Grant: &grant,
 		LogInputURL: "https://token:t.secret-log-input@1.us.logplex.io/logs", LogDrainToken: "d.secret-drain-token",
 	}); err != nil {
 		tb.Fatalf("Provision: %v", err)
@@ -278,7 +279,7 @@ func (e *opEnv) provisioned(tb testing.TB, name string) *addon.Addon {
 	return a
 }
 
-func (e *opEnv) get(tb testing.TB, id string) *addon.Addon {
+func (e *opEnv) get(tb testing.TB, id addon.ID) *addon.Addon {
 	tb.Helper()
 	a, err := e.db.Get(context.Background(), id)
 	if err != nil {
@@ -288,7 +289,7 @@ func (e *opEnv) get(tb testing.TB, id string) *addon.Addon {
 }
 
 // waitState polls the store until the add-on is in state.
-func (e *opEnv) waitState(tb testing.TB, id string, state addon.State) *addon.Addon {
+func (e *opEnv) waitState(tb testing.TB, id addon.ID, state addon.State) *addon.Addon {
 	tb.Helper()
 	deadline := time.Now().Add(opWait)
 	for {
@@ -304,10 +305,10 @@ func (e *opEnv) waitState(tb testing.TB, id string, state addon.State) *addon.Ad
 }
 
 // opCalls returns the simulator's calls for an add-on as "kind status".
-func (e *opEnv) opCalls(id string, kinds ...string) []string {
+func (e *opEnv) opCalls(id addon.ID, kinds ...string) []string {
 	var out []string
 	for _, c := range e.sim.Calls() {
-		if c.AddonID != id {
+		if c.AddonID != string(id) {
 			continue
 		}
 		for _, k := range kinds {

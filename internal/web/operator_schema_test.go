@@ -360,7 +360,7 @@ func (s *opSpec) checkErrorBody(tb testing.TB, what string, status int, body []b
 	case int(documented) != status:
 		tb.Errorf("%s: error id %q is documented with status %v", what, e.ID, documented)
 	}
-	if want := web.OperatorDocsURL + "#error-" + e.ID; e.URL != want {
+	if want := web.OperatorDocsURL + "#error-" + string(e.ID); e.URL != want {
 		tb.Errorf("%s: error url = %q, want %q", what, e.URL, want)
 	}
 }

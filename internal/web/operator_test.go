@@ -91,7 +91,7 @@ func TestOperatorAuth(t *testing.T) {
 		})
 	}
 	t.Run("no admin password admits nobody", func(t *testing.T) {
-		h := web.New(web.Options{Service: e.svc, Finder: e.db})
+		h := web.New(web.Options{Service: e.svc})
 		opServe(t, h, e.spec, opReq{path: "/admin/api/plans", header: map[string]string{"Authorization": "Bearer "}, invalid: true}).want(t, 401, "unauthorized")
 		opServe(t, h, e.spec, opReq{path: "/admin/api/plans", basic: []string{"admin", ""}, invalid: true}).want(t, 401, "unauthorized")
 	})
@@ -109,16 +109,16 @@ func TestOperatorAnswerHeaders(t *testing.T) {
 		status int
 		id     string
 	}{
-		{"success", opReq{path: "/admin/api/resources/" + a.ID}, 200, ""},
+		{"success", opReq{path: "/admin/api/resources/" + string(a.ID)}, 200, ""},
 		{"not found", opReq{path: "/admin/api/resources/" + uuid.NewString()}, 404, "not_found"},
 		{"unknown name", opReq{path: "/admin/api/resources/no-such-addon"}, 404, "not_found"},
 		{"unknown route", opReq{path: "/admin/api/apps", invalid: true}, 404, "not_found"},
 		{"the API root", opReq{path: "/admin/api", invalid: true}, 404, "not_found"},
-		{"wrong method", opReq{method: "DELETE", path: "/admin/api/resources/" + a.ID, invalid: true}, 405, "method_not_allowed"},
-		{"wrong method on an action", opReq{method: "GET", path: "/admin/api/resources/" + a.ID + "/actions/retry", invalid: true}, 405, "method_not_allowed"},
+		{"wrong method", opReq{method: "DELETE", path: "/admin/api/resources/" + string(a.ID), invalid: true}, 405, "method_not_allowed"},
+		{"wrong method on an action", opReq{method: "GET", path: "/admin/api/resources/" + string(a.ID) + "/actions/retry", invalid: true}, 405, "method_not_allowed"},
 		{"unauthenticated", opReq{path: "/admin/api/plans", header: map[string]string{"Authorization": ""}, invalid: true}, 401, "unauthorized"},
 		{"no version", opReq{path: "/admin/api/plans", header: map[string]string{"Accept": ""}, invalid: true}, 400, "missing_version"},
-		{"body over the cap", opReq{method: "POST", path: "/admin/api/resources/" + a.ID + "/actions/deprovision",
+		{"body over the cap", opReq{method: "POST", path: "/admin/api/resources/" + string(a.ID) + "/actions/deprovision",
 			body: `{"reason": "` + strings.Repeat("x", int(web.DefaultBodyLimit)) + `"}`, invalid: true}, 413, "too_large"},
 	}
 	for _, tt := range tests {
@@ -149,13 +149,13 @@ func TestOperatorAnswerHeaders(t *testing.T) {
 		}
 	})
 	t.Run("pretty", func(t *testing.T) {
-		for _, path := range []string{"/admin/api/resources/" + a.ID + "?pretty=true", "/admin/api/nothing?pretty=true"} {
+		for _, path := range []string{"/admin/api/resources/" + string(a.ID) + "?pretty=true", "/admin/api/nothing?pretty=true"} {
 			got := e.do(t, opReq{path: path, invalid: strings.Contains(path, "nothing")})
 			if compact(got.body) || !strings.Contains(string(got.body), "\n  \"") {
 				t.Errorf("%s: ?pretty=true answer is not indented: %s", path, got.body)
 			}
 		}
-		if got := e.do(t, opReq{path: "/admin/api/resources/" + a.ID + "?pretty=false"}); !compact(got.body) {
+		if got := e.do(t, opReq{path: "/admin/api/resources/" + string(a.ID) + "?pretty=false"}); !compact(got.body) {
 			t.Errorf("?pretty=false answer is not minified: %s", got.body)
 		}
 	})
@@ -176,9 +176,9 @@ func merge(a, b map[string]string) map[string]string {
 func TestOperatorResourceRepresentation(t *testing.T) {
 	e := newOpEnv(t, opConfig{})
 	a := e.provisioned(t, "acme-inc-primary-database")
-	got := e.do(t, opReq{path: "/admin/api/resources/" + a.ID}).want(t, 200)
+	got := e.do(t, opReq{path: "/admin/api/resources/" + string(a.ID)}).want(t, 200)
 	r := opMap(got.v)
-	if r["id"] != a.ID || !uuidRE.MatchString(opString(r["id"])) {
+	if r["id"] != string(a.ID) || !uuidRE.MatchString(opString(r["id"])) {
 		t.Errorf("id = %v, want %s in lower-case 8-4-4-4-12", r["id"], a.ID)
 	}
 	stampRE := regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$`)
@@ -208,7 +208,7 @@ func TestOperatorResourceRepresentation(t *testing.T) {
 	}
 	// The same add-on by name, by upper-case id, and in a listing: the
 	// same representation.
-	for _, path := range []string{"/admin/api/resources/acme-inc-primary-database", "/admin/api/resources/" + strings.ToUpper(a.ID)} {
+	for _, path := range []string{"/admin/api/resources/acme-inc-primary-database", "/admin/api/resources/" + strings.ToUpper(string(a.ID))} {
 		if other := e.do(t, opReq{path: path}).want(t, 200); string(other.body) != string(got.body) {
 			t.Errorf("%s differs:\n%s\n%s", path, other.body, got.body)
 		}
@@ -227,7 +227,7 @@ func TestOperatorLookupByName(t *testing.T) {
 	live := e.seed(t, "reused", "test", addon.StateProvisioned)
 	e.seed(t, "twin", "test", addon.StateProvisioned)
 	e.seed(t, "twin", "test", addon.StateFailed)
-	if got := e.do(t, opReq{path: "/admin/api/resources/reused"}).want(t, 200); got.str("id") != live.ID {
+	if got := e.do(t, opReq{path: "/admin/api/resources/reused"}).want(t, 200); got.str("id") != string(live.ID) {
 		t.Errorf("reused = %s, want the live add-on %s (not %s)", got.str("id"), live.ID, old.ID)
 	}
 	e.do(t, opReq{path: "/admin/api/resources/twin"}).want(t, 409, "conflict")
@@ -293,7 +293,7 @@ func TestOperatorListing(t *testing.T) {
 		late := e.seed(t, "late", "test", addon.StateProvisioning)
 		rest := e.pages(t, "/admin/api/resources", first.header.Get("Next-Range"))
 		got := append(listIDs(first), concatIDs(rest)...)
-		if want := append(ids(all), late.ID); !slices.Equal(got, want) {
+		if want := append(ids(all), string(late.ID)); !slices.Equal(got, want) {
 			t.Errorf("ids = %v, want %v", got, want)
 		}
 	})
@@ -310,10 +310,10 @@ func TestOperatorListing(t *testing.T) {
 			query string
 			want  []string
 		}{
-			{"state=failed", []string{failed.ID}},
-			{"plan=basic", []string{failed.ID}},
-			{"name=acme-2", []string{all[2].ID}},
-			{"app=ZETA-shop", []string{failed.ID}},
+			{"state=failed", []string{string(failed.ID)}},
+			{"plan=basic", []string{string(failed.ID)}},
+			{"name=acme-2", []string{string(all[2].ID)}},
+			{"app=ZETA-shop", []string{string(failed.ID)}},
 			{"app=ZETA", nil},
 			{"state=failed&plan=test", nil},
 			{"state=deprovisioned", nil},
@@ -372,7 +372,7 @@ func (e *opEnv) pages(tb testing.TB, path, first string) []opAns {
 func ids(as []*addon.Addon) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
-		out[i] = a.ID
+		out[i] = string(a.ID)
 	}
 	return out
 }
@@ -407,8 +407,8 @@ func TestOperatorETag(t *testing.T) {
 	e := newOpEnv(t, opConfig{})
 	a := e.seed(t, "acme-db", "test", addon.StateFailed)
 	paths := []string{
-		"/admin/api/resources/" + a.ID,
-		"/admin/api/resources/" + a.ID + "/events",
+		"/admin/api/resources/" + string(a.ID),
+		"/admin/api/resources/" + string(a.ID) + "/events",
 		"/admin/api/resources?state=failed",
 		"/admin/api/plans",
 		"/admin/api/schema",
@@ -430,7 +430,7 @@ func TestOperatorETag(t *testing.T) {
 		})
 	}
 	t.Run("a change makes a new ETag", func(t *testing.T) {
-		path := "/admin/api/resources/" + a.ID
+		path := "/admin/api/resources/" + string(a.ID)
 		etag := e.do(t, opReq{path: path}).header.Get("ETag")
 		e.do(t, opReq{method: "POST", path: path + "/actions/retry"}).want(t, 202)
 		got := e.do(t, opReq{path: path, header: map[string]string{"If-None-Match": etag}}).want(t, 200)
@@ -439,7 +439,7 @@ func TestOperatorETag(t *testing.T) {
 		}
 	})
 	t.Run("actions ignore If-None-Match", func(t *testing.T) {
-		path := "/admin/api/resources/" + a.ID + "/actions/deprovision"
+		path := "/admin/api/resources/" + string(a.ID) + "/actions/deprovision"
 		e.do(t, opReq{method: "POST", path: path, header: map[string]string{"If-None-Match": "*"}}).want(t, 202)
 	})
 }
@@ -460,11 +460,11 @@ func TestOperatorRetryProvisions(t *testing.T) {
 	grant := e.sim.NewAddon(id)
 	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, AddonID: id, Times: 1, Status: http.StatusUnprocessableEntity, Message: "Config vars refused."})
 	if _, _, err := e.svc.Provision(context.Background(), addon.ProvisionRequest{
-		ID: id, Name: "acme-retry", Plan: "test", Grant: &grant, CallbackURL: "https://api.heroku.com/addons/" + id,
+		ID: addon.ID(id), Name: "acme-retry", Plan: "test", Grant: &grant, CallbackURL: "https://api.heroku.com/addons/" + id,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitState(t, id, addon.StateFailed)
+	e.waitState(t, addon.ID(id), addon.StateFailed)
 	path := "/admin/api/resources/" + id
 
 	got := e.do(t, opReq{path: path}).want(t, 200)
@@ -475,7 +475,7 @@ func TestOperatorRetryProvisions(t *testing.T) {
 	if got.str("state") != "provisioning" {
 		t.Errorf("the retry answered state %q, want provisioning", got.str("state"))
 	}
-	e.waitState(t, id, addon.StateProvisioned)
+	e.waitState(t, addon.ID(id), addon.StateProvisioned)
 	got = e.do(t, opReq{path: path}).want(t, 200)
 	if got.str("state") != "provisioned" || opMap(got.v)["steps"].(map[string]any)["provisioned_at"] == nil {
 		t.Errorf("after the retry: %s", got.body)
@@ -484,7 +484,7 @@ func TestOperatorRetryProvisions(t *testing.T) {
 		t.Errorf("Heroku sees %+v, want provisioned with KILN_URL", h)
 	}
 	want := []string{"config Unprocessable Entity", "config OK", "provision OK"}
-	if calls := e.opCalls(id, "config", "provision"); !slices.Equal(calls, want) {
+	if calls := e.opCalls(addon.ID(id), "config", "provision"); !slices.Equal(calls, want) {
 		t.Errorf("calls to Heroku = %v, want %v", calls, want)
 	}
 	events := e.do(t, opReq{path: path + "/events"}).want(t, 200).list()
@@ -501,7 +501,7 @@ func TestOperatorRetryProvisions(t *testing.T) {
 	if _, err := e.db.Update(context.Background(), sync.ID, func(_ context.Context, a *addon.Addon) error { a.Grant = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + sync.ID + "/actions/retry"}).want(t, 422, "invalid")
+	e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + string(sync.ID) + "/actions/retry"}).want(t, 422, "invalid")
 	if e.get(t, sync.ID).State != addon.StateFailed {
 		t.Error("a refused retry changed the add-on")
 	}
@@ -513,12 +513,12 @@ func TestOperatorRetryProvisions(t *testing.T) {
 func TestOperatorRotateCredentials(t *testing.T) {
 	e := newOpEnv(t, opConfig{worker: true})
 	a := e.provisioned(t, "acme-rotate")
-	before, _ := e.sim.Addon(a.ID)
-	got := e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + a.ID + "/actions/rotate-credentials"}).want(t, 200)
+	before, _ := e.sim.Addon(string(a.ID))
+	got := e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + string(a.ID) + "/actions/rotate-credentials"}).want(t, 200)
 	if got.str("state") != "provisioned" {
 		t.Errorf("state = %q after rotation", got.str("state"))
 	}
-	after, _ := e.sim.Addon(a.ID)
+	after, _ := e.sim.Addon(string(a.ID))
 	stored := e.get(t, a.ID)
 	if after.Config["KILN_URL"] == before.Config["KILN_URL"] || after.Config["KILN_URL"] != stored.Vars["URL"] {
 		t.Errorf("Heroku's KILN_URL went from %q to %q; want the new URL %q", before.Config["KILN_URL"], after.Config["KILN_URL"], stored.Vars["URL"])
@@ -532,15 +532,15 @@ func TestOperatorRotateCredentials(t *testing.T) {
 
 	t.Run("refused", func(t *testing.T) {
 		failed := e.seed(t, "acme-failed", "test", addon.StateFailed)
-		e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + failed.ID + "/actions/rotate-credentials"}).want(t, 409, "conflict")
+		e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + string(failed.ID) + "/actions/rotate-credentials"}).want(t, 409, "conflict")
 		// Provisioned without an OAuth grant: no way to push, so nothing
 		// may be rotated.
 		sync := e.seed(t, "acme-sync", "test", addon.StateProvisioned)
-		e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + sync.ID + "/actions/rotate-credentials"}).want(t, 422, "invalid")
+		e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + string(sync.ID) + "/actions/rotate-credentials"}).want(t, 422, "invalid")
 	})
 	t.Run("Heroku down: 503, retryable", func(t *testing.T) {
-		e.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, AddonID: a.ID, Times: 3, Status: 503})
-		got := e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + a.ID + "/actions/rotate-credentials"}).want(t, 503, "unavailable")
+		e.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, AddonID: string(a.ID), Times: 3, Status: 503})
+		got := e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + string(a.ID) + "/actions/rotate-credentials"}).want(t, 503, "unavailable")
 		if !strings.Contains(got.str("message"), "retrying the push in the background") {
 			t.Errorf("message %q does not say the credentials changed and the push is retried", got.str("message"))
 		}
@@ -548,7 +548,7 @@ func TestOperatorRotateCredentials(t *testing.T) {
 		// The push job delivers the new credentials without another rotation.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			h, _ := e.sim.Addon(a.ID)
+			h, _ := e.sim.Addon(string(a.ID))
 			stored := e.get(t, a.ID)
 			if h.Config["KILN_URL"] == stored.Vars["URL"] && !stored.ConfigPushedAt.IsZero() {
 				break // pushed, and the push recorded
@@ -567,7 +567,7 @@ func TestOperatorRotateCredentials(t *testing.T) {
 func TestOperatorForceDeprovision(t *testing.T) {
 	e := newOpEnv(t, opConfig{})
 	a := e.provisioned(t, "acme-abuse")
-	path := "/admin/api/resources/" + a.ID + "/actions/deprovision"
+	path := "/admin/api/resources/" + string(a.ID) + "/actions/deprovision"
 
 	t.Run("refused bodies", func(t *testing.T) {
 		e.do(t, opReq{method: "POST", path: path, body: `{"reson": "typo"}`, invalid: true}).want(t, 422, "invalid")
@@ -582,7 +582,7 @@ func TestOperatorForceDeprovision(t *testing.T) {
 	if got.str("state") != "deprovisioning" || got.str("reason") != "forced by an operator: abuse report #1234" {
 		t.Errorf("answer: state %q reason %q", got.str("state"), got.str("reason"))
 	}
-	if tasks := tasksFor(t, e.redis, a.ID); !slices.ContainsFunc(tasks, func(ti *asynq.TaskInfo) bool { return ti.Type == string(addon.JobDeprovision) }) {
+	if tasks := tasksFor(t, e.redis, string(a.ID)); !slices.ContainsFunc(tasks, func(ti *asynq.TaskInfo) bool { return ti.Type == string(addon.JobDeprovision) }) {
 		t.Errorf("no deprovision job queued: %v", taskTypes(tasks))
 	}
 	// A repeat (no body) while the job has not run: the same 202.
@@ -592,7 +592,7 @@ func TestOperatorForceDeprovision(t *testing.T) {
 		t.Fatalf("DeprovisionJob: %v", err)
 	}
 	e.do(t, opReq{method: "POST", path: path}).want(t, 410, "gone")
-	got = e.do(t, opReq{path: "/admin/api/resources/" + a.ID}).want(t, 200)
+	got = e.do(t, opReq{path: "/admin/api/resources/" + string(a.ID)}).want(t, 200)
 	if got.str("state") != "deprovisioned" || len(opSlice(opMap(got.v)["config_vars"])) != 0 || opMap(got.v)["platform_access"] != false {
 		t.Errorf("after the job: %s", got.body)
 	}
@@ -600,9 +600,9 @@ func TestOperatorForceDeprovision(t *testing.T) {
 		t.Errorf("Heroku was told: %v", calls)
 	}
 	var kinds []string
-	for _, ev := range e.do(t, opReq{path: "/admin/api/resources/" + a.ID + "/events"}).want(t, 200).list() {
+	for _, ev := range e.do(t, opReq{path: "/admin/api/resources/" + string(a.ID) + "/events"}).want(t, 200).list() {
 		kinds = append(kinds, opString(ev["state"])+": "+opString(ev["message"]))
-		if !uuidRE.MatchString(opString(ev["id"])) || opMap(ev["resource"])["id"] != a.ID {
+		if !uuidRE.MatchString(opString(ev["id"])) || opMap(ev["resource"])["id"] != string(a.ID) {
 			t.Errorf("event %v: want a uuid id and the add-on nested", ev)
 		}
 	}
@@ -620,7 +620,7 @@ func TestOperatorForceDeprovision(t *testing.T) {
 func TestOperatorPlans(t *testing.T) {
 	e := newOpEnv(t, opConfig{})
 	got := e.do(t, opReq{path: "/admin/api/plans"}).want(t, 200)
-	want := e.svc.Driver.Catalog().Slugs()
+	want := e.svc.Catalog().Slugs()
 	var names []string
 	for _, p := range got.list() {
 		names = append(names, opString(p["name"]))
@@ -632,7 +632,7 @@ func TestOperatorPlans(t *testing.T) {
 		t.Errorf("plans = %v, want %v", names, want)
 	}
 	a := e.seed(t, "acme", "test", addon.StateProvisioned)
-	res := e.do(t, opReq{path: "/admin/api/resources/" + a.ID}).want(t, 200)
+	res := e.do(t, opReq{path: "/admin/api/resources/" + string(a.ID)}).want(t, 200)
 	for _, p := range got.list() {
 		if p["name"] == "test" && p["id"] != opMap(opMap(res.v)["plan"])["id"] {
 			t.Errorf("plan id %v differs from the add-on's nested plan id %v", p["id"], opMap(res.v)["plan"])
@@ -666,7 +666,7 @@ func TestOperatorRateLimit(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		e := newOpEnv(t, opConfig{limit: tiny, buckets: ratelimit.New(rdb)})
 		// A second web process on the same Redis: the bucket is one.
-		other := web.New(web.Options{Service: e.svc, Finder: e.db, AdminPassword: opPassword, OperatorRateLimit: tiny, RateBuckets: ratelimit.New(rdb)})
+		other := web.New(web.Options{Service: e.svc, AdminPassword: opPassword, OperatorRateLimit: tiny, RateBuckets: ratelimit.New(rdb)})
 		for i, h := range []http.Handler{e.e, other, e.e} {
 			got := opServe(t, h, e.spec, opReq{path: "/admin/api/plans"}).want(t, 200)
 			if rem := got.header.Get("RateLimit-Remaining"); rem != strconv.Itoa(2-i) {
@@ -725,10 +725,10 @@ func TestOperatorEveryOperation(t *testing.T) {
 		{path: "/admin/api/resources?state=provisioned&app=acme", header: map[string]string{"Range": "id ..; max=2"}},
 		{path: "/admin/api/resources"},
 		{path: "/admin/api/resources/acme-ok"},
-		{path: "/admin/api/resources/" + ok.ID + "/events"},
-		{method: "POST", path: "/admin/api/resources/" + failed.ID + "/actions/retry"},
-		{method: "POST", path: "/admin/api/resources/" + ok.ID + "/actions/rotate-credentials"},
-		{method: "POST", path: "/admin/api/resources/" + ok.ID + "/actions/deprovision", body: `{"reason": "test"}`},
+		{path: "/admin/api/resources/" + string(ok.ID) + "/events"},
+		{method: "POST", path: "/admin/api/resources/" + string(failed.ID) + "/actions/retry"},
+		{method: "POST", path: "/admin/api/resources/" + string(ok.ID) + "/actions/rotate-credentials"},
+		{method: "POST", path: "/admin/api/resources/" + string(ok.ID) + "/actions/deprovision", body: `{"reason": "test"}`},
 		{path: "/admin/api/plans"},
 		{path: "/admin/api/plans", header: map[string]string{"If-None-Match": "*"}},
 	}

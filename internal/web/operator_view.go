@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,7 +41,7 @@ type opSteps struct {
 
 // opResource is an add-on as operators see it.
 type opResource struct {
-	ID             string            `json:"id"`
+	ID             addon.ID          `json:"id"`
 	Name           string            `json:"name"`
 	State          addon.State       `json:"state"`
 	Reason         *string           `json:"reason"`
@@ -86,19 +85,19 @@ func (op *operatorAPI) withLinks(ctx context.Context, views []opResource) error 
 	for i := range views {
 		views[i].Heroku.Attachments = []opAttachment{}
 	}
-	if op.links == nil || len(views) == 0 {
+	if op.keeper == nil || len(views) == 0 {
 		return nil
 	}
-	ids := make([]string, len(views))
+	ids := make([]addon.ID, len(views))
 	for i, v := range views {
-		ids[i] = strings.ToLower(v.ID)
+		ids[i] = v.ID
 	}
-	links, err := op.links.Links(ctx, ids)
+	links, err := op.keeper.LinksOf(ctx, ids)
 	if err != nil {
 		return err
 	}
 	for i := range views {
-		l := links[strings.ToLower(views[i].ID)]
+		l := links[views[i].ID]
 		if l == nil {
 			continue
 		}
@@ -172,7 +171,7 @@ func (op *operatorAPI) resource(a *addon.Addon) opResource {
 }
 
 func (op *operatorAPI) opPlanRef(slug string) opPlanRef {
-	return opPlanRef{ID: opPlanID(op.svc.Driver.Name(), slug), Name: slug}
+	return opPlanRef{ID: opPlanID(op.svc.DriverName(), slug), Name: slug}
 }
 
 func opPlanID(driver, slug string) string {
@@ -199,12 +198,12 @@ type opEvent struct {
 func opEventOf(a *addon.Addon, e addon.Event) opEvent {
 	at := opTime(e.At)
 	return opEvent{
-		ID:        uuid.NewSHA1(opEventNamespace, []byte(a.ID+"/"+strconv.FormatInt(e.ID, 10))).String(),
+		ID:        uuid.NewSHA1(opEventNamespace, []byte(string(a.ID)+"/"+strconv.FormatInt(e.ID, 10))).String(),
 		Sequence:  e.ID,
 		Kind:      e.Kind,
 		State:     e.State,
 		Message:   e.Message,
-		Resource:  opResourceRef{ID: a.ID, Name: a.Name},
+		Resource:  opResourceRef{ID: string(a.ID), Name: a.Name},
 		CreatedAt: at,
 		UpdatedAt: at, // events never change
 	}
@@ -224,7 +223,7 @@ type opPlan struct {
 }
 
 func (op *operatorAPI) plan(p addon.Plan) opPlan {
-	driver := op.svc.Driver.Name()
+	driver := op.svc.DriverName()
 	v := opPlan{ID: opPlanID(driver, p.Slug), Name: p.Slug, HumanName: p.Name, Limits: p.Limits, Driver: opDriverRef{Name: driver}}
 	if v.Limits == nil {
 		v.Limits = map[string]int64{}

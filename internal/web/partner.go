@@ -53,7 +53,7 @@ type grantBody struct {
 // synchronous (200 with the config vars, for an add-on Heroku sent without
 // an OAuth grant).
 type provisionAnswer struct {
-	ID      string            `json:"id"`
+	ID      addon.ID          `json:"id"`
 	Config  map[string]string `json:"config,omitempty"`
 	Message string            `json:"message"`
 }
@@ -81,15 +81,18 @@ func (s *server) provision(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if body.UUID != "" && !addon.ValidID(body.UUID) {
-		return addon.Errorf(addon.EINVALID, "The uuid %q is not a valid UUID.", addon.Clip(body.UUID, addon.MaxEchoLen))
+	var id addon.ID // empty when Heroku sent none: the service says it is required
+	if body.UUID != "" {
+		if id, err = addon.ParseID(body.UUID); err != nil {
+			return err
+		}
 	}
-	grant, err := s.grantOf(c, body.UUID, body.OAuthGrant)
+	grant, err := s.grantOf(c, id, body.OAuthGrant)
 	if err != nil {
 		return err
 	}
 	a, _, err := s.svc.Provision(c.Request().Context(), addon.ProvisionRequest{
-		ID:            body.UUID,
+		ID:            id,
 		Name:          body.Name,
 		Plan:          body.Plan,
 		Region:        body.Region,
@@ -179,7 +182,7 @@ var grantLayouts = []string{
 // expires_at in no known format is not a reason to refuse a paying customer:
 // the grant is assumed to live Heroku's documented five minutes from now,
 // which keeps the worker exchanging it urgently, and the oddity is logged.
-func (s *server) grantOf(c echo.Context, addonID string, g *grantBody) (*addon.Grant, error) {
+func (s *server) grantOf(c echo.Context, addonID addon.ID, g *grantBody) (*addon.Grant, error) {
 	if g == nil {
 		return nil, nil
 	}
@@ -228,7 +231,11 @@ func (s *server) changePlan(c echo.Context) error {
 	if body.Plan == "" {
 		return addon.Errorf(addon.EINVALID, "The plan field is required.")
 	}
-	pc, err := s.svc.ChangePlan(c.Request().Context(), c.Param("uuid"), body.Plan)
+	id, err := addon.ParseExistingID(c.Param("uuid"))
+	if err != nil {
+		return err
+	}
+	pc, err := s.svc.ChangePlan(c.Request().Context(), id, body.Plan)
 	if err != nil {
 		return err
 	}
@@ -245,13 +252,17 @@ func (s *server) changePlan(c echo.Context) error {
 // deprovision handles DELETE /heroku/resources/:uuid: 204 and a job destroys
 // the resource; a repeat after it finished is 410; an unknown uuid 404.
 func (s *server) deprovision(c echo.Context) error {
-	if err := s.svc.Deprovision(c.Request().Context(), c.Param("uuid")); err != nil {
+	id, err := addon.ParseExistingID(c.Param("uuid"))
+	if err != nil {
 		return err
 	}
-	if s.keeper != nil && s.keeper.TellsHeroku(c.Request().Context(), c.Param("uuid")) {
+	if err := s.svc.Deprovision(c.Request().Context(), id); err != nil {
+		return err
+	}
+	if s.keeper != nil && s.keeper.TellsHeroku(c.Request().Context(), id) {
 		// Asynchronous deprovisioning: Kiln calls actions/deprovision once
 		// the resource is gone; a repeat meanwhile is 202 again.
-		return c.JSON(http.StatusAccepted, map[string]string{"id": c.Param("uuid"), "message": "Deprovisioning; Heroku is told when the resource is gone."})
+		return c.JSON(http.StatusAccepted, map[string]string{"id": string(id), "message": "Deprovisioning; Heroku is told when the resource is gone."})
 	}
 	return c.NoContent(http.StatusNoContent)
 }

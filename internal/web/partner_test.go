@@ -344,7 +344,7 @@ func TestProvisionRepeated(t *testing.T) {
 	env := newEnv(t, envConfig{})
 	setState := func(to ...addon.State) func(t *testing.T, id string) {
 		return func(t *testing.T, id string) {
-			_, err := env.store.Update(context.Background(), id, func(ctx context.Context, a *addon.Addon) error {
+			_, err := env.store.Update(context.Background(), addon.ID(id), func(ctx context.Context, a *addon.Addon) error {
 				for _, s := range to {
 					if err := a.Transition(time.Now(), s, "set by the test"); err != nil {
 						return err
@@ -400,7 +400,7 @@ func TestProvisionRepeated(t *testing.T) {
 					if tt.between != nil {
 						tt.between(t, id)
 					}
-					events, err := env.store.Events(context.Background(), id)
+					events, err := env.store.Events(context.Background(), addon.ID(id))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -415,7 +415,7 @@ func TestProvisionRepeated(t *testing.T) {
 			if n := env.rows(t, id); n != 1 {
 				t.Errorf("%d rows, want 1", n)
 			}
-			events, err := env.store.Events(context.Background(), id)
+			events, err := env.store.Events(context.Background(), addon.ID(id))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -437,7 +437,7 @@ func TestProvisionDeprovisioned(t *testing.T) {
 	if a := serve(t, env.e, r); a.status != http.StatusAccepted {
 		t.Fatalf("first provision: %d %s", a.status, a.raw)
 	}
-	_, err := env.store.Update(context.Background(), id, func(ctx context.Context, a *addon.Addon) error {
+	_, err := env.store.Update(context.Background(), addon.ID(id), func(ctx context.Context, a *addon.Addon) error {
 		if err := a.Transition(time.Now(), addon.StateDeprovisioning, "test"); err != nil {
 			return err
 		}
@@ -513,7 +513,54 @@ func TestProvisionPostgresDown(t *testing.T) {
 func taskTypes(tasks []*asynq.TaskInfo) []string {
 	var out []string
 	for _, t := range tasks {
-		out = append(out, t.Type+" "+t.ID)
+		out = append(out, t.Type+" "+string(t.ID))
 	}
 	return out
+}
+
+// TestPartnerIDSpelling: Heroku's uuid is read once, at the edge, in any
+// case: an upper-case uuid provisions the add-on under its lower-case id
+// (the answer says so), and the same add-on is reached by either spelling
+// in the path; a path id that is not a uuid names no add-on (404).
+func TestPartnerIDSpelling(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, envConfig{})
+	id := uuid.NewString()
+	upper := strings.ToUpper(id)
+
+	a := serve(t, env.e, heroku(http.MethodPost, "/heroku/resources", provisionBody(upper)))
+	if a.status != http.StatusAccepted || a.ID != id {
+		t.Fatalf("provision with an upper-case uuid = %d %s, want 202 with id %s", a.status, a.raw, id)
+	}
+	if env.stored(t, id) == nil {
+		t.Fatalf("add-on %s not stored under its lower-case id", id)
+	}
+	if a := serve(t, env.e, heroku(http.MethodPost, "/heroku/resources", provisionBody(id))); a.status != http.StatusAccepted || a.ID != id {
+		t.Errorf("repeat in lower case = %d %s, want the first answer", a.status, a.raw)
+	}
+	if n := env.rows(t, id); n != 1 {
+		t.Errorf("%d rows for one add-on in two spellings", n)
+	}
+
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+		wantID                   string
+	}{
+		{"plan change, upper-case path", http.MethodPut, "/heroku/resources/" + upper, `{"plan":"basic"}`, http.StatusAccepted, ""},
+		{"plan change, not a uuid", http.MethodPut, "/heroku/resources/not-a-uuid", `{"plan":"basic"}`, http.StatusNotFound, addon.ENOTFOUND},
+		{"deprovision, not a uuid", http.MethodDelete, "/heroku/resources/not-a-uuid", "", http.StatusNotFound, addon.ENOTFOUND},
+		{"deprovision, upper-case path", http.MethodDelete, "/heroku/resources/" + upper, "", http.StatusNoContent, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := serve(t, env.e, heroku(tt.method, tt.path, tt.body))
+			if a.status != tt.want || a.ID != tt.wantID {
+				t.Fatalf("%s %s = %d %s, want %d %q", tt.method, tt.path, a.status, a.raw, tt.want, tt.wantID)
+			}
+		})
+	}
+	if got := env.stored(t, id); got == nil || got.PendingPlan != "basic" || got.State != addon.StateDeprovisioning {
+		t.Errorf("stored %+v, want the plan change recorded and the add-on deprovisioning", got)
+	}
 }

@@ -22,7 +22,7 @@ func TestRotateWithGrace(t *testing.T) {
 	c := newCustomer(t, customerConfig{grace: time.Hour})
 	a := c.provisioned(t)
 	sess := c.session(t, a.ID)
-	page := do(t, c.e, http.MethodGet, "/dashboard/resources/"+a.ID, nil, nil, sess)
+	page := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess)
 	if !strings.Contains(page.body, "The old ones keep working for 1 hour after a rotation") {
 		t.Errorf("the dashboard does not say how long old credentials keep working")
 	}
@@ -32,7 +32,7 @@ func TestRotateWithGrace(t *testing.T) {
 	}
 	form := url.Values{"csrf": {html.UnescapeString(m[1])}, "confirm": {"yes"}}
 	header := map[string]string{"Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}
-	action := "/dashboard/resources/" + a.ID + "/actions/rotate-credentials"
+	action := "/dashboard/resources/" + string(a.ID) + "/actions/rotate-credentials"
 	p := do(t, c.e, http.MethodPost, action, form, header, sess)
 	if p.status != http.StatusSeeOther || !strings.HasSuffix(p.header.Get("Location"), "?notice=rotated") {
 		t.Fatalf("rotate: %d %q", p.status, p.header.Get("Location"))
@@ -43,7 +43,7 @@ func TestRotateWithGrace(t *testing.T) {
 		t.Errorf("the old key stopped working inside the grace: %v", err)
 	}
 	after := c.stored(t, a.ID).Vars["URL"]
-	if on, _ := c.sim.Addon(a.ID); after == a.Vars["URL"] || on.Config[testPrefix+"_URL"] != after {
+	if on, _ := c.sim.Addon(string(a.ID)); after == a.Vars["URL"] || on.Config[testPrefix+"_URL"] != after {
 		t.Errorf("the new URL did not reach Heroku at once")
 	}
 	shown := do(t, c.e, http.MethodGet, p.header.Get("Location"), nil, nil, sess)

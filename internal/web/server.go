@@ -71,9 +71,6 @@ type Options struct {
 	// PartnerTimeout bounds each Partner API call; zero means
 	// DefaultPartnerTimeout.
 	PartnerTimeout time.Duration
-	// Finder lists and finds add-ons for the operator API (/admin/api);
-	// nil means the Service's store, when it can.
-	Finder addon.Finder
 	// OperatorRateLimit sizes the operator API's token buckets; zero
 	// fields mean DefaultOperatorBurst and DefaultOperatorPerMinute.
 	OperatorRateLimit RateLimit
@@ -167,8 +164,8 @@ func New(o Options) *echo.Echo {
 		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
 	}
 	collectors := o.Collectors
-	if o.Keeper != nil && o.Keeper.Links != nil {
-		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{links: o.Keeper.Links, log: s.log})
+	if o.Keeper != nil {
+		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{keeper: o.Keeper, log: s.log})
 	}
 	s.metrics = newMetrics(o.Service, collectors, s.log)
 	if s.bodyLimit <= 0 {

@@ -46,11 +46,11 @@ const sessionLabel = "kiln dashboard session v1"
 
 // session is what a dashboard session carries. It is scoped to one add-on.
 type session struct {
-	Resource   string `json:"rid"`
-	UserID     string `json:"uid,omitempty"`
-	Email      string `json:"email,omitempty"`
-	App        string `json:"app,omitempty"`
-	ContextApp string `json:"capp,omitempty"`
+	Resource   addon.ID `json:"rid"`
+	UserID     string   `json:"uid,omitempty"`
+	Email      string   `json:"email,omitempty"`
+	App        string   `json:"app,omitempty"`
+	ContextApp string   `json:"capp,omitempty"`
 	// Verified says the user id and email were covered by Heroku's token
 	// (user_scoped_resource_token), not just posted beside it.
 	Verified bool `json:"ver,omitempty"`
@@ -141,7 +141,7 @@ const (
 // open returns the request's session for the add-on id, or the reason there
 // is none. Every session cookie the request carries is tried, so a stray
 // cookie cannot shadow a good one.
-func (ss *sessions) open(c echo.Context, id string, now time.Time) (*session, sessionFailure) {
+func (ss *sessions) open(c echo.Context, id addon.ID, now time.Time) (*session, sessionFailure) {
 	why := sessionMissing
 	for _, ck := range c.Request().Cookies() {
 		if ck.Name != sessionCookie {
@@ -156,7 +156,7 @@ func (ss *sessions) open(c echo.Context, id string, now time.Time) (*session, se
 	return nil, why
 }
 
-func (ss *sessions) openOne(value, id string, now time.Time) (*session, sessionFailure) {
+func (ss *sessions) openOne(value string, id addon.ID, now time.Time) (*session, sessionFailure) {
 	if ss.keys == nil {
 		return nil, sessionUnreadable
 	}
@@ -230,4 +230,4 @@ func secure(c echo.Context) bool {
 
 // dashboardPath is the dashboard of one add-on; its session cookie is
 // scoped to it.
-func dashboardPath(id string) string { return "/dashboard/resources/" + id }
+func dashboardPath(id addon.ID) string { return "/dashboard/resources/" + string(id) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/secret"
 )
 
@@ -23,7 +24,7 @@ func sessionKey(tb testing.TB) []byte {
 }
 
 // issued seals a session for id at the given time and returns its cookie.
-func issued(tb testing.TB, ss *sessions, id string, at time.Time) *http.Cookie {
+func issued(tb testing.TB, ss *sessions, id addon.ID, at time.Time) *http.Cookie {
 	tb.Helper()
 	e := echo.New()
 	rec := httptest.NewRecorder()
@@ -39,15 +40,15 @@ func issued(tb testing.TB, ss *sessions, id string, at time.Time) *http.Cookie {
 }
 
 // opened opens the cookie for id at the given time.
-func opened(ss *sessions, ck *http.Cookie, id string, at time.Time) (*session, sessionFailure) {
-	req := httptest.NewRequest(http.MethodGet, "/dashboard/resources/"+id, nil)
+func opened(ss *sessions, ck *http.Cookie, id addon.ID, at time.Time) (*session, sessionFailure) {
+	req := httptest.NewRequest(http.MethodGet, "/dashboard/resources/"+string(id), nil)
 	req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
 	return ss.open(echo.New().NewContext(req, httptest.NewRecorder()), id, at)
 }
 
 func TestSessions(t *testing.T) {
 	oldKey, newKey := sessionKey(t), sessionKey(t)
-	const id = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
+	const id addon.ID = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 	now := time.Now()
 	mk := func(keys ...[]byte) *sessions {
 		ss, err := newSessions(keys, 30*time.Minute)
@@ -62,7 +63,7 @@ func TestSessions(t *testing.T) {
 		name string
 		ss   *sessions
 		at   time.Time
-		id   string
+		id   addon.ID
 		want sessionFailure
 	}{
 		{"same key", mk(oldKey), now, id, 0},

@@ -22,7 +22,7 @@ func TestSignInsLeaveTheAddonAlone(t *testing.T) {
 	}
 	var sess = c.session(t, a.ID)
 	for i := 1; i <= 3; i++ {
-		s := newSigner(a.ID)
+		s := newSigner(string(a.ID))
 		s.at = time.Now().Add(-time.Duration(i) * time.Second) // a fresh token each time
 		if p := c.signIn(t, s.form(), nil); p.status != http.StatusSeeOther {
 			t.Fatalf("sign-in %d: %d", i, p.status)
@@ -48,7 +48,7 @@ func TestSignInsLeaveTheAddonAlone(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d sign-ins in the audit trail, want 4", n)
 	}
-	p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+a.ID, nil, nil, sess)
+	p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess)
 	if p.status != http.StatusOK {
 		t.Fatalf("dashboard: %d", p.status)
 	}

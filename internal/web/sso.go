@@ -166,11 +166,17 @@ func (s *server) ssoLogin(c echo.Context) error {
 		// was posted, marked as such.
 		userID, email = unverified(userID), unverified(email)
 	}
-	if _, err := s.svc.SignIn(ctx, f.ResourceID, userID, email); err != nil {
+	// The token covers the id as Heroku spelt it; from here on it is the
+	// add-on's ID.
+	id, err := addon.ParseExistingID(f.ResourceID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.svc.SignIn(ctx, id, userID, email); err != nil {
 		return err
 	}
 	err = s.sessions.issue(c, session{
-		Resource:   f.ResourceID,
+		Resource:   id,
 		UserID:     f.UserID,
 		Email:      f.Email,
 		App:        f.App,
@@ -187,8 +193,8 @@ func (s *server) ssoLogin(c echo.Context) error {
 		Secure:   secure(c),
 		SameSite: http.SameSiteLaxMode,
 	})
-	s.log.Info("single sign-on", "request_id", requestIDOf(c), "addon", f.ResourceID, "user_id", f.UserID, "user_scoped", userOK)
-	return c.Redirect(http.StatusSeeOther, dashboardPath(f.ResourceID))
+	s.log.Info("single sign-on", "request_id", requestIDOf(c), "addon", id, "user_id", f.UserID, "user_scoped", userOK)
+	return c.Redirect(http.StatusSeeOther, dashboardPath(id))
 }
 
 func unverified(v string) string {

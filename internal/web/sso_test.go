@@ -82,10 +82,18 @@ func TestSSO(t *testing.T) {
 		{name: "unknown add-on", want: http.StatusNotFound, signer: func(string) signer {
 			return newSigner(uuid.NewString())
 		}},
+		// The tokens cover the id as Heroku spelt it; the session and the
+		// dashboard use the add-on's lower-case id.
+		{name: "upper-case resource id", want: http.StatusSeeOther, signer: func(id string) signer {
+			return newSigner(strings.ToUpper(id))
+		}},
+		{name: "resource id that is not a uuid", want: http.StatusNotFound, signer: func(string) signer {
+			return newSigner("not-a-uuid")
+		}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := tt.signer(a.ID)
+			s := tt.signer(string(a.ID))
 			// Each case signs a different second: a sign-in is single-use.
 			s.at = s.at.Add(-time.Duration(i) * time.Second)
 			p := c.signIn(t, s.form(), tt.header)
@@ -101,7 +109,8 @@ func TestSSO(t *testing.T) {
 				}
 				return
 			}
-			if loc := p.header.Get("Location"); loc != "/dashboard/resources/"+s.id {
+			dashboard := "/dashboard/resources/" + string(a.ID)
+			if loc := p.header.Get("Location"); loc != dashboard {
 				t.Errorf("Location = %q, want the add-on's dashboard", loc)
 			}
 			sess, nav := p.cookies["kiln_session"], p.cookies["heroku-nav-data"]
@@ -111,7 +120,7 @@ func TestSSO(t *testing.T) {
 			if nav.Value != s.navData {
 				t.Errorf("heroku-nav-data = %q, want the posted nav-data %q", nav.Value, s.navData)
 			}
-			if !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Path != "/dashboard/resources/"+s.id {
+			if !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Path != dashboard {
 				t.Errorf("session cookie HttpOnly=%v SameSite=%v Path=%q; want HttpOnly, Lax, scoped to the dashboard", sess.HttpOnly, sess.SameSite, sess.Path)
 			}
 			if sess.MaxAge <= 0 || sess.MaxAge > 3600 {
@@ -120,7 +129,7 @@ func TestSSO(t *testing.T) {
 			if sess.Secure != tt.secure || nav.Secure != tt.secure {
 				t.Errorf("Secure = %v (session), %v (nav-data); want %v", sess.Secure, nav.Secure, tt.secure)
 			}
-			dash := do(t, c.e, http.MethodGet, "/dashboard/resources/"+s.id, nil, nil, sess)
+			dash := do(t, c.e, http.MethodGet, dashboard, nil, nil, sess)
 			if dash.status != http.StatusOK || !strings.Contains(dash.body, a.Name) {
 				t.Fatalf("dashboard after sign-in: %d %s", dash.status, dash.body)
 			}
@@ -134,7 +143,7 @@ func TestSSOReplay(t *testing.T) {
 	a := c.provisioned(t)
 
 	t.Run("same form twice", func(t *testing.T) {
-		f := newSigner(a.ID).form()
+		f := newSigner(string(a.ID)).form()
 		if p := c.signIn(t, f, nil); p.status != http.StatusSeeOther {
 			t.Fatalf("first sign-in: %d %s", p.status, p.body)
 		}
@@ -143,7 +152,7 @@ func TestSSOReplay(t *testing.T) {
 		}
 	})
 	t.Run("replayed without the user-scoped token", func(t *testing.T) {
-		s := newSigner(a.ID)
+		s := newSigner(string(a.ID))
 		s.at = time.Now().Add(-10 * time.Second)
 		if p := c.signIn(t, s.form(), nil); p.status != http.StatusSeeOther {
 			t.Fatalf("first sign-in: %d %s", p.status, p.body)
@@ -154,7 +163,7 @@ func TestSSOReplay(t *testing.T) {
 		}
 	})
 	t.Run("sha1-only form twice", func(t *testing.T) {
-		s := newSigner(a.ID)
+		s := newSigner(string(a.ID))
 		s.at = time.Now().Add(-20 * time.Second)
 		s.omitUserToken = true
 		if p := c.signIn(t, s.form(), nil); p.status != http.StatusSeeOther {
@@ -165,7 +174,7 @@ func TestSSOReplay(t *testing.T) {
 		}
 	})
 	t.Run("two users in the same second", func(t *testing.T) {
-		s := newSigner(a.ID)
+		s := newSigner(string(a.ID))
 		s.at = time.Now().Add(-30 * time.Second)
 		if p := c.signIn(t, s.form(), nil); p.status != http.StatusSeeOther {
 			t.Fatalf("first user: %d %s", p.status, p.body)
@@ -176,7 +185,7 @@ func TestSSOReplay(t *testing.T) {
 		}
 	})
 	t.Run("concurrent replays: one wins", func(t *testing.T) {
-		s := newSigner(a.ID)
+		s := newSigner(string(a.ID))
 		s.at = time.Now().Add(-40 * time.Second)
 		f := s.form()
 		codes := make(chan int, 6)
@@ -205,11 +214,11 @@ func TestSSORecordsWhoSignedIn(t *testing.T) {
 	a := c.provisioned(t)
 	ctx := context.Background()
 
-	s := newSigner(a.ID)
+	s := newSigner(string(a.ID))
 	if p := c.signIn(t, s.form(), nil); p.status != http.StatusSeeOther {
 		t.Fatalf("sign-in: %d", p.status)
 	}
-	u := newSigner(a.ID)
+	u := newSigner(string(a.ID))
 	u.at = time.Now().Add(-time.Second)
 	u.omitUserToken, u.email = true, "claims-to-be@example.com"
 	if p := c.signIn(t, u.form(), nil); p.status != http.StatusSeeOther {
@@ -245,12 +254,12 @@ func TestSSORefusesGoneAddons(t *testing.T) {
 	if err := c.svc.Deprovision(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	s := newSigner(a.ID)
+	s := newSigner(string(a.ID))
 	s.at = time.Now().Add(-time.Second)
 	if p := c.signIn(t, s.form(), nil); p.status != http.StatusForbidden {
 		t.Errorf("sign-in to a deprovisioning add-on: %d; want 403", p.status)
 	}
-	if p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+a.ID, nil, nil, sess); p.status != http.StatusGone || strings.Contains(p.body, testPrefix+"_URL") {
+	if p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess); p.status != http.StatusGone || strings.Contains(p.body, testPrefix+"_URL") {
 		t.Errorf("dashboard of a deprovisioning add-on with an earlier session: %d; want 410 and no config", p.status)
 	}
 	if err := c.svc.DeprovisionJob(ctx, a.ID); err != nil {

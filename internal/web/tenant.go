@@ -91,7 +91,7 @@ func tenantOf(c echo.Context) *addon.Tenant {
 
 // accountView is GET /api/v1/account's answer.
 type accountView struct {
-	ID         string           `json:"id"`
+	ID         addon.ID         `json:"id"`
 	Name       string           `json:"name"`
 	Plan       planRef          `json:"plan"`
 	Limits     map[string]int64 `json:"limits"`
@@ -149,7 +149,7 @@ func (ta *tenantAPI) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if rps := t.Plan.Limits[addon.TenantRateLimit]; rps > 0 {
 			burst := int(min(rps, math.MaxInt32))
-			remaining, wait, ok := ta.take(req.Context(), "tenant:account:"+t.AddonID, burst, float64(rps)*60)
+			remaining, wait, ok := ta.take(req.Context(), "tenant:account:"+string(t.AddonID), burst, float64(rps)*60)
 			h := c.Response().Header()
 			h.Set("RateLimit-Limit", strconv.FormatInt(rps, 10))
 			h.Set(opHeaderRateLimit, strconv.Itoa(remaining))
@@ -179,7 +179,7 @@ func (ta *tenantAPI) quota(c echo.Context, t *addon.Tenant) error {
 	next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), opSharedBucketBudget)
 	defer cancel()
-	n, err := ta.counters.Count(ctx, "tenant:month:"+t.AddonID+":"+now.Format("2006-01"), next.Add(24*time.Hour))
+	n, err := ta.counters.Count(ctx, "tenant:month:"+string(t.AddonID)+":"+now.Format("2006-01"), next.Add(24*time.Hour))
 	if err != nil {
 		ta.srv.log.Warn("monthly quota unavailable; not enforced for this request", "err", err)
 		return nil

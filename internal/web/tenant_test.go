@@ -37,7 +37,7 @@ func (d tenantDriver) AuthenticateTenant(ctx context.Context, account, key strin
 }
 
 func TestTenantAPI(t *testing.T) {
-	e := web.New(web.Options{Service: &addon.Service{Driver: tenantDriver{plan: "test"}}})
+	e := web.New(web.Options{Service: addon.NewService(addon.Deps{Driver: tenantDriver{plan: "test"}, Tenants: tenantDriver{plan: "test"}}, addon.Options{})})
 	call := func(user, key string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/api/v1/account", nil)
 		if user != "" {
@@ -92,7 +92,7 @@ func TestTenantAPI(t *testing.T) {
 }
 
 func TestTenantAPIWithoutTenants(t *testing.T) {
-	e := web.New(web.Options{Service: &addon.Service{Driver: plainDriver{}}})
+	e := web.New(web.Options{Service: addon.NewService(addon.Deps{Driver: plainDriver{}}, addon.Options{})})
 	req := httptest.NewRequest("GET", "/api/v1/account", nil)
 	req.SetBasicAuth("a", "b")
 	rec := httptest.NewRecorder()
@@ -126,7 +126,7 @@ func (quotaDriver) Catalog() addon.Catalog {
 
 func TestTenantMonthlyQuota(t *testing.T) {
 	counters := &memCounters{n: map[string]int64{}}
-	e := web.New(web.Options{Service: &addon.Service{Driver: quotaDriver{tenantDriver{plan: "test"}}}, RateBuckets: counters})
+	e := web.New(web.Options{Service: addon.NewService(addon.Deps{Driver: quotaDriver{tenantDriver{plan: "test"}}, Tenants: quotaDriver{tenantDriver{plan: "test"}}}, addon.Options{}), RateBuckets: counters})
 	for i := 1; i <= 4; i++ {
 		req := httptest.NewRequest("GET", "/api/v1/account", nil)
 		req.SetBasicAuth("acct-1", "k1")

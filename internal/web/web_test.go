@@ -124,14 +124,15 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := &addon.Service{
-		Store:    store,
-		Queue:    queue,
-		Driver:   account.New(store.Gorm(), "http://kiln.test"),
+	svc := addon.NewService(addon.Deps{
+		Store:  store,
+		Queue:  queue,
+		Driver: account.New(store.Gorm(), "http://kiln.test"),
+	}, addon.Options{
 		Prefix:   "KILN_TEST",
 		Deadline: 11 * time.Hour,
 		Log:      log,
-	}
+	})
 	checks := []web.Check{
 		{Name: "postgres", Check: store.Ping},
 		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
@@ -268,7 +269,7 @@ func (e *env) rows(tb testing.TB, id string) int64 {
 // stored returns the add-on or nil when the store has none.
 func (e *env) stored(tb testing.TB, id string) *addon.Addon {
 	tb.Helper()
-	a, err := e.store.Get(context.Background(), id)
+	a, err := e.store.Get(context.Background(), addon.ID(id))
 	if addon.ErrorCode(err) == addon.ENOTFOUND {
 		return nil
 	}

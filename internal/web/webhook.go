@@ -23,7 +23,11 @@ func (s *server) webhook(c echo.Context) error {
 	if err != nil {
 		return addon.Errorf(addon.ETOOLARGE, "The webhook body is too large.")
 	}
-	id := c.QueryParam("addon_id")
+	id, err := addon.ParseID(c.QueryParam("addon_id"))
+	if err != nil {
+		s.log.Warn("webhook refused: bad signature", "request_id", requestIDOf(c), "addon", c.QueryParam("addon_id"))
+		return addon.WebhookRefused()
+	}
 	if err := s.keeper.ReceiveWebhook(c.Request().Context(), id, body, c.Request().Header.Get(addon.WebhookSignatureHeader)); err != nil {
 		if addon.ErrorCode(err) == addon.EUNAUTHORIZED {
 			s.log.Warn("webhook refused: bad signature", "request_id", requestIDOf(c), "addon", id)

@@ -51,14 +51,14 @@ func TestWebhookReceiver(t *testing.T) {
 		sig  string
 		want int
 	}{
-		{"off", off, a.ID, sign(secret, body), http.StatusNotFound},
-		{"no signature", on, a.ID, "", http.StatusUnauthorized},
-		{"wrong secret", on, a.ID, sign("not-"+secret, body), http.StatusUnauthorized},
-		{"not base64", on, a.ID, "%%%", http.StatusUnauthorized},
+		{"off", off, string(a.ID), sign(secret, body), http.StatusNotFound},
+		{"no signature", on, string(a.ID), "", http.StatusUnauthorized},
+		{"wrong secret", on, string(a.ID), sign("not-"+secret, body), http.StatusUnauthorized},
+		{"not base64", on, string(a.ID), "%%%", http.StatusUnauthorized},
 		{"unknown add-on", on, "01234567-89ab-cdef-0123-456789abcdef", sign(secret, body), http.StatusUnauthorized},
 		{"not an id", on, "x", sign(secret, body), http.StatusUnauthorized},
-		{"signed", on, a.ID, sign(secret, body), http.StatusOK},
-		{"repeated", on, a.ID, sign(secret, body), http.StatusOK},
+		{"signed", on, string(a.ID), sign(secret, body), http.StatusOK},
+		{"repeated", on, string(a.ID), sign(secret, body), http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

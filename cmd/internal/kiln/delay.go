@@ -14,9 +14,8 @@ import (
 // slow — creating a database takes a while — and the built-in account driver
 // is not, so this is how a test rig builds a resource backlog and checks that
 // OAuth grants still get exchanged in time. A zero or negative d returns the
-// driver unchanged. The wrapper keeps the driver's optional abilities
-// (addon.Rotator, addon.Paneler, io.Closer), answering as the service would
-// for a driver without them, and Unwrap gives the driver itself back.
+// driver unchanged. Every other method (Abilities, Panel) passes straight
+// through, and Close reaches the driver's when it has one.
 func Delay(d addon.Driver, by time.Duration) addon.Driver {
 	if by <= 0 || d == nil {
 		return d
@@ -29,10 +28,6 @@ type delayed struct {
 	addon.Driver
 	by time.Duration
 }
-
-// Unwrap returns the driver behind the delay, for code that needs the
-// concrete driver (the account driver's Authenticate, say).
-func (d delayed) Unwrap() addon.Driver { return d.Driver }
 
 func (d delayed) wait(ctx context.Context) error {
 	t := time.NewTimer(d.by)
@@ -75,23 +70,26 @@ func (d delayed) Close() error {
 	return nil
 }
 
-// RotateCredentials waits, then rotates when the driver can.
+// RotateCredentials waits, then rotates (a driver that cannot answers so).
 func (d delayed) RotateCredentials(ctx context.Context, r addon.Resource) (addon.Vars, error) {
-	rot, ok := d.Driver.(addon.Rotator)
-	if !ok {
-		return nil, addon.Errorf(addon.EINVALID, "The %s driver has no credentials to rotate.", d.Name())
-	}
 	if err := d.wait(ctx); err != nil {
 		return nil, err
 	}
-	return rot.RotateCredentials(ctx, r)
+	return d.Driver.RotateCredentials(ctx, r)
 }
 
-// Panel is the driver's dashboard panel, undelayed: the dashboard calls it on
-// every page view, and the drill is about resource calls.
-func (d delayed) Panel(ctx context.Context, r addon.Resource) ([]addon.PanelField, error) {
-	if p, ok := d.Driver.(addon.Paneler); ok {
-		return p.Panel(ctx, r)
+// Roll waits, then makes new credentials beside the current ones.
+func (d delayed) Roll(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+	if err := d.wait(ctx); err != nil {
+		return nil, err
 	}
-	return nil, nil
+	return d.Driver.Roll(ctx, r)
+}
+
+// Revoke waits, then ends rotated-out credentials.
+func (d delayed) Revoke(ctx context.Context, r addon.Resource, old addon.Vars) error {
+	if err := d.wait(ctx); err != nil {
+		return err
+	}
+	return d.Driver.Revoke(ctx, r, old)
 }

@@ -17,6 +17,9 @@ type countingDriver struct {
 
 func (d *countingDriver) Name() string           { return "counting" }
 func (d *countingDriver) Catalog() addon.Catalog { return addon.Catalog{} }
+func (d *countingDriver) Abilities() addon.Abilities {
+	return addon.Abilities{Rotate: true, Roll: true, Panel: true}
+}
 func (d *countingDriver) Create(context.Context, addon.Resource) (addon.Vars, error) {
 	d.calls["create"]++
 	return addon.Vars{"URL": "x://y"}, nil
@@ -29,15 +32,23 @@ func (d *countingDriver) Destroy(context.Context, addon.Resource) error {
 	d.calls["destroy"]++
 	return nil
 }
-func (d *countingDriver) Close() error { d.closed = true; return nil }
-
-// rotatingDriver can also rotate credentials.
-type rotatingDriver struct{ countingDriver }
-
-func (d *rotatingDriver) RotateCredentials(context.Context, addon.Resource) (addon.Vars, error) {
+func (d *countingDriver) RotateCredentials(context.Context, addon.Resource) (addon.Vars, error) {
 	d.calls["rotate"]++
 	return nil, nil
 }
+func (d *countingDriver) Roll(context.Context, addon.Resource) (addon.Vars, error) {
+	d.calls["roll"]++
+	return nil, nil
+}
+func (d *countingDriver) Revoke(context.Context, addon.Resource, addon.Vars) error {
+	d.calls["revoke"]++
+	return nil
+}
+func (d *countingDriver) Panel(context.Context, addon.Resource) ([]addon.PanelField, error) {
+	d.calls["panel"]++
+	return []addon.PanelField{{Label: "calls", Value: "counted"}}, nil
+}
+func (d *countingDriver) Close() error { d.closed = true; return nil }
 
 func TestDelay(t *testing.T) {
 	t.Run("no delay keeps the driver", func(t *testing.T) {
@@ -59,42 +70,53 @@ func TestDelay(t *testing.T) {
 		if err := w.Destroy(ctx, addon.Resource{}); err != nil {
 			t.Fatal(err)
 		}
-		if d.calls["create"] != 1 || d.calls["plan"] != 1 || d.calls["destroy"] != 1 {
-			t.Errorf("calls = %v, want one of each", d.calls)
+		if _, err := w.RotateCredentials(ctx, addon.Resource{}); err != nil {
+			t.Fatal(err)
 		}
-		if w.Name() != "counting" {
-			t.Errorf("Name = %q", w.Name())
+		if _, err := w.Roll(ctx, addon.Resource{}); err != nil {
+			t.Fatal(err)
 		}
-		// A driver without credentials: the wrapper refuses as the service
-		// would, without waiting, and has no panel to show.
-		if _, err := w.(addon.Rotator).RotateCredentials(ctx, addon.Resource{}); addon.ErrorCode(err) != addon.EINVALID {
-			t.Errorf("RotateCredentials of a driver that cannot = %v, want EINVALID", err)
+		if err := w.Revoke(ctx, addon.Resource{}, nil); err != nil {
+			t.Fatal(err)
 		}
-		if f, err := w.(addon.Paneler).Panel(ctx, addon.Resource{}); f != nil || err != nil {
-			t.Errorf("Panel of a driver without one = %v, %v", f, err)
+		for _, call := range []string{"create", "plan", "destroy", "rotate", "roll", "revoke"} {
+			if d.calls[call] != 1 {
+				t.Errorf("calls = %v, want one %s", d.calls, call)
+			}
 		}
-		if u, ok := w.(interface{ Unwrap() addon.Driver }); !ok || u.Unwrap() != addon.Driver(d) {
-			t.Error("Unwrap does not give the driver back")
+		if w.Name() != "counting" || w.Abilities() != d.Abilities() {
+			t.Errorf("Name, Abilities = %q, %+v; want the driver's", w.Name(), w.Abilities())
 		}
 		if err := w.(io.Closer).Close(); err != nil || !d.closed {
 			t.Errorf("Close = %v, closed = %v; want the driver closed", err, d.closed)
 		}
 	})
+	t.Run("the panel is not delayed", func(t *testing.T) {
+		d := &countingDriver{calls: map[string]int{}}
+		w := Delay(d, time.Hour)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if f, err := w.Panel(ctx, addon.Resource{}); err != nil || len(f) != 1 {
+			t.Errorf("Panel = %v, %v; want the driver's at once", f, err)
+		}
+	})
 	t.Run("a cancelled call never reaches the driver", func(t *testing.T) {
-		d := &rotatingDriver{countingDriver{calls: map[string]int{}}}
+		d := &countingDriver{calls: map[string]int{}}
 		w := Delay(d, time.Hour)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := w.Create(ctx, addon.Resource{})
-		if addon.ErrorCode(err) != addon.EUNAVAILABLE {
-			t.Errorf("Create = %v, want EUNAVAILABLE", err)
+		calls := map[string]func() error{
+			"create": func() error { _, err := w.Create(ctx, addon.Resource{}); return err },
+			"plan":   func() error { _, err := w.ChangePlan(ctx, addon.Resource{}, addon.Plan{}); return err },
+			"delete": func() error { return w.Destroy(ctx, addon.Resource{}) },
+			"rotate": func() error { _, err := w.RotateCredentials(ctx, addon.Resource{}); return err },
+			"roll":   func() error { _, err := w.Roll(ctx, addon.Resource{}); return err },
+			"revoke": func() error { return w.Revoke(ctx, addon.Resource{}, nil) },
 		}
-		r, ok := w.(addon.Rotator)
-		if !ok {
-			t.Fatal("the wrapper lost the driver's Rotator")
-		}
-		if _, err := r.RotateCredentials(ctx, addon.Resource{}); addon.ErrorCode(err) != addon.EUNAVAILABLE {
-			t.Errorf("RotateCredentials = %v, want EUNAVAILABLE", err)
+		for name, call := range calls {
+			if err := call(); addon.ErrorCode(err) != addon.EUNAVAILABLE {
+				t.Errorf("%s = %v, want EUNAVAILABLE", name, err)
+			}
 		}
 		if len(d.calls) != 0 {
 			t.Errorf("driver called: %v", d.calls)

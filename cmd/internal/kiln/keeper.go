@@ -2,7 +2,6 @@ package kiln
 
 import (
 	"context"
-
 	"strings"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -15,31 +14,28 @@ import (
 // WebhookPath is where Heroku delivers add-on webhooks.
 const WebhookPath = "/heroku/webhooks"
 
-// Keeper builds the keeper over the service and wraps the service's store so
-// the keeper hears of recorded milestones (addon.Keeper.Observe).
-func Keeper(cfg *config.Config, db *postgres.DB, svc *addon.Service) *addon.Keeper {
+// Keeper builds the keeper, without its Service yet: the service is built
+// over the store the keeper observes (addon.Keeper.Observe), so Open sets
+// the keeper's Service once it exists.
+func Keeper(cfg *config.Config, db *postgres.DB, platform *heroku.Client) *addon.Keeper {
 	k := &addon.Keeper{
-		Service:          svc,
 		Links:            db,
 		Logs:             logplex.New(cfg.AddonID, platformClient()),
+		Watcher:          platform,
 		SyncInterval:     cfg.SyncInterval,
 		AsyncDeprovision: cfg.AsyncDeprovision,
 		Grace:            cfg.CredentialGrace,
 	}
-	if w, ok := svc.Platform.(*heroku.Client); ok {
-		k.Watcher = w
-	}
 	if cfg.Webhooks && cfg.PublicURL != "" {
 		k.WebhookURL = strings.TrimRight(cfg.PublicURL, "/") + WebhookPath
 	}
-	svc.Store = k.Observe(svc.Store)
 	return k
 }
 
 // KeeperJobs are the worker's handlers for the keeper's jobs, and its
 // deprovision job (which tells Heroku when ASYNC_DEPROVISION is on).
-func KeeperJobs(k *addon.Keeper) map[addon.JobKind]func(ctx context.Context, id string) error {
-	return map[addon.JobKind]func(ctx context.Context, id string) error{
+func KeeperJobs(k *addon.Keeper) map[addon.JobKind]func(ctx context.Context, id addon.ID) error {
+	return map[addon.JobKind]func(ctx context.Context, id addon.ID) error{
 		addon.JobSync:        k.Sync,
 		addon.JobSubscribe:   k.Subscribe,
 		addon.JobLog:         k.WriteLog,

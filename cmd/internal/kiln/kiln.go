@@ -83,30 +83,43 @@ func Redis(c *config.Config) (*redisconn.Conn, error) {
 
 // Driver builds the resource driver RESOURCE_DRIVER names, slowed down by
 // RESOURCE_DRIVER_DELAY when that is set (benchmarks and failure drills; see
-// Delay).
-func Driver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, error) {
-	d, err := newDriver(ctx, c, db, log)
+// Delay), and the Tenants of a driver whose resources are accounts Kiln
+// serves itself (the account driver; nil for the others).
+func Driver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, addon.Tenants, error) {
+	d, tenants, err := newDriver(ctx, c, db, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return Delay(d, c.ResourceDriverDelay), nil
+	return Delay(d, c.ResourceDriverDelay), tenants, nil
 }
 
-func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, error) {
+func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, addon.Tenants, error) {
 	switch c.ResourceDriver {
 	case "account":
-		return newAccountDriver(c, db)
+		d, err := newAccountDriver(c, db)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d, nil
 	case "postgres":
-		return pgdriver.New(ctx, pgdriver.Options{
+		d, err := pgdriver.New(ctx, pgdriver.Options{
 			AdminURL:    c.ResourceDBURL,
 			PublicHost:  c.ResourcePublic,
 			CatalogFile: c.PlansFile,
 			Log:         log,
 		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, nil, nil
 	case "http":
-		return newHTTPDriver(c, log)
+		d, err := newHTTPDriver(c, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, nil, nil
 	default:
-		return nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account, postgres or http)", c.ResourceDriver)
+		return nil, nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account, postgres or http)", c.ResourceDriver)
 	}
 }
 
@@ -173,25 +186,31 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 	a.Conn = jobs.SharedRedis{Client: a.RedisClient}
 	a.Queue = jobs.NewQueue(a.Conn)
 	a.closers = append(a.closers, a.Queue.Close)
-	if a.Driver, err = Driver(ctx, cfg, a.DB, log); err != nil {
+	var tenants addon.Tenants
+	if a.Driver, tenants, err = Driver(ctx, cfg, a.DB, log); err != nil {
 		a.Close()
 		return nil, err
 	}
 	if c, ok := a.Driver.(io.Closer); ok {
 		a.closers = append(a.closers, c.Close)
 	}
-	a.Service = &addon.Service{
-		Store:    a.DB,
+	platform := Platform(cfg, log)
+	a.Keeper = Keeper(cfg, a.DB, platform)
+	a.Service = addon.NewService(addon.Deps{
+		// The keeper hears of recorded milestones through the store.
+		Store:    a.Keeper.Observe(a.DB),
 		Queue:    a.Queue,
-		Platform: Platform(cfg, log),
+		Platform: platform,
 		Driver:   a.Driver,
+		Tenants:  tenants,
+	}, addon.Options{
 		Prefix:   cfg.ConfigPrefix,
 		Deadline: cfg.ProvisionDeadline,
 		Log:      log,
 		Owner:    os.Getenv("DYNO"),
 		LeaseTTL: cfg.LeaseTTL,
-	}
-	a.Keeper = Keeper(cfg, a.DB, a.Service)
+	})
+	a.Keeper.Service = a.Service
 	return a, nil
 }
 

@@ -58,6 +58,12 @@ const Name = "account"
 // Name is the RESOURCE_DRIVER value that selects this driver.
 func (d *Driver) Name() string { return Name }
 
+// Abilities: an account's key can be replaced outright or rolled (two keys
+// at once), and its panel shows the account.
+func (d *Driver) Abilities() addon.Abilities {
+	return addon.Abilities{Rotate: true, Roll: true, Panel: true}
+}
+
 // Catalog is the plans of RESOURCE_PLANS_FILE (NewWithCatalog), else of
 // plans.json. It panics if the embedded file is broken, which the
 // package's tests rule out before a build ships.
@@ -358,10 +364,8 @@ func dbError(op string, err error) error {
 	return fmt.Errorf("account: %s: %w", op, err)
 }
 
-// RotateCredentials replaces the account's API key, so the domain can rotate
-// credentials for any driver through addon.Rotator; it returns the new URL.
+// RotateCredentials replaces the account's API key at once (the old one
+// stops working); it returns the new URL.
 func (d *Driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon.Vars, error) {
 	return d.RotateKey(ctx, r.ID)
 }
-
-var _ addon.Rotator = (*Driver)(nil)

@@ -7,8 +7,6 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.Paneler = (*Driver)(nil)
-
 // Panel tells the customer's dashboard about the account: its name (the
 // user name of the URL), when its API key was last used (so a customer can
 // see whether a leaked key is in use before rotating it) and the limits of

@@ -12,8 +12,6 @@ import (
 // (the key in r.Vars) as the previous key, accepted by verify beside the
 // new one; Revoke forgets the previous key when the roll's grace ends.
 
-var _ addon.Roller = (*Driver)(nil)
-
 // Roll makes a new key and returns the new URL; the key in r.Vars keeps
 // working. A repeat before the new URL was recorded (a crash) finds the
 // current key as the previous one and makes another new key, so the key

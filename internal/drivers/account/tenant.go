@@ -7,7 +7,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.Tenants = (*Driver)(nil)
+var _ addon.Tenants = (*Driver)(nil) // handed to the Service beside the driver
 
 // lastUsedEvery is how stale "API key last used" may get: a use is
 // recorded only when the recorded one is older, so a busy account costs
@@ -31,7 +31,7 @@ func (d *Driver) AuthenticateTenant(ctx context.Context, account, key string) (a
 	if err != nil {
 		return addon.Tenant{}, err
 	}
-	t := addon.Tenant{AddonID: a.ID, Name: a.Name, Plan: addon.Plan{Slug: a.Plan}, CreatedAt: a.CreatedAt, LastUsedAt: a.LastUsedAt}
+	t := addon.Tenant{AddonID: addon.ID(a.ID), Name: a.Name, Plan: addon.Plan{Slug: a.Plan}, CreatedAt: a.CreatedAt, LastUsedAt: a.LastUsedAt}
 	now := time.Now().UTC()
 	if t.LastUsedAt.IsZero() || now.Sub(t.LastUsedAt) >= lastUsedEvery {
 		// The condition is repeated in SQL so that concurrent requests on

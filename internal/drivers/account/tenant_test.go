@@ -29,7 +29,7 @@ func TestAuthenticateTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tn.AddonID != id || tn.Name != name || tn.Plan.Slug != "basic" || tn.CreatedAt.IsZero() || tn.LastUsedAt.IsZero() {
+	if tn.AddonID != addon.ID(id) || tn.Name != name || tn.Plan.Slug != "basic" || tn.CreatedAt.IsZero() || tn.LastUsedAt.IsZero() {
 		t.Errorf("tenant = %+v", tn)
 	}
 	first := lastUsed()

@@ -21,7 +21,7 @@
 //	429                                          ERATELIMIT   (RetryAfter, default 5 s)
 //	202 still pending after PollBudget           EUNAVAILABLE (the next attempt asks again)
 //	404 on PUT                                   EINVALID: the service does not know the resource
-//	404/501 on rotate                            EINVALID wrapping addon.ErrCannotRotate
+//	404/501 on rotate                            EUNSUPPORTED wrapping addon.ErrCannotRotate
 //	other 4xx                                    EINVALID with the service's message
 //
 // The package is named http after what it depends on, like the other
@@ -108,10 +108,7 @@ type Driver struct {
 	now     func() time.Time
 }
 
-var (
-	_ addon.Driver  = (*Driver)(nil)
-	_ addon.Rotator = (*Driver)(nil)
-)
+var _ addon.Driver = (*Driver)(nil)
 
 // New builds the driver, refusing an unusable URL or an empty secret.
 func New(o Options) (*Driver, error) {
@@ -158,6 +155,11 @@ func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans of RESOURCE_PLANS_FILE (or the built-in ones).
 func (d *Driver) Catalog() addon.Catalog { return d.catalog.Clone() }
+
+// Abilities: the protocol has a rotation action (a service that does not
+// rotate answers it 404 or 501), but no roll with two live sets of
+// credentials and nothing for a dashboard panel.
+func (d *Driver) Abilities() addon.Abilities { return addon.Abilities{Rotate: true} }
 
 // createBody is what POST /resources sends. The provision call does not
 // say which app the add-on is for, so app.name is the add-on's name on
@@ -323,6 +325,22 @@ func (d *Driver) RotateCredentials(ctx context.Context, r addon.Resource) (addon
 		return nil, addon.CannotRotate("The resource service does not rotate credentials (it answered %d).", res.status)
 	}
 	return nil, res.refusal("rotation")
+}
+
+// Roll is not in the protocol: a rotation replaces the credentials at once.
+func (d *Driver) Roll(context.Context, addon.Resource) (addon.Vars, error) {
+	return nil, addon.Unsupported(d.Name(), "keep old credentials working through a rotation")
+}
+
+// Revoke is not in the protocol either (see Roll).
+func (d *Driver) Revoke(context.Context, addon.Resource, addon.Vars) error {
+	return addon.Unsupported(d.Name(), "keep old credentials working through a rotation")
+}
+
+// Panel is not in the protocol: the service has no way to describe a
+// resource to the customer's dashboard.
+func (d *Driver) Panel(context.Context, addon.Resource) ([]addon.PanelField, error) {
+	return nil, addon.Unsupported(d.Name(), "describe its resources on the dashboard")
 }
 
 // digest names a set of vars in an idempotency key without revealing them:

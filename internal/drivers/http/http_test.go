@@ -240,8 +240,8 @@ func TestErrorMapping(t *testing.T) {
 		{"404 on delete is gone", "delete", 404, nil, nil, "", "", 0},
 		{"410 on delete is gone", "delete", 410, nil, nil, "", "", 0},
 		{"204 on delete", "delete", 204, nil, nil, "", "", 0},
-		{"404 on rotate cannot rotate", "rotate", 404, nil, nil, addon.EINVALID, "does not rotate", 0},
-		{"501 on rotate cannot rotate", "rotate", 501, nil, nil, addon.EINVALID, "does not rotate", 0},
+		{"404 on rotate cannot rotate", "rotate", 404, nil, nil, addon.EUNSUPPORTED, "does not rotate", 0},
+		{"501 on rotate cannot rotate", "rotate", 501, nil, nil, addon.EUNSUPPORTED, "does not rotate", 0},
 		{"200 without config on create is a service bug, retried", "create", 200, nil, map[string]string{}, addon.EINTERNAL, "no config", 0},
 		{"lower-case var name is a service bug", "create", 200, nil, map[string]any{"config": map[string]string{"url": "x"}}, addon.EINTERNAL, "config var", 0},
 		{"200 without config on plan change keeps the vars", "plan", 200, nil, map[string]string{}, "", "", 0},
@@ -281,6 +281,31 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("a refusal is transient")
 			}
 		})
+	}
+}
+
+// TestUnsupported: what the protocol has no call for is refused as
+// EUNSUPPORTED without asking the service, and Abilities says so first.
+func TestUnsupported(t *testing.T) {
+	d, svc := newDriver(t, func(n int, r seen) (int, http.Header, any) {
+		return http.StatusInternalServerError, nil, nil
+	})
+	if got, want := d.Abilities(), (addon.Abilities{Rotate: true}); got != want {
+		t.Errorf("Abilities = %+v, want %+v", got, want)
+	}
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"roll":   func() error { _, err := d.Roll(ctx, resource()); return err },
+		"revoke": func() error { return d.Revoke(ctx, resource(), addon.Vars{"URL": "https://old"}) },
+		"panel":  func() error { _, err := d.Panel(ctx, resource()); return err },
+	}
+	for name, call := range calls {
+		if err := call(); addon.ErrorCode(err) != addon.EUNSUPPORTED {
+			t.Errorf("%s = %v, want EUNSUPPORTED", name, err)
+		}
+	}
+	if reqs := svc.requests(); len(reqs) != 0 {
+		t.Errorf("the service was called: %+v", reqs)
 	}
 }
 

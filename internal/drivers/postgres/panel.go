@@ -7,8 +7,6 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
-var _ addon.Paneler = (*Driver)(nil)
-
 // Panel tells the customer's dashboard how full the database is and how
 // many of its connections are in use, against the limits in force, so a
 // customer can see a plan is too small before the limits bite. It reads

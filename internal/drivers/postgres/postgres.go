@@ -62,10 +62,7 @@ type Driver struct {
 	log     *slog.Logger
 }
 
-var (
-	_ addon.Driver  = (*Driver)(nil)
-	_ addon.Rotator = (*Driver)(nil)
-)
+var _ addon.Driver = (*Driver)(nil)
 
 // lockClass is the first key of the per-add-on advisory locks ("kiln"), so
 // they do not collide with other users of advisory locks on the server.
@@ -177,6 +174,12 @@ func (d *Driver) Name() string { return Name }
 
 // Catalog is the plans loaded at New.
 func (d *Driver) Catalog() addon.Catalog { return d.catalog }
+
+// Abilities: a database's password can be replaced outright or rolled (two
+// login roles), and its panel shows size and connections.
+func (d *Driver) Abilities() addon.Abilities {
+	return addon.Abilities{Rotate: true, Roll: true, Panel: true}
+}
 
 // names are the role and database of one add-on; both are the same
 // identifier, derived from the uuid so a retry finds what a first try made.

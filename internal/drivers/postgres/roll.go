@@ -28,8 +28,6 @@ const (
 	loginB = "_b"
 )
 
-var _ addon.Roller = (*Driver)(nil)
-
 // userIn returns the user name of a URL this driver made for n's database,
 // or "".
 func userIn(v addon.Vars, n names) string {
