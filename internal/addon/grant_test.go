@@ -80,7 +80,7 @@ func TestGrantRetryRacesTokensInHand(t *testing.T) {
 				}
 			}
 			w.rebuild(func(d *addon.Deps, _ *addon.Options) { d.Platform = p })
-			if err := w.svc.ExchangeGrant(ctx, id); err != nil {
+			if err := w.svc.GrantJob(ctx, id); err != nil {
 				t.Fatalf("first ExchangeGrant: %v", err)
 			}
 			a := w.get(t, id)
@@ -102,7 +102,7 @@ func (w *world) retryGrant(tb testing.TB, id addon.ID) {
 	defer w.st.failRenew.Store(false)
 	deadline := time.Now().Add(wait)
 	for {
-		err := w.svc.ExchangeGrant(context.Background(), id)
+		err := w.svc.GrantJob(context.Background(), id)
 		if !addon.IsBusy(err) {
 			return
 		}

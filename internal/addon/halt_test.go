@@ -113,8 +113,8 @@ func TestPlanChangeFailingForAnOlderTargetDoesNotHalt(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if err := w.svc.ChangePlanJob(ctx, id); err != nil {
-		t.Fatalf("ChangePlanJob: %v", err)
+	if err := w.svc.PlanChangeJob(ctx, id); err != nil {
+		t.Fatalf("PlanChangeJob: %v", err)
 	}
 	a := w.get(t, id)
 	if a.Halted != "" || a.Plan != "pro" || a.PendingPlan != "" {

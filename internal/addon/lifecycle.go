@@ -152,13 +152,13 @@ const planClaimWait = 300 * time.Millisecond
 // errBackground says a request-time change continues in a job.
 var errBackground = errors.New("continues in the background")
 
-// ChangePlanJob applies a recorded plan change in the background, as the
+// PlanChangeJob applies a recorded plan change in the background, as the
 // add-on's one writer: the driver changes the resource, the result is
 // recorded, the new config vars are pushed through the Platform API. A
 // driver refusal after Heroku was already answered cannot become a 422 any
 // more; it is recorded in the audit trail and the add-on stays on its plan.
 // A change recorded while this job ran is applied before it lets go.
-func (s *Service) ChangePlanJob(ctx context.Context, id ID) error {
+func (s *Service) PlanChangeJob(ctx context.Context, id ID) error {
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		for range 10 {
 			target := c.Addon().PendingPlan

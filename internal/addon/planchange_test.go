@@ -43,8 +43,8 @@ func TestSyncPlanChangeRecordFails(t *testing.T) {
 				if a.PendingPlan != "pro" || !slices.Contains(w.q.jobs, string(addon.JobPlanChange)+" "+string(id)) {
 					t.Fatalf("pending %q, jobs %v; want pro pending and a plan change job", a.PendingPlan, w.q.jobs)
 				}
-				if err := w.svc.ChangePlanJob(ctx, id); err != nil {
-					t.Fatalf("ChangePlanJob: %v", err)
+				if err := w.svc.PlanChangeJob(ctx, id); err != nil {
+					t.Fatalf("PlanChangeJob: %v", err)
 				}
 			}
 			if a := w.get(t, id); a.Plan != "pro" || a.PendingPlan != "" {
@@ -58,7 +58,7 @@ func TestSyncPlanChangeRecordFails(t *testing.T) {
 	}
 }
 
-// TestPlanChangeDuringFinalPush: a PUT arriving while ChangePlanJob pushes
+// TestPlanChangeDuringFinalPush: a PUT arriving while PlanChangeJob pushes
 // its last change is recorded for a job whose enqueue asynq deduplicates
 // against the running one; the job must ask to be retried soon instead of
 // leaving the change to the reconciler's slow sweep.
@@ -71,7 +71,7 @@ func TestPlanChangeDuringFinalPush(t *testing.T) {
 	}
 	hold := make(chan struct{})
 	w.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, Hold: hold, Times: 1})
-	job := async(func() error { return w.svc.ChangePlanJob(ctx, id) })
+	job := async(func() error { return w.svc.PlanChangeJob(ctx, id) })
 	if err := w.sim.Wait(ctx, func() bool { return w.sim.Holding(herokusim.KindConfig) == 1 }); err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +80,10 @@ func TestPlanChangeDuringFinalPush(t *testing.T) {
 	}
 	close(hold)
 	if err := recv(t, job, "the plan change job"); !addon.IsBusy(err) {
-		t.Fatalf("ChangePlanJob with a change recorded meanwhile = %v, want busy (retry soon)", err)
+		t.Fatalf("PlanChangeJob with a change recorded meanwhile = %v, want busy (retry soon)", err)
 	}
-	if err := w.svc.ChangePlanJob(ctx, id); err != nil {
-		t.Fatalf("retried ChangePlanJob: %v", err)
+	if err := w.svc.PlanChangeJob(ctx, id); err != nil {
+		t.Fatalf("retried PlanChangeJob: %v", err)
 	}
 	if a := w.get(t, id); a.Plan != "pro" || a.PendingPlan != "" {
 		t.Errorf("plan %q pending %q, want pro", a.Plan, a.PendingPlan)

@@ -222,14 +222,14 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	return nil, Errorf(EINVALID, "Provisioning failed: %s.", reason)
 }
 
-// ExchangeGrant trades the add-on's OAuth grant for tokens, once, as the
+// GrantJob (the JobGrant handler) trades the add-on's OAuth grant for tokens, once, as the
 // add-on's one writer. No transaction is open during the call to
 // id.heroku.com: "exchange started" is recorded first, the call is made, and
 // the tokens are saved at once, retrying the save (never the exchange) until
 // it succeeds. If a grant is refused after an earlier attempt started (its
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
-func (s *Service) ExchangeGrant(ctx context.Context, id ID) error {
+func (s *Service) GrantJob(ctx context.Context, id ID) error {
 	var next bool
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
@@ -438,11 +438,11 @@ func (s *Service) Unflag(ctx context.Context, listed *Addon) error {
 // after the outbox sweep listed it.
 var errChanged = errors.New("add-on changed since it was listed")
 
-// Advance runs the provisioning steps that are not done yet, in order,
+// ProvisionJob (the JobProvision handler) runs the provisioning steps that are not done yet, in order,
 // as the add-on's one writer: create the resource, push config vars, mark
 // the add-on provisioned on Heroku, record it. Each finished step is
 // recorded (under the claim's fence) before the next starts.
-func (s *Service) Advance(ctx context.Context, id ID) error {
+func (s *Service) ProvisionJob(ctx context.Context, id ID) error {
 	var planNext, grantNext bool
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()

@@ -260,10 +260,10 @@ func (w *world) provisioned(tb testing.TB, plan string) addon.ID {
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Name: "acme", Plan: plan, Grant: &g}); err != nil {
 		tb.Fatal(err)
 	}
-	if err := w.svc.ExchangeGrant(ctx, id); err != nil {
+	if err := w.svc.GrantJob(ctx, id); err != nil {
 		tb.Fatal(err)
 	}
-	if err := w.svc.Advance(ctx, id); err != nil {
+	if err := w.svc.ProvisionJob(ctx, id); err != nil {
 		tb.Fatal(err)
 	}
 	if a := w.get(tb, id); a.State != addon.StateProvisioned {
@@ -334,7 +334,7 @@ func TestRotationDuringPlanChangeJob(t *testing.T) {
 	}
 	g := newGate()
 	w.drv.onChange = g.hook
-	job := async(func() error { return w.svc.ChangePlanJob(ctx, id) })
+	job := async(func() error { return w.svc.PlanChangeJob(ctx, id) })
 	recv(t, g.entered, "the plan change in the driver")
 
 	rotated := make(chan error, 1)
@@ -388,7 +388,7 @@ func TestPlanChangeRequestDuringAsyncChange(t *testing.T) {
 	}
 	g := newGate()
 	w.drv.onChange = g.hook
-	job := async(func() error { return w.svc.ChangePlanJob(ctx, id) })
+	job := async(func() error { return w.svc.PlanChangeJob(ctx, id) })
 	recv(t, g.entered, "the job's change to basic in the driver")
 
 	// Heroku's customer changes their mind while the job works.
@@ -422,12 +422,12 @@ func TestDeprovisionDuringCreateThenFailedSave(t *testing.T) {
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id, Plan: "test", Grant: &g0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.svc.ExchangeGrant(ctx, id); err != nil {
+	if err := w.svc.GrantJob(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	g := newGate()
 	w.drv.onCreate = g.hook
-	job := async(func() error { return w.svc.Advance(ctx, id) })
+	job := async(func() error { return w.svc.ProvisionJob(ctx, id) })
 	recv(t, g.entered, "Driver.Create")
 
 	if err := w.svc.Deprovision(ctx, id); err != nil {
@@ -455,8 +455,8 @@ func TestDeprovisionDuringCreateThenFailedSave(t *testing.T) {
 		t.Errorf("state %s tokens %v, want deprovisioned without tokens", a.State, a.Tokens)
 	}
 	// The provision job's retry finds nothing to do.
-	if err := w.svc.Advance(ctx, id); err != nil {
-		t.Errorf("Advance after deprovision: %v", err)
+	if err := w.svc.ProvisionJob(ctx, id); err != nil {
+		t.Errorf("ProvisionJob after deprovision: %v", err)
 	}
 }
 
@@ -534,13 +534,13 @@ func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.lose.Store(true)
-	if err := w.svc.ExchangeGrant(ctx, id); err == nil || !addon.Transient(err) {
+	if err := w.svc.GrantJob(ctx, id); err == nil || !addon.Transient(err) {
 		t.Fatalf("first exchange = %v, want a transient failure", err)
 	}
 	if a := w.get(t, id); a.ExchangeStartedAt.IsZero() {
 		t.Fatal("exchange start not recorded before the call")
 	}
-	if err := w.svc.ExchangeGrant(ctx, id); addon.ErrorCode(err) != addon.EINVALID {
+	if err := w.svc.GrantJob(ctx, id); addon.ErrorCode(err) != addon.EINVALID {
 		t.Fatalf("second exchange = %v, want a refusal", err)
 	}
 	a := w.get(t, id)
@@ -560,7 +560,7 @@ func TestGrantRefusedAfterLostAnswer(t *testing.T) {
 	if _, _, err := w.svc.Provision(ctx, addon.ProvisionRequest{ID: id2, Plan: "test", Grant: &bad}); err != nil {
 		t.Fatal(err)
 	}
-	_ = w.svc.ExchangeGrant(ctx, id2)
+	_ = w.svc.GrantJob(ctx, id2)
 	if a := w.get(t, id2); a.State != addon.StateFailed || a.Reason == addon.GrantLostReason || w.lost.Load() != 1 {
 		t.Errorf("invalid grant: state %s reason %q lost=%d", a.State, a.Reason, w.lost.Load())
 	}
@@ -591,7 +591,7 @@ func TestTokensSavedDespiteFailingSaves(t *testing.T) {
 		d.Platform = &failAfter{Platform: d.Platform, arm: func() { w.st.failRecord.Store(3) }}
 	})
 	jobCtx, cancel := context.WithCancel(ctx)
-	if err := w.svc.ExchangeGrant(jobCtx, id); err != nil {
+	if err := w.svc.GrantJob(jobCtx, id); err != nil {
 		t.Fatalf("ExchangeGrant: %v", err)
 	}
 	cancel()
@@ -681,7 +681,7 @@ func TestEnqueueFailureIsFlaggedForTheOutbox(t *testing.T) {
 	if _, err := w.st.DB.Update(ctx, id, func(_ context.Context, a *addon.Addon) error { a.Requeue = false; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.svc.ExchangeGrant(ctx, id); err != nil {
+	if err := w.svc.GrantJob(ctx, id); err != nil {
 		t.Fatalf("ExchangeGrant with the queue down: %v", err)
 	}
 	if a := w.get(t, id); !a.Requeue || a.GrantExchangedAt.IsZero() {

@@ -137,9 +137,9 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	// asynq's "handler not found" is transient to the policy, so its tasks
 	// wait in the retry set until a release registers the kind.
 	handlers := map[addon.JobKind]func(context.Context, addon.ID) error{
-		addon.JobGrant:       svc.ExchangeGrant,
-		addon.JobProvision:   svc.Advance,
-		addon.JobPlanChange:  svc.ChangePlanJob,
+		addon.JobGrant:       svc.GrantJob,
+		addon.JobProvision:   svc.ProvisionJob,
+		addon.JobPlanChange:  svc.PlanChangeJob,
 		addon.JobDeprovision: svc.DeprovisionJob,
 		addon.JobPushConfig:  svc.PushConfigJob,
 	}

@@ -140,10 +140,10 @@ func (c *customer) provisioned(tb testing.TB) *addon.Addon {
 	if err != nil {
 		tb.Fatalf("provision: %v", err)
 	}
-	if err := c.svc.ExchangeGrant(ctx, id); err != nil {
+	if err := c.svc.GrantJob(ctx, id); err != nil {
 		tb.Fatalf("exchange grant: %v", err)
 	}
-	if err := c.svc.Advance(ctx, id); err != nil {
+	if err := c.svc.ProvisionJob(ctx, id); err != nil {
 		tb.Fatalf("advance: %v", err)
 	}
 	a, err := c.store.Get(ctx, id)

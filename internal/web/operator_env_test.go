@@ -266,10 +266,10 @@ func (e *opEnv) provisioned(tb testing.TB, name string) *addon.Addon {
 	if e.worker {
 		return e.waitState(tb, id, addon.StateProvisioned)
 	}
-	if err := e.svc.ExchangeGrant(ctx, id); err != nil {
+	if err := e.svc.GrantJob(ctx, id); err != nil {
 		tb.Fatalf("ExchangeGrant: %v", err)
 	}
-	if err := e.svc.Advance(ctx, id); err != nil {
+	if err := e.svc.ProvisionJob(ctx, id); err != nil {
 		tb.Fatalf("Advance: %v", err)
 	}
 	a := e.get(tb, id)
