@@ -52,6 +52,14 @@ func TestPolicyHandsOnTheDecodedID(t *testing.T) {
 			}
 		})
 	}
+	t.Run("handler without the policy", func(t *testing.T) {
+		got = nil
+		h := handleTask(func(_ context.Context, id addon.ID) error { got = append(got, id); return nil })
+		err := h.ProcessTask(context.Background(), asynq.NewTask(string(addon.JobGrant), []byte(`{"addon_id":"`+string(id)+`"}`)))
+		if len(got) != 0 || !errors.Is(err, asynq.SkipRetry) {
+			t.Errorf("handler got %q, err %v; want no call and a refusal without retries", got, err)
+		}
+	})
 }
 
 // TestNewTaskDecodes: decode reads back what newTask writes, for every
