@@ -11,6 +11,7 @@ import (
 	"github.com/kiln-dev/kiln/internal/asheroku"
 	"github.com/kiln-dev/kiln/internal/config"
 	"github.com/kiln-dev/kiln/internal/devenv"
+	"github.com/kiln-dev/kiln/internal/drivers/account"
 )
 
 // envHeader heads a generated .dev/env.
@@ -57,7 +58,7 @@ func generated() ([]devenv.Var, error) {
 		{Key: "HEROKU_ID_URL", Value: sim},
 		{Key: "ENCRYPTION_KEY", Value: base64.StdEncoding.EncodeToString(key)},
 		{Key: "ADMIN_PASSWORD", Value: admin},
-		{Key: "RESOURCE_DRIVER", Value: "account"},
+		{Key: "RESOURCE_DRIVER", Value: account.Name},
 	}, nil
 }
 

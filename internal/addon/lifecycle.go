@@ -56,9 +56,10 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		if err != nil {
 			return nil, err
 		}
-		if a.State == StateProvisioned && a.PendingPlan != "" {
-			// Provisioning finished between our read and our write.
-			s.enqueue(ctx, JobPlanChange, id)
+		if a.State == StateProvisioned {
+			// Provisioning finished between our read and our write: its
+			// hand-on did not see this plan.
+			s.handOn(ctx, a)
 		}
 		if a.PendingPlan == "" {
 			return &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}, nil
@@ -141,7 +142,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 	if err != nil {
 		return nil, err
 	}
-	s.enqueue(ctx, JobPlanChange, id)
+	s.handOn(ctx, a) // to the plan change job
 	return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Changing plan to %s; the new config will follow.", slug)}, nil
 }
 
@@ -183,7 +184,7 @@ func (s *Service) PlanChangeJob(ctx context.Context, id ID) error {
 	// and was recorded for a job, but its enqueue was deduplicated against
 	// this running one: retry soon (Busy) rather than leave it for the
 	// reconciler's slow sweep.
-	if a, gerr := s.store.Get(ctx, id); gerr == nil && a.State == StateProvisioned && a.PendingPlan != "" && a.Halted != JobPlanChange {
+	if a, gerr := s.store.Get(ctx, id); gerr == nil && a.planOwed() {
 		return Busy(id, "a plan change recorded during this job", 0)
 	}
 	return nil
@@ -193,8 +194,8 @@ func (s *Service) PlanChangeJob(ctx context.Context, id ID) error {
 // arrived meanwhile.
 func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err error) {
 	a := c.Addon()
-	if a.State != StateProvisioned || a.PendingPlan == "" || a.Halted == JobPlanChange {
-		return false, nil // provisioning enqueues this again when it finishes
+	if !a.planOwed() {
+		return false, nil // provisioning hands the add-on on to this job when it finishes
 	}
 	target := a.PendingPlan
 	if target == a.Plan {
@@ -317,9 +318,7 @@ func (s *Service) Deprovision(ctx context.Context, id ID) error {
 	if err != nil {
 		return err
 	}
-	if a.State == StateDeprovisioning {
-		s.enqueue(ctx, JobDeprovision, id)
-	}
+	s.handOn(ctx, a) // to the deprovision job
 	return nil
 }
 
@@ -350,14 +349,15 @@ func (s *Service) DeprovisionJob(ctx context.Context, id ID) error {
 	})
 }
 
-// Retry restarts the provisioning of a failed add-on with a fresh deadline,
-// for operators who fixed what made it fail.
+// Retry restarts, for operators who fixed what made it stop, the
+// provisioning of a failed add-on (with a fresh deadline) or a provisioned
+// add-on's halted job: it lifts the failure or the halt and hands the
+// add-on on to its next job (NextJob), which is the halted kind (a halted
+// push with a plan change pending runs as the plan job, which pushes last).
 func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
-	var kind JobKind
 	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State == StateProvisioned && a.Halted != "" {
 			// A plan change or config push that stopped for good.
-			kind = a.Halted
 			a.Note(s.now(), "halted", fmt.Sprintf("%s retried by an operator", a.Halted))
 			a.Halted, a.HaltReason = "", ""
 			return nil
@@ -372,16 +372,12 @@ func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 		}
 		now := s.now()
 		a.Deadline = now.Add(s.opt.Deadline)
-		kind = JobProvision
-		if a.Grant != nil && a.GrantExchangedAt.IsZero() {
-			kind = JobGrant
-		}
 		return a.Transition(now, StateProvisioning, "retried by an operator")
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.enqueue(ctx, kind, id)
+	s.handOn(ctx, a)
 	return a, nil
 }
 
@@ -512,8 +508,7 @@ func (s *Service) PushConfigJob(ctx context.Context, id ID) error {
 // pushIfUnpushed pushes the claimed add-on's config if it is provisioned
 // and its vars have not reached Heroku.
 func (s *Service) pushIfUnpushed(ctx context.Context, c *Claim) error {
-	a := c.Addon()
-	if a.State != StateProvisioned || !a.ConfigPushedAt.IsZero() || a.Tokens == nil || a.Halted == JobPushConfig {
+	if !c.Addon().pushOwed() {
 		return nil
 	}
 	return s.pushConfig(ctx, c)

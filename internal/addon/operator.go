@@ -40,7 +40,7 @@ func (s *Service) ForceDeprovision(ctx context.Context, id ID, reason string) (*
 	if err != nil {
 		return nil, err
 	}
-	s.enqueue(ctx, JobDeprovision, id)
+	s.handOn(ctx, a) // to the deprovision job
 	s.log().WarnContext(ctx, "deprovision forced by an operator", "addon", id)
 	return a, nil
 }

@@ -157,7 +157,7 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 		a, err := s.provisionNow(ctx, stored)
 		return a, true, err
 	}
-	s.enqueue(ctx, JobGrant, stored.ID)
+	s.handOn(ctx, stored) // to the grant exchange
 	return stored, true, nil
 }
 
@@ -175,6 +175,15 @@ func (s *Service) enqueue(ctx context.Context, kind JobKind, id ID) {
 			return
 		}
 		s.log().WarnContext(ctx, "enqueue failed; the outbox sweep will enqueue it once the queue is back", "addon", id, "job", kind, "err", err)
+	}
+}
+
+// handOn enqueues the add-on's next job (NextJob), if it owes one, on
+// behalf of a call Heroku or an operator is waiting on: a is the add-on as
+// that call recorded it, and enqueue's outbox covers a queue that is down.
+func (s *Service) handOn(ctx context.Context, a *Addon) {
+	if kind, ok := a.NextJob(); ok {
+		s.enqueue(ctx, kind, a.ID)
 	}
 }
 
@@ -230,14 +239,14 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
 func (s *Service) GrantJob(ctx context.Context, id ID) error {
-	var next bool
+	var after *Addon // the add-on as this job leaves it, to hand on
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		if a.State != StateProvisioning {
 			return nil
 		}
 		if !a.GrantExchangedAt.IsZero() {
-			next = true
+			after = a
 			return nil
 		}
 		if a.Grant == nil {
@@ -271,7 +280,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 					return errors.Join(fmt.Errorf("exchange grant: %w", err), rerr)
 				}
 				if exchanged {
-					next = saved.State == StateProvisioning
+					after = saved
 					return nil
 				}
 				s.log().ErrorContext(ctx, "OAuth grant refused after an earlier exchange attempt whose answer was lost", "addon", id, "started", a.ExchangeStartedAt, "err", err)
@@ -295,16 +304,13 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 			return err
 		}
 		c.keep(saved)
-		next = saved.State == StateProvisioning
+		after = saved
 		return nil
 	})
 	if err != nil {
 		return s.failIfPermanent(ctx, id, err)
 	}
-	if next {
-		return s.follow(ctx, JobProvision, id)
-	}
-	return nil
+	return s.follow(ctx, after)
 }
 
 // GrantLostReason is the failure reason of an add-on whose grant Heroku
@@ -377,19 +383,28 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 	return saved, err
 }
 
-// follow enqueues the next job of a running pipeline. When the queue is
-// down the add-on is flagged (Requeue) so the outbox sweep enqueues it as
-// soon as Redis is back; only if that flag cannot be saved either does the
-// job fail (and retry).
-func (s *Service) follow(ctx context.Context, kind JobKind, id ID) error {
-	err := s.queue.Enqueue(ctx, kind, id)
+// follow is handOn for a job of a running pipeline: it enqueues the next
+// job (NextJob) of the add-on as the job left it (nil: the job changed
+// nothing, so it hands nothing on). When the queue is down the add-on is
+// flagged (Requeue) so the outbox sweep enqueues it as soon as Redis is
+// back; only if that flag cannot be saved either does the job fail (and
+// retry).
+func (s *Service) follow(ctx context.Context, a *Addon) error {
+	if a == nil {
+		return nil
+	}
+	kind, ok := a.NextJob()
+	if !ok {
+		return nil
+	}
+	err := s.queue.Enqueue(ctx, kind, a.ID)
 	if err == nil {
 		return nil
 	}
-	if ferr := s.requeue(ctx, id); ferr != nil {
+	if ferr := s.requeue(ctx, a.ID); ferr != nil {
 		return errors.Join(err, ferr)
 	}
-	s.log().WarnContext(ctx, "enqueue failed; the outbox sweep will enqueue it", "addon", id, "job", kind, "err", err)
+	s.log().WarnContext(ctx, "enqueue failed; the outbox sweep will enqueue it", "addon", a.ID, "job", kind, "err", err)
 	return nil
 }
 
@@ -438,12 +453,14 @@ func (s *Service) Unflag(ctx context.Context, listed *Addon) error {
 // after the outbox sweep listed it.
 var errChanged = errors.New("add-on changed since it was listed")
 
-// ProvisionJob (the JobProvision handler) runs the provisioning steps that are not done yet, in order,
-// as the add-on's one writer: create the resource, push config vars, mark
-// the add-on provisioned on Heroku, record it. Each finished step is
-// recorded (under the claim's fence) before the next starts.
+// ProvisionJob (the JobProvision handler) runs the provisioning steps that
+// are not done yet, in order, as the add-on's one writer: create the
+// resource, push config vars, mark the add-on provisioned on Heroku, record
+// it. Each finished step is recorded (under the claim's fence) before the
+// next starts. Then it hands the add-on on to its next job (a plan change
+// recorded while it provisioned).
 func (s *Service) ProvisionJob(ctx context.Context, id ID) error {
-	var planNext, grantNext bool
+	var after *Addon // the add-on as this job leaves it, to hand on
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		if a.State != StateProvisioning {
@@ -457,28 +474,21 @@ func (s *Service) ProvisionJob(ctx context.Context, id ID) error {
 			// synchronous provision, so Heroku never got the config.
 			return s.giveUp(ctx, c, "the synchronous provision was interrupted")
 		}
-		if a.Grant != nil && a.GrantExchangedAt.IsZero() {
+		if kind, _ := a.NextJob(); kind != JobProvision {
 			// The grant comes first, always: hand the add-on to the urgent queue.
-			grantNext = true
+			after = a
 			return nil
 		}
 		if err := s.advance(ctx, c); err != nil {
 			return err
 		}
-		a = c.Addon()
-		planNext = a.State == StateProvisioned && a.PendingPlan != "" && a.PendingPlan != a.Plan
+		after = c.Addon()
 		return nil
 	})
 	if err != nil {
 		return s.failIfPermanent(ctx, id, err)
 	}
-	switch {
-	case grantNext:
-		return s.follow(ctx, JobGrant, id)
-	case planNext:
-		return s.follow(ctx, JobPlanChange, id)
-	}
-	return nil
+	return s.follow(ctx, after)
 }
 
 func (s *Service) advance(ctx context.Context, c *Claim) error {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -323,11 +324,14 @@ func (s *stack) SimState(id string) string {
 	return a.State
 }
 
-// Kinds returns the kinds of the simulator's calls for one add-on, in order.
-func (s *stack) Kinds(id string) []string {
+// Kinds returns the kinds of the simulator's successful calls for one
+// add-on, in order; only those of the given kinds when any are given, so a
+// test of one pipeline is not disturbed by the keeper's calls (webhook
+// subscriptions, syncs, log lines), which come on their own schedule.
+func (s *stack) Kinds(id string, only ...string) []string {
 	var out []string
 	for _, c := range s.Sim.Calls() {
-		if c.AddonID == id && c.Status < 300 {
+		if c.AddonID == id && c.Status < 300 && (len(only) == 0 || slices.Contains(only, c.Kind)) {
 			out = append(out, c.Kind)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
@@ -65,6 +67,33 @@ type payload struct {
 	AddonID addon.ID `json:"addon_id"`
 }
 
+// newTask is the asynq task of a job (asynq's NewXTask, one for every
+// kind: they differ only in their spec): type the kind, payload the add-on
+// id, on the kind's queue with its timeout and retries, under the task id
+// that deduplicates it. Queued tasks and outside rigs read these, so none
+// may change. decode reads the payload back.
+func newTask(kind addon.JobKind, id addon.ID) (*asynq.Task, error) {
+	s, ok := specs[kind]
+	if !ok {
+		return nil, addon.Errorf(addon.EINTERNAL, "Unknown job kind %q.", kind)
+	}
+	body, err := json.Marshal(payload{AddonID: id})
+	if err != nil {
+		return nil, addon.Wrap(addon.EINTERNAL, err, "Cannot encode job %s.", kind)
+	}
+	retries := MaxRetry
+	if s.maxRetry > 0 {
+		retries = s.maxRetry
+	}
+	return asynq.NewTask(string(kind), body,
+		asynq.TaskID(taskID(kind, id)),
+		asynq.Queue(s.queue),
+		asynq.Timeout(s.timeout),
+		asynq.MaxRetry(retries),
+		asynq.Retention(0),
+	), nil
+}
+
 // taskID is the asynq task ID of a job: one per kind and add-on, which is
 // what makes enqueueing idempotent. An addon.ID is lower-cased already
 // (ParseID), so a caller's upper-case spelling cannot slip past the dedup.
@@ -73,7 +102,8 @@ func taskID(kind addon.JobKind, id addon.ID) string {
 }
 
 // decode reads a task payload, the edge where a job's add-on id enters
-// Kiln: anything that is not an add-on id is refused.
+// Kiln: anything that is not an add-on id is refused. The worker calls it
+// once per task, in its policy (see Server).
 func decode(b []byte) (addon.ID, error) {
 	var p struct {
 		AddonID string `json:"addon_id"`

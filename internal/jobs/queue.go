@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -70,29 +69,14 @@ func (q *Queue) Close() error {
 // error; Redis failures come back as EUNAVAILABLE so callers can tell
 // "try later" from a bug.
 func (q *Queue) Enqueue(ctx context.Context, kind addon.JobKind, addonID addon.ID) error {
-	s, ok := specs[kind]
-	if !ok {
-		return addon.Errorf(addon.EINTERNAL, "Unknown job kind %q.", kind)
-	}
-	body, err := json.Marshal(payload{AddonID: addonID})
+	task, err := newTask(kind, addonID)
 	if err != nil {
-		return addon.Wrap(addon.EINTERNAL, err, "Cannot encode job %s.", kind)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 	defer cancel()
 
-	id := taskID(kind, addonID)
-	retries := MaxRetry
-	if s.maxRetry > 0 {
-		retries = s.maxRetry
-	}
-	task := asynq.NewTask(string(kind), body,
-		asynq.TaskID(id),
-		asynq.Queue(s.queue),
-		asynq.Timeout(s.timeout),
-		asynq.MaxRetry(retries),
-		asynq.Retention(0),
-	)
+	id, queue := taskID(kind, addonID), specs[kind].queue
 	for attempt := 0; ; attempt++ {
 		_, err = q.client.EnqueueContext(ctx, task)
 		if err == nil || errors.Is(err, asynq.ErrDuplicateTask) {
@@ -104,7 +88,7 @@ func (q *Queue) Enqueue(ctx context.Context, kind addon.JobKind, addonID addon.I
 		if attempt > 0 {
 			return nil // someone else re-enqueued it between our attempts
 		}
-		revived, err := q.dropArchived(s.queue, id)
+		revived, err := q.dropArchived(queue, id)
 		if err != nil {
 			return addon.Wrap(addon.EUNAVAILABLE, err, "The job queue is unavailable.")
 		}

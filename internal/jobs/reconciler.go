@@ -46,9 +46,10 @@ const lockKey = "kiln:reconciler:sweep"
 // records an add-on and answers Heroku 202 even when Redis is down, and a
 // task can be lost (Redis flushed, a task archived); the database is the
 // truth, so every Interval the reconciler lists the add-ons still in
-// flight that nobody has touched for a while and enqueues their next job,
-// or gives up those past their provisioning deadline. asynq's retries are
-// not bounded by that deadline: this is.
+// flight that nobody has touched for a while and enqueues their next job
+// (addon.Addon.NextJob, the rule the service hands add-ons on by too), or
+// gives up those past their provisioning deadline. asynq's retries are not
+// bounded by that deadline: this is.
 //
 // Only one dyno sweeps per Interval, by a Redis lock (SET NX PX) that is
 // never released but expires by itself a little before the next tick. It is
@@ -136,12 +137,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-// SweepOutbox enqueues the next job of every add-on whose enqueue failed
-// (the web process or a job could not reach Redis) and clears its flag
-// unless the add-on changed after it was listed (the flag may then stand
-// for a newer failed enqueue). It
-// needs no lock: enqueueing deduplicates. It stops at the first enqueue
-// failure (Redis is still down) and returns how many it enqueued.
+// SweepOutbox enqueues the next job (addon.Addon.NextJob) of every add-on
+// whose enqueue failed (the web process or a job could not reach Redis) and
+// clears its flag unless the add-on changed after it was listed (the flag
+// may then stand for a newer failed enqueue). It needs no lock: enqueueing
+// deduplicates. It stops at the first enqueue failure (Redis is still down)
+// and returns how many it enqueued.
 func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
 	flagged, err := r.svc.Requeued(ctx, r.opt.Limit)
 	if err != nil {
@@ -149,7 +150,7 @@ func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, a := range flagged {
-		if kind, ok := nextJob(a); ok {
+		if kind, ok := a.NextJob(); ok {
 			if err := r.queue.Enqueue(ctx, kind, a.ID); err != nil {
 				return n, fmt.Errorf("enqueue %s for %s: %w", kind, a.ID, err)
 			}
@@ -160,30 +161,6 @@ func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// nextJob is the job that moves an add-on on from where it is recorded,
-// if any.
-func nextJob(a *addon.Addon) (addon.JobKind, bool) {
-	switch a.State {
-	case addon.StateProvisioning:
-		if a.GrantExchangedAt.IsZero() && a.Grant != nil {
-			return addon.JobGrant, true
-		}
-		return addon.JobProvision, true
-	case addon.StateDeprovisioning:
-		return addon.JobDeprovision, true
-	case addon.StateProvisioned:
-		// A halted job stops only its own kind: a halted plan change must
-		// not keep new config vars (a rotation's) from reaching Heroku.
-		switch {
-		case a.PendingPlan != "" && a.Halted != addon.JobPlanChange:
-			return addon.JobPlanChange, true
-		case a.ConfigPushedAt.IsZero() && a.Tokens != nil && a.Halted != addon.JobPushConfig:
-			return addon.JobPushConfig, true
-		}
-	}
-	return "", false
 }
 
 // acquire takes this interval's sweep lock. When Redis cannot tell, it
@@ -236,7 +213,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 				continue
 			}
 		}
-		kind, ok := nextJob(a)
+		kind, ok := a.NextJob()
 		if !ok {
 			continue
 		}

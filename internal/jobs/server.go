@@ -131,6 +131,8 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	// a backoff, where a hand-back retries it at once on another dyno.
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 
+	// One handler per job kind (asynq's HandleXTask) behind one policy,
+	// which reads each task's payload once and hands the handler its add-on.
 	s.mux = asynq.NewServeMux()
 	s.mux.Use(s.policy)
 	// One line per addon.JobKind; a kind without a line here is not lost:
@@ -145,7 +147,7 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	}
 	maps.Copy(handlers, o.Handlers)
 	for kind, fn := range handlers {
-		s.mux.Handle(string(kind), handler(fn))
+		s.mux.Handle(string(kind), handleTask(fn))
 	}
 
 	delay := func(n int, err error, _ *asynq.Task) time.Duration {
@@ -184,21 +186,30 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	return s
 }
 
-// handler adapts a use case taking an add-on id to an asynq handler.
-func handler(fn func(ctx context.Context, id addon.ID) error) asynq.Handler {
+// handleTask is the asynq handler of one job kind (asynq's HandleXTask):
+// it runs the use case on the add-on the policy decoded from the task's
+// payload, so the payload is read once, at the edge.
+func handleTask(fn func(ctx context.Context, id addon.ID) error) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-		id, err := decode(t.Payload())
-		if err != nil {
-			return err // the policy middleware has refused it already
+		id, ok := ctx.Value(addonKey{}).(addon.ID)
+		if !ok {
+			// Only a mux without the policy gets here: a bug, not a retry.
+			return fmt.Errorf("job %s has no decoded add-on (no policy middleware): %w", t.Type(), asynq.SkipRetry)
 		}
 		return fn(ctx, id)
 	})
 }
 
-// policy is the error policy around every job: success is done; a
-// permanent error (the service has already marked the add-on failed) is
-// archived without retrying; anything transient is retried with backoff.
-// It is also the single place jobs are logged.
+// addonKey is the context key under which the policy hands a task's
+// decoded add-on id to its handler.
+type addonKey struct{}
+
+// policy is the edge and the error policy around every job. It decodes the
+// task's payload, once: a malformed one is refused without retrying, a
+// valid add-on id goes to the handler in the context (handleTask). Then
+// success is done; a permanent error (the service has already marked the
+// add-on failed) is archived without retrying; anything transient is
+// retried with backoff. It is also the single place jobs are logged.
 func (s *Server) policy(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		retried, _ := asynq.GetRetryCount(ctx)
@@ -210,7 +221,7 @@ func (s *Server) policy(next asynq.Handler) asynq.Handler {
 		}
 		log = log.With("addon", id)
 		log.Debug("job started")
-		err = next.ProcessTask(ctx, t)
+		err = next.ProcessTask(context.WithValue(ctx, addonKey{}, id), t)
 		switch {
 		case err == nil:
 			log.Info("job done")

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/config"
-	pgdriver "github.com/kiln-dev/kiln/internal/drivers/postgres"
 	"github.com/kiln-dev/kiln/internal/heroku"
 	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/postgres"
@@ -79,48 +78,6 @@ func Redis(c *config.Config) (*redisconn.Conn, error) {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	return conn, nil
-}
-
-// Driver builds the resource driver RESOURCE_DRIVER names, slowed down by
-// RESOURCE_DRIVER_DELAY when that is set (benchmarks and failure drills; see
-// Delay), and the Tenants of a driver whose resources are accounts Kiln
-// serves itself (the account driver; nil for the others).
-func Driver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, addon.Tenants, error) {
-	d, tenants, err := newDriver(ctx, c, db, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return Delay(d, c.ResourceDriverDelay), tenants, nil
-}
-
-func newDriver(ctx context.Context, c *config.Config, db *postgres.DB, log *slog.Logger) (addon.Driver, addon.Tenants, error) {
-	switch c.ResourceDriver {
-	case "account":
-		d, err := newAccountDriver(c, db)
-		if err != nil {
-			return nil, nil, err
-		}
-		return d, d, nil
-	case "postgres":
-		d, err := pgdriver.New(ctx, pgdriver.Options{
-			AdminURL:    c.ResourceDBURL,
-			PublicHost:  c.ResourcePublic,
-			CatalogFile: c.PlansFile,
-			Log:         log,
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		return d, nil, nil
-	case "http":
-		d, err := newHTTPDriver(c, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		return d, nil, nil
-	default:
-		return nil, nil, fmt.Errorf("RESOURCE_DRIVER is malformed: unknown driver %q (want account, postgres or http)", c.ResourceDriver)
-	}
 }
 
 // Platform builds Kiln's client for id.heroku.com and the Platform API.
