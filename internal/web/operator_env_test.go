@@ -270,7 +270,7 @@ func (e *opEnv) provisioned(tb testing.TB, name string) *addon.Addon {
 		tb.Fatalf("ExchangeGrant: %v", err)
 	}
 	if err := e.svc.ProvisionJob(ctx, id); err != nil {
-		tb.Fatalf("Advance: %v", err)
+		tb.Fatalf("ProvisionJob: %v", err)
 	}
 	a := e.get(tb, id)
 	if a.State != addon.StateProvisioned {
