@@ -3,6 +3,7 @@ package addon_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,6 +45,18 @@ func TestExclusive(t *testing.T) {
 	}
 	f.wantFree(t, id)
 	wantCode(t, f.svc.Exclusive(ctx, f.nextID(), 0, func(context.Context, *addon.Claim) error { return nil }), addon.ENOTFOUND)
+
+	// Without Options.Owner, the host names the lease holder.
+	host, _ := os.Hostname()
+	svc := addon.NewService(addon.Deps{Store: f.store, Queue: f.queue, Platform: f.platform, Driver: f.driver}, addon.Options{})
+	if err := svc.Exclusive(ctx, id, 0, func(ctx context.Context, c *addon.Claim) error {
+		if owner := c.Lease().Owner; !strings.HasPrefix(owner, host+"/") {
+			t.Errorf("lease owner %q, want one starting with the host name %q", owner, host)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestExclusiveWaits: a busy add-on is tried again until wait is over, and

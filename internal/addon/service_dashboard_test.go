@@ -176,6 +176,9 @@ func TestQueries(t *testing.T) {
 	if page, next, err := f.svc.List(ctx, addon.Filter{State: addon.StateFailed}, addon.Range{}); err != nil || len(page) != 1 || next != nil {
 		t.Errorf("List = %d add-ons, %v, %v", len(page), next, err)
 	}
+	if _, _, err := f.svc.List(ctx, addon.Filter{}, addon.Range{Max: addon.MaxRangeMax + 1}); addon.ErrorCode(err) != addon.EINVALID {
+		t.Errorf("List with a page too large = %v, want invalid", err)
+	}
 	if a, err := f.svc.FindByName(ctx, "acme"); addon.ErrorCode(err) != addon.ECONFLICT {
 		t.Errorf("FindByName of a name two live add-ons share = %v, %v", a, err)
 	}

@@ -247,6 +247,19 @@ func TestGiveUp(t *testing.T) {
 			calls: []string{"Destroy"},
 		},
 		{
+			name:  "deprovisioned while the resource is destroyed: not failed",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.DestroyFn = func(ctx context.Context, r addon.Resource) error {
+					f.called("Destroy")
+					return f.svc.Deprovision(ctx, id)
+				}
+			},
+			state: addon.StateDeprovisioning, reason: "deprovision requested by Heroku",
+			calls:  []string{"Destroy", "Enqueue addon:deprovision #1"},
+			events: []string{"state deprovisioning: deprovision requested by Heroku"},
+		},
+		{
 			name:  "another writer holds it: left for the next sweep",
 			shape: []func(a *addon.Addon){exchanged},
 			setup: func(f *fixture, t *testing.T, id addon.ID) { f.holdLease(t, id) },

@@ -123,6 +123,12 @@ func TestChangePlan(t *testing.T) {
 			events: []string{"plan: plan changed from basic to pro"},
 		},
 		{
+			name:  "failed, and the change cannot be recorded",
+			shape: []func(a *addon.Addon){inState(addon.StateFailed, "boom")},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.failing("Update", 1) },
+			code:  addon.EUNAVAILABLE, plan: "basic",
+		},
+		{
 			name: "provisioning finished between the read and the write",
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				once(f, "Update", func() { f.update(t, id, provisioned) })
@@ -384,6 +390,24 @@ func TestPlanChangeJob(t *testing.T) {
 			plan:   "test",
 			calls:  []string{toPro, "ChangePlan #1 pro->test", "SetConfig #1 access-1 KILN_URL=fake://test"},
 			events: []string{changed, "plan: plan changed from pro to test", pushed},
+		},
+		{
+			name:  "the change made cannot be recorded: retried",
+			shape: []func(a *addon.Addon){provisioned, pending("pro")},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				changing(f, func(string) { f.failing("Record", 1) }, nil)
+			},
+			code: addon.EUNAVAILABLE, plan: "basic", pending: "pro",
+			calls: []string{toPro},
+		},
+		{
+			name:  "the driver fails for good and the halt cannot be recorded",
+			shape: []func(a *addon.Addon){provisioned, pending("pro")},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				changing(f, func(string) { f.failing("Record", 1) }, forbidden)
+			},
+			code: addon.EFORBIDDEN, plan: "basic", pending: "pro",
+			calls: []string{toPro},
 		},
 		{
 			name:  "the push fails: retried, the plan is recorded",

@@ -281,6 +281,51 @@ func TestProvisionJob(t *testing.T) {
 			calls: []string{create, "RefreshTokens refresh-1"}, events: []string{created},
 		},
 		{
+			name:  "the plan left the catalog: the add-on fails",
+			shape: []func(a *addon.Addon){exchanged, func(a *addon.Addon) { a.Plan = "gold" }},
+			code:  addon.EINVALID, state: addon.StateFailed, reason: `Unknown plan "gold". Available plans: basic, pro, test.`,
+			events: []string{`state failed: Unknown plan "gold". Available plans: basic, pro, test.`},
+		},
+		{
+			name:  "recorded vars Heroku would refuse: nothing is pushed",
+			shape: []func(a *addon.Addon){exchanged, func(a *addon.Addon) { a.ResourceCreatedAt, a.Vars = a.CreatedAt, addon.Vars{"bad-name": "x"} }},
+			code:  addon.EINTERNAL, state: addon.StateProvisioning,
+		},
+		{
+			name:  "deprovisioned while Heroku is told: not marked provisioned",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.platform.MarkProvisionedFn = func(ctx context.Context, tok string, id addon.ID) error {
+					f.called("MarkProvisioned %s %s", short(id), tok)
+					return f.svc.Deprovision(ctx, id)
+				}
+			},
+			state: addon.StateDeprovisioning, reason: "deprovision requested by Heroku",
+			calls:  []string{create, push, mark, "Enqueue addon:deprovision #1"},
+			events: []string{created, "state deprovisioning: deprovision requested by Heroku"},
+		},
+		{
+			name:  "the token is refused and the refresh fails: retried",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				setConfig(f, "access-1", addon.Errorf(addon.EUNAUTHORIZED, "Token refused."))
+				refreshing(f, nil, addon.Tokens{}, down)
+			},
+			code: addon.EUNAVAILABLE, state: addon.StateProvisioning,
+			calls: []string{create, push, "RefreshTokens refresh-1"}, events: []string{created},
+		},
+		{
+			name:  "the driver refuses and the failure cannot be recorded",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.CreateFn = func(context.Context, addon.Resource) (addon.Vars, error) {
+					f.failing("Update", -1)
+					return nil, errRefused
+				}
+			},
+			code: addon.EINVALID, state: addon.StateProvisioning,
+		},
+		{
 			name:  "a plan change waited for provisioning",
 			shape: []func(a *addon.Addon){exchanged, func(a *addon.Addon) { a.PendingPlan = "pro" }},
 			state: addon.StateProvisioned,
@@ -302,6 +347,7 @@ func TestProvisionJob(t *testing.T) {
 			}
 			err := f.svc.ProvisionJob(context.Background(), id)
 			wantCode(t, err, tt.code)
+			f.store.Before = nil
 			a := f.wantState(t, id, tt.state, tt.reason)
 			f.wantCalls(t, tt.calls...)
 			f.wantEvents(t, id, tt.events...)

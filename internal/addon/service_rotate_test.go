@@ -108,6 +108,29 @@ func TestRotateCredentials(t *testing.T) {
 			calls: []string{rotate, push}, events: []string{rotated, pushed},
 		},
 		{
+			name:  "the record is refused: the error says so",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				rotating(f, func(context.Context) {
+					f.store.Before = func(op string, _ addon.ID) error {
+						if op == "Record" {
+							return errRefused
+						}
+						return nil
+					}
+				}, nil)
+			},
+			code: addon.EINVALID, url: oldURL, pushed: true,
+			calls: []string{rotate},
+		},
+		{
+			name:  "rotated and pushed, but the add-on cannot be read back",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.failing("Get", 1) },
+			code:  addon.EUNAVAILABLE, url: newURL, pushed: true,
+			calls: []string{rotate, push}, events: []string{rotated, pushed},
+		},
+		{
 			name:   "the lease is lost while the driver rotates: saved all the same, pushed by a job",
 			answer: true,
 			shape:  []func(a *addon.Addon){provisioned},
@@ -243,6 +266,11 @@ func TestPushConfigJob(t *testing.T) {
 		{
 			name:  "not provisioned",
 			shape: []func(a *addon.Addon){exchanged},
+		},
+		{
+			name:  "recorded vars Heroku would refuse: retried, not pushed",
+			shape: []func(a *addon.Addon){provisioned, unpushed, func(a *addon.Addon) { a.Vars = addon.Vars{"bad-name": "x"} }},
+			code:  addon.EINTERNAL,
 		},
 		{
 			name:  "Heroku refuses for good: halted",
