@@ -16,3 +16,11 @@ func TestStoreContract(t *testing.T) {
 		return db
 	})
 }
+
+// TestLinksContract does the same for the Links (mock.LinksContract).
+func TestLinksContract(t *testing.T) {
+	mock.LinksContract(t, func(t *testing.T) (addon.Store, addon.LinkStore) {
+		db, _ := newStore(t)
+		return db, db
+	})
+}

@@ -205,3 +205,103 @@ func ids(as []*addon.Addon) []addon.ID {
 	}
 	return out
 }
+
+// LinksContract checks the parts of the addon.LinkStore contract the
+// keeper relies on, on link stores newStores makes beside the store their
+// add-ons live in (each subtest gets empty ones): an unknown add-on has no
+// Link, a failed update saves nothing, a webhook event applies once, and
+// the sync and log listings find what is due.
+func LinksContract(t *testing.T, newStores func(t *testing.T) (addon.Store, addon.LinkStore)) {
+	ctx := context.Background()
+	seed := func(t *testing.T, s addon.Store) *addon.Addon {
+		t.Helper()
+		a := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: addon.StateProvisioned,
+			Tokens: &addon.Tokens{Access: "a", Refresh: "r"}, LogInputURL: "https://logs.example/1"}
+		a.Note(time.Now(), "state", "provision requested")
+		stored, _, err := s.Create(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stored
+	}
+
+	t.Run("Links belong to add-ons and save nothing when fn fails", func(t *testing.T) {
+		s, links := newStores(t)
+		a := seed(t, s)
+		if _, err := links.Link(ctx, addon.ID(uuid.NewString())); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("Link of an unknown add-on = %v, want not found", err)
+		}
+		if _, err := links.UpdateLink(ctx, addon.ID(uuid.NewString()), func(*addon.Link) error { return nil }); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("UpdateLink of an unknown add-on = %v, want not found", err)
+		}
+		if l, err := links.Link(ctx, a.ID); err != nil || l.AddonID != a.ID || l.AppName != "" {
+			t.Fatalf("Link before any update = %+v, %v; want a zero Link", l, err)
+		}
+		refused := addon.Errorf(addon.EINVALID, "refused")
+		if _, err := links.UpdateLink(ctx, a.ID, func(l *addon.Link) error { l.AppName = "lost"; return refused }); err != refused {
+			t.Errorf("UpdateLink = %v, want fn's error", err)
+		}
+		if _, err := links.UpdateLink(ctx, a.ID, func(l *addon.Link) error {
+			if l.AppName != "" {
+				t.Errorf("a failed update was saved: %q", l.AppName)
+			}
+			l.AppName, l.RetiredVars = "app", addon.Vars{"URL": "old"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := links.Links(ctx, []addon.ID{a.ID, addon.ID(uuid.NewString())})
+		if err != nil || len(got) != 1 || got[a.ID].AppName != "app" || got[a.ID].RetiredVars["URL"] != "old" {
+			t.Errorf("Links = %v, %v", got, err)
+		}
+	})
+
+	t.Run("a webhook event applies once", func(t *testing.T) {
+		s, links := newStores(t)
+		a := seed(t, s)
+		n := 0
+		for range 2 {
+			if _, err := links.ApplyEvent(ctx, a.ID, uuid.NewString(), func(l *addon.Link) error { n++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		event := uuid.NewString()
+		first, err1 := links.ApplyEvent(ctx, a.ID, event, func(l *addon.Link) error { l.AppName = "renamed"; return nil })
+		again, err2 := links.ApplyEvent(ctx, a.ID, event, func(l *addon.Link) error { t.Error("applied twice"); return nil })
+		if err1 != nil || err2 != nil || !first || again {
+			t.Errorf("ApplyEvent = %v, %v then %v, %v; want applied once", first, err1, again, err2)
+		}
+		if n != 2 {
+			t.Errorf("two distinct events applied %d times", n)
+		}
+	})
+
+	t.Run("what is due", func(t *testing.T) {
+		s, links := newStores(t)
+		fresh := seed(t, s)
+		later := seed(t, s)
+		now := time.Now().UTC()
+		if _, err := links.UpdateLink(ctx, later.ID, func(l *addon.Link) error {
+			l.NextSyncAt, l.RetireAt = now.Add(time.Hour), now.Add(-time.Minute)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if due, err := links.DueForSync(ctx, now, 10); err != nil || len(due) != 1 || due[0] != fresh.ID {
+			t.Errorf("DueForSync = %v, %v; want only the add-on without a sync slot", due, err)
+		}
+		if due, err := links.DueForRetire(ctx, now, 10); err != nil || len(due) != 1 || due[0] != later.ID {
+			t.Errorf("DueForRetire = %v, %v", due, err)
+		}
+		ev, err := links.EventsAfter(ctx, fresh.ID, 0, 10)
+		if err != nil || len(ev) != 1 {
+			t.Fatalf("EventsAfter = %v, %v", ev, err)
+		}
+		if _, err := links.UpdateLink(ctx, fresh.ID, func(l *addon.Link) error { l.LogCursor = ev[0].ID; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := links.LogBacklog(ctx, now.Add(-time.Hour), 10); err != nil || len(ids) != 1 || ids[0] != later.ID {
+			t.Errorf("LogBacklog = %v, %v; want only the add-on whose events were not written", ids, err)
+		}
+	})
+}

@@ -175,3 +175,10 @@ func TestStoreFindByName(t *testing.T) {
 		t.Errorf("CountLostGrants = %d, %v", n, err)
 	}
 }
+
+func TestLinksContract(t *testing.T) {
+	mock.LinksContract(t, func(*testing.T) (addon.Store, addon.LinkStore) {
+		s := &mock.Store{}
+		return s, &mock.Links{Store: s}
+	})
+}
