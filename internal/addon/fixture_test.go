@@ -35,6 +35,11 @@ type fixture struct {
 	tenants  *mock.Tenants
 	svc      *addon.Service
 
+	// The keeper's collaborators, for keeper (keeper_*_test.go).
+	links   *mock.Links
+	watcher *mock.Watcher
+	logs    *mock.LogWriter
+
 	mu    sync.Mutex
 	clock time.Time
 	calls []string
@@ -326,5 +331,77 @@ func wantCode(tb testing.TB, err error, code string) {
 	tb.Helper()
 	if addon.ErrorCode(err) != code {
 		tb.Fatalf("error %v, want code %q", err, code)
+	}
+}
+
+// webhookURL is where the keeper asks Heroku to deliver webhooks.
+const webhookURL = "https://kiln.example/heroku/webhooks"
+
+// keeper builds a Keeper over the fixture's service, with a sync every
+// hour, webhooks, a log stream, synchronous deprovisioning and an hour of
+// grace for rolled credentials, changed by mods. Its collaborators log
+// their calls as the service's do; the driver rolls and revokes.
+func (f *fixture) keeper(mods ...func(k *addon.Keeper)) *addon.Keeper {
+	f.links = &mock.Links{Store: f.store}
+	f.watcher = &mock.Watcher{
+		GetAddonFn: func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+			f.called("GetAddon %s %s", short(id), token)
+			return addon.HerokuAddon{ID: string(id), Name: "acme", AppID: "app-1", AppName: "my-app", State: "provisioned"}, nil
+		},
+		CreateWebhookFn: func(ctx context.Context, token string, id addon.ID, sub addon.WebhookSubscription) (string, error) {
+			f.called("CreateWebhook %s %s", short(id), token)
+			return "hook-1", nil
+		},
+	}
+	f.logs = &mock.LogWriter{WriteLogFn: func(ctx context.Context, url string, lines []addon.LogLine) error {
+		var msgs []string
+		for _, l := range lines {
+			msgs = append(msgs, l.Message)
+		}
+		f.called("WriteLog %s %s", url, strings.Join(msgs, " | "))
+		return nil
+	}}
+	f.driver.RollFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+		f.called("Roll %s", short(addon.ID(r.ID)))
+		return addon.Vars{"URL": "fake://" + r.Plan.Slug + "?rolled"}, nil
+	}
+	f.driver.RevokeFn = func(ctx context.Context, r addon.Resource, old addon.Vars) error {
+		f.called("Revoke %s %s", short(addon.ID(r.ID)), old["URL"])
+		return nil
+	}
+	f.platform.MarkDeprovisionedFn = func(ctx context.Context, token string, id addon.ID) error {
+		f.called("MarkDeprovisioned %s %s", short(id), token)
+		return nil
+	}
+	k := &addon.Keeper{
+		Service:      f.svc,
+		Links:        f.links,
+		Watcher:      f.watcher,
+		Logs:         f.logs,
+		SyncInterval: time.Hour,
+		WebhookURL:   webhookURL,
+		Grace:        time.Hour,
+	}
+	for _, m := range mods {
+		m(k)
+	}
+	return k
+}
+
+// link returns the add-on's Link as stored.
+func (f *fixture) link(tb testing.TB, id addon.ID) *addon.Link {
+	tb.Helper()
+	l, err := f.links.Link(context.Background(), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+// setLink changes the add-on's Link as another writer would.
+func (f *fixture) setLink(tb testing.TB, id addon.ID, fn func(l *addon.Link)) {
+	tb.Helper()
+	if _, err := f.links.UpdateLink(context.Background(), id, func(l *addon.Link) error { fn(l); return nil }); err != nil {
+		tb.Fatal(err)
 	}
 }
