@@ -328,10 +328,12 @@ func TestKeeperSweepPace(t *testing.T) {
 	sweep("Enqueue addon:retire #1")
 	f.advance(6 * time.Minute)
 	sweep("Enqueue addon:retire #1", "Enqueue addon:sync #1")
+	f.advance(6 * 24 * time.Hour)
+	sweep("Enqueue addon:retire #1", "Enqueue addon:sync #1")
 	if applied, _ := f.links.ApplyEvent(ctx, id, "event-1", func(*addon.Link) error { return nil }); applied {
 		t.Error("a webhook event was forgotten within a week")
 	}
-	f.advance(8 * 24 * time.Hour)
+	f.advance(2 * 24 * time.Hour)
 	sweep("Enqueue addon:retire #1", "Enqueue addon:sync #1")
 	if applied, _ := f.links.ApplyEvent(ctx, id, "event-1", func(*addon.Link) error { return nil }); !applied {
 		t.Error("a webhook event id was remembered for more than a week")
@@ -389,4 +391,73 @@ func TestKeeperReads(t *testing.T) {
 	if at, err := k.RetireAt(ctx, other); err != nil || !at.IsZero() {
 		t.Errorf("RetireAt without retired credentials = %v, %v", at, err)
 	}
+}
+
+// TestKeeperStoreDown: work whose result cannot be recorded fails, to be
+// retried; nothing half-done is taken for done.
+func TestKeeperStoreDown(t *testing.T) {
+	gone := addon.HerokuAddon{State: "deprovisioned"}
+	tests := []struct {
+		name  string
+		store bool // the add-on store fails (else the Links)
+		op    string
+		nth   int // the op's call that fails (1 when 0)
+		setup func(f *fixture)
+		run   func(k *addon.Keeper, ctx context.Context, id addon.ID) error
+	}{
+		{name: "a sync in step", op: "UpdateLink", run: (*addon.Keeper).Sync},
+		{name: "a refused sync", op: "UpdateLink", run: (*addon.Keeper).Sync,
+			setup: func(f *fixture) { answering(f, addon.HerokuAddon{}, addon.Errorf(addon.EFORBIDDEN, "No.")) }},
+		{name: "a sync that finds the add-on gone", store: true, op: "Update", run: (*addon.Keeper).Sync,
+			setup: func(f *fixture) { answering(f, gone, nil) }},
+		{name: "a log write: the add-on", store: true, op: "Get", run: (*addon.Keeper).WriteLog},
+		{name: "a log write: the link", op: "Link", run: (*addon.Keeper).WriteLog},
+		{name: "a log write: the events", op: "EventsAfter", run: (*addon.Keeper).WriteLog},
+		{name: "a log write: the cursor", op: "UpdateLink", run: (*addon.Keeper).WriteLog},
+		{name: "a subscription: the add-on", store: true, op: "Get", run: (*addon.Keeper).Subscribe},
+		{name: "a subscription: the secret", op: "UpdateLink", run: (*addon.Keeper).Subscribe},
+		{name: "a retirement: the link", op: "UpdateLink", run: (*addon.Keeper).Retire,
+			setup: func(f *fixture) { f.driver.AbilitiesFn = func() addon.Abilities { return addon.Abilities{Roll: true} } }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			k := f.keeper()
+			id := f.add(t, provisioned, func(a *addon.Addon) { a.LogInputURL = logURL })
+			f.noted(t, id, "step", "resource created by driver fake")
+			f.setLink(t, id, func(l *addon.Link) { l.RetiredVars, l.RetireAt = addon.Vars{"URL": "old"}, t0.Add(-time.Second) })
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			fail := func(op string, _ addon.ID) error {
+				if op == tt.op {
+					return errDown
+				}
+				return nil
+			}
+			if tt.store {
+				f.store.Before = fail
+			} else {
+				f.links.Before = fail
+			}
+			wantCode(t, tt.run(k, context.Background(), id), addon.EUNAVAILABLE)
+		})
+	}
+}
+
+// TestKeeperQueueDown: the keeper's follow-up jobs are asked for without
+// failing the caller: a sweep finds their work again.
+func TestKeeperQueueDown(t *testing.T) {
+	f := newFixture(t)
+	k := f.keeper()
+	id := f.add(t, provisioned)
+	f.setLink(t, id, func(l *addon.Link) { l.RetiredVars, l.RetireAt = addon.Vars{"URL": "old"}, t0.Add(-time.Second) })
+	f.queue.EnqueueFn = func(ctx context.Context, kind addon.JobKind, id addon.ID) error {
+		f.called("Enqueue %s %s", kind, short(id))
+		return addon.Errorf(addon.EUNAVAILABLE, "Redis is down.")
+	}
+	if err := k.Sweep(context.Background()); err != nil {
+		t.Errorf("Sweep = %v, want success with the queue down", err)
+	}
+	f.wantCalls(t, "Enqueue addon:retire #1")
 }

@@ -170,7 +170,7 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		want    func(t *testing.T, l *addon.Link)
 		logURL  string // the add-on's log_input_url afterwards
 		unknown bool   // for an add-on Kiln does not have
-		seen    bool   // event ev-1 was applied before
+		seen    string // an event id applied before
 	}{
 		{
 			name: "an app renamed",
@@ -183,7 +183,7 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		},
 		{
 			name: "an event applied before is skipped",
-			seen: true,
+			seen: "ev-1",
 			link: func(l *addon.Link) { l.AppName = "kept" },
 			body: appEvent,
 			want: func(t *testing.T, l *addon.Link) {
@@ -203,6 +203,11 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 			logURL: "https://logs.example/new",
 		},
 		{
+			name: "a redelivered attachment does not bring back its log_input_url",
+			seen: "ev-createapp-1",
+			body: attach("create", "app-1", "https://logs.example/new"),
+		},
+		{
 			name: "another app's attachment keeps the owner's log stream",
 			body: attach("create", "app-2", "https://logs.example/other"),
 			want: func(t *testing.T, l *addon.Link) {
@@ -214,6 +219,10 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		{
 			name: "a log_input_url that is not a URL is ignored",
 			body: attach("update", "app-1", "ftp://x"),
+		},
+		{
+			name: "an attachment without a log_input_url",
+			body: attach("create", "app-1", ""),
 		},
 		{
 			name: "an attachment destroyed",
@@ -243,8 +252,8 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 				l.WebhookSecret, l.AppID, l.AppName = secret, "app-1", "my-app"
 				l.Attachments = []addon.Attachment{{ID: "att-app-1", Name: "DB", AppID: "app-1", AppName: "my-app"}}
 			})
-			if tt.seen {
-				if _, err := f.links.ApplyEvent(ctx, id, "ev-1", func(*addon.Link) error { return nil }); err != nil {
+			if tt.seen != "" {
+				if _, err := f.links.ApplyEvent(ctx, id, tt.seen, func(*addon.Link) error { return nil }); err != nil {
 					t.Fatal(err)
 				}
 			}
