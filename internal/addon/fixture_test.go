@@ -1,10 +1,12 @@
 package addon_test
 
-// The unit tests of the Service (service_*_test.go) run it over the mock
-// package: the in-memory store and function-field fakes of the driver,
-// Heroku and the queue. No Postgres, Redis or simulator: each branch is
-// driven by what a fake answers, and checked by the add-on as stored, its
-// audit trail, and the calls the service made.
+// The unit tests of the Service (service_*_test.go) and the Keeper
+// (keeper_*_test.go) run them over the mock package: the in-memory store
+// and links, and function-field fakes of the driver, Heroku and the queue.
+// No Postgres, Redis or simulator: each branch is driven by what a fake
+// answers, and checked by the add-on as stored, its audit trail, and the
+// calls the service made. The tests that run the same code over real
+// Postgres and the simulator (writer_test.go and its siblings) stay.
 
 import (
 	"context"
