@@ -192,7 +192,7 @@ func TestSaveInHand(t *testing.T) {
 		{"transient failures are retried", []error{errDown, errDown}, "", 3},
 		{"a refusal is not", []error{errRefused}, addon.EINVALID, 1},
 		{"nor a lost lease", []error{addon.LeaseLost("x")}, addon.EUNAVAILABLE, 1},
-		{"the budget ends the retries", []error{errDown, errDown, errDown, errDown, errDown, errDown, errDown, errDown}, addon.EUNAVAILABLE, 3},
+		{"the budget ends the retries", []error{errDown, errDown, errDown, errDown, errDown, errDown, errDown, errDown}, addon.EUNAVAILABLE, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
