@@ -297,7 +297,9 @@ func TestPushConfigJob(t *testing.T) {
 					return errRefused
 				}
 			},
-			code: addon.EINVALID, calls: []string{push},
+			// As for a plan change whose halt is not recorded: see
+			// TestPlanChangeJob.
+			code: anyError, calls: []string{push},
 		},
 	}
 	for _, tt := range tests {
