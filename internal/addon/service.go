@@ -277,7 +277,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 					return a.Transition(now, StateFailed, GrantLostReason)
 				})
 				if rerr != nil {
-					return errors.Join(fmt.Errorf("exchange grant: %w", err), rerr)
+					return errors.Join(rerr, fmt.Errorf("exchange grant: %w", err)) // the record's error first: it decides whether the job retries
 				}
 				if exchanged {
 					after = saved

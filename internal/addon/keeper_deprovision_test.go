@@ -1,0 +1,189 @@
+package addon_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// TestKeeperDeprovisionJob: with asynchronous deprovisioning, a deprovision
+// Heroku asked for ends by telling Heroku (actions/deprovision) once the
+// resource is gone; any other goes as it would without it.
+func TestKeeperDeprovisionJob(t *testing.T) {
+	const (
+		destroy = "Destroy #1 basic"
+		mark    = "MarkDeprovisioned #1 access-1"
+		done    = "state deprovisioned: resource destroyed"
+	)
+	asked := inState(addon.StateDeprovisioning, "deprovision requested by Heroku")
+	tests := []struct {
+		name   string
+		shape  []func(a *addon.Addon)
+		setup  func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID)
+		code   string
+		state  addon.State
+		marked bool // the Link records Heroku was told
+		calls  []string
+	}{
+		{
+			name:  "Heroku asked: destroyed, Heroku told, recorded",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			state: addon.StateDeprovisioned, marked: true,
+			calls: []string{destroy, mark, destroy},
+		},
+		{
+			name:  "Heroku was told before a crash: not told again",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.setLink(t, id, func(l *addon.Link) { l.MarkedDeprovisionedAt = t0 })
+			},
+			state: addon.StateDeprovisioned, marked: true,
+			calls: []string{destroy},
+		},
+		{
+			name:  "asynchronous deprovisioning is off",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) { k.AsyncDeprovision = false },
+			state: addon.StateDeprovisioned,
+			calls: []string{destroy},
+		},
+		{
+			name:  "removed on Heroku: Heroku is not told",
+			shape: []func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku)},
+			state: addon.StateDeprovisioned,
+			calls: []string{destroy},
+		},
+		{
+			name:  "forced by an operator: Heroku is not told",
+			shape: []func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, addon.ForcedPrefix+": abuse")},
+			state: addon.StateDeprovisioned,
+			calls: []string{destroy},
+		},
+		{
+			name:  "without Platform API access Heroku cannot be told",
+			shape: []func(a *addon.Addon){provisioned, asked, func(a *addon.Addon) { a.Tokens = nil }},
+			state: addon.StateDeprovisioned,
+			calls: []string{destroy},
+		},
+		{
+			name:  "not deprovisioning",
+			shape: []func(a *addon.Addon){provisioned},
+			state: addon.StateProvisioned,
+		},
+		{
+			name:  "Heroku is down: retried",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.platform.MarkDeprovisionedFn = func(ctx context.Context, token string, id addon.ID) error {
+					f.called("MarkDeprovisioned %s %s", short(id), token)
+					return addon.Errorf(addon.EUNAVAILABLE, "Down.")
+				}
+			},
+			code: addon.EUNAVAILABLE, state: addon.StateDeprovisioning,
+			calls: []string{destroy, mark},
+		},
+		{
+			name:  "Heroku refuses (it finished already): recorded all the same",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.platform.MarkDeprovisionedFn = func(ctx context.Context, token string, id addon.ID) error {
+					f.called("MarkDeprovisioned %s %s", short(id), token)
+					return addon.Errorf(addon.EGONE, "Gone.")
+				}
+			},
+			state: addon.StateDeprovisioned, marked: true,
+			calls: []string{destroy, mark, destroy},
+		},
+		{
+			name:  "the resource cannot be destroyed: Heroku is not told",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.driver.DestroyFn = func(context.Context, addon.Resource) error { f.called("Destroy"); return errRefused }
+			},
+			code: addon.EINTERNAL, state: addon.StateDeprovisioning,
+			calls: []string{"Destroy"},
+		},
+		{
+			name:  "another writer holds it",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) { f.holdLease(t, id) },
+			code:  addon.EUNAVAILABLE, state: addon.StateDeprovisioning,
+		},
+		{
+			name:  "deprovisioned by the time the claim is taken",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				once(f, "Acquire", func() {
+					f.update(t, id, func(a *addon.Addon) { a.State, a.Tokens = addon.StateDeprovisioned, nil })
+				})
+			},
+			state: addon.StateDeprovisioned, marked: false,
+		},
+		{
+			name:  "the link cannot be read",
+			shape: []func(a *addon.Addon){provisioned, asked},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.links.Before = func(string, addon.ID) error { return errDown }
+			},
+			code: addon.EUNAVAILABLE, state: addon.StateDeprovisioning,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			k := f.keeper(func(k *addon.Keeper) { k.AsyncDeprovision = true })
+			id := f.add(t, tt.shape...)
+			if tt.setup != nil {
+				tt.setup(f, t, k, id)
+			}
+			wantCode(t, k.DeprovisionJob(context.Background(), id), tt.code)
+			f.store.Before, f.links.Before = nil, nil
+			if a := f.get(t, id); a.State != tt.state {
+				t.Errorf("state %s, want %s", a.State, tt.state)
+			}
+			if marked := !f.link(t, id).MarkedDeprovisionedAt.IsZero(); marked != tt.marked {
+				t.Errorf("Heroku told %v, want %v", marked, tt.marked)
+			}
+			f.wantCalls(t, tt.calls...)
+			if tt.state == addon.StateDeprovisioned && tt.calls != nil {
+				f.wantEvents(t, id, done)
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		f := newFixture(t)
+		k := f.keeper(func(k *addon.Keeper) { k.AsyncDeprovision = true })
+		wantCode(t, k.DeprovisionJob(context.Background(), f.nextID()), addon.ENOTFOUND)
+	})
+}
+
+// TestKeeperTellsHeroku: Heroku's DELETE is answered 202 only when Kiln
+// can finish it with actions/deprovision.
+func TestKeeperTellsHeroku(t *testing.T) {
+	tests := []struct {
+		name  string
+		async bool
+		shape []func(a *addon.Addon)
+		known bool
+		want  bool
+	}{
+		{"asynchronous, with Platform API access", true, []func(a *addon.Addon){provisioned}, true, true},
+		{"asynchronous, without", true, []func(a *addon.Addon){synchronous}, true, false},
+		{"asynchronous, an unknown add-on", true, nil, false, false},
+		{"synchronous", false, []func(a *addon.Addon){provisioned}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			k := f.keeper(func(k *addon.Keeper) { k.AsyncDeprovision = tt.async })
+			id := f.nextID()
+			if tt.known {
+				id = f.add(t, tt.shape...)
+			}
+			if got := k.TellsHeroku(context.Background(), id); got != tt.want {
+				t.Errorf("TellsHeroku = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,307 @@
+package mock
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// StoreContract checks the parts of the addon.Store contract the service
+// relies on for correctness (a duplicate create, an update that fails,
+// leases and fences, sign-ins that leave the add-on alone, the listings
+// of the reconciler and the outbox), on stores newStore makes (each
+// subtest gets an empty one). Store runs it in its own test, and so can
+// the Postgres store: a unit test on the in-memory Store is only worth
+// what this contract makes it worth.
+func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
+	ctx := context.Background()
+	seed := func(t *testing.T, s addon.Store, state addon.State) *addon.Addon {
+		t.Helper()
+		a := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: state,
+			Vars: addon.Vars{"URL": "fake://one"}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		a.Note(a.CreatedAt, "state", "provision requested")
+		stored, created, err := s.Create(ctx, a)
+		if err != nil || !created {
+			t.Fatalf("Create = %v, %v", created, err)
+		}
+		return stored
+	}
+	events := func(t *testing.T, s addon.Store, id addon.ID) []string {
+		t.Helper()
+		ev, err := s.Events(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ev {
+			out = append(out, e.Kind+": "+e.Message)
+		}
+		return out
+	}
+
+	t.Run("Create decides duplicates by id", func(t *testing.T) {
+		s := newStore(t)
+		first := seed(t, s, addon.StateProvisioning)
+		dup := &addon.Addon{ID: first.ID, Name: "other", Plan: "basic", State: addon.StateProvisioning}
+		dup.Note(time.Now(), "state", "a second request")
+		stored, created, err := s.Create(ctx, dup)
+		if err != nil || created || stored.Name != "acme" {
+			t.Fatalf("duplicate Create = %+v, %v, %v; want the first add-on, created false", stored, created, err)
+		}
+		if got := events(t, s, first.ID); len(got) != 1 {
+			t.Errorf("events after a duplicate = %q, want only the first add-on's", got)
+		}
+		if _, err := s.Get(ctx, addon.ID(uuid.NewString())); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("Get of an unknown add-on = %v, want not found", err)
+		}
+	})
+
+	t.Run("Update saves nothing when fn fails", func(t *testing.T) {
+		s := newStore(t)
+		a := seed(t, s, addon.StateProvisioning)
+		refused := errors.New("refused")
+		_, err := s.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+			a.Reason = "changed"
+			a.Note(time.Now(), "step", "not saved")
+			return refused
+		})
+		if err != refused {
+			t.Fatalf("Update = %v, want fn's error as it is", err)
+		}
+		saved, err := s.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+			if a.Reason != "" {
+				t.Errorf("a failed update was saved: reason %q", a.Reason)
+			}
+			a.Vars["URL"] = "fake://two"
+			a.Note(time.Now(), "step", "saved")
+			return nil
+		})
+		if err != nil || saved.Vars["URL"] != "fake://two" || !saved.UpdatedAt.After(a.UpdatedAt) {
+			t.Fatalf("Update = %+v, %v", saved, err)
+		}
+		saved.Vars["URL"] = "changed by the caller"
+		if got, _ := s.Get(ctx, a.ID); got.Vars["URL"] != "fake://two" {
+			t.Errorf("the caller's copy changed the stored add-on: %q", got.Vars["URL"])
+		}
+		if got := events(t, s, a.ID); len(got) != 2 || got[1] != "step: saved" {
+			t.Errorf("events = %q, want the first and the saved update's", got)
+		}
+		if _, err := s.Update(ctx, addon.ID(uuid.NewString()), func(context.Context, *addon.Addon) error { return nil }); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("Update of an unknown add-on = %v, want not found", err)
+		}
+	})
+
+	t.Run("leases and fences", func(t *testing.T) {
+		s := newStore(t)
+		a := seed(t, s, addon.StateProvisioning)
+		if _, _, err := s.Acquire(ctx, addon.ID(uuid.NewString()), "w", time.Minute); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Fatalf("Acquire of an unknown add-on = %v, want not found", err)
+		}
+		got, first, err := s.Acquire(ctx, a.ID, "first", time.Minute)
+		if err != nil || got.ID != a.ID || first.Owner != "first" || first.Until.IsZero() {
+			t.Fatalf("Acquire = %+v, %+v, %v", got, first, err)
+		}
+		if _, _, err := s.Acquire(ctx, a.ID, "second", time.Minute); !addon.IsBusy(err) || addon.RetryAfter(err) <= 0 {
+			t.Fatalf("Acquire of a held add-on = %v, want busy with a retry hint", err)
+		}
+		if first, err = s.Renew(ctx, first, time.Minute); err != nil {
+			t.Fatalf("Renew: %v", err)
+		}
+		if _, err := s.Record(ctx, first, true, func(_ context.Context, a *addon.Addon) error {
+			a.Reason = "recorded"
+			return nil
+		}); err != nil {
+			t.Fatalf("Record with release: %v", err)
+		}
+		if _, err := s.Renew(ctx, first, time.Minute); !errors.Is(err, addon.ErrLeaseLost) {
+			t.Errorf("Renew after release = %v, want lease lost", err)
+		}
+		_, second, err := s.Acquire(ctx, a.ID, "second", 20*time.Millisecond)
+		if err != nil || second.Fence <= first.Fence {
+			t.Fatalf("Acquire after release = %+v, %v; want a higher fence than %d", second, err, first.Fence)
+		}
+		time.Sleep(60 * time.Millisecond) // the 20 ms lease lapses
+		_, third, err := s.Acquire(ctx, a.ID, "third", time.Minute)
+		if err != nil || third.Fence <= second.Fence {
+			t.Fatalf("Acquire of a lapsed lease = %+v, %v", third, err)
+		}
+		called := false
+		if _, err := s.Record(ctx, second, false, func(context.Context, *addon.Addon) error { called = true; return nil }); !errors.Is(err, addon.ErrLeaseLost) || called {
+			t.Errorf("Record with a stale fence = %v (fn called %v), want lease lost", err, called)
+		}
+		if err := s.Release(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Acquire(ctx, a.ID, "fourth", time.Minute); !addon.IsBusy(err) {
+			t.Errorf("a stale Release freed the current lease: %v", err)
+		}
+		if _, err := s.Record(ctx, third, false, func(_ context.Context, a *addon.Addon) error {
+			a.LeaseOwner, a.Fence = "forged", 99
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Get(ctx, a.ID); got.Reason != "recorded" || got.LeaseOwner != "third" || got.Fence != third.Fence {
+			t.Errorf("after Record: reason %q, lease %q/%d; want recorded, third/%d (fn cannot move the lease)", got.Reason, got.LeaseOwner, got.Fence, third.Fence)
+		}
+	})
+
+	t.Run("sign-ins leave the add-on alone", func(t *testing.T) {
+		s := newStore(t)
+		a := seed(t, s, addon.StateProvisioned)
+		if err := s.RecordSignIn(ctx, a.ID, time.Now(), "signed in"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Get(ctx, a.ID); !got.UpdatedAt.Equal(a.UpdatedAt) {
+			t.Errorf("a sign-in moved updated_at from %v to %v", a.UpdatedAt, got.UpdatedAt)
+		}
+		if got := events(t, s, a.ID); len(got) != 2 || got[1] != "sso: signed in" {
+			t.Errorf("events = %q", got)
+		}
+		gone := seed(t, s, addon.StateDeprovisioning)
+		if err := s.RecordSignIn(ctx, gone.ID, time.Now(), "signed in"); addon.ErrorCode(err) != addon.EFORBIDDEN {
+			t.Errorf("sign-in to a deprovisioning add-on = %v, want forbidden", err)
+		}
+	})
+
+	t.Run("listings for the reconciler and the outbox", func(t *testing.T) {
+		s := newStore(t)
+		working := seed(t, s, addon.StateProvisioning)
+		seed(t, s, addon.StateProvisioned) // nothing left to do
+		leased := seed(t, s, addon.StateDeprovisioning)
+		if _, _, err := s.Acquire(ctx, leased.ID, "w", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		flagged, err := s.Update(ctx, working.ID, func(_ context.Context, a *addon.Addon) error { a.Requeue = true; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale, err := s.Stale(ctx, time.Now().Add(time.Hour), 10)
+		if err != nil || len(stale) != 1 || stale[0].ID != working.ID {
+			t.Errorf("Stale = %v, %v; want only the unleased add-on with work left", ids(stale), err)
+		}
+		if stale, _ := s.Stale(ctx, flagged.UpdatedAt, 10); len(stale) != 0 {
+			t.Errorf("Stale before its last update = %v, want none", ids(stale))
+		}
+		if req, err := s.Requeued(ctx, 10); err != nil || len(req) != 1 || req[0].ID != working.ID {
+			t.Errorf("Requeued = %v, %v", ids(req), err)
+		}
+		counts, err := s.CountByState(ctx)
+		if err != nil || counts[addon.StateProvisioning] != 1 || counts[addon.StateProvisioned] != 1 || counts[addon.StateDeprovisioning] != 1 {
+			t.Errorf("CountByState = %v, %v", counts, err)
+		}
+	})
+}
+
+func ids(as []*addon.Addon) []addon.ID {
+	out := make([]addon.ID, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+// LinksContract checks the parts of the addon.LinkStore contract the
+// keeper relies on, on link stores newStores makes beside the store their
+// add-ons live in (each subtest gets empty ones): an unknown add-on has no
+// Link, a failed update saves nothing, a webhook event applies once, and
+// the sync and log listings find what is due.
+func LinksContract(t *testing.T, newStores func(t *testing.T) (addon.Store, addon.LinkStore)) {
+	ctx := context.Background()
+	seed := func(t *testing.T, s addon.Store) *addon.Addon {
+		t.Helper()
+		a := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: addon.StateProvisioned,
+			Tokens: &addon.Tokens{Access: "a", Refresh: "r"}, LogInputURL: "https://logs.example/1"}
+		a.Note(time.Now(), "state", "provision requested")
+		stored, _, err := s.Create(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stored
+	}
+
+	t.Run("Links belong to add-ons and save nothing when fn fails", func(t *testing.T) {
+		s, links := newStores(t)
+		a := seed(t, s)
+		if _, err := links.Link(ctx, addon.ID(uuid.NewString())); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("Link of an unknown add-on = %v, want not found", err)
+		}
+		if _, err := links.UpdateLink(ctx, addon.ID(uuid.NewString()), func(*addon.Link) error { return nil }); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("UpdateLink of an unknown add-on = %v, want not found", err)
+		}
+		if l, err := links.Link(ctx, a.ID); err != nil || l.AddonID != a.ID || l.AppName != "" {
+			t.Fatalf("Link before any update = %+v, %v; want a zero Link", l, err)
+		}
+		refused := addon.Errorf(addon.EINVALID, "refused")
+		if _, err := links.UpdateLink(ctx, a.ID, func(l *addon.Link) error { l.AppName = "lost"; return refused }); err != refused {
+			t.Errorf("UpdateLink = %v, want fn's error", err)
+		}
+		if _, err := links.UpdateLink(ctx, a.ID, func(l *addon.Link) error {
+			if l.AppName != "" {
+				t.Errorf("a failed update was saved: %q", l.AppName)
+			}
+			l.AppName, l.RetiredVars = "app", addon.Vars{"URL": "old"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := links.Links(ctx, []addon.ID{a.ID, addon.ID(uuid.NewString())})
+		if err != nil || len(got) != 1 || got[a.ID].AppName != "app" || got[a.ID].RetiredVars["URL"] != "old" {
+			t.Errorf("Links = %v, %v", got, err)
+		}
+	})
+
+	t.Run("a webhook event applies once", func(t *testing.T) {
+		s, links := newStores(t)
+		a := seed(t, s)
+		n := 0
+		for range 2 {
+			if _, err := links.ApplyEvent(ctx, a.ID, uuid.NewString(), func(l *addon.Link) error { n++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		event := uuid.NewString()
+		first, err1 := links.ApplyEvent(ctx, a.ID, event, func(l *addon.Link) error { l.AppName = "renamed"; return nil })
+		again, err2 := links.ApplyEvent(ctx, a.ID, event, func(l *addon.Link) error { t.Error("applied twice"); return nil })
+		if err1 != nil || err2 != nil || !first || again {
+			t.Errorf("ApplyEvent = %v, %v then %v, %v; want applied once", first, err1, again, err2)
+		}
+		if n != 2 {
+			t.Errorf("two distinct events applied %d times", n)
+		}
+	})
+
+	t.Run("what is due", func(t *testing.T) {
+		s, links := newStores(t)
+		fresh := seed(t, s)
+		later := seed(t, s)
+		now := time.Now().UTC()
+		if _, err := links.UpdateLink(ctx, later.ID, func(l *addon.Link) error {
+			l.NextSyncAt, l.RetireAt = now.Add(time.Hour), now.Add(-time.Minute)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if due, err := links.DueForSync(ctx, now, 10); err != nil || len(due) != 1 || due[0] != fresh.ID {
+			t.Errorf("DueForSync = %v, %v; want only the add-on without a sync slot", due, err)
+		}
+		if due, err := links.DueForRetire(ctx, now, 10); err != nil || len(due) != 1 || due[0] != later.ID {
+			t.Errorf("DueForRetire = %v, %v", due, err)
+		}
+		ev, err := links.EventsAfter(ctx, fresh.ID, 0, 10)
+		if err != nil || len(ev) != 1 {
+			t.Fatalf("EventsAfter = %v, %v", ev, err)
+		}
+		if _, err := links.UpdateLink(ctx, fresh.ID, func(l *addon.Link) error { l.LogCursor = ev[0].ID; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := links.LogBacklog(ctx, now.Add(-time.Hour), 10); err != nil || len(ids) != 1 || ids[0] != later.ID {
+			t.Errorf("LogBacklog = %v, %v; want only the add-on whose events were not written", ids, err)
+		}
+	})
+}

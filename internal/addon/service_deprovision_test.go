@@ -1,0 +1,289 @@
+package addon_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+func TestDeprovision(t *testing.T) {
+	const requested = "deprovision requested by Heroku"
+	tests := []struct {
+		name   string
+		shape  []func(a *addon.Addon)
+		code   string
+		state  addon.State
+		reason string
+		calls  []string
+		events []string
+	}{
+		{"provisioned", []func(a *addon.Addon){provisioned}, "", addon.StateDeprovisioning, requested,
+			[]string{"Enqueue addon:deprovision #1"}, []string{"state deprovisioning: " + requested}},
+		{"still provisioning: the pipeline stops at its next step", nil, "", addon.StateDeprovisioning, requested,
+			[]string{"Enqueue addon:deprovision #1"}, []string{"state deprovisioning: " + requested}},
+		{"failed", []func(a *addon.Addon){inState(addon.StateFailed, "boom")}, "", addon.StateDeprovisioning, requested,
+			[]string{"Enqueue addon:deprovision #1"}, []string{"state deprovisioning: " + requested}},
+		{"a repeat while the job runs", []func(a *addon.Addon){inState(addon.StateDeprovisioning, requested)}, "",
+			addon.StateDeprovisioning, requested, []string{"Enqueue addon:deprovision #1"}, nil},
+		{"a repeat after the job finished", []func(a *addon.Addon){inState(addon.StateDeprovisioned, "resource destroyed")}, addon.EGONE,
+			addon.StateDeprovisioned, "resource destroyed", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.add(t, tt.shape...)
+			wantCode(t, f.svc.Deprovision(context.Background(), id), tt.code)
+			f.wantState(t, id, tt.state, tt.reason)
+			f.wantCalls(t, tt.calls...)
+			f.wantEvents(t, id, tt.events...)
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		f := newFixture(t)
+		wantCode(t, f.svc.Deprovision(context.Background(), f.nextID()), addon.ENOTFOUND)
+		f.wantCalls(t)
+	})
+	t.Run("the queue is down: flagged for the outbox", func(t *testing.T) {
+		f := newFixture(t)
+		id := f.add(t, provisioned)
+		f.queue.EnqueueFn = func(context.Context, addon.JobKind, addon.ID) error {
+			return addon.Errorf(addon.EUNAVAILABLE, "Redis is down.")
+		}
+		if err := f.svc.Deprovision(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		if a := f.wantState(t, id, addon.StateDeprovisioning, requested); !a.Requeue {
+			t.Error("not flagged for the outbox")
+		}
+	})
+}
+
+func TestDeprovisionJob(t *testing.T) {
+	deprovisioning := inState(addon.StateDeprovisioning, "deprovision requested by Heroku")
+	tests := []struct {
+		name    string
+		shape   []func(a *addon.Addon)
+		setup   func(f *fixture, t *testing.T, id addon.ID)
+		code    string
+		state   addon.State
+		calls   []string
+		events  []string
+		cleared bool // secrets dropped
+	}{
+		{
+			name:  "the resource is destroyed and the secrets dropped",
+			shape: []func(a *addon.Addon){provisioned, deprovisioning, func(a *addon.Addon) { a.Requeue = true }},
+			state: addon.StateDeprovisioned, cleared: true,
+			calls:  []string{"Destroy #1 basic"},
+			events: []string{"state deprovisioned: resource destroyed"},
+		},
+		{
+			name:  "not deprovisioning",
+			shape: []func(a *addon.Addon){provisioned},
+			state: addon.StateProvisioned,
+		},
+		{
+			name:  "the driver refuses: retried all the same",
+			shape: []func(a *addon.Addon){provisioned, deprovisioning},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.DestroyFn = func(context.Context, addon.Resource) error { f.called("Destroy"); return errRefused }
+			},
+			code: addon.EINTERNAL, state: addon.StateDeprovisioning,
+			calls: []string{"Destroy"},
+		},
+		{
+			name:  "the driver is down: retried",
+			shape: []func(a *addon.Addon){provisioned, deprovisioning},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.DestroyFn = func(context.Context, addon.Resource) error {
+					f.called("Destroy")
+					return addon.Errorf(addon.ERATELIMIT, "Slow down.")
+				}
+			},
+			code: addon.ERATELIMIT, state: addon.StateDeprovisioning,
+			calls: []string{"Destroy"},
+		},
+		{
+			name:  "the end cannot be recorded: retried",
+			shape: []func(a *addon.Addon){provisioned, deprovisioning},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.failing("Record", 1) },
+			code:  addon.EUNAVAILABLE, state: addon.StateDeprovisioning,
+			calls: []string{"Destroy #1 basic"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.add(t, tt.shape...)
+			if tt.setup != nil {
+				tt.setup(f, t, id)
+			}
+			err := f.svc.DeprovisionJob(context.Background(), id)
+			wantCode(t, err, tt.code)
+			if err != nil && !addon.Transient(err) {
+				t.Errorf("DeprovisionJob = %v: every failure must be retried", err)
+			}
+			f.store.Before = nil
+			a := f.get(t, id)
+			if a.State != tt.state {
+				t.Errorf("state %s, want %s", a.State, tt.state)
+			}
+			if cleared := a.Vars == nil && a.Tokens == nil && a.Grant == nil && !a.Requeue && a.DeprovisionedAt.Equal(t0); cleared != tt.cleared {
+				t.Errorf("secrets dropped and end recorded: %v, want %v (%+v)", cleared, tt.cleared, a)
+			}
+			f.wantCalls(t, tt.calls...)
+			f.wantEvents(t, id, tt.events...)
+			f.wantFree(t, id)
+		})
+	}
+}
+
+// TestDeprovisionJobTellsTheDriver: the driver destroys what the add-on
+// holds: its vars are how it finds the resource.
+func TestDeprovisionJobTellsTheDriver(t *testing.T) {
+	f := newFixture(t)
+	id := f.add(t, provisioned, inState(addon.StateDeprovisioning, ""))
+	var got addon.Resource
+	f.driver.DestroyFn = func(ctx context.Context, r addon.Resource) error { got = r; return nil }
+	if err := f.svc.DeprovisionJob(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != string(id) || got.Plan.Slug != "basic" || got.Vars["URL"] != "fake://basic" {
+		t.Errorf("driver told %+v", got)
+	}
+}
+
+func TestForceDeprovision(t *testing.T) {
+	tests := []struct {
+		name   string
+		shape  []func(a *addon.Addon)
+		reason string
+		code   string
+		state  addon.State
+		want   string // the reason recorded
+		calls  []string
+	}{
+		{"with the operator's reason", []func(a *addon.Addon){provisioned}, " abuse ", "",
+			addon.StateDeprovisioning, "forced by an operator: abuse", []string{"Enqueue addon:deprovision #1"}},
+		{"without a reason", []func(a *addon.Addon){provisioned}, "  ", "",
+			addon.StateDeprovisioning, "forced by an operator", []string{"Enqueue addon:deprovision #1"}},
+		{"already deprovisioning: unchanged", []func(a *addon.Addon){inState(addon.StateDeprovisioning, "deprovision requested by Heroku")}, "abuse", "",
+			addon.StateDeprovisioning, "deprovision requested by Heroku", []string{"Enqueue addon:deprovision #1"}},
+		{"deprovisioned", []func(a *addon.Addon){inState(addon.StateDeprovisioned, "resource destroyed")}, "abuse", addon.EGONE,
+			addon.StateDeprovisioned, "resource destroyed", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.add(t, tt.shape...)
+			a, err := f.svc.ForceDeprovision(context.Background(), id, tt.reason)
+			wantCode(t, err, tt.code)
+			if err == nil && (a == nil || a.Reason != tt.want) {
+				t.Errorf("answered %+v, want reason %q", a, tt.want)
+			}
+			f.wantState(t, id, tt.state, tt.want)
+			f.wantCalls(t, tt.calls...)
+		})
+	}
+}
+
+func TestFail(t *testing.T) {
+	tests := []struct {
+		name   string
+		shape  []func(a *addon.Addon)
+		code   string
+		state  addon.State
+		reason string
+	}{
+		{"provisioning", nil, "", addon.StateFailed, "given up"},
+		{"provisioned: left alone", []func(a *addon.Addon){provisioned}, "", addon.StateProvisioned, ""},
+		{"deprovisioning: left alone", []func(a *addon.Addon){inState(addon.StateDeprovisioning, "x")}, "", addon.StateDeprovisioning, "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.add(t, tt.shape...)
+			wantCode(t, f.svc.Fail(context.Background(), id, "given up"), tt.code)
+			f.wantState(t, id, tt.state, tt.reason)
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		f := newFixture(t)
+		wantCode(t, f.svc.Fail(context.Background(), f.nextID(), "x"), addon.ENOTFOUND)
+	})
+}
+
+func TestGiveUp(t *testing.T) {
+	tests := []struct {
+		name   string
+		shape  []func(a *addon.Addon)
+		setup  func(f *fixture, t *testing.T, id addon.ID)
+		code   string
+		busy   bool
+		state  addon.State
+		reason string
+		calls  []string
+		events []string
+	}{
+		{
+			name:  "the resource is destroyed and the add-on fails",
+			shape: []func(a *addon.Addon){exchanged},
+			state: addon.StateFailed, reason: "too late",
+			calls: []string{"Destroy #1 basic"}, events: []string{"state failed: too late"},
+		},
+		{
+			name:  "no longer provisioning: left alone",
+			shape: []func(a *addon.Addon){provisioned},
+			state: addon.StateProvisioned,
+		},
+		{
+			name:  "the cleanup fails: left for the next sweep",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.DestroyFn = func(context.Context, addon.Resource) error { f.called("Destroy"); return errRefused }
+			},
+			code: addon.EINTERNAL, state: addon.StateProvisioning,
+			calls: []string{"Destroy"},
+		},
+		{
+			name:  "deprovisioned while the resource is destroyed: not failed",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.DestroyFn = func(ctx context.Context, r addon.Resource) error {
+					f.called("Destroy")
+					return f.svc.Deprovision(ctx, id)
+				}
+			},
+			state: addon.StateDeprovisioning, reason: "deprovision requested by Heroku",
+			calls:  []string{"Destroy", "Enqueue addon:deprovision #1"},
+			events: []string{"state deprovisioning: deprovision requested by Heroku"},
+		},
+		{
+			name:  "another writer holds it: left for the next sweep",
+			shape: []func(a *addon.Addon){exchanged},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.holdLease(t, id) },
+			busy:  true, state: addon.StateProvisioning,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.add(t, tt.shape...)
+			if tt.setup != nil {
+				tt.setup(f, t, id)
+			}
+			err := f.svc.GiveUp(context.Background(), id, "too late")
+			if tt.busy {
+				if !addon.IsBusy(err) {
+					t.Errorf("GiveUp = %v, want busy", err)
+				}
+			} else {
+				wantCode(t, err, tt.code)
+			}
+			f.wantState(t, id, tt.state, tt.reason)
+			f.wantCalls(t, tt.calls...)
+			f.wantEvents(t, id, tt.events...)
+		})
+	}
+}
