@@ -272,7 +272,10 @@ func (s *Service) haltPlanIfPermanent(ctx context.Context, c *Claim, target stri
 		return nil
 	})
 	if rerr != nil {
-		return false, errors.Join(err, rerr)
+		// The record's error first: it decides whether the job retries.
+		// Unrecorded, the halt has not happened, so the job must run again
+		// rather than be dropped as permanent and revived by a sweep.
+		return false, errors.Join(rerr, err)
 	}
 	if a.Halted != JobPlanChange {
 		return false, nil
@@ -295,7 +298,7 @@ func (s *Service) haltIfPermanent(ctx context.Context, c *Claim, kind JobKind, e
 		a.Note(now, "halted", fmt.Sprintf("%s stopped: %s", kind, reason))
 		return nil
 	}); rerr != nil {
-		return errors.Join(err, rerr)
+		return errors.Join(rerr, err) // the record's error decides: see haltPlanIfPermanent
 	}
 	s.log().ErrorContext(ctx, "job failed permanently; halted until an operator retries it", "addon", c.Addon().ID, "job", kind, "reason", reason)
 	return err

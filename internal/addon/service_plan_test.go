@@ -406,9 +406,9 @@ func TestPlanChangeJob(t *testing.T) {
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				changing(f, func(string) { f.failing("Record", 1) }, forbidden)
 			},
-			// The refusal's code today (the job is dropped and the
-			// reconciler revives it); the store's would retry it sooner.
-			code: anyError, plan: "basic", pending: "pro",
+			// The store's code: the halt has not happened, so the job is
+			// retried rather than dropped as permanent.
+			code: addon.EUNAVAILABLE, plan: "basic", pending: "pro",
 			calls: []string{toPro},
 		},
 		{

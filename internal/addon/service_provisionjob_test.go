@@ -148,7 +148,10 @@ func TestProvisionJob(t *testing.T) {
 				}
 			},
 			state: addon.StateDeprovisioning, reason: "deprovision requested by Heroku",
-			calls:  []string{create, "Enqueue addon:deprovision #1"},
+			// The deprovision request enqueues its job, and the provision
+			// job, finding the add-on deprovisioning, hands it on to the same
+			// job (Addon.NextJob); the queue's task id makes that one job.
+			calls:  []string{create, "Enqueue addon:deprovision #1", "Enqueue addon:deprovision #1"},
 			events: []string{"state deprovisioning: deprovision requested by Heroku", created},
 			check: func(t *testing.T, a *addon.Addon) {
 				if a.Vars["URL"] != "fake://basic" {
@@ -301,7 +304,7 @@ func TestProvisionJob(t *testing.T) {
 				}
 			},
 			state: addon.StateDeprovisioning, reason: "deprovision requested by Heroku",
-			calls:  []string{create, push, mark, "Enqueue addon:deprovision #1"},
+			calls:  []string{create, push, mark, "Enqueue addon:deprovision #1", "Enqueue addon:deprovision #1"},
 			events: []string{created, "state deprovisioning: deprovision requested by Heroku"},
 		},
 		{
@@ -332,10 +335,11 @@ func TestProvisionJob(t *testing.T) {
 			calls: []string{create, push, mark, "Enqueue addon:plan #1"}, events: []string{created, pushed, done},
 		},
 		{
+			// The plan job clears it (at once, not at the reconciler's next sweep).
 			name:  "a pending plan that is the plan already",
 			shape: []func(a *addon.Addon){exchanged, func(a *addon.Addon) { a.PendingPlan = "basic" }},
 			state: addon.StateProvisioned,
-			calls: []string{create, push, mark}, events: []string{created, pushed, done},
+			calls: []string{create, push, mark, "Enqueue addon:plan #1"}, events: []string{created, pushed, done},
 		},
 	}
 	for _, tt := range tests {

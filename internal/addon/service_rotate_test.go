@@ -233,7 +233,6 @@ func TestRotateCredentialsBusyOrUnknown(t *testing.T) {
 
 func TestPushConfigJob(t *testing.T) {
 	const push = "SetConfig #1 access-1 KILN_URL=fake://basic"
-	unpushed := func(a *addon.Addon) { a.ConfigPushedAt = time.Time{} }
 	tests := []struct {
 		name   string
 		shape  []func(a *addon.Addon)
@@ -297,9 +296,9 @@ func TestPushConfigJob(t *testing.T) {
 					return errRefused
 				}
 			},
-			// As for a plan change whose halt is not recorded: see
-			// TestPlanChangeJob.
-			code: anyError, calls: []string{push},
+			// As for a plan change whose halt is not recorded (see
+			// TestPlanChangeJob): the store's code, so the job is retried.
+			code: addon.EUNAVAILABLE, calls: []string{push},
 		},
 	}
 	for _, tt := range tests {
