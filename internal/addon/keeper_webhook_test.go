@@ -125,12 +125,7 @@ func TestKeeperSubscribe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			k := f.keeper()
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, k, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, tt.setup)
 			wantCode(t, k.Subscribe(context.Background(), id), tt.code)
 			f.links.Before = nil
 			l := f.link(t, id)

@@ -156,11 +156,7 @@ func TestGrantJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			err := f.svc.GrantJob(context.Background(), id)
 			wantCode(t, err, tt.code)
 			f.store.Before = nil
