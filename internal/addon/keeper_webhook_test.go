@@ -141,6 +141,15 @@ func TestKeeperSubscribe(t *testing.T) {
 	}
 }
 
+// attachments checks the Link records n attachments.
+func attachments(n int) func(t *testing.T, l *addon.Link) {
+	return func(t *testing.T, l *addon.Link) {
+		if len(l.Attachments) != n {
+			t.Errorf("attachments %+v, want %d", l.Attachments, n)
+		}
+	}
+}
+
 // sign is Heroku's signature of a webhook body with the add-on's secret.
 func sign(secret, body string) string {
 	m := hmac.New(sha256.New, []byte(secret))
@@ -205,11 +214,7 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		{
 			name: "another app's attachment keeps the owner's log stream",
 			body: attach("create", "app-2", "https://logs.example/other"),
-			want: func(t *testing.T, l *addon.Link) {
-				if len(l.Attachments) != 2 {
-					t.Errorf("attachments %+v, want both apps'", l.Attachments)
-				}
-			},
+			want: attachments(2),
 		},
 		{
 			name: "a log_input_url that is not a URL is ignored",
@@ -222,11 +227,7 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		{
 			name: "an attachment destroyed",
 			body: attach("destroy", "app-1", ""),
-			want: func(t *testing.T, l *addon.Link) {
-				if len(l.Attachments) != 0 {
-					t.Errorf("attachments %+v, want none", l.Attachments)
-				}
-			},
+			want: attachments(0),
 		},
 		{name: "no signature", body: appEvent, sig: func(string) string { return "" }, code: addon.EUNAUTHORIZED},
 		{name: "a wrong signature", body: appEvent, sig: func(b string) string { return sign("guess", b) }, code: addon.EUNAUTHORIZED},
