@@ -15,9 +15,7 @@ func TestEventsInOrder(t *testing.T) {
 	db, _ := newStore(t)
 	t0 := now()
 	a := newAddon(t0)
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	_, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
 		a.Note(t0.Add(time.Second), "step", "OAuth grant exchanged")
 		a.Note(t0.Add(2*time.Second), "step", "resource created")
@@ -66,9 +64,7 @@ func TestEventsAfter(t *testing.T) {
 	db, _ := newStore(t)
 	t0 := now()
 	a := newAddon(t0)
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	if _, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
 		for i := range 3 {
 			a.Note(t0.Add(time.Duration(i+1)*time.Second), "step", fmt.Sprint("step ", i+1))

@@ -94,6 +94,25 @@ func newAddon(now time.Time) *addon.Addon {
 	return a
 }
 
+// create stores a, failing the test when it cannot.
+func create(tb testing.TB, db *postgres.DB, a *addon.Addon) {
+	tb.Helper()
+	if _, _, err := db.Create(context.Background(), a); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// events is the add-on's audit trail, failing the test when it cannot be
+// read.
+func events(tb testing.TB, db *postgres.DB, id addon.ID) []addon.Event {
+	tb.Helper()
+	ev, err := db.Events(context.Background(), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ev
+}
+
 // now is a timestamp Postgres stores exactly (microseconds).
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
