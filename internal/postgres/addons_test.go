@@ -225,10 +225,7 @@ func TestCreateReturnsWhatGetReads(t *testing.T) {
 func TestUpdateRoundTripsEveryField(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := newStore(t)
-	t0 := now()
-	a := newAddon(t0)
-	create(t, db, a)
+	db, a, t0 := storedAddon(t)
 
 	steps := []struct {
 		name string

@@ -102,6 +102,17 @@ func create(tb testing.TB, db *postgres.DB, a *addon.Addon) {
 	}
 }
 
+// storedAddon is a fresh store holding one new add-on, and the add-on's
+// creation time.
+func storedAddon(tb testing.TB) (*postgres.DB, *addon.Addon, time.Time) {
+	tb.Helper()
+	db, _ := newStore(tb)
+	t0 := now()
+	a := newAddon(t0)
+	create(tb, db, a)
+	return db, a, t0
+}
+
 // events is the add-on's audit trail, failing the test when it cannot be
 // read.
 func events(tb testing.TB, db *postgres.DB, id addon.ID) []addon.Event {
