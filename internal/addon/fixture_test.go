@@ -410,3 +410,64 @@ func (f *fixture) setLink(tb testing.TB, id addon.ID, fn func(l *addon.Link)) {
 		tb.Fatal(err)
 	}
 }
+
+// arrange builds a fixture holding one add-on of shape and runs setup,
+// when given, on it: the start every job's table case shares.
+func arrange(t *testing.T, shape []func(a *addon.Addon), setup func(f *fixture, t *testing.T, id addon.ID)) (*fixture, addon.ID) {
+	t.Helper()
+	f := newFixture(t)
+	id := f.add(t, shape...)
+	if setup != nil {
+		setup(f, t, id)
+	}
+	return f, id
+}
+
+// arrangeKeeper is arrange for the keeper's jobs: the keeper, changed by
+// mods, is built before the add-on so setup can reach its Link.
+func arrangeKeeper(t *testing.T, shape []func(a *addon.Addon), setup func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID), mods ...func(k *addon.Keeper)) (*fixture, *addon.Keeper, addon.ID) {
+	t.Helper()
+	f := newFixture(t)
+	k := f.keeper(mods...)
+	id := f.add(t, shape...)
+	if setup != nil {
+		setup(f, t, k, id)
+	}
+	return f, k, id
+}
+
+// jobCase is a table case of a job whose outcome is all in the store and
+// the calls: the error's code, the state and reason left, the calls made,
+// the events recorded, the lease let go, and check's own look at the
+// stored add-on.
+type jobCase struct {
+	name   string
+	shape  []func(a *addon.Addon)
+	setup  func(f *fixture, t *testing.T, id addon.ID)
+	code   string
+	state  addon.State
+	reason string
+	calls  []string
+	events []string
+	check  func(t *testing.T, a *addon.Addon)
+}
+
+// runJobCases runs each case as a subtest of job on a fresh fixture. The
+// store's injected failures stop before the outcome is read.
+func runJobCases(t *testing.T, cases []jobCase, job func(s *addon.Service, ctx context.Context, id addon.ID) error) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			f, id := arrange(t, tt.shape, tt.setup)
+			wantCode(t, job(f.svc, context.Background(), id), tt.code)
+			f.store.Before = nil
+			a := f.wantState(t, id, tt.state, tt.reason)
+			f.wantCalls(t, tt.calls...)
+			f.wantEvents(t, id, tt.events...)
+			f.wantFree(t, id)
+			if tt.check != nil {
+				tt.check(t, a)
+			}
+		})
+	}
+}

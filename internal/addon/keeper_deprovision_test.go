@@ -131,12 +131,7 @@ func TestKeeperDeprovisionJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			k := f.keeper(func(k *addon.Keeper) { k.AsyncDeprovision = true })
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, k, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, tt.setup, func(k *addon.Keeper) { k.AsyncDeprovision = true })
 			wantCode(t, k.DeprovisionJob(context.Background(), id), tt.code)
 			f.store.Before, f.links.Before = nil, nil
 			if a := f.get(t, id); a.State != tt.state {

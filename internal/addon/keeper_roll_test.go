@@ -14,6 +14,16 @@ func rolls(f *fixture) {
 	f.driver.AbilitiesFn = func() addon.Abilities { return addon.Abilities{Rotate: true, Roll: true} }
 }
 
+// rolling is setup, when given, on a driver that rolls.
+func rolling(setup func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID)) func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+	return func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+		rolls(f)
+		if setup != nil {
+			setup(f, t, k, id)
+		}
+	}
+}
+
 func TestKeeperRotate(t *testing.T) {
 	const (
 		roll    = "Roll #1"
@@ -139,13 +149,7 @@ func TestKeeperRotate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			k := f.keeper()
-			rolls(f)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, k, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, rolling(tt.setup))
 			a, err := k.Rotate(context.Background(), id)
 			wantCode(t, err, tt.code)
 			switch {
@@ -266,13 +270,11 @@ func TestKeeperRetire(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			k := f.keeper()
-			rolls(f)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, rolling(func(f *fixture, t *testing.T, _ *addon.Keeper, id addon.ID) {
+				if tt.setup != nil {
+					tt.setup(f, t, id)
+				}
+			}))
 			err := k.Retire(context.Background(), id)
 			wantCode(t, err, tt.code)
 			if err != nil && !addon.Transient(err) {

@@ -160,13 +160,8 @@ func TestKeeperSync(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
 			var refused []addon.ID
-			k := f.keeper(func(k *addon.Keeper) { k.AccessRefused = func(id addon.ID) { refused = append(refused, id) } })
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, k, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, tt.setup, func(k *addon.Keeper) { k.AccessRefused = func(id addon.ID) { refused = append(refused, id) } })
 			err := k.Sync(context.Background(), id)
 			if tt.busy {
 				if !addon.IsBusy(err) {
@@ -285,12 +280,7 @@ func TestKeeperSweep(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			k := f.keeper()
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, k, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, tt.setup)
 			if err := k.Sweep(context.Background()); err != nil {
 				t.Fatal(err)
 			}

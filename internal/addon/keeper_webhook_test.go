@@ -125,12 +125,7 @@ func TestKeeperSubscribe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			k := f.keeper()
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, k, id)
-			}
+			f, k, id := arrangeKeeper(t, tt.shape, tt.setup)
 			wantCode(t, k.Subscribe(context.Background(), id), tt.code)
 			f.links.Before = nil
 			l := f.link(t, id)
@@ -143,6 +138,15 @@ func TestKeeperSubscribe(t *testing.T) {
 			f.wantCalls(t, tt.calls...)
 			f.wantFree(t, id)
 		})
+	}
+}
+
+// attachments checks the Link records n attachments.
+func attachments(n int) func(t *testing.T, l *addon.Link) {
+	return func(t *testing.T, l *addon.Link) {
+		if len(l.Attachments) != n {
+			t.Errorf("attachments %+v, want %d", l.Attachments, n)
+		}
 	}
 }
 
@@ -210,11 +214,7 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		{
 			name: "another app's attachment keeps the owner's log stream",
 			body: attach("create", "app-2", "https://logs.example/other"),
-			want: func(t *testing.T, l *addon.Link) {
-				if len(l.Attachments) != 2 {
-					t.Errorf("attachments %+v, want both apps'", l.Attachments)
-				}
-			},
+			want: attachments(2),
 		},
 		{
 			name: "a log_input_url that is not a URL is ignored",
@@ -227,11 +227,7 @@ func TestKeeperReceiveWebhook(t *testing.T) {
 		{
 			name: "an attachment destroyed",
 			body: attach("destroy", "app-1", ""),
-			want: func(t *testing.T, l *addon.Link) {
-				if len(l.Attachments) != 0 {
-					t.Errorf("attachments %+v, want none", l.Attachments)
-				}
-			},
+			want: attachments(0),
 		},
 		{name: "no signature", body: appEvent, sig: func(string) string { return "" }, code: addon.EUNAUTHORIZED},
 		{name: "a wrong signature", body: appEvent, sig: func(b string) string { return sign("guess", b) }, code: addon.EUNAUTHORIZED},

@@ -9,36 +9,19 @@ import (
 
 func TestDeprovision(t *testing.T) {
 	const requested = "deprovision requested by Heroku"
-	tests := []struct {
-		name   string
-		shape  []func(a *addon.Addon)
-		code   string
-		state  addon.State
-		reason string
-		calls  []string
-		events []string
-	}{
-		{"provisioned", []func(a *addon.Addon){provisioned}, "", addon.StateDeprovisioning, requested,
-			[]string{"Enqueue addon:deprovision #1"}, []string{"state deprovisioning: " + requested}},
-		{"still provisioning: the pipeline stops at its next step", nil, "", addon.StateDeprovisioning, requested,
-			[]string{"Enqueue addon:deprovision #1"}, []string{"state deprovisioning: " + requested}},
-		{"failed", []func(a *addon.Addon){inState(addon.StateFailed, "boom")}, "", addon.StateDeprovisioning, requested,
-			[]string{"Enqueue addon:deprovision #1"}, []string{"state deprovisioning: " + requested}},
-		{"a repeat while the job runs", []func(a *addon.Addon){inState(addon.StateDeprovisioning, requested)}, "",
-			addon.StateDeprovisioning, requested, []string{"Enqueue addon:deprovision #1"}, nil},
-		{"a repeat after the job finished", []func(a *addon.Addon){inState(addon.StateDeprovisioned, "resource destroyed")}, addon.EGONE,
-			addon.StateDeprovisioned, "resource destroyed", nil, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			wantCode(t, f.svc.Deprovision(context.Background(), id), tt.code)
-			f.wantState(t, id, tt.state, tt.reason)
-			f.wantCalls(t, tt.calls...)
-			f.wantEvents(t, id, tt.events...)
-		})
-	}
+	enqueued := []string{"Enqueue addon:deprovision #1"}
+	runJobCases(t, []jobCase{
+		{name: "provisioned", shape: []func(a *addon.Addon){provisioned},
+			state: addon.StateDeprovisioning, reason: requested, calls: enqueued, events: []string{"state deprovisioning: " + requested}},
+		{name: "still provisioning: the pipeline stops at its next step",
+			state: addon.StateDeprovisioning, reason: requested, calls: enqueued, events: []string{"state deprovisioning: " + requested}},
+		{name: "failed", shape: []func(a *addon.Addon){inState(addon.StateFailed, "boom")},
+			state: addon.StateDeprovisioning, reason: requested, calls: enqueued, events: []string{"state deprovisioning: " + requested}},
+		{name: "a repeat while the job runs", shape: []func(a *addon.Addon){inState(addon.StateDeprovisioning, requested)},
+			state: addon.StateDeprovisioning, reason: requested, calls: enqueued},
+		{name: "a repeat after the job finished", shape: []func(a *addon.Addon){inState(addon.StateDeprovisioned, "resource destroyed")},
+			code: addon.EGONE, state: addon.StateDeprovisioned, reason: "resource destroyed"},
+	}, (*addon.Service).Deprovision)
 	t.Run("unknown", func(t *testing.T) {
 		f := newFixture(t)
 		wantCode(t, f.svc.Deprovision(context.Background(), f.nextID()), addon.ENOTFOUND)
@@ -114,11 +97,7 @@ func TestDeprovisionJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			err := f.svc.DeprovisionJob(context.Background(), id)
 			wantCode(t, err, tt.code)
 			if err != nil && !addon.Transient(err) {
@@ -268,11 +247,7 @@ func TestGiveUp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			err := f.svc.GiveUp(context.Background(), id, "too late")
 			if tt.busy {
 				if !addon.IsBusy(err) {

@@ -32,6 +32,15 @@ func TestGrantJob(t *testing.T) {
 	const exchange, next = "ExchangeGrant grant-1", "Enqueue addon:provision #1"
 	const gotTokens = "step: OAuth grant exchanged"
 	down := addon.Errorf(addon.EUNAVAILABLE, "id.heroku.com is down.")
+	// theirTokens: another writer saves its tokens while the exchange is out.
+	theirTokens := func(f *fixture, t *testing.T, id addon.ID) func() {
+		return func() {
+			f.update(t, id, func(a *addon.Addon) {
+				a.Tokens = &addon.Tokens{Access: "access-0", Refresh: "refresh-0", ExpiresAt: t0.Add(time.Hour)}
+				a.GrantExchangedAt, a.Grant = t0, nil
+			})
+		}
+	}
 	tests := []struct {
 		name   string
 		shape  []func(a *addon.Addon)
@@ -102,12 +111,7 @@ func TestGrantJob(t *testing.T) {
 			name:  "refused after an earlier attempt that saved its tokens meanwhile",
 			shape: []func(a *addon.Addon){startedBefore},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				exchanging(f, func() {
-					f.update(t, id, func(a *addon.Addon) {
-						a.Tokens = &addon.Tokens{Access: "access-0", Refresh: "refresh-0", ExpiresAt: t0.Add(time.Hour)}
-						a.GrantExchangedAt, a.Grant = t0, nil
-					})
-				}, errRefused)
+				exchanging(f, theirTokens(f, t, id), errRefused)
 			},
 			state: addon.StateProvisioning, access: "access-0",
 			calls: []string{exchange, next},
@@ -131,12 +135,7 @@ func TestGrantJob(t *testing.T) {
 		{
 			name: "another writer saved tokens first: theirs are kept",
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				exchanging(f, func() {
-					f.update(t, id, func(a *addon.Addon) {
-						a.Tokens = &addon.Tokens{Access: "access-0", Refresh: "refresh-0", ExpiresAt: t0.Add(time.Hour)}
-						a.GrantExchangedAt, a.Grant = t0, nil
-					})
-				}, nil)
+				exchanging(f, theirTokens(f, t, id), nil)
 			},
 			state: addon.StateProvisioning, access: "access-0",
 			calls: []string{exchange, next},
@@ -156,11 +155,7 @@ func TestGrantJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			err := f.svc.GrantJob(context.Background(), id)
 			wantCode(t, err, tt.code)
 			f.store.Before = nil

@@ -216,11 +216,7 @@ func TestChangePlan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			slug := tt.slug
 			if slug == "" {
 				slug = "pro"
@@ -436,11 +432,7 @@ func TestPlanChangeJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			err := f.svc.PlanChangeJob(context.Background(), id)
 			if tt.busy {
 				if !addon.IsBusy(err) {

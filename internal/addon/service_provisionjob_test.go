@@ -47,17 +47,7 @@ func TestProvisionJob(t *testing.T) {
 	down := addon.Errorf(addon.EUNAVAILABLE, "Down.")
 	madeBefore := func(a *addon.Addon) { a.ResourceCreatedAt, a.Vars = a.CreatedAt, addon.Vars{"URL": "fake://basic"} }
 	expiring := func(a *addon.Addon) { a.Tokens.ExpiresAt = a.CreatedAt.Add(time.Minute) }
-	tests := []struct {
-		name   string
-		shape  []func(a *addon.Addon)
-		setup  func(f *fixture, t *testing.T, id addon.ID)
-		code   string
-		state  addon.State
-		reason string
-		calls  []string
-		events []string
-		check  func(t *testing.T, a *addon.Addon)
-	}{
+	runJobCases(t, []jobCase{
 		{
 			name:  "every step, in order",
 			shape: []func(a *addon.Addon){exchanged},
@@ -341,26 +331,7 @@ func TestProvisionJob(t *testing.T) {
 			state: addon.StateProvisioned,
 			calls: []string{create, push, mark, "Enqueue addon:plan #1"}, events: []string{created, pushed, done},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
-			err := f.svc.ProvisionJob(context.Background(), id)
-			wantCode(t, err, tt.code)
-			f.store.Before = nil
-			a := f.wantState(t, id, tt.state, tt.reason)
-			f.wantCalls(t, tt.calls...)
-			f.wantEvents(t, id, tt.events...)
-			f.wantFree(t, id)
-			if tt.check != nil {
-				tt.check(t, a)
-			}
-		})
-	}
+	}, (*addon.Service).ProvisionJob)
 }
 
 // TestProvisionJobTellsTheDriver: the driver gets the add-on as recorded,

@@ -156,11 +156,7 @@ func TestRotateCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			a, err := f.svc.RotateCredentials(context.Background(), id)
 			if tt.lost {
 				if !errors.Is(err, addon.ErrLeaseLost) {
@@ -303,11 +299,7 @@ func TestPushConfigJob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.add(t, tt.shape...)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
+			f, id := arrange(t, tt.shape, tt.setup)
 			err := f.svc.PushConfigJob(context.Background(), id)
 			wantCode(t, err, tt.code)
 			f.store.Before = nil

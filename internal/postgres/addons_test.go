@@ -43,10 +43,7 @@ func TestCreateDuplicate(t *testing.T) {
 	if stored.Plan != "basic" {
 		t.Errorf("duplicate Create returned plan %q, want the stored %q", stored.Plan, "basic")
 	}
-	ev, err := db.Events(ctx, first.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := events(t, db, first.ID)
 	if len(ev) != 1 {
 		t.Errorf("got %d events, want 1 (the duplicate must record none)", len(ev))
 	}
@@ -98,10 +95,7 @@ func TestCreateConcurrentDuplicates(t *testing.T) {
 	if count != 1 {
 		t.Fatalf("%d of %d concurrent Creates reported created=true, want exactly 1", count, n)
 	}
-	ev, err := db.Events(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := events(t, db, id)
 	if len(ev) != 1 {
 		t.Errorf("got %d events, want 1", len(ev))
 	}
@@ -231,12 +225,7 @@ func TestCreateReturnsWhatGetReads(t *testing.T) {
 func TestUpdateRoundTripsEveryField(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := newStore(t)
-	t0 := now()
-	a := newAddon(t0)
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	db, a, t0 := storedAddon(t)
 
 	steps := []struct {
 		name string
@@ -289,9 +278,7 @@ func TestUpdateReturnsWhatGetReads(t *testing.T) {
 	db, _ := newStore(t)
 	a := newAddon(now())
 	a.Grant = &addon.Grant{Code: "code", ExpiresAt: now().Add(5 * time.Minute)}
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	ns := time.Date(2026, 3, 3, 18, 1, 31, 987654321, time.FixedZone("CET", 3600))
 	tests := []struct {
 		name string
@@ -341,9 +328,7 @@ func TestUpdateFnErrorRollsBack(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newStore(t)
 	a := newAddon(now())
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	domainErr := addon.Errorf(addon.EINVALID, "Heroku sent no OAuth grant.")
 	fnErr := fmt.Errorf("exchange grant: %w", domainErr)
 
@@ -370,10 +355,7 @@ func TestUpdateFnErrorRollsBack(t *testing.T) {
 	if got.Plan != "basic" || got.State != addon.StateProvisioning || got.Tokens != nil {
 		t.Errorf("fn's changes were saved: plan=%s state=%s tokens=%v", got.Plan, got.State, got.Tokens)
 	}
-	ev, err := db.Events(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := events(t, db, a.ID)
 	if len(ev) != 1 {
 		t.Errorf("got %d events, want only the creation's (fn's transition must be rolled back)", len(ev))
 	}
@@ -387,9 +369,7 @@ func TestUpdateFailingWriteRollsBack(t *testing.T) {
 	ctx := context.Background()
 	db, _ := newStore(t)
 	a := newAddon(now())
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	for i := range 20 { // more than the pool holds: a poisoned connection would be reused
 		_, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
 			a.State = "bogus"
@@ -419,9 +399,7 @@ func TestUpdateSerialisesConcurrentUpdates(t *testing.T) {
 	db, _ := newStore(t)
 	a := newAddon(now())
 	a.Reason = "0"
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 
 	const n = 20
 	var wg sync.WaitGroup
@@ -452,10 +430,7 @@ func TestUpdateSerialisesConcurrentUpdates(t *testing.T) {
 	if got.Reason != fmt.Sprint(n) {
 		t.Errorf("counter = %s after %d concurrent increments: updates were lost", got.Reason, n)
 	}
-	ev, err := db.Events(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := events(t, db, a.ID)
 	if len(ev) != n+1 {
 		t.Errorf("got %d events, want %d", len(ev), n+1)
 	}
@@ -483,9 +458,7 @@ func TestNotFound(t *testing.T) {
 	// An add-on without events has an empty trail, not a missing one.
 	a := newAddon(now())
 	a.TakeEvents()
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	if ev, err := db.Events(ctx, a.ID); err != nil || len(ev) != 0 {
 		t.Errorf("Events of an add-on without events = %v, %v; want none, nil", ev, err)
 	}

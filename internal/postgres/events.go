@@ -37,12 +37,8 @@ func (db *DB) Events(ctx context.Context, id addon.ID) ([]addon.Event, error) {
 		return nil, dbError(err, id)
 	}
 	if len(rows) == 0 {
-		var n int64
-		if err := db.gorm.WithContext(ctx).Model(&addonRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-			return nil, dbError(err, id)
-		}
-		if n == 0 {
-			return nil, addon.NotFound(id)
+		if err := db.known(ctx, id); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]addon.Event, len(rows))
@@ -104,6 +100,20 @@ func insertEvents(tx *gorm.DB, id addon.ID, events []addon.Event) error {
 		if err := tx.Exec(insertEvent, eventArgs(id, e)...).Error; err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// known answers addon.NotFound for an add-on the store does not have: a
+// query of an add-on's rows that found none cannot tell "none yet" from
+// "no such add-on" by itself.
+func (db *DB) known(ctx context.Context, id addon.ID) error {
+	var n int64
+	if err := db.gorm.WithContext(ctx).Model(&addonRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return dbError(err, id)
+	}
+	if n == 0 {
+		return addon.NotFound(id)
 	}
 	return nil
 }

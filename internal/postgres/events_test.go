@@ -12,12 +12,7 @@ import (
 func TestEventsInOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := newStore(t)
-	t0 := now()
-	a := newAddon(t0)
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	db, a, t0 := storedAddon(t)
 	_, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
 		a.Note(t0.Add(time.Second), "step", "OAuth grant exchanged")
 		a.Note(t0.Add(2*time.Second), "step", "resource created")
@@ -63,12 +58,7 @@ func TestEventsInOrder(t *testing.T) {
 func TestEventsAfter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := newStore(t)
-	t0 := now()
-	a := newAddon(t0)
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	db, a, t0 := storedAddon(t)
 	if _, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
 		for i := range 3 {
 			a.Note(t0.Add(time.Duration(i+1)*time.Second), "step", fmt.Sprint("step ", i+1))

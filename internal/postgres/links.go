@@ -144,12 +144,8 @@ func (db *DB) Link(ctx context.Context, id addon.ID) (*addon.Link, error) {
 		return nil, dbError(err, id)
 	}
 	if len(rows) == 0 {
-		var n int64
-		if err := db.gorm.WithContext(ctx).Model(&addonRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-			return nil, dbError(err, id)
-		}
-		if n == 0 {
-			return nil, addon.NotFound(id)
+		if err := db.known(ctx, id); err != nil {
+			return nil, err
 		}
 		return &addon.Link{AddonID: id}, nil
 	}

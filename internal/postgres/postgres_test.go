@@ -94,6 +94,36 @@ func newAddon(now time.Time) *addon.Addon {
 	return a
 }
 
+// create stores a, failing the test when it cannot.
+func create(tb testing.TB, db *postgres.DB, a *addon.Addon) {
+	tb.Helper()
+	if _, _, err := db.Create(context.Background(), a); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// storedAddon is a fresh store holding one new add-on, and the add-on's
+// creation time.
+func storedAddon(tb testing.TB) (*postgres.DB, *addon.Addon, time.Time) {
+	tb.Helper()
+	db, _ := newStore(tb)
+	t0 := now()
+	a := newAddon(t0)
+	create(tb, db, a)
+	return db, a, t0
+}
+
+// events is the add-on's audit trail, failing the test when it cannot be
+// read.
+func events(tb testing.TB, db *postgres.DB, id addon.ID) []addon.Event {
+	tb.Helper()
+	ev, err := db.Events(context.Background(), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ev
+}
+
 // now is a timestamp Postgres stores exactly (microseconds).
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
