@@ -45,12 +45,6 @@ func (s State) CanBecome(to State) bool {
 	return false
 }
 
-// Final reports whether no work remains for an add-on in this state, so the
-// reconciler can skip it.
-func (s State) Final() bool {
-	return s == StateProvisioned || s == StateFailed || s == StateDeprovisioned
-}
-
 // Grant is the OAuth authorization code Heroku sends with a provision
 // request. It can be exchanged once, and dies minutes after the request.
 type Grant struct {
@@ -178,7 +172,9 @@ func (a *Addon) TakeEvents() []Event {
 // ID is an add-on's id: the uuid Heroku gives it, lower-cased (Postgres's
 // spelling, and the one every job's dedup key and log line uses). Values
 // come from ParseID at the edge (an HTTP request, a job's payload) or from
-// the store; inside Kiln an ID is never checked or lower-cased again.
+// the store; the domain never checks or lower-cases one again. (The
+// Postgres store keeps one guard of its own: a string converted to ID
+// without ParseID must be "not found", not a failed uuid cast.)
 type ID string
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)

@@ -425,6 +425,7 @@ func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) 
 			return nil
 		}
 		lost := false
+		var latest *Addon // as recorded last, for the hand-on below
 		err = s.inHand(ctx, "rotated credentials", id, func(ctx context.Context) error {
 			if !lost {
 				_, err := c.Record(ctx, set)
@@ -434,7 +435,8 @@ func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) 
 				lost = true
 				s.log().ErrorContext(ctx, "lease lost while holding rotated credentials; saving them anyway", "addon", id)
 			}
-			_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			var err error
+			latest, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 				if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
 					return nil
 				}
@@ -449,11 +451,13 @@ func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) 
 			pushErr = LeaseLost(id)
 		} else {
 			pushErr = s.pushConfig(ctx, c)
+			latest = c.Addon()
 		}
 		if pushErr != nil {
 			// The app still has the old, now dead, credentials: a job keeps
-			// pushing until Heroku takes the new ones.
-			s.enqueue(context.WithoutCancel(ctx), JobPushConfig, id)
+			// pushing until Heroku takes the new ones (the push job, or a
+			// pending plan change, whose last step pushes them too).
+			s.handOn(context.WithoutCancel(ctx), latest)
 		}
 		return nil
 	})

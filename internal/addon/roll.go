@@ -65,7 +65,7 @@ func (k *Keeper) Rotate(ctx context.Context, id ID) (*Addon, error) {
 			return err
 		}
 		if pushErr = k.Service.pushConfig(ctx, c); pushErr != nil {
-			k.Service.enqueue(ctx, JobPushConfig, id)
+			k.Service.handOn(ctx, c.Addon())
 		}
 		return nil
 	})

@@ -14,7 +14,7 @@ import (
 )
 
 // TestExclusive: one writer per add-on, through the service's own lease
-// (claim.go): held while fn runs, released after, refused to a second
+// (writer.go): held while fn runs, released after, refused to a second
 // writer.
 func TestExclusive(t *testing.T) {
 	ctx := context.Background()

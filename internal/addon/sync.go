@@ -126,7 +126,7 @@ func (k *Keeper) removedOnHeroku(ctx context.Context, id ID, detail string) erro
 	}
 	if a.State == StateDeprovisioning {
 		k.log().WarnContext(ctx, "add-on removed on Heroku; deprovisioning it", "addon", id, "detail", detail)
-		k.enqueue(ctx, JobDeprovision, id)
+		k.Service.handOn(ctx, a)
 	}
 	return nil
 }

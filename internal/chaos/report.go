@@ -187,19 +187,6 @@ func (r *Report) Write(w io.Writer) {
 	}
 }
 
-// FaultDetails lists every fault injected with its moment, for a log.
-func (r *Report) FaultDetails(w io.Writer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, f := range AllFaults {
-		for _, round := range r.rounds {
-			for _, d := range r.faults[f][round] {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", round, f, d)
-			}
-		}
-	}
-}
-
 func roundHeads(rounds []Round) string {
 	var s []string
 	for _, r := range rounds {

@@ -15,21 +15,6 @@ type SharedRedis struct{ Client redis.UniversalClient }
 // MakeRedisClient returns the shared client.
 func (s SharedRedis) MakeRedisClient() any { return s.Client }
 
-// NewRedisClient builds the client a process shares, holding at most pool
-// connections: pipelines run on the same pool (go-redis would otherwise
-// keep a second pool of up to 10 for them), and MaxActiveConns makes the
-// size a hard cap. Subscriptions (one per asynq server, for task
-// cancellation) take a connection each on top of pool.
-func NewRedisClient(o *redis.Options, pool int) *redis.Client {
-	c := *o
-	c.PoolSize = pool
-	c.MaxActiveConns = pool
-	c.MaxIdleConns = pool
-	c.MinIdleConns = 0
-	c.PipelinePoolSize = -1
-	return redis.NewClient(&c)
-}
-
 // client returns r's client and whether it is shared (not to be closed).
 func client(r asynq.RedisConnOpt) (redis.UniversalClient, bool, bool) {
 	if s, ok := r.(SharedRedis); ok {

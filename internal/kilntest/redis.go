@@ -42,21 +42,6 @@ var private struct {
 	wait chan struct{}
 }
 
-// RedisServerURL is the URL of the Redis server tests use: the developer's
-// KILN_TEST_REDIS_URL when set, otherwise this test binary's private
-// redis-server (started on first use). It is "" when that server cannot
-// start; Redis reports why.
-func RedisServerURL() string {
-	if v := os.Getenv("KILN_TEST_REDIS_URL"); v != "" {
-		return v
-	}
-	addr, err := privateServer()
-	if err != nil {
-		return ""
-	}
-	return "redis://" + addr
-}
-
 // Redis gives the test a Redis database of its own and returns a redis://
 // URL that selects it. The database is empty at the start and emptied when
 // the test ends. It is an index of this test binary's private

@@ -309,12 +309,8 @@ func (s *server) rotateCredentials(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !s.svc.Abilities().Rotates() || a.Tokens == nil {
-		return back("rotate-refused")
-	}
-	if a.State != addon.StateProvisioned {
-		return back("not-provisioned")
-	}
+	// Whether this add-on may rotate is the service's rule (its errors
+	// below say why not); the page only turns them into notices.
 	rotate := s.svc.RotateCredentials
 	if s.keeper != nil {
 		rotate = s.keeper.Rotate

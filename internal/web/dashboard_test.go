@@ -216,6 +216,47 @@ func TestRotateCredentials(t *testing.T) {
 	})
 }
 
+// TestRotateRefusedNotices: whether an add-on may rotate is the service's
+// rule; the dashboard turns its refusals into notices and changes nothing.
+func TestRotateRefusedNotices(t *testing.T) {
+	t.Parallel()
+	c := newCustomer(t, customerConfig{})
+	tests := []struct {
+		name   string
+		shape  func(a *addon.Addon)
+		notice string
+	}{
+		{"no Platform API access (no OAuth grant)", func(a *addon.Addon) { a.Tokens = nil }, "rotate-refused"},
+		{"not provisioned", func(a *addon.Addon) { a.State = addon.StateFailed }, "not-provisioned"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := c.provisioned(t)
+			sess := c.session(t, a.ID)
+			page := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess)
+			m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page.body)
+			if m == nil {
+				t.Fatalf("no CSRF token in the dashboard")
+			}
+			if _, err := c.store.Update(context.Background(), a.ID, func(_ context.Context, a *addon.Addon) error {
+				tt.shape(a)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			form := url.Values{"csrf": {html.UnescapeString(m[1])}, "confirm": {"yes"}}
+			header := map[string]string{"Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}
+			p := do(t, c.e, http.MethodPost, "/dashboard/resources/"+string(a.ID)+"/actions/rotate-credentials", form, header, sess)
+			if want := "/dashboard/resources/" + string(a.ID) + "?notice=" + tt.notice; p.status != http.StatusSeeOther || p.header.Get("Location") != want {
+				t.Fatalf("status = %d, Location %q; want 303 to %q", p.status, p.header.Get("Location"), want)
+			}
+			if got := c.stored(t, a.ID).Vars["URL"]; got != a.Vars["URL"] {
+				t.Fatalf("credentials changed by a refused rotation")
+			}
+		})
+	}
+}
+
 func TestDashboardAssets(t *testing.T) {
 	t.Parallel()
 	e, _ := bare(t)

@@ -78,8 +78,8 @@ type operatorAPI struct {
 	routes   []opRoute
 }
 
-// newOperatorAPI builds the operator API from the options. The finder
-// defaults to the service's store when it can list (the Postgres store can).
+// newOperatorAPI builds the operator API from the options; it lists and
+// finds add-ons through the service.
 func newOperatorAPI(o Options, s *server) *operatorAPI {
 	op := &operatorAPI{
 		srv:      s,
