@@ -31,6 +31,8 @@ func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.
 	}
 	var rows []addonRow
 	err := db.gorm.WithContext(ctx).
+		// This is addon.Addon.NextJob's rule in SQL (mock.StoreContract
+		// holds the two to each other, shape by shape).
 		// The states are literals, not parameters, so that the planner can
 		// match the partial index's predicate even with a generic plan.
 		// Add-ons whose lease is held are being worked on; a halted job

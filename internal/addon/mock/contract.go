@@ -169,6 +169,80 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		}
 	})
 
+	// The reconciler enqueues a.NextJob() for what Stale lists, and the
+	// Postgres store states that rule again in SQL (an indexed WHERE): both
+	// must list exactly the add-ons NextJob owes a job.
+	t.Run("Stale lists exactly what Addon.NextJob owes a job", func(t *testing.T) {
+		s := newStore(t)
+		exchanged := time.Now().UTC().Truncate(time.Microsecond)
+		tokens := &addon.Tokens{Access: "access", Refresh: "refresh", ExpiresAt: exchanged.Add(time.Hour)}
+		grant := &addon.Grant{Code: "code", ExpiresAt: exchanged.Add(5 * time.Minute)}
+		type shape struct {
+			state   addon.State
+			grant   bool
+			tokens  bool
+			pushed  bool
+			pending string
+			halted  addon.JobKind
+		}
+		var shapes []shape
+		for _, st := range []addon.State{addon.StateProvisioning, addon.StateProvisioned, addon.StateDeprovisioning, addon.StateDeprovisioned, addon.StateFailed} {
+			for _, grant := range []bool{false, true} {
+				for _, tok := range []bool{false, true} {
+					for _, pushed := range []bool{false, true} {
+						for _, pending := range []string{"", "pro"} {
+							for _, halted := range []addon.JobKind{"", addon.JobPlanChange, addon.JobPushConfig} {
+								shapes = append(shapes, shape{st, grant, tok, pushed, pending, halted})
+							}
+						}
+					}
+				}
+			}
+		}
+		owed := map[addon.ID]shape{}
+		all := map[addon.ID]shape{}
+		for _, sh := range shapes {
+			a := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: sh.state,
+				PendingPlan: sh.pending, Halted: sh.halted, CreatedAt: exchanged}
+			if sh.halted != "" {
+				a.HaltReason = "refused"
+			}
+			if sh.grant {
+				a.Grant = grant
+			}
+			if sh.tokens {
+				a.Tokens, a.GrantExchangedAt = tokens, exchanged
+			}
+			if sh.pushed {
+				a.ConfigPushedAt = exchanged
+			}
+			stored, _, err := s.Create(ctx, a)
+			if err != nil {
+				t.Fatalf("Create %+v: %v", sh, err)
+			}
+			all[stored.ID] = sh
+			if _, ok := stored.NextJob(); ok {
+				owed[stored.ID] = sh
+			}
+		}
+		stale, err := s.Stale(ctx, time.Now().Add(time.Hour), len(shapes)+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := map[addon.ID]bool{}
+		for _, a := range stale {
+			listed[a.ID] = true
+			if _, ok := owed[a.ID]; !ok {
+				t.Errorf("Stale lists %+v, which Addon.NextJob owes nothing", all[a.ID])
+			}
+		}
+		for id, sh := range owed {
+			if !listed[id] {
+				t.Errorf("Stale misses %+v, which Addon.NextJob owes a job", sh)
+			}
+		}
+	})
+
 	t.Run("listings for the reconciler and the outbox", func(t *testing.T) {
 		s := newStore(t)
 		working := seed(t, s, addon.StateProvisioning)

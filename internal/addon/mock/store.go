@@ -255,17 +255,16 @@ func (s *Store) Record(ctx context.Context, l addon.Lease, release bool, fn func
 // as in Postgres.
 const defaultLimit = 100
 
-// Stale lists add-ons with work left, not updated since before and not
-// leased, oldest first: the Postgres store's predicate, in Go.
+// Stale lists add-ons Addon.NextJob owes a job, not updated since before
+// and not leased, oldest first (StoreContract holds the Postgres store's
+// SQL to the same rule).
 func (s *Store) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
 	if err := s.before("Stale", ""); err != nil {
 		return nil, err
 	}
 	now := s.now()
 	return s.list(limit, func(a *addon.Addon) bool {
-		work := a.State == addon.StateProvisioning || a.State == addon.StateDeprovisioning ||
-			(a.State == addon.StateProvisioned && a.PendingPlan != "" && a.Halted != addon.JobPlanChange) ||
-			(a.State == addon.StateProvisioned && a.ConfigPushedAt.IsZero() && a.Tokens != nil && a.Halted != addon.JobPushConfig)
+		_, work := a.NextJob()
 		return work && a.UpdatedAt.Before(before) && (a.LeaseUntil.IsZero() || a.LeaseUntil.Before(now))
 	}), nil
 }
