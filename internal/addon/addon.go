@@ -7,6 +7,7 @@ package addon
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"strings"
 	"time"
@@ -167,6 +168,25 @@ func (a *Addon) TakeEvents() []Event {
 	ev := a.events
 	a.events = nil
 	return ev
+}
+
+// Clone is a copy of a that shares nothing a caller can change (maps,
+// grant, tokens) and carries none of a's unsaved events: what a store
+// hands back after a write, so the caller's add-on stays its own.
+func (a *Addon) Clone() *Addon {
+	c := *a
+	c.events = nil
+	c.Options = maps.Clone(a.Options)
+	c.Vars = maps.Clone(a.Vars)
+	if a.Grant != nil {
+		g := *a.Grant
+		c.Grant = &g
+	}
+	if a.Tokens != nil {
+		t := *a.Tokens
+		c.Tokens = &t
+	}
+	return &c
 }
 
 // ID is an add-on's id: the uuid Heroku gives it, lower-cased (Postgres's

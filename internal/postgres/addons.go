@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -273,19 +272,12 @@ func hotRow(ctx context.Context, tx *gorm.DB, query string, args ...any) *sql.Ro
 // in UTC at the microsecond precision Postgres keeps (pgx truncates), the
 // row's timestamps from the database, and the audit trail already saved.
 func written(a *addon.Addon, createdAt, updatedAt time.Time) *addon.Addon {
-	c := *a
-	c.TakeEvents()
-	c.Options = maps.Clone(a.Options)
-	c.Vars = maps.Clone(a.Vars)
-	if a.Grant != nil {
-		g := *a.Grant
-		g.ExpiresAt = stored(g.ExpiresAt)
-		c.Grant = &g
+	c := a.Clone()
+	if c.Grant != nil {
+		c.Grant.ExpiresAt = stored(c.Grant.ExpiresAt)
 	}
-	if a.Tokens != nil {
-		t := *a.Tokens
-		t.ExpiresAt = stored(t.ExpiresAt)
-		c.Tokens = &t
+	if c.Tokens != nil {
+		c.Tokens.ExpiresAt = stored(c.Tokens.ExpiresAt)
 	}
 	c.GrantExchangedAt = stored(a.GrantExchangedAt)
 	c.ResourceCreatedAt = stored(a.ResourceCreatedAt)
@@ -297,7 +289,7 @@ func written(a *addon.Addon, createdAt, updatedAt time.Time) *addon.Addon {
 	c.LeaseUntil = stored(a.LeaseUntil)
 	c.CreatedAt = createdAt.UTC()
 	c.UpdatedAt = updatedAt.UTC()
-	return &c
+	return c
 }
 
 // stored is t as a timestamptz column gives it back.

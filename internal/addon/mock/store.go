@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -69,24 +68,6 @@ func (s *Store) stamp() time.Time {
 	return t
 }
 
-// clone copies a deeply enough that the copy shares nothing a caller can
-// change (maps, grant, tokens), and without a's unsaved events.
-func clone(a *addon.Addon) *addon.Addon {
-	c := *a
-	c.TakeEvents()
-	c.Options = maps.Clone(a.Options)
-	c.Vars = maps.Clone(a.Vars)
-	if a.Grant != nil {
-		g := *a.Grant
-		c.Grant = &g
-	}
-	if a.Tokens != nil {
-		t := *a.Tokens
-		c.Tokens = &t
-	}
-	return &c
-}
-
 // Create records a new add-on, or returns the one stored under its id with
 // created=false. Like the Postgres store it takes a's events (a keeps
 // none), sets no lease, and dates the add-on a.CreatedAt or now.
@@ -100,13 +81,13 @@ func (s *Store) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur, ok := s.addons[a.ID]; ok {
-		return clone(cur), false, nil
+		return cur.Clone(), false, nil
 	}
 	if s.addons == nil {
 		s.addons = make(map[addon.ID]*addon.Addon)
 	}
 	events := a.TakeEvents()
-	stored := clone(a)
+	stored := a.Clone()
 	stored.LeaseOwner, stored.LeaseUntil, stored.Fence = "", time.Time{}, 0
 	stored.UpdatedAt = s.stamp()
 	if stored.CreatedAt.IsZero() {
@@ -114,7 +95,7 @@ func (s *Store) Create(ctx context.Context, a *addon.Addon) (*addon.Addon, bool,
 	}
 	s.addons[a.ID] = stored
 	s.append(a.ID, events)
-	return clone(stored), true, nil
+	return stored.Clone(), true, nil
 }
 
 // append adds events to the audit trail, numbering them in order. Call
@@ -141,7 +122,7 @@ func (s *Store) Get(ctx context.Context, id addon.ID) (*addon.Addon, error) {
 	if !ok {
 		return nil, addon.NotFound(id)
 	}
-	return clone(cur), nil
+	return cur.Clone(), nil
 }
 
 // Update runs fn on a copy of the add-on and, when fn succeeds, stores the
@@ -169,12 +150,12 @@ func (s *Store) update(ctx context.Context, id addon.ID, l *addon.Lease, release
 	if l != nil && cur.Fence != l.Fence {
 		return nil, addon.LeaseLost(id)
 	}
-	a := clone(cur)
+	a := cur.Clone()
 	if err := fn(ctx, a); err != nil {
 		return nil, err
 	}
 	events := a.TakeEvents()
-	saved := clone(a)
+	saved := a.Clone()
 	saved.ID, saved.CreatedAt = cur.ID, cur.CreatedAt
 	saved.LeaseOwner, saved.LeaseUntil, saved.Fence = cur.LeaseOwner, cur.LeaseUntil, cur.Fence
 	if release {
@@ -183,7 +164,7 @@ func (s *Store) update(ctx context.Context, id addon.ID, l *addon.Lease, release
 	saved.UpdatedAt = s.stamp()
 	s.addons[id] = saved
 	s.append(id, events)
-	return clone(saved), nil
+	return saved.Clone(), nil
 }
 
 // Acquire takes the add-on's lease when it is free or lapsed, bumping the
@@ -204,7 +185,7 @@ func (s *Store) Acquire(ctx context.Context, id addon.ID, owner string, ttl time
 		return nil, addon.Lease{}, addon.Busy(id, cur.LeaseOwner, cur.LeaseUntil.Sub(now))
 	}
 	cur.LeaseOwner, cur.LeaseUntil, cur.Fence = owner, now.Add(ttl), cur.Fence+1
-	return clone(cur), addon.Lease{AddonID: id, Owner: owner, Fence: cur.Fence, Until: cur.LeaseUntil}, nil
+	return cur.Clone(), addon.Lease{AddonID: id, Owner: owner, Fence: cur.Fence, Until: cur.LeaseUntil}, nil
 }
 
 // Renew extends a lease still held by its writer: same fence, same owner,
@@ -287,7 +268,7 @@ func (s *Store) list(limit int, keep func(a *addon.Addon) bool) []*addon.Addon {
 	var out []*addon.Addon
 	for _, a := range s.addons {
 		if keep(a) {
-			out = append(out, clone(a))
+			out = append(out, a.Clone())
 		}
 	}
 	slices.SortFunc(out, func(a, b *addon.Addon) int {
@@ -395,7 +376,7 @@ func (s *Store) List(ctx context.Context, f addon.Filter, r addon.Range) ([]*add
 			(f.Name == "" || a.Name == f.Name) &&
 			(f.NameContains == "" || strings.Contains(strings.ToLower(a.Name), strings.ToLower(f.NameContains))) &&
 			after(a) {
-			page = append(page, clone(a))
+			page = append(page, a.Clone())
 		}
 	}
 	s.mu.Unlock()
@@ -439,9 +420,9 @@ func (s *Store) FindByName(ctx context.Context, name string) (*addon.Addon, erro
 	case len(live) > 1:
 		return nil, addon.Errorf(addon.ECONFLICT, "Several add-ons are named %q (%s, %s); use an id.", name, live[0].ID, live[1].ID)
 	case len(live) == 1:
-		return clone(live[0]), nil
+		return live[0].Clone(), nil
 	case len(gone) > 0:
-		return clone(gone[0]), nil
+		return gone[0].Clone(), nil
 	}
 	return nil, addon.NotFound(name)
 }
