@@ -3,10 +3,6 @@ package jobs_test
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
-	"github.com/hibiken/asynq"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/jobs"
@@ -33,14 +29,7 @@ func (q *hookQueue) Enqueue(ctx context.Context, kind addon.JobKind, id addon.ID
 func TestOutboxSweepKeepsANewerFlag(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
-	t.Cleanup(func() { down.Close() })
-	svc := e.service(down, time.Hour)
-	id := addon.ID(uuid.NewString())
-	provision(t, svc, id, e.sim.NewAddon(string(id)))
-	if a := e.state(t, id); !a.Requeue {
-		t.Fatal("the provision whose enqueue failed is not flagged")
-	}
+	svc, _, id := e.acceptedWhileDown(t)
 	q := &hookQueue{Queue: e.queue}
 	q.after = func(addon.JobKind, addon.ID) {
 		q.after = nil

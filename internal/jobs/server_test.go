@@ -70,6 +70,29 @@ func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
 	})
 }
 
+// downQueue is a queue whose Redis never answers, as when Heroku calls
+// while Redis is down.
+func downQueue(tb testing.TB) *jobs.Queue {
+	q := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
+	tb.Cleanup(func() { q.Close() })
+	return q
+}
+
+// acceptedWhileDown provisions an add-on through a service whose queue is
+// down and checks the add-on is flagged for the outbox sweep. It returns
+// that service, its dead queue and the add-on's id.
+func (e *env) acceptedWhileDown(tb testing.TB) (*addon.Service, *jobs.Queue, addon.ID) {
+	tb.Helper()
+	down := downQueue(tb)
+	svc := e.service(down, time.Hour)
+	id := addon.ID(uuid.NewString())
+	provision(tb, svc, id, e.sim.NewAddon(string(id)))
+	if a := e.state(tb, id); !a.Requeue {
+		tb.Fatal("the provision whose enqueue failed is not flagged")
+	}
+	return svc, down, id
+}
+
 // fast are server options that keep retries and polling short in tests.
 func (e *env) fast() jobs.ServerOptions {
 	return jobs.ServerOptions{
@@ -296,8 +319,7 @@ func TestShutdownHandsBackRunningJobs(t *testing.T) {
 func TestReconcilerEnqueuesLostWork(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
-	t.Cleanup(func() { down.Close() })
+	down := downQueue(t)
 
 	// Heroku called while Redis was down: recorded, answered, not queued.
 	id := addon.ID(uuid.NewString())
@@ -326,8 +348,7 @@ func TestReconcilerEnqueuesLostWork(t *testing.T) {
 func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
-	t.Cleanup(func() { down.Close() })
+	down := downQueue(t)
 
 	id := addon.ID(uuid.NewString())
 	svc := e.service(down, time.Millisecond)
@@ -472,14 +493,7 @@ func TestReconcilerFinishesProvisionedWork(t *testing.T) {
 func TestOutboxSweep(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	down := jobs.NewQueue(asynq.RedisClientOpt{Addr: "127.0.0.1:1"})
-	t.Cleanup(func() { down.Close() })
-	svc := e.service(down, time.Hour)
-	id := addon.ID(uuid.NewString())
-	provision(t, svc, id, e.sim.NewAddon(string(id)))
-	if a := e.state(t, id); !a.Requeue {
-		t.Fatal("the provision whose enqueue failed is not flagged")
-	}
+	svc, down, id := e.acceptedWhileDown(t)
 	rec := jobs.NewReconciler(svc, down, jobs.ReconcilerOptions{Log: e.log})
 	if n, err := rec.SweepOutbox(ctx); err == nil || n != 0 {
 		t.Fatalf("SweepOutbox with the queue down = %d, %v; want an error", n, err)
