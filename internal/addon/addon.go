@@ -278,8 +278,14 @@ type Store interface {
 	Release(ctx context.Context, l Lease) error
 	// Record is Update for a lease holder: it saves nothing and returns
 	// LeaseLost unless the add-on's fence is still the lease's, and with
-	// release frees the lease in the same transaction.
-	Record(ctx context.Context, l Lease, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
+	// release frees the lease in the same transaction. seen, when not
+	// nil, is the add-on as the writer last claimed or recorded it: while
+	// the stored add-on is still seen (same UpdatedAt, same fence) the
+	// store may run fn on a copy of seen and save without re-reading (one
+	// statement instead of a locked read and a write); when it is not, fn
+	// runs again on the add-on as stored. So fn may run twice: it must
+	// change only its add-on and set anything it reports afresh each run.
+	Record(ctx context.Context, l Lease, seen *Addon, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error)
 	// Requeued lists add-ons flagged Requeue (their enqueue failed), for
 	// the outbox sweep.
 	Requeued(ctx context.Context, limit int) ([]*Addon, error)

@@ -42,9 +42,9 @@ func (o *observed) Update(ctx context.Context, id ID, fn func(ctx context.Contex
 
 // Record is Update for a lease holder (the pipeline's writers record
 // through it); observed the same way.
-func (o *observed) Record(ctx context.Context, l Lease, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
+func (o *observed) Record(ctx context.Context, l Lease, seen *Addon, release bool, fn func(ctx context.Context, a *Addon) error) (*Addon, error) {
 	var events []Event
-	a, err := o.Store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+	a, err := o.Store.Record(ctx, l, seen, release, func(ctx context.Context, a *Addon) error {
 		err := fn(ctx, a)
 		events = append(events[:0], a.events...)
 		return err

@@ -270,6 +270,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 				// were saved.
 				exchanged := false
 				saved, rerr := c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+					exchanged = false
 					if !a.GrantExchangedAt.IsZero() {
 						exchanged = true
 						return nil

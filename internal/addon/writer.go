@@ -80,11 +80,13 @@ const DefaultLeaseTTL = 30 * time.Second
 
 // Claim is a held lease plus the add-on as last recorded under it.
 type Claim struct {
-	s      *Service
-	mu     sync.Mutex
-	lease  Lease
-	a      *Addon
-	done   bool
+	s     *Service
+	mu    sync.Mutex
+	lease Lease
+	a     *Addon
+	done  bool
+	lost  bool // renewal found the lease taken over
+
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	cancel context.CancelCauseFunc
@@ -106,14 +108,21 @@ func (c *Claim) Lease() Lease {
 
 // Record saves a change under the claim's fence: fn sees the add-on as
 // stored now (re-check its state there) and may change it; nothing is saved
-// when fn fails or the lease was taken over (LeaseLost).
+// when fn fails or the lease was taken over (LeaseLost). fn may run twice
+// (Store.Record): first on the claim's copy, then, if the add-on changed
+// meanwhile, on the stored one; it changes nothing but its add-on.
 func (c *Claim) Record(ctx context.Context, fn func(a *Addon, now time.Time) error) (*Addon, error) {
 	return c.record(ctx, false, fn)
 }
 
 func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now time.Time) error) (*Addon, error) {
-	l := c.Lease()
-	a, err := c.s.store.Record(ctx, l, release, func(ctx context.Context, a *Addon) error {
+	c.mu.Lock()
+	l, seen := c.lease, c.a
+	if c.lost {
+		seen = nil // the row has moved on: only the locked path can say so
+	}
+	c.mu.Unlock()
+	a, err := c.s.store.Record(ctx, l, seen, release, func(ctx context.Context, a *Addon) error {
 		return fn(a, c.s.now())
 	})
 	if err != nil {
@@ -209,6 +218,9 @@ func (c *Claim) renew(ctx context.Context) {
 			c.lease = l
 			c.mu.Unlock()
 		case errors.Is(err, ErrLeaseLost):
+			c.mu.Lock()
+			c.lost = true
+			c.mu.Unlock()
 			c.s.log().ErrorContext(ctx, "add-on lease taken over while its writer worked", "addon", l.AddonID)
 			c.cancel(err)
 			return

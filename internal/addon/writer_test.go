@@ -167,11 +167,11 @@ func (s *store) Acquire(ctx context.Context, id addon.ID, owner string, ttl time
 
 var errDropped = addon.Wrap(addon.EUNAVAILABLE, errors.New("connection dropped"), "The database is unavailable; try again later.")
 
-func (s *store) Record(ctx context.Context, l addon.Lease, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+func (s *store) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	if s.failRecord.Add(-1) >= 0 {
 		return nil, errDropped
 	}
-	return s.DB.Record(ctx, l, release, fn)
+	return s.DB.Record(ctx, l, seen, release, fn)
 }
 
 func (s *store) Update(ctx context.Context, id addon.ID, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {

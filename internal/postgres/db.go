@@ -167,8 +167,9 @@ func (db *DB) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
 // calls lost that draw again and again; the benchmark's accept p99 was
 // four to five times its median. Waiting here instead is first come, first
 // served, and database/sql then finds a free connection. Only the single-
-// statement hot paths (Create, Get) pass the gate: they never nest, so it
-// cannot deadlock; Update holds its connection across fn and stays out.
+// statement hot paths (Create, Get, Record's one-statement path) pass the
+// gate: they never nest, so it cannot deadlock; Update holds its
+// connection across fn and stays out.
 type gate chan struct{}
 
 func (g gate) enter(ctx context.Context) error {

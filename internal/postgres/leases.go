@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
@@ -98,11 +100,115 @@ func (db *DB) Release(ctx context.Context, l addon.Lease) error {
 // checks that the fence is still the lease's (addon.LeaseLost otherwise,
 // and nothing is written), then runs fn and saves, and with release frees
 // the lease in the same transaction.
-func (db *DB) Record(ctx context.Context, l addon.Lease, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+//
+// With seen (the add-on as this writer last claimed or recorded it), the
+// usual case, a writer who is the add-on's only writer, costs one
+// statement, not a transaction of two round trips: fn runs on a copy of
+// seen and the row is written only if it still carries the lease's fence
+// and seen's updated_at (recordSeen). Otherwise (the row changed since:
+// a plain Update such as Heroku's DELETE or a recorded plan, the lease
+// lapsed, or fn refused the copy) it falls back to the locked transaction,
+// and fn runs again, on the row as stored now.
+func (db *DB) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	if !addon.ValidID(string(l.AddonID)) {
 		return nil, addon.NotFound(l.AddonID)
 	}
+	if seen != nil && seen.ID == l.AddonID && !seen.UpdatedAt.IsZero() {
+		saved, err := db.recordSeen(ctx, l, seen, release, fn)
+		if saved != nil || err != nil {
+			return saved, err
+		}
+	}
 	return db.update(ctx, l.AddonID, &fencing{fence: l.Fence, release: release}, fn)
+}
+
+// recordSeen is Record's one-statement path: it saves fn's change to a
+// copy of seen with recordSeenSQL, which writes only while the row's fence
+// is the lease's and its updated_at is seen's. Every write of an add-on's
+// data sets updated_at to the database's clock_timestamp() after waiting
+// for the row lock, so a row written by anyone since seen was read
+// carries another updated_at (a write of any release of Kiln: it needs no
+// new column). It returns nil and no error when nothing was written
+// (stale, or fn refused the copy): the caller takes the locked path.
+func (db *DB) recordSeen(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+	a := seen.Clone()
+	if err := fn(ctx, a); err != nil {
+		return nil, nil // maybe a refusal of a stale copy: ask the row
+	}
+	events := a.TakeEvents()
+	if len(events) > maxSeenEvents {
+		return nil, nil
+	}
+	args := make([]any, 1, 3+addonWriteCount+4*len(events))
+	args[0] = l.AddonID
+	args, err := db.appendValues(args, a)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, l.Fence, seen.UpdatedAt.UTC())
+	for _, e := range events {
+		args = append(args, e.Kind, string(e.State), e.Message, eventTime(e))
+	}
+	var updatedAt time.Time
+	if err = db.gate.enter(ctx); err == nil {
+		err = hotRow(ctx, db.gorm, recordSeenSQL[boolIndex(release)][len(events)], args...).Scan(&updatedAt)
+		db.gate.leave()
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // the row changed since seen, or the lease moved on
+	}
+	if err != nil {
+		return nil, dbError(err, l.AddonID)
+	}
+	if release {
+		a.LeaseOwner, a.LeaseUntil = "", time.Time{}
+	}
+	a.Fence = l.Fence
+	return written(a, a.CreatedAt, updatedAt), nil
+}
+
+// maxSeenEvents is how many events recordSeen writes in its statement; a
+// record with more (none in Kiln today) takes the locked path.
+const maxSeenEvents = 4
+
+// recordSeenSQL[release][n] is recordSeen's statement for n events: the
+// fenced, version-checked UPDATE (freeing the lease with release), then
+// each event inserted only for a row actually updated. Each event's
+// insert reads the one before it (e2 FROM e1), so their ids are drawn in
+// order; the sub-statements of a WITH otherwise run in no promised order.
+var recordSeenSQL = func() (q [2][maxSeenEvents + 1]string) {
+	for r, free := range []string{"", "lease_owner = '', lease_until = NULL, "} {
+		for n := 0; n <= maxSeenEvents; n++ {
+			var b strings.Builder
+			b.WriteString("WITH up AS (UPDATE addons SET updated_at = clock_timestamp(), " + free + "(" + addonWrites + ") = ROW(")
+			for i := 2; i < 2+addonWriteCount; i++ {
+				if i > 2 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d", i)
+			}
+			p := 2 + addonWriteCount // the fence, then seen's updated_at
+			fmt.Fprintf(&b, ") WHERE id = $1 AND fence = $%d AND updated_at = $%d::timestamptz RETURNING id, updated_at)", p, p+1)
+			from := "up"
+			for e := 1; e <= n; e++ {
+				k := p + 2 + 4*(e-1)
+				fmt.Fprintf(&b, ", e%d AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) "+
+					"SELECT id, $%d, $%d, $%d, $%d::timestamptz FROM %s RETURNING addon_id AS id)", e, k, k+1, k+2, k+3, from)
+				from = fmt.Sprintf("e%d", e)
+			}
+			b.WriteString(" SELECT updated_at FROM up")
+			q[r][n] = b.String()
+		}
+	}
+	return q
+}()
+
+// boolIndex is 1 for true, 0 for false.
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // fencing is what Record adds to an update: the fence the row must still

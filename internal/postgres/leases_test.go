@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,13 +33,13 @@ func TestLease(t *testing.T) {
 	if first, err = db.Renew(ctx, first, time.Minute); err != nil {
 		t.Fatalf("Renew: %v", err)
 	}
-	saved, err := db.Record(ctx, first, false, func(_ context.Context, a *addon.Addon) error { a.Reason = "recorded"; return nil })
+	saved, err := db.Record(ctx, first, nil, false, func(_ context.Context, a *addon.Addon) error { a.Reason = "recorded"; return nil })
 	if err != nil || saved.Reason != "recorded" {
 		t.Fatalf("Record = %+v, %v", saved, err)
 	}
 	// The lease lapses; another writer claims; the first can no longer
 	// renew, record or release.
-	if _, err := db.Record(ctx, first, true, func(context.Context, *addon.Addon) error { return nil }); err != nil {
+	if _, err := db.Record(ctx, first, nil, true, func(context.Context, *addon.Addon) error { return nil }); err != nil {
 		t.Fatalf("Record with release: %v", err)
 	}
 	_, second, err := db.Acquire(ctx, a.ID, "second", 50*time.Millisecond)
@@ -51,7 +52,7 @@ func TestLease(t *testing.T) {
 		t.Fatalf("Acquire after a lapsed lease = %+v, %v", third, err)
 	}
 	called := false
-	_, err = db.Record(ctx, second, false, func(context.Context, *addon.Addon) error { called = true; return nil })
+	_, err = db.Record(ctx, second, nil, false, func(context.Context, *addon.Addon) error { called = true; return nil })
 	if !errors.Is(err, addon.ErrLeaseLost) || called {
 		t.Fatalf("Record with a stale fence = %v (fn called %v), want lease lost", err, called)
 	}
@@ -83,7 +84,7 @@ func TestRenewAfterRelease(t *testing.T) {
 	}{
 		{"Release", func(ctx context.Context, db releaser, l addon.Lease) error { return db.Release(ctx, l) }},
 		{"Record with release", func(ctx context.Context, db releaser, l addon.Lease) error {
-			_, err := db.Record(ctx, l, true, func(context.Context, *addon.Addon) error { return nil })
+			_, err := db.Record(ctx, l, nil, true, func(context.Context, *addon.Addon) error { return nil })
 			return err
 		}},
 	}
@@ -115,5 +116,89 @@ func TestRenewAfterRelease(t *testing.T) {
 // releaser is the part of the store that frees a lease.
 type releaser interface {
 	Release(ctx context.Context, l addon.Lease) error
-	Record(ctx context.Context, l addon.Lease, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error)
+	Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error)
+}
+
+// TestRecordFromSeen: a writer whose copy of the add-on is current records
+// in one statement from that copy (fn sees the copy, not a fresh read:
+// here a marker only the copy carries), with its events in order and the
+// lease freed on release; a copy that is stale by updated_at or by fence
+// is not trusted.
+func TestRecordFromSeen(t *testing.T) {
+	db, _ := newStore(t)
+	ctx := context.Background()
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	seen, l, err := db.Acquire(ctx, a.ID, "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := func(a *addon.Addon) *addon.Addon {
+		c := a.Clone()
+		c.HaltReason = "only in the copy"
+		return c
+	}
+	var saw string
+	record := func(from *addon.Addon, release bool, notes ...string) (*addon.Addon, error) {
+		return db.Record(ctx, l, from, release, func(_ context.Context, a *addon.Addon) error {
+			saw = a.HaltReason
+			a.HaltReason = ""
+			a.Reason = "recorded"
+			for _, n := range notes {
+				a.Note(now(), "step", n)
+			}
+			return nil
+		})
+	}
+
+	saved, err := record(marked(seen), false, "one", "two", "three", "four")
+	if err != nil || saw != "only in the copy" || saved.Reason != "recorded" || !saved.UpdatedAt.After(seen.UpdatedAt) {
+		t.Fatalf("Record from a current copy: fn saw %q; got %+v, %v; want the copy trusted and saved", saw, saved, err)
+	}
+	var got []string
+	for _, e := range events(t, db, a.ID)[1:] {
+		got = append(got, e.Message)
+	}
+	if want := []string{"one", "two", "three", "four"}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q in order", got, want)
+	}
+	if stored, _ := db.Get(ctx, a.ID); !stored.UpdatedAt.Equal(saved.UpdatedAt) || stored.LeaseOwner != "w" {
+		t.Errorf("stored updated_at %v lease %q; want %v (as returned) and the lease kept", stored.UpdatedAt, stored.LeaseOwner, saved.UpdatedAt)
+	}
+
+	// More events than the statement takes: the locked path, same result.
+	if _, err := record(marked(saved), false, "a", "b", "c", "d", "e"); err != nil || saw != "" {
+		t.Errorf("Record with five events: fn saw %q, err %v; want the stored add-on", saw, err)
+	}
+
+	// Stale by updated_at: someone else wrote since the copy.
+	saved, _ = db.Get(ctx, a.ID)
+	if _, err := db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error { a.PendingPlan = "premium"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if saved, err = record(marked(saved), false); err != nil || saw != "" || saved.PendingPlan != "premium" {
+		t.Fatalf("Record from a stale copy: fn saw %q; got %+v, %v; want the stored add-on", saw, saved, err)
+	}
+
+	// Release from a current copy frees the lease.
+	if saved, err = record(saved, true); err != nil || saved.LeaseOwner != "" {
+		t.Fatalf("Record with release = %+v, %v", saved, err)
+	}
+	if stored, _ := db.Get(ctx, a.ID); stored.LeaseOwner != "" || !stored.LeaseUntil.IsZero() {
+		t.Errorf("lease after release %q until %v, want free", stored.LeaseOwner, stored.LeaseUntil)
+	}
+
+	// Stale by fence: another writer claimed since; nothing is saved.
+	_, next, err := db.Acquire(ctx, a.ID, "next", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := record(marked(saved), false); !errors.Is(err, addon.ErrLeaseLost) {
+		t.Errorf("Record under a lease taken over = %v, want lease lost", err)
+	}
+	if stored, _ := db.Get(ctx, a.ID); stored.Fence != next.Fence || stored.HaltReason != "" || !stored.UpdatedAt.Equal(saved.UpdatedAt) {
+		t.Errorf("stored fence %d halt %q updated %v; want %d, nothing written", stored.Fence, stored.HaltReason, stored.UpdatedAt, next.Fence)
+	}
 }

@@ -3,6 +3,7 @@ package mock
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,7 +113,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		if first, err = s.Renew(ctx, first, time.Minute); err != nil {
 			t.Fatalf("Renew: %v", err)
 		}
-		if _, err := s.Record(ctx, first, true, func(_ context.Context, a *addon.Addon) error {
+		if _, err := s.Record(ctx, first, nil, true, func(_ context.Context, a *addon.Addon) error {
 			a.Reason = "recorded"
 			return nil
 		}); err != nil {
@@ -131,7 +132,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 			t.Fatalf("Acquire of a lapsed lease = %+v, %v", third, err)
 		}
 		called := false
-		if _, err := s.Record(ctx, second, false, func(context.Context, *addon.Addon) error { called = true; return nil }); !errors.Is(err, addon.ErrLeaseLost) || called {
+		if _, err := s.Record(ctx, second, nil, false, func(context.Context, *addon.Addon) error { called = true; return nil }); !errors.Is(err, addon.ErrLeaseLost) || called {
 			t.Errorf("Record with a stale fence = %v (fn called %v), want lease lost", err, called)
 		}
 		if err := s.Release(ctx, second); err != nil {
@@ -140,7 +141,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		if _, _, err := s.Acquire(ctx, a.ID, "fourth", time.Minute); !addon.IsBusy(err) {
 			t.Errorf("a stale Release freed the current lease: %v", err)
 		}
-		if _, err := s.Record(ctx, third, false, func(_ context.Context, a *addon.Addon) error {
+		if _, err := s.Record(ctx, third, nil, false, func(_ context.Context, a *addon.Addon) error {
 			a.LeaseOwner, a.Fence = "forged", 99
 			return nil
 		}); err != nil {
@@ -148,6 +149,82 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		}
 		if got, _ := s.Get(ctx, a.ID); got.Reason != "recorded" || got.LeaseOwner != "third" || got.Fence != third.Fence {
 			t.Errorf("after Record: reason %q, lease %q/%d; want recorded, third/%d (fn cannot move the lease)", got.Reason, got.LeaseOwner, got.Fence, third.Fence)
+		}
+	})
+
+	t.Run("Record from what the writer saw", func(t *testing.T) {
+		s := newStore(t)
+		a := seed(t, s, addon.StateProvisioning)
+		claimed, l, err := s.Acquire(ctx, a.ID, "w", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The writer is the add-on's only writer: its copy is current.
+		runs := 0
+		saved, err := s.Record(ctx, l, claimed, false, func(_ context.Context, a *addon.Addon) error {
+			runs++
+			a.Reason = "one"
+			now := time.Now()
+			a.Note(now, "step", "first")
+			a.Note(now, "step", "second")
+			a.Note(now, "step", "third")
+			return nil
+		})
+		if err != nil || saved.Reason != "one" || !saved.UpdatedAt.After(claimed.UpdatedAt) || saved.LeaseOwner != "w" {
+			t.Fatalf("Record from a current copy = %+v, %v; want reason one, a later updated_at, lease kept", saved, err)
+		}
+		if got, want := events(t, s, a.ID), []string{"state: provision requested", "step: first", "step: second", "step: third"}; !slices.Equal(got, want) {
+			t.Errorf("events = %q, want %q (in order)", got, want)
+		}
+		if got, _ := s.Get(ctx, a.ID); got.Reason != "one" || !got.UpdatedAt.Equal(saved.UpdatedAt) {
+			t.Errorf("stored = %q at %v, want one at %v (the returned add-on is the stored one)", got.Reason, got.UpdatedAt, saved.UpdatedAt)
+		}
+
+		// Someone else (a plain Update: Heroku's plan change) wrote since:
+		// the copy is stale, and fn must see the stored add-on, whose
+		// change survives.
+		if _, err := s.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error { a.PendingPlan = "premium"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		var sawPending []string
+		saved, err = s.Record(ctx, l, saved, false, func(_ context.Context, a *addon.Addon) error {
+			sawPending = append(sawPending, a.PendingPlan)
+			if a.PendingPlan == "" {
+				return errors.New("refused: no plan pending")
+			}
+			a.Reason = "two"
+			return nil
+		})
+		if err != nil || saved.Reason != "two" || saved.PendingPlan != "premium" {
+			t.Fatalf("Record from a stale copy = %+v, %v; want reason two over the stored pending plan", saved, err)
+		}
+		if n := len(sawPending); n == 0 || sawPending[n-1] != "premium" {
+			t.Errorf("fn saw pending plans %q; its last run must see the stored add-on", sawPending)
+		}
+		if got, _ := s.Get(ctx, a.ID); got.PendingPlan != "premium" || got.Reason != "two" {
+			t.Errorf("stored pending %q reason %q, want premium and two", got.PendingPlan, got.Reason)
+		}
+
+		// fn's refusal of the stored add-on is the answer; nothing saved.
+		refusal := errors.New("refused")
+		if _, err := s.Record(ctx, l, saved, false, func(context.Context, *addon.Addon) error { return refusal }); !errors.Is(err, refusal) {
+			t.Errorf("Record whose fn refuses = %v, want fn's error", err)
+		}
+
+		// Release through the copy frees the lease; a copy under a lease
+		// taken over saves nothing.
+		if saved, err = s.Record(ctx, l, saved, true, func(_ context.Context, a *addon.Addon) error { a.Reason = "three"; return nil }); err != nil || saved.LeaseOwner != "" {
+			t.Fatalf("Record with release = %+v, %v; want the lease freed", saved, err)
+		}
+		_, next, err := s.Acquire(ctx, a.ID, "next", time.Minute)
+		if err != nil {
+			t.Fatalf("Acquire after a release through the copy: %v", err)
+		}
+		if _, err := s.Record(ctx, l, saved, false, func(_ context.Context, a *addon.Addon) error { a.Reason = "stale"; return nil }); !errors.Is(err, addon.ErrLeaseLost) {
+			t.Errorf("Record under a lease taken over = %v, want lease lost", err)
+		}
+		if got, _ := s.Get(ctx, a.ID); got.Reason != "three" || got.LeaseOwner != "next" || got.Fence != next.Fence {
+			t.Errorf("stored reason %q lease %q/%d, want three and next/%d", got.Reason, got.LeaseOwner, got.Fence, next.Fence)
 		}
 	})
 

@@ -154,6 +154,13 @@ func (s *Store) update(ctx context.Context, id addon.ID, l *addon.Lease, release
 	if err := fn(ctx, a); err != nil {
 		return nil, err
 	}
+	return s.save(cur, a, release), nil
+}
+
+// save stores a (fn's change of cur) and appends its events; with release
+// the lease is freed. Call with s.mu held.
+func (s *Store) save(cur, a *addon.Addon, release bool) *addon.Addon {
+	id := cur.ID
 	events := a.TakeEvents()
 	saved := a.Clone()
 	saved.ID, saved.CreatedAt = cur.ID, cur.CreatedAt
@@ -164,7 +171,7 @@ func (s *Store) update(ctx context.Context, id addon.ID, l *addon.Lease, release
 	saved.UpdatedAt = s.stamp()
 	s.addons[id] = saved
 	s.append(id, events)
-	return saved.Clone(), nil
+	return saved.Clone()
 }
 
 // Acquire takes the add-on's lease when it is free or lapsed, bumping the
@@ -222,13 +229,24 @@ func (s *Store) Release(ctx context.Context, l addon.Lease) error {
 
 // Record is Update under a lease: addon.LeaseLost, with fn not called and
 // nothing saved, when the add-on's fence is no longer the lease's; with
-// release the lease is freed in the same write.
-func (s *Store) Record(ctx context.Context, l addon.Lease, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+// release the lease is freed in the same write. Like the Postgres store,
+// while the add-on is still seen (same UpdatedAt and fence) fn runs on a
+// copy of seen, and again on the stored add-on if that copy is stale or
+// fn refused it: a writer whose fn is not safe to run twice fails here too.
+func (s *Store) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	if err := s.before("Record", l.AddonID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if seen != nil && seen.ID == l.AddonID && !seen.UpdatedAt.IsZero() {
+		a := seen.Clone()
+		if err := fn(ctx, a); err == nil {
+			if cur, ok := s.addons[l.AddonID]; ok && cur.Fence == l.Fence && cur.UpdatedAt.Equal(seen.UpdatedAt) {
+				return s.save(cur, a, release), nil
+			}
+		}
+	}
 	return s.update(ctx, l.AddonID, &l, release, fn)
 }
 
