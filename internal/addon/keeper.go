@@ -125,16 +125,25 @@ type LinkStore interface {
 	// DueForRetire lists add-ons whose retired credentials are due.
 	DueForRetire(ctx context.Context, now time.Time, limit int) ([]ID, error)
 	// LogBacklog lists add-ons with a log_input_url that have audit-trail
-	// events after their LogCursor recorded since the given time.
-	LogBacklog(ctx context.Context, since time.Time, limit int) ([]ID, error)
+	// events after their LogCursor recorded after since and not after
+	// until.
+	LogBacklog(ctx context.Context, since, until time.Time, limit int) ([]ID, error)
 	// CountAccessRefused counts live add-ons whose token Heroku refused.
 	CountAccessRefused(ctx context.Context) (int64, error)
 	// PruneEvents forgets webhook event ids received before the given
 	// time (Heroku's retries end long before).
 	PruneEvents(ctx context.Context, before time.Time) error
-	// EventsAfter returns the add-on's audit-trail events with an id above
-	// after, oldest first, at most limit.
-	EventsAfter(ctx context.Context, id ID, after int64, limit int) ([]Event, error)
+	// EventsToLog returns the add-on's audit-trail events after its
+	// LogCursor (all of them when it has no Link yet), oldest first, at
+	// most limit: the log stream's next lines, cursor and events in one
+	// read. It does not check that the add-on exists (the log job has just
+	// read it): an unknown add-on has no events.
+	EventsToLog(ctx context.Context, id ID, limit int) ([]Event, error)
+	// AdvanceLogCursor moves the add-on's LogCursor forward to cursor,
+	// never back (a writer that got further wins), starting its Link when
+	// it has none, in one write: the log job's only write per batch. An
+	// unknown add-on is ENOTFOUND.
+	AdvanceLogCursor(ctx context.Context, id ID, cursor int64) error
 }
 
 // Jobs of the keeper.
@@ -144,6 +153,18 @@ const (
 	JobLog       JobKind = "addon:log"      // write new milestones to the app's log stream
 	JobRetire    JobKind = "addon:retire"   // revoke credentials whose grace ended
 )
+
+// LogDelay is how long the job queue holds a JobLog before it runs (the
+// jobs adapter's spec for the kind). The milestones of one provision
+// (provisioning started, resource ready, provisioned) are recorded within a
+// second or two of each other, and an enqueue while the job still waits is
+// deduplicated by its task id, so they go out in one job: one read of the
+// add-on, one write to the app's log stream, one cursor update, instead of
+// one of each per milestone. Two seconds covers a provision whose driver
+// answers at once (Heroku's calls take 100–300 ms each) and keeps the
+// customer's lines within a couple of seconds of the fact; a longer one
+// would hold every line back for little more coalescing.
+const LogDelay = 2 * time.Second
 
 // ReasonRemovedOnHeroku is the audit-trail reason of a deprovision Kiln
 // started itself because Heroku no longer has the add-on.

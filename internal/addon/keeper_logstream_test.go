@@ -146,6 +146,70 @@ func TestKeeperWriteLogBatches(t *testing.T) {
 	}
 }
 
+// TestKeeperWriteLogAbsorbed: a milestone recorded while the log job runs
+// (after it read the events) has its enqueue absorbed by that job, which
+// does not write it. The sweep finds it once it is older than its own job
+// could have taken, and the next job writes it after the earlier lines:
+// nothing is lost and the order holds.
+func TestKeeperWriteLogAbsorbed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	k := f.keeper()
+	id := f.add(t, func(a *addon.Addon) { a.LogInputURL = logURL })
+	f.noted(t, id, "step", "resource created by driver fake")
+	var written []string
+	f.logs.WriteLogFn = func(ctx context.Context, url string, lines []addon.LogLine) error {
+		for _, l := range lines {
+			written = append(written, l.Message)
+		}
+		if len(written) == 1 { // the first job, running: the provision goes on
+			f.update(t, id, func(a *addon.Addon) {
+				if err := a.Transition(f.now(), addon.StateProvisioned, ""); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		return nil
+	}
+	if err := k.WriteLog(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 1 {
+		t.Fatalf("the first job wrote %q, want only the line it read", written)
+	}
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		calls   []string
+	}{
+		{"at once: left to its own job", 0, nil},
+		{"while its own job could still be waiting", addon.LogDelay + 2*time.Second, nil},
+		{"once it could not be", time.Second, []string{"Enqueue addon:log #1"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			f.advance(st.advance)
+			if err := k.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f.wantCalls(t, st.calls...)
+		})
+	}
+	if err := k.WriteLog(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	want := "[Resource ready. Provisioned: the config vars are set and the app restarts with them.]"
+	if fmt.Sprint(written) != want {
+		t.Errorf("lines written %q, want %s", written, want)
+	}
+	f.advance(time.Minute)
+	if err := k.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t) // nothing left
+}
+
 // TestKeeperObserve: the store the service writes through tells the keeper
 // of milestones (a log-stream job) and of an add-on that became
 // provisioned (a webhook subscription job), after the write and only for

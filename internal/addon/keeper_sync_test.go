@@ -210,10 +210,22 @@ func TestKeeperSweep(t *testing.T) {
 		check func(t *testing.T, f *fixture, id addon.ID)
 	}{
 		{
-			name:  "log lines waiting",
+			// Their own job is held LogDelay by the queue and then writes
+			// them: the sweep leaves them to it rather than re-enqueue a
+			// waiting job (a deduplicated round trip to Redis).
+			name:  "log lines just recorded",
 			shape: []func(a *addon.Addon){withEvent},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
 				f.update(t, id, func(a *addon.Addon) { a.Note(f.now(), "step", "resource created by driver fake") })
+				f.advance(addon.LogDelay + 2*time.Second)
+			},
+		},
+		{
+			name:  "log lines waiting longer than their job takes",
+			shape: []func(a *addon.Addon){withEvent},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.update(t, id, func(a *addon.Addon) { a.Note(f.now(), "step", "resource created by driver fake") })
+				f.advance(addon.LogDelay + 3*time.Second)
 			},
 			calls: []string{"Enqueue addon:log #1"},
 		},
@@ -223,6 +235,7 @@ func TestKeeperSweep(t *testing.T) {
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
 				k.Logs = nil
 				f.update(t, id, func(a *addon.Addon) { a.Note(f.now(), "step", "resource created by driver fake") })
+				f.advance(time.Minute)
 			},
 		},
 		{
@@ -401,9 +414,8 @@ func TestKeeperStoreDown(t *testing.T) {
 		{name: "a sync that finds the add-on gone", store: true, op: "Update", run: (*addon.Keeper).Sync,
 			setup: func(f *fixture) { answering(f, gone, nil) }},
 		{name: "a log write: the add-on", store: true, op: "Get", run: (*addon.Keeper).WriteLog},
-		{name: "a log write: the link", op: "Link", run: (*addon.Keeper).WriteLog},
-		{name: "a log write: the events", op: "EventsAfter", run: (*addon.Keeper).WriteLog},
-		{name: "a log write: the cursor", op: "UpdateLink", run: (*addon.Keeper).WriteLog},
+		{name: "a log write: the events", op: "EventsToLog", run: (*addon.Keeper).WriteLog},
+		{name: "a log write: the cursor", op: "AdvanceLogCursor", run: (*addon.Keeper).WriteLog},
 		{name: "a subscription: the add-on", store: true, op: "Get", run: (*addon.Keeper).Subscribe},
 		{name: "a subscription: the secret", op: "UpdateLink", run: (*addon.Keeper).Subscribe},
 		{name: "a retirement: the link", op: "UpdateLink", run: (*addon.Keeper).Retire,

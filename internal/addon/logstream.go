@@ -26,6 +26,11 @@ const logMaxAge = 24 * time.Hour
 // rotates it) and tried once more; lines that still cannot be written are
 // dropped with a warning, and transient failures are retried a bounded
 // number of times by the job queue.
+//
+// The queue holds the job LogDelay before it runs, so the milestones
+// recorded meanwhile are written together; each batch costs a read of the
+// add-on, one read of its cursor and events, the write, and one statement
+// that advances the cursor.
 func (k *Keeper) WriteLog(ctx context.Context, id ID) error {
 	if k.Logs == nil {
 		return nil
@@ -47,11 +52,7 @@ func (k *Keeper) writeLogOnce(ctx context.Context, id ID) (more bool, err error)
 	if a.LogInputURL == "" {
 		return false, nil
 	}
-	l, err := k.Links.Link(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	events, err := k.Links.EventsAfter(ctx, id, l.LogCursor, logBatch)
+	events, err := k.Links.EventsToLog(ctx, id, logBatch)
 	if err != nil || len(events) == 0 {
 		return false, err
 	}
@@ -81,11 +82,7 @@ func (k *Keeper) writeLogOnce(ctx context.Context, id ID) (more bool, err error)
 			return false, fmt.Errorf("write to the app's log stream: %w", err)
 		}
 	}
-	last := events[len(events)-1].ID
-	if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
-		l.LogCursor = max(l.LogCursor, last)
-		return nil
-	}); err != nil {
+	if err := k.Links.AdvanceLogCursor(ctx, id, events[len(events)-1].ID); err != nil {
 		return false, err
 	}
 	return len(events) == logBatch, nil

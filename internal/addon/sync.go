@@ -136,6 +136,17 @@ func (k *Keeper) removedOnHeroku(ctx context.Context, id ID, detail string) erro
 // job queue costs lines, never provisioning.
 const logBacklogWindow = 15 * time.Minute
 
+// logSettle is how old a milestone must be before the sweep looks for it.
+// Its own job starts within LogDelay and a second more (the jobs adapter
+// keeps the time to the second and forwards due tasks every second) and
+// writes it; a sweep before then would only re-enqueue a job that is
+// already waiting, a deduplicated round trip to Redis for every add-on
+// being provisioned. Two seconds more are for the job's own run. After
+// it, the sweep finds what is left: a line recorded while its job was
+// running (the enqueue was absorbed, and the job had already read the
+// events) or whose enqueue was lost.
+const logSettle = LogDelay + 3*time.Second
+
 // webhookMemory is how long applied webhook event ids are remembered:
 // far beyond Heroku's retries of a delivery.
 const webhookMemory = 7 * 24 * time.Hour
@@ -151,7 +162,7 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 	now := k.now()
 	if k.Logs != nil {
 		// Lines whose enqueue was absorbed by a running job (or lost).
-		ids, err := k.Links.LogBacklog(ctx, now.Add(-logBacklogWindow), sweepLimit)
+		ids, err := k.Links.LogBacklog(ctx, now.Add(-logBacklogWindow), now.Add(-logSettle), sweepLimit)
 		if err != nil {
 			return err
 		}
@@ -223,7 +234,8 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 // SweepInterval is how often the worker should call Sweep: often enough
 // that each add-on's sync slot is honoured to within a tenth of the
 // interval, and log lines whose job was absorbed by a running one wait at
-// most a few seconds; at least every second.
+// most logSettle, this interval and LogDelay (about 13 s at worst with the
+// hourly sync); at least every second.
 func (k *Keeper) SweepInterval() time.Duration {
 	d := k.SyncInterval / 10
 	return min(max(d, time.Second), 5*time.Second)

@@ -45,6 +45,12 @@ type spec struct {
 	queue    string
 	timeout  time.Duration // per attempt; asynq cancels the handler's context after it
 	maxRetry int           // 0: MaxRetry
+	// delay holds the task (asynq's ProcessIn) so that the enqueues of the
+	// next moments are deduplicated into it; 0: it is pending at once.
+	// asynq keeps the time to the second and forwards due tasks every
+	// ServerOptions.PollInterval, so the task runs between delay−1 s and
+	// delay+PollInterval after the first enqueue.
+	delay time.Duration
 }
 
 var specs = map[addon.JobKind]spec{
@@ -55,10 +61,13 @@ var specs = map[addon.JobKind]spec{
 	addon.JobPushConfig:  {queue: QueueDefault, timeout: time.Minute},
 	// The keeper's jobs (issue 14), on their own queue and server. Syncs and
 	// subscriptions come back by their sweep, so a few retries suffice; log
-	// lines are best effort (bounded retries, never blocking anything).
+	// lines are best effort (bounded retries, never blocking anything) and
+	// coalesced: the one kind held before it runs (addon.LogDelay), so the
+	// milestones of one provision, recorded within a second or two, are
+	// written by one job.
 	addon.JobSync:      {queue: QueueKeeper, timeout: time.Minute, maxRetry: 5},
 	addon.JobSubscribe: {queue: QueueKeeper, timeout: time.Minute, maxRetry: 10},
-	addon.JobLog:       {queue: QueueKeeper, timeout: time.Minute, maxRetry: 3},
+	addon.JobLog:       {queue: QueueKeeper, timeout: time.Minute, maxRetry: 3, delay: addon.LogDelay},
 	addon.JobRetire:    {queue: QueueCleanup, timeout: 5 * time.Minute},
 }
 
@@ -69,9 +78,9 @@ type payload struct {
 
 // newTask is the asynq task of a job (asynq's NewXTask, one for every
 // kind: they differ only in their spec): type the kind, payload the add-on
-// id, on the kind's queue with its timeout and retries, under the task id
-// that deduplicates it. Queued tasks and outside rigs read these, so none
-// may change. decode reads the payload back.
+// id, on the kind's queue with its timeout, retries and delay, under the
+// task id that deduplicates it. Queued tasks and outside rigs read these,
+// so none may change. decode reads the payload back.
 func newTask(kind addon.JobKind, id addon.ID) (*asynq.Task, error) {
 	s, ok := specs[kind]
 	if !ok {
@@ -85,13 +94,19 @@ func newTask(kind addon.JobKind, id addon.ID) (*asynq.Task, error) {
 	if s.maxRetry > 0 {
 		retries = s.maxRetry
 	}
-	return asynq.NewTask(string(kind), body,
+	opts := []asynq.Option{
 		asynq.TaskID(taskID(kind, id)),
 		asynq.Queue(s.queue),
 		asynq.Timeout(s.timeout),
 		asynq.MaxRetry(retries),
 		asynq.Retention(0),
-	), nil
+	}
+	if s.delay > 0 {
+		// Reckoned from the enqueue, not from here: asynq applies a
+		// task's options when it is enqueued.
+		opts = append(opts, asynq.ProcessIn(s.delay))
+	}
+	return asynq.NewTask(string(kind), body, opts...), nil
 }
 
 // taskID is the asynq task ID of a job: one per kind and add-on, which is

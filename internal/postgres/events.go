@@ -48,14 +48,16 @@ func (db *DB) Events(ctx context.Context, id addon.ID) ([]addon.Event, error) {
 	return out, nil
 }
 
-// EventsAfter returns the add-on's events with an id above after, oldest
-// first, at most limit: the log stream's next lines (addon.LinkStore).
-func (db *DB) EventsAfter(ctx context.Context, id addon.ID, after int64, limit int) ([]addon.Event, error) {
+// EventsToLog returns the add-on's events after its log cursor (all of
+// them without a Link), oldest first, at most limit: the log stream's next
+// lines, cursor and events in one statement (addon.LinkStore). It does not
+// ask whether the add-on exists: the log job has just read it.
+func (db *DB) EventsToLog(ctx context.Context, id addon.ID, limit int) ([]addon.Event, error) {
 	if !addon.ValidID(string(id)) {
 		return nil, addon.NotFound(id)
 	}
 	var rows []eventRow
-	if err := db.gorm.WithContext(ctx).Where("addon_id = ? AND id > ?", id, after).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+	if err := db.gorm.WithContext(ctx).Raw(selectEventsToLog, id, limit).Scan(&rows).Error; err != nil {
 		return nil, dbError(err, id)
 	}
 	out := make([]addon.Event, len(rows))
@@ -64,6 +66,11 @@ func (db *DB) EventsAfter(ctx context.Context, id addon.ID, after int64, limit i
 	}
 	return out, nil
 }
+
+// selectEventsToLog reads the events past the add-on's log cursor.
+const selectEventsToLog = `SELECT id, addon_id, kind, state, message, created_at FROM addon_events
+	WHERE addon_id = $1 AND id > coalesce((SELECT log_cursor FROM addon_links WHERE addon_id = $1), 0)
+	ORDER BY id LIMIT $2`
 
 // insertEvent records one line of an add-on's audit trail.
 const insertEvent = "INSERT INTO addon_events (addon_id, kind, state, message, created_at) VALUES ($1::uuid, $2, $3, $4, $5::timestamptz)"

@@ -53,9 +53,11 @@ func TestEventsInOrder(t *testing.T) {
 	}
 }
 
-// TestEventsAfter pages through the audit trail by event id, as the log
-// stream does.
-func TestEventsAfter(t *testing.T) {
+// TestEventsToLog pages through the audit trail by the add-on's log
+// cursor, as the log stream does: one statement reads the cursor (none
+// without a Link) and the events past it, and another add-on's events
+// never show.
+func TestEventsToLog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db, a, t0 := storedAddon(t)
@@ -76,27 +78,32 @@ func TestEventsAfter(t *testing.T) {
 		t.Fatalf("Events = %+v, %v", all, err)
 	}
 	tests := []struct {
-		name  string
-		after int64
-		limit int
-		want  []addon.Event
+		name   string
+		cursor int64 // advanced to before the read; 0: no Link yet
+		limit  int
+		want   []addon.Event
 	}{
-		{"from the start", 0, 10, all},
+		{"without a Link: from the start", 0, 10, all},
 		{"limited", 0, 2, all[:2]},
 		{"after the second", all[1].ID, 10, all[2:]},
 		{"after the last", all[3].ID, 10, []addon.Event{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.EventsAfter(ctx, a.ID, tt.after, tt.limit)
+			if tt.cursor != 0 {
+				if err := db.AdvanceLogCursor(ctx, a.ID, tt.cursor); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := db.EventsToLog(ctx, a.ID, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Errorf("EventsAfter(%d, %d) = %+v, want %+v", tt.after, tt.limit, got, tt.want)
+				t.Errorf("EventsToLog(%d) after cursor %d = %+v, want %+v", tt.limit, tt.cursor, got, tt.want)
 			}
 		})
 	}
-	_, err = db.EventsAfter(ctx, "not-a-uuid", 0, 10)
+	_, err = db.EventsToLog(ctx, "not-a-uuid", 10)
 	wantCode(t, err, addon.ENOTFOUND)
 }

@@ -282,13 +282,32 @@ func (db *DB) DueForRetire(ctx context.Context, now time.Time, limit int) ([]add
 		ORDER BY retire_at LIMIT $2`, now.UTC(), limit)
 }
 
-// LogBacklog lists add-ons with a log stream and events it has not had.
-func (db *DB) LogBacklog(ctx context.Context, since time.Time, limit int) ([]addon.ID, error) {
+// LogBacklog lists add-ons with a log stream and events it has not had,
+// recorded after since and not after until.
+func (db *DB) LogBacklog(ctx context.Context, since, until time.Time, limit int) ([]addon.ID, error) {
 	return db.ids(ctx, `SELECT DISTINCT e.addon_id::text FROM addon_events e
 		JOIN addons a ON a.id = e.addon_id
 		LEFT JOIN addon_links l ON l.addon_id = e.addon_id
-		WHERE e.created_at > $1 AND a.log_input_url IS NOT NULL AND e.id > coalesce(l.log_cursor, 0)
-		LIMIT $2`, since.UTC(), limit)
+		WHERE e.created_at > $1 AND e.created_at <= $2 AND a.log_input_url IS NOT NULL AND e.id > coalesce(l.log_cursor, 0)
+		LIMIT $3`, since.UTC(), until.UTC(), limit)
+}
+
+// AdvanceLogCursor moves the add-on's log cursor forward, never back, in
+// one statement (the row is started when there is none; a cursor that is
+// already as far is left alone, so no row version is written for it): the
+// log job's write, without UpdateLink's transaction of five round trips.
+func (db *DB) AdvanceLogCursor(ctx context.Context, id addon.ID, cursor int64) error {
+	if !addon.ValidID(string(id)) {
+		return addon.NotFound(id)
+	}
+	err := db.gorm.WithContext(ctx).Exec(`INSERT INTO addon_links (addon_id, log_cursor) VALUES ($1, $2)
+		ON CONFLICT (addon_id) DO UPDATE SET log_cursor = EXCLUDED.log_cursor, updated_at = now()
+		WHERE addon_links.log_cursor < EXCLUDED.log_cursor`, id, cursor).Error
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation: no such add-on
+		return addon.NotFound(id)
+	}
+	return dbError(err, id)
 }
 
 // CountAccessRefused counts live add-ons whose token Heroku refused.

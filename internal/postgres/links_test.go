@@ -114,6 +114,72 @@ func TestApplyEventOnce(t *testing.T) {
 	}
 }
 
+// TestAdvanceLogCursor: the log job's one write. Concurrent advances of
+// an add-on without a Link (each starting the row) end at the furthest;
+// a cursor that is not further writes no new row version; the rest of the
+// Link is kept; an unknown add-on is not found.
+func TestAdvanceLogCursor(t *testing.T) {
+	db, url := newStore(t)
+	raw := rawDB(t, url)
+	ctx := context.Background()
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := db.AdvanceLogCursor(ctx, a.ID, int64(i+1)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if l, err := db.Link(ctx, a.ID); err != nil || l.LogCursor != 8 {
+		t.Fatalf("after 8 concurrent advances: Link = %+v, %v; want cursor 8", l, err)
+	}
+	if _, err := db.UpdateLink(ctx, a.ID, func(l *addon.Link) error { l.AppName = "acme"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	version := func() string {
+		t.Helper()
+		var xmin string
+		if err := raw.QueryRow("SELECT xmin::text FROM addon_links WHERE addon_id = $1", a.ID).Scan(&xmin); err != nil {
+			t.Fatal(err)
+		}
+		return xmin
+	}
+	tests := []struct {
+		name    string
+		cursor  int64
+		want    int64
+		written bool // a new row version
+	}{
+		{"back: ignored", 3, 8, false},
+		{"the same: ignored", 8, 8, false},
+		{"forward", 12, 12, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := version()
+			if err := db.AdvanceLogCursor(ctx, a.ID, tt.cursor); err != nil {
+				t.Fatal(err)
+			}
+			l, err := db.Link(ctx, a.ID)
+			if err != nil || l.LogCursor != tt.want || l.AppName != "acme" {
+				t.Errorf("Link = %+v, %v; want cursor %d and the app name kept", l, err, tt.want)
+			}
+			if written := version() != before; written != tt.written {
+				t.Errorf("a new row version written: %v, want %v", written, tt.written)
+			}
+		})
+	}
+	wantCode(t, db.AdvanceLogCursor(ctx, addon.ID(uuid.NewString()), 1), addon.ENOTFOUND)
+	wantCode(t, db.AdvanceLogCursor(ctx, "not-a-uuid", 1), addon.ENOTFOUND)
+}
+
 func TestSweepQueries(t *testing.T) {
 	db, _ := newStore(t)
 	ctx := context.Background()

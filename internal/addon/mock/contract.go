@@ -3,6 +3,7 @@ package mock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -360,8 +361,9 @@ func ids(as []*addon.Addon) []addon.ID {
 // LinksContract checks the parts of the addon.LinkStore contract the
 // keeper relies on, on link stores newStores makes beside the store their
 // add-ons live in (each subtest gets empty ones): an unknown add-on has no
-// Link, a failed update saves nothing, a webhook event applies once, and
-// the sync and log listings find what is due.
+// Link, a failed update saves nothing, a webhook event applies once, the
+// sync and log listings find what is due, and the log cursor reads the
+// events past it and only ever moves forward.
 func LinksContract(t *testing.T, newStores func(t *testing.T) (addon.Store, addon.LinkStore)) {
 	ctx := context.Background()
 	seed := func(t *testing.T, s addon.Store) *addon.Addon {
@@ -444,15 +446,103 @@ func LinksContract(t *testing.T, newStores func(t *testing.T) (addon.Store, addo
 		if due, err := links.DueForRetire(ctx, now, 10); err != nil || len(due) != 1 || due[0] != later.ID {
 			t.Errorf("DueForRetire = %v, %v", due, err)
 		}
-		ev, err := links.EventsAfter(ctx, fresh.ID, 0, 10)
+		ev, err := links.EventsToLog(ctx, fresh.ID, 10)
 		if err != nil || len(ev) != 1 {
-			t.Fatalf("EventsAfter = %v, %v", ev, err)
+			t.Fatalf("EventsToLog = %v, %v", ev, err)
 		}
-		if _, err := links.UpdateLink(ctx, fresh.ID, func(l *addon.Link) error { l.LogCursor = ev[0].ID; return nil }); err != nil {
+		if err := links.AdvanceLogCursor(ctx, fresh.ID, ev[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		if ids, err := links.LogBacklog(ctx, now.Add(-time.Hour), 10); err != nil || len(ids) != 1 || ids[0] != later.ID {
+		if ids, err := links.LogBacklog(ctx, now.Add(-time.Hour), now, 10); err != nil || len(ids) != 1 || ids[0] != later.ID {
 			t.Errorf("LogBacklog = %v, %v; want only the add-on whose events were not written", ids, err)
+		}
+		if ids, err := links.LogBacklog(ctx, now.Add(-time.Hour), now.Add(-time.Minute), 10); err != nil || len(ids) != 0 {
+			t.Errorf("LogBacklog until a minute ago = %v, %v; want none: the events are newer", ids, err)
+		}
+	})
+
+	t.Run("the log cursor: events past it in one read, advanced in one write, never back", func(t *testing.T) {
+		s, links := newStores(t)
+		a := seed(t, s)
+		if _, err := s.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error {
+			for _, m := range []string{"one", "two", "three"} {
+				a.Note(time.Now(), "step", m)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		messages := func(t *testing.T, limit int) []string {
+			t.Helper()
+			ev, err := links.EventsToLog(ctx, a.ID, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := []string{}
+			for i, e := range ev {
+				if i > 0 && e.ID <= ev[i-1].ID {
+					t.Errorf("event ids not increasing: %d after %d", e.ID, ev[i-1].ID)
+				}
+				out = append(out, e.Message)
+			}
+			return out
+		}
+		all, err := links.EventsToLog(ctx, a.ID, 10)
+		if err != nil || len(all) != 4 {
+			t.Fatalf("EventsToLog without a Link = %v, %v; want all four events", all, err)
+		}
+		if _, err := links.UpdateLink(ctx, a.ID, func(l *addon.Link) error { l.AppName = "app"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			name    string
+			advance int64 // 0: none
+			limit   int
+			cursor  int64
+			want    string
+		}{
+			{"from the start, limited", 0, 2, 0, "[provision requested one]"},
+			{"advanced past the second", all[1].ID, 10, all[1].ID, "[two three]"},
+			{"never back", all[0].ID, 10, all[1].ID, "[two three]"},
+			{"the same again", all[1].ID, 10, all[1].ID, "[two three]"},
+			{"to the last", all[3].ID, 10, all[3].ID, "[]"},
+		}
+		for _, st := range steps {
+			if st.advance != 0 {
+				if err := links.AdvanceLogCursor(ctx, a.ID, st.advance); err != nil {
+					t.Fatalf("%s: AdvanceLogCursor: %v", st.name, err)
+				}
+			}
+			if got := fmt.Sprint(messages(t, st.limit)); got != st.want {
+				t.Errorf("%s: EventsToLog = %s, want %s", st.name, got, st.want)
+			}
+			l, err := links.Link(ctx, a.ID)
+			if err != nil || l.LogCursor != st.cursor || l.AppName != "app" {
+				t.Errorf("%s: Link = %+v, %v; want cursor %d and the rest kept", st.name, l, err, st.cursor)
+			}
+		}
+
+		unknown := addon.ID(uuid.NewString())
+		if err := links.AdvanceLogCursor(ctx, unknown, 1); addon.ErrorCode(err) != addon.ENOTFOUND {
+			t.Errorf("AdvanceLogCursor of an unknown add-on = %v, want not found", err)
+		}
+		if ev, err := links.EventsToLog(ctx, unknown, 10); err != nil || len(ev) != 0 {
+			t.Errorf("EventsToLog of an unknown add-on = %v, %v; want none", ev, err)
+		}
+	})
+
+	t.Run("the log cursor starts a Link", func(t *testing.T) {
+		s, links := newStores(t)
+		a := seed(t, s)
+		ev, err := links.EventsToLog(ctx, a.ID, 10)
+		if err != nil || len(ev) != 1 {
+			t.Fatalf("EventsToLog = %v, %v", ev, err)
+		}
+		if err := links.AdvanceLogCursor(ctx, a.ID, ev[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := links.Links(ctx, []addon.ID{a.ID}); err != nil || got[a.ID] == nil || got[a.ID].LogCursor != ev[0].ID {
+			t.Errorf("Links after the first advance = %v, %v; want a Link with the cursor", got, err)
 		}
 	})
 }

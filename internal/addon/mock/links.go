@@ -205,15 +205,15 @@ func (k *Links) DueForRetire(ctx context.Context, now time.Time, limit int) ([]a
 }
 
 // LogBacklog lists add-ons with a log_input_url that have events recorded
-// after since and past their LogCursor.
-func (k *Links) LogBacklog(ctx context.Context, since time.Time, limit int) ([]addon.ID, error) {
+// after since, not after until, and past their LogCursor.
+func (k *Links) LogBacklog(ctx context.Context, since, until time.Time, limit int) ([]addon.ID, error) {
 	if err := k.before("LogBacklog", ""); err != nil {
 		return nil, err
 	}
 	k.Store.mu.Lock()
-	backlog := map[addon.ID]int64{} // add-on: its newest recent event
+	backlog := map[addon.ID]int64{} // add-on: its newest event in the window
 	for _, e := range k.Store.events {
-		if e.At.After(since) {
+		if e.At.After(since) && !e.At.After(until) {
 			backlog[e.AddonID] = e.ID
 		}
 	}
@@ -249,12 +249,18 @@ func (k *Links) PruneEvents(ctx context.Context, before time.Time) error {
 	return nil
 }
 
-// EventsAfter returns the add-on's events with an id above after, oldest
-// first, at most limit.
-func (k *Links) EventsAfter(ctx context.Context, id addon.ID, after int64, limit int) ([]addon.Event, error) {
-	if err := k.before("EventsAfter", id); err != nil {
+// EventsToLog returns the add-on's events after its LogCursor (zero
+// without a Link), oldest first, at most limit; an unknown add-on has none.
+func (k *Links) EventsToLog(ctx context.Context, id addon.ID, limit int) ([]addon.Event, error) {
+	if err := k.before("EventsToLog", id); err != nil {
 		return nil, err
 	}
+	k.mu.Lock()
+	var after int64
+	if l, ok := k.links[id]; ok {
+		after = l.LogCursor
+	}
+	k.mu.Unlock()
 	k.Store.mu.Lock()
 	defer k.Store.mu.Unlock()
 	var out []addon.Event
@@ -264,4 +270,20 @@ func (k *Links) EventsAfter(ctx context.Context, id addon.ID, after int64, limit
 		}
 	}
 	return out, nil
+}
+
+// AdvanceLogCursor sets the Link's LogCursor to cursor when that is
+// further, starting the Link when there is none; an unknown add-on is
+// ENOTFOUND.
+func (k *Links) AdvanceLogCursor(ctx context.Context, id addon.ID, cursor int64) error {
+	if err := k.before("AdvanceLogCursor", id); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, err := k.update(id, func(l *addon.Link) error {
+		l.LogCursor = max(l.LogCursor, cursor)
+		return nil
+	})
+	return err
 }
