@@ -288,7 +288,7 @@ const (
 	DefaultWebRedisPool       = 6
 	DefaultWorkerRedisPool    = 8
 	DefaultConcurrency        = 100
-	DefaultGrantConcurrency   = 50
+	DefaultGrantConcurrency   = 100
 )
 
 // count parses a positive integer setting.

@@ -56,11 +56,14 @@ type ServerOptions struct {
 
 // Default worker concurrency: with Heroku answering in 100–300 ms, a
 // provision spends about half a second waiting on the network, so 100 slots
-// carry a couple of hundred add-ons a second; 50 grant slots exchange a burst
-// of grants several hundred a second, well inside their five minutes.
+// carry a couple of hundred add-ons a second. A grant job is one such call
+// and a few short writes, so a slot exchanges three to five grants a
+// second: 100 grant slots take a burst at 300–400 a second, well inside the
+// grants' five minutes (50 slots measured 275/s at 150 ms, kiln-bench's
+// latency phase; docs/performance.md).
 const (
 	DefaultConcurrency      = 100
-	DefaultGrantConcurrency = 50
+	DefaultGrantConcurrency = 100
 	// DefaultKeeperConcurrency bounds the keeper's best-effort jobs: a log
 	// drain that hangs for its whole timeout holds at most this many slots.
 	DefaultKeeperConcurrency = 10

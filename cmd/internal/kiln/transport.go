@@ -17,7 +17,7 @@ const platformTimeout = 15 * time.Second
 // once: every other call then opened (and TLS-handshook) a new connection and
 // left one in TIME_WAIT. The benchmark showed it; docs/performance.md has the
 // figures. A worker now runs up to WORKER_CONCURRENCY + GRANT_CONCURRENCY
-// (150 by default) calls at once, so it keeps that many.
+// (200 by default) calls at once, so it keeps that many.
 const platformIdleConns = config.DefaultConcurrency + config.DefaultGrantConcurrency
 
 // platformClient is the HTTP client for id.heroku.com and the Platform API.
