@@ -353,6 +353,8 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 		if a.Tokens.Refresh != old.Refresh {
 			return nil // another writer refreshed already: keep its tokens
 		}
+		// Filling tok from old is the same each run, so set may run
+		// twice (Store.Record).
 		if tok.Refresh == "" {
 			tok.Refresh = old.Refresh
 		}

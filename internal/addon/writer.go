@@ -92,7 +92,9 @@ type Claim struct {
 	cancel context.CancelCauseFunc
 }
 
-// Addon returns the add-on as the claim found it or as last recorded.
+// Addon returns the add-on as the claim found it or as last recorded. It
+// is read-only: Record writes from it (Store.Record's seen), so a change
+// made to it here would be saved by the next Record unseen.
 func (c *Claim) Addon() *Addon {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -107,7 +109,8 @@ func (c *Claim) Lease() Lease {
 }
 
 // Record saves a change under the claim's fence: fn sees the add-on as
-// stored now (re-check its state there) and may change it; nothing is saved
+// stored now (re-check its state there: the claim's copy when nothing
+// changed it since, else the row read again under its lock) and may change it; nothing is saved
 // when fn fails or the lease was taken over (LeaseLost). fn may run twice
 // (Store.Record): first on the claim's copy, then, if the add-on changed
 // meanwhile, on the stored one; it changes nothing but its add-on.
@@ -254,8 +257,9 @@ func (c *Claim) finish(ctx context.Context) {
 // (waiting up to wait while another writer holds it; then the error is
 // Busy), renews the claim while fn runs, and releases it afterwards. fn
 // makes its calls to Heroku or the driver with no transaction open and
-// records results with c.Record, which re-reads the add-on under its row
-// lock and refuses to save if the lease was taken over meanwhile.
+// records results with c.Record, which saves only while the claim's fence
+// holds (re-reading the add-on under its row lock when anyone else wrote
+// it since) and refuses to save if the lease was taken over meanwhile.
 func (s *Service) Exclusive(ctx context.Context, id ID, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
 	c, wctx, err := s.claim(ctx, id, wait)
 	if err != nil {

@@ -51,9 +51,17 @@ const (
 // waited for committed.
 const updateAddon = "WITH ev AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) " +
 	"SELECT $1::uuid, $29, $30, $31, $32::timestamptz WHERE $29::text IS NOT NULL) " +
-	"UPDATE addons SET updated_at = clock_timestamp(), (" + addonWrites + ") = ROW(" +
+	"UPDATE addons SET updated_at = " + nextUpdatedAt + ", (" + addonWrites + ") = ROW(" +
 	"$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) " +
 	"WHERE id = $1 RETURNING updated_at"
+
+// nextUpdatedAt is the updated_at every write of an add-on's data sets:
+// the database's clock, but always after the row's previous value, so the
+// row's updated_at never repeats, even were the clock stepped back or a
+// failover to take it to a server whose clock is behind. Record's
+// one-statement path (recordSeen) relies on that: a copy whose updated_at
+// is still the row's is the row.
+const nextUpdatedAt = "greatest(clock_timestamp(), updated_at + interval '1 microsecond')"
 
 // addonWriteCount is how many values appendValues appends.
 const addonWriteCount = 27

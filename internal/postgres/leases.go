@@ -125,11 +125,13 @@ func (db *DB) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, rele
 // recordSeen is Record's one-statement path: it saves fn's change to a
 // copy of seen with recordSeenSQL, which writes only while the row's fence
 // is the lease's and its updated_at is seen's. Every write of an add-on's
-// data sets updated_at to the database's clock_timestamp() after waiting
-// for the row lock, so a row written by anyone since seen was read
-// carries another updated_at (a write of any release of Kiln: it needs no
-// new column). It returns nil and no error when nothing was written
-// (stale, or fn refused the copy): the caller takes the locked path.
+// data sets updated_at after waiting for the row lock, to a value the row
+// never had (nextUpdatedAt), so a row written by anyone since seen was
+// read carries another updated_at. (Releases of Kiln before this one
+// wrote clock_timestamp(), which repeats only if the database's clock
+// steps back; no new column was needed.) It returns nil and no error when
+// nothing was written (stale, or fn refused the copy): the caller takes
+// the locked path.
 func (db *DB) recordSeen(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	a := seen.Clone()
 	if err := fn(ctx, a); err != nil {
@@ -150,8 +152,9 @@ func (db *DB) recordSeen(ctx context.Context, l addon.Lease, seen *addon.Addon, 
 		args = append(args, e.Kind, string(e.State), e.Message, eventTime(e))
 	}
 	var updatedAt time.Time
+	var leaseUntil *time.Time
 	if err = db.gate.enter(ctx); err == nil {
-		err = hotRow(ctx, db.gorm, recordSeenSQL[boolIndex(release)][len(events)], args...).Scan(&updatedAt)
+		err = hotRow(ctx, db.gorm, recordSeenSQL[boolIndex(release)][len(events)], args...).Scan(&updatedAt, &a.LeaseOwner, &leaseUntil)
 		db.gate.leave()
 	}
 	if errors.Is(err, sql.ErrNoRows) {
@@ -160,10 +163,7 @@ func (db *DB) recordSeen(ctx context.Context, l addon.Lease, seen *addon.Addon, 
 	if err != nil {
 		return nil, dbError(err, l.AddonID)
 	}
-	if release {
-		a.LeaseOwner, a.LeaseUntil = "", time.Time{}
-	}
-	a.Fence = l.Fence
+	a.LeaseUntil, a.Fence = timeOf(leaseUntil), l.Fence // as renewals left them, or freed
 	return written(a, a.CreatedAt, updatedAt), nil
 }
 
@@ -180,7 +180,7 @@ var recordSeenSQL = func() (q [2][maxSeenEvents + 1]string) {
 	for r, free := range []string{"", "lease_owner = '', lease_until = NULL, "} {
 		for n := 0; n <= maxSeenEvents; n++ {
 			var b strings.Builder
-			b.WriteString("WITH up AS (UPDATE addons SET updated_at = clock_timestamp(), " + free + "(" + addonWrites + ") = ROW(")
+			b.WriteString("WITH up AS (UPDATE addons SET updated_at = " + nextUpdatedAt + ", " + free + "(" + addonWrites + ") = ROW(")
 			for i := 2; i < 2+addonWriteCount; i++ {
 				if i > 2 {
 					b.WriteString(", ")
@@ -188,7 +188,7 @@ var recordSeenSQL = func() (q [2][maxSeenEvents + 1]string) {
 				fmt.Fprintf(&b, "$%d", i)
 			}
 			p := 2 + addonWriteCount // the fence, then seen's updated_at
-			fmt.Fprintf(&b, ") WHERE id = $1 AND fence = $%d AND updated_at = $%d::timestamptz RETURNING id, updated_at)", p, p+1)
+			fmt.Fprintf(&b, ") WHERE id = $1 AND fence = $%d AND updated_at = $%d::timestamptz RETURNING id, updated_at, lease_owner, lease_until)", p, p+1)
 			from := "up"
 			for e := 1; e <= n; e++ {
 				k := p + 2 + 4*(e-1)
@@ -196,7 +196,7 @@ var recordSeenSQL = func() (q [2][maxSeenEvents + 1]string) {
 					"SELECT id, $%d, $%d, $%d, $%d::timestamptz FROM %s RETURNING addon_id AS id)", e, k, k+1, k+2, k+3, from)
 				from = fmt.Sprintf("e%d", e)
 			}
-			b.WriteString(" SELECT updated_at FROM up")
+			b.WriteString(" SELECT updated_at, lease_owner, lease_until FROM up")
 			q[r][n] = b.String()
 		}
 	}

@@ -182,9 +182,9 @@ func TestRecordFromSeen(t *testing.T) {
 		t.Fatalf("Record from a stale copy: fn saw %q; got %+v, %v; want the stored add-on", saw, saved, err)
 	}
 
-	// Release from a current copy frees the lease.
-	if saved, err = record(saved, true); err != nil || saved.LeaseOwner != "" {
-		t.Fatalf("Record with release = %+v, %v", saved, err)
+	// Release from a current copy frees the lease, in the one statement.
+	if saved, err = record(marked(saved), true); err != nil || saved.LeaseOwner != "" || saw != "only in the copy" {
+		t.Fatalf("Record with release = %+v, %v (fn saw %q); want the copy trusted and the lease freed", saved, err, saw)
 	}
 	if stored, _ := db.Get(ctx, a.ID); stored.LeaseOwner != "" || !stored.LeaseUntil.IsZero() {
 		t.Errorf("lease after release %q until %v, want free", stored.LeaseOwner, stored.LeaseUntil)
@@ -200,5 +200,46 @@ func TestRecordFromSeen(t *testing.T) {
 	}
 	if stored, _ := db.Get(ctx, a.ID); stored.Fence != next.Fence || stored.HaltReason != "" || !stored.UpdatedAt.Equal(saved.UpdatedAt) {
 		t.Errorf("stored fence %d halt %q updated %v; want %d, nothing written", stored.Fence, stored.HaltReason, stored.UpdatedAt, next.Fence)
+	}
+}
+
+// TestUpdatedAtNeverRepeats: a write moves updated_at past the row's
+// previous value even when the database's clock is behind it (a clock
+// stepped back, a failover to a server whose clock lags), so a writer's
+// copy stamped with an old value can never pass for the row.
+func TestUpdatedAtNeverRepeats(t *testing.T) {
+	db, url := newStore(t)
+	ctx := context.Background()
+	a := newAddon(now())
+	if _, _, err := db.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	if _, err := rawDB(t, url).ExecContext(ctx, "UPDATE addons SET updated_at = $2 WHERE id = $1", a.ID, ahead); err != nil {
+		t.Fatal(err)
+	}
+	seen, l, err := db.Acquire(ctx, a.ID, "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		write func() (*addon.Addon, error)
+	}{
+		{"Update", func() (*addon.Addon, error) {
+			return db.Update(ctx, a.ID, func(_ context.Context, a *addon.Addon) error { a.Reason = "update"; return nil })
+		}},
+		{"Record from the copy", func() (*addon.Addon, error) {
+			return db.Record(ctx, l, seen, false, func(_ context.Context, a *addon.Addon) error { a.Reason = "record"; return nil })
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := db.Get(ctx, a.ID)
+			saved, err := tt.write()
+			if err != nil || !saved.UpdatedAt.After(before.UpdatedAt) {
+				t.Fatalf("%s = %v, %v; want updated_at after the row's %v", tt.name, saved, err, before.UpdatedAt)
+			}
+			seen = saved
+		})
 	}
 }
