@@ -272,6 +272,13 @@ type Store interface {
 	// lapsed, bumping its fence, and returns the add-on with the lease;
 	// Busy when another writer holds it (see Service.Exclusive).
 	Acquire(ctx context.Context, id ID, owner string, ttl time.Duration) (*Addon, Lease, error)
+	// AcquireExchange is Acquire for the grant job: in the same write,
+	// when the add-on owes a grant exchange (provisioning, a Grant held,
+	// GrantExchangedAt zero), it records that one starts
+	// (ExchangeStartedAt, kept when an earlier attempt set it), and
+	// started reports whether this claim set it: a claim and a mark in one
+	// write instead of two, on every provision.
+	AcquireExchange(ctx context.Context, id ID, owner string, ttl time.Duration) (a *Addon, l Lease, started bool, err error)
 	// Renew extends a held lease; LeaseLost if it was taken over.
 	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
 	// Release frees a held lease; one already taken over is left alone.

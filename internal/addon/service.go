@@ -233,14 +233,17 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 
 // GrantJob (the JobGrant handler) trades the add-on's OAuth grant for tokens, once, as the
 // add-on's one writer. No transaction is open during the call to
-// id.heroku.com: "exchange started" is recorded first, the call is made, and
+// id.heroku.com: "exchange started" is recorded first (by the claim itself,
+// Store.AcquireExchange), the call is made, and
 // the tokens are saved at once, retrying the save (never the exchange) until
 // it succeeds. If a grant is refused after an earlier attempt started (its
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
 func (s *Service) GrantJob(ctx context.Context, id ID) error {
 	var after *Addon // the add-on as this job leaves it, to hand on
-	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+	// The claim records "exchange started" in its own write (an add-on
+	// that owes no exchange is claimed unmarked).
+	err := s.exclusive(ctx, id, 0, true, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		if a.State != StateProvisioning {
 			return nil
@@ -252,15 +255,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 		if a.Grant == nil {
 			return Errorf(EINVALID, "Heroku sent no OAuth grant for add-on %s.", a.ID)
 		}
-		again := !a.ExchangeStartedAt.IsZero()
-		if !again {
-			if _, err := c.Record(ctx, func(a *Addon, now time.Time) error {
-				a.ExchangeStartedAt = now
-				return nil
-			}); err != nil {
-				return err
-			}
-		}
+		again := !c.started
 		tok, err := s.platform.ExchangeGrant(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {

@@ -76,8 +76,10 @@ func TestGrantJob(t *testing.T) {
 			events: []string{"state failed: Heroku sent no OAuth grant for add-on 00000000-0000-4000-8000-000000000001."},
 		},
 		{
+			// The claim records the exchange's start: a claim that fails
+			// leaves no mark and calls nothing.
 			name:  "the start of the exchange cannot be recorded",
-			setup: func(f *fixture, t *testing.T, id addon.ID) { f.failing("Record", 1) },
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.failing("Acquire", 1) },
 			code:  addon.EUNAVAILABLE, state: addon.StateProvisioning,
 		},
 		{

@@ -86,6 +86,9 @@ type Claim struct {
 	a     *Addon
 	done  bool
 	lost  bool // renewal found the lease taken over
+	// started: the claim recorded that a grant exchange starts (claimed
+	// with AcquireExchange, which found none started before).
+	started bool
 
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -173,12 +176,20 @@ func (s *Service) leaseTTL() time.Duration {
 // claim takes the add-on's lease, waiting up to wait for a busy one, and
 // starts renewing it. The returned context is ctx, cancelled (cause
 // LeaseLost) if renewal finds the lease taken over. Call c.finish.
-func (s *Service) claim(ctx context.Context, id ID, wait time.Duration) (*Claim, context.Context, error) {
+func (s *Service) claim(ctx context.Context, id ID, wait time.Duration, exchange bool) (*Claim, context.Context, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		a, l, err := s.store.Acquire(ctx, id, s.owner(), s.leaseTTL())
+		var a *Addon
+		var l Lease
+		var started bool
+		var err error
+		if exchange {
+			a, l, started, err = s.store.AcquireExchange(ctx, id, s.owner(), s.leaseTTL())
+		} else {
+			a, l, err = s.store.Acquire(ctx, id, s.owner(), s.leaseTTL())
+		}
 		if err == nil {
-			c := &Claim{s: s, lease: l, a: a}
+			c := &Claim{s: s, lease: l, a: a, started: started}
 			wctx, cancel := context.WithCancelCause(ctx)
 			c.cancel = cancel
 			rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -261,7 +272,13 @@ func (c *Claim) finish(ctx context.Context) {
 // holds (re-reading the add-on under its row lock when anyone else wrote
 // it since) and refuses to save if the lease was taken over meanwhile.
 func (s *Service) Exclusive(ctx context.Context, id ID, wait time.Duration, fn func(ctx context.Context, c *Claim) error) error {
-	c, wctx, err := s.claim(ctx, id, wait)
+	return s.exclusive(ctx, id, wait, false, fn)
+}
+
+// exclusive is Exclusive; with exchange the claim also records that a
+// grant exchange starts (Store.AcquireExchange, Claim.started).
+func (s *Service) exclusive(ctx context.Context, id ID, wait time.Duration, exchange bool, fn func(ctx context.Context, c *Claim) error) error {
+	c, wctx, err := s.claim(ctx, id, wait, exchange)
 	if err != nil {
 		return err
 	}

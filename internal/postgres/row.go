@@ -62,12 +62,17 @@ const addonColumns = "id, name, plan, pending_plan, region, callback_url, option
 // not through GORM's reflection, because Get and Update read a row on
 // every pipeline step.
 func scanRow(s interface{ Scan(...any) error }, r *addonRow) error {
-	return s.Scan(&r.ID, &r.Name, &r.Plan, &r.PendingPlan, &r.Region, &r.CallbackURL, &r.Options,
+	return s.Scan(r.targets()...)
+}
+
+// targets are the scan destinations of addonColumns, in order.
+func (r *addonRow) targets() []any {
+	return []any{&r.ID, &r.Name, &r.Plan, &r.PendingPlan, &r.Region, &r.CallbackURL, &r.Options,
 		&r.LogInputURL, &r.LogDrainToken, &r.State, &r.Reason, &r.GrantCode, &r.GrantExpiresAt,
 		&r.AccessToken, &r.RefreshToken, &r.TokenExpiresAt, &r.HerokuUserID, &r.Vars,
 		&r.GrantExchangedAt, &r.ResourceCreatedAt, &r.ConfigPushedAt, &r.ProvisionedAt,
 		&r.DeprovisionedAt, &r.Deadline, &r.CreatedAt, &r.UpdatedAt,
-		&r.ExchangeStartedAt, &r.Requeue, &r.HaltedJob, &r.HaltReason, &r.LeaseOwner, &r.LeaseUntil, &r.Fence)
+		&r.ExchangeStartedAt, &r.Requeue, &r.HaltedJob, &r.HaltReason, &r.LeaseOwner, &r.LeaseUntil, &r.Fence}
 }
 
 // addonWrites names the columns a write sets from an add-on, in the order

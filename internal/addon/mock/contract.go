@@ -238,6 +238,50 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		}
 	})
 
+	t.Run("AcquireExchange marks the exchange's start once", func(t *testing.T) {
+		s := newStore(t)
+		grant := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: addon.StateProvisioning,
+			Grant: &addon.Grant{Code: "code", ExpiresAt: time.Now().Add(5 * time.Minute)}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		created, _, err := s.Create(ctx, grant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, l, started, err := s.AcquireExchange(ctx, created.ID, "w", time.Minute)
+		if err != nil || !started || a.ExchangeStartedAt.IsZero() || !a.UpdatedAt.After(created.UpdatedAt) || l.Owner != "w" {
+			t.Fatalf("first AcquireExchange = %+v, started %v, %v; want the start marked, updated_at moved, the lease held", a, started, err)
+		}
+		if got, _ := s.Get(ctx, a.ID); !got.ExchangeStartedAt.Equal(a.ExchangeStartedAt) || !got.UpdatedAt.Equal(a.UpdatedAt) {
+			t.Errorf("stored start %v updated %v; want what the claim returned, %v and %v", got.ExchangeStartedAt, got.UpdatedAt, a.ExchangeStartedAt, a.UpdatedAt)
+		}
+		// The claim's copy is the row: a record from it is the one-statement
+		// kind, and fn sees the mark.
+		saved, err := s.Record(ctx, l, a, true, func(_ context.Context, b *addon.Addon) error {
+			if b.ExchangeStartedAt.IsZero() {
+				return errors.New("the mark is missing")
+			}
+			b.Reason = "recorded"
+			return nil
+		})
+		if err != nil || saved.Reason != "recorded" {
+			t.Fatalf("Record after AcquireExchange = %+v, %v", saved, err)
+		}
+		again, _, started, err := s.AcquireExchange(ctx, a.ID, "w2", time.Minute)
+		if err != nil || started || !again.ExchangeStartedAt.Equal(a.ExchangeStartedAt) || !again.UpdatedAt.Equal(saved.UpdatedAt) {
+			t.Errorf("second AcquireExchange = start %v updated %v, started %v, %v; want the first start kept, nothing written, started false",
+				again.ExchangeStartedAt, again.UpdatedAt, started, err)
+		}
+
+		// An add-on that owes no exchange is claimed unmarked.
+		plain := seed(t, s, addon.StateProvisioning) // no grant
+		b, _, started, err := s.AcquireExchange(ctx, plain.ID, "w", time.Minute)
+		if err != nil || started || !b.ExchangeStartedAt.IsZero() || !b.UpdatedAt.Equal(plain.UpdatedAt) {
+			t.Errorf("AcquireExchange without a grant = start %v updated %v, started %v, %v; want no mark", b.ExchangeStartedAt, b.UpdatedAt, started, err)
+		}
+		if _, _, _, err := s.AcquireExchange(ctx, plain.ID, "other", time.Minute); !addon.IsBusy(err) {
+			t.Errorf("AcquireExchange of a held add-on = %v, want busy", err)
+		}
+	})
+
 	t.Run("sign-ins leave the add-on alone", func(t *testing.T) {
 		s := newStore(t)
 		a := seed(t, s, addon.StateProvisioned)

@@ -183,16 +183,40 @@ func (s *Store) Acquire(ctx context.Context, id addon.ID, owner string, ttl time
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	a, l, _, err := s.acquire(id, owner, ttl, false)
+	return a, l, err
+}
+
+// acquire is Acquire and AcquireExchange. Call with s.mu held.
+func (s *Store) acquire(id addon.ID, owner string, ttl time.Duration, exchange bool) (*addon.Addon, addon.Lease, bool, error) {
 	cur, ok := s.addons[id]
 	if !ok {
-		return nil, addon.Lease{}, addon.NotFound(id)
+		return nil, addon.Lease{}, false, addon.NotFound(id)
 	}
 	now := s.now()
 	if !cur.LeaseUntil.IsZero() && cur.LeaseUntil.After(now) {
-		return nil, addon.Lease{}, addon.Busy(id, cur.LeaseOwner, cur.LeaseUntil.Sub(now))
+		return nil, addon.Lease{}, false, addon.Busy(id, cur.LeaseOwner, cur.LeaseUntil.Sub(now))
 	}
 	cur.LeaseOwner, cur.LeaseUntil, cur.Fence = owner, now.Add(ttl), cur.Fence+1
-	return cur.Clone(), addon.Lease{AddonID: id, Owner: owner, Fence: cur.Fence, Until: cur.LeaseUntil}, nil
+	started := exchange && cur.State == addon.StateProvisioning && cur.Grant != nil &&
+		cur.GrantExchangedAt.IsZero() && cur.ExchangeStartedAt.IsZero()
+	if started {
+		cur.ExchangeStartedAt, cur.UpdatedAt = now, s.stamp()
+	}
+	return cur.Clone(), addon.Lease{AddonID: id, Owner: owner, Fence: cur.Fence, Until: cur.LeaseUntil}, started, nil
+}
+
+// AcquireExchange is Acquire that, when the add-on owes a grant exchange
+// (provisioning, a grant held, none exchanged), records in the same write
+// that one starts, keeping an earlier attempt's mark; started reports
+// whether this claim set it.
+func (s *Store) AcquireExchange(ctx context.Context, id addon.ID, owner string, ttl time.Duration) (*addon.Addon, addon.Lease, bool, error) {
+	if err := s.before("Acquire", id); err != nil {
+		return nil, addon.Lease{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acquire(id, owner, ttl, true)
 }
 
 // Renew extends a lease still held by its writer: same fence, same owner,
