@@ -277,7 +277,9 @@ type Store interface {
 	// GrantExchangedAt zero), it records that one starts
 	// (ExchangeStartedAt, kept when an earlier attempt set it), and
 	// started reports whether this claim set it: a claim and a mark in one
-	// write instead of two, on every provision.
+	// write instead of two, on every provision. Like every write of an
+	// add-on's data, the mark moves UpdatedAt; a claim that marks nothing
+	// leaves it.
 	AcquireExchange(ctx context.Context, id ID, owner string, ttl time.Duration) (a *Addon, l Lease, started bool, err error)
 	// Renew extends a held lease; LeaseLost if it was taken over.
 	Renew(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)

@@ -165,6 +165,17 @@ func (s *store) Acquire(ctx context.Context, id addon.ID, owner string, ttl time
 	return a, l, err
 }
 
+func (s *store) AcquireExchange(ctx context.Context, id addon.ID, owner string, ttl time.Duration) (*addon.Addon, addon.Lease, bool, error) {
+	a, l, started, err := s.DB.AcquireExchange(ctx, id, owner, ttl)
+	if addon.IsBusy(err) {
+		select {
+		case s.busy <- id:
+		default:
+		}
+	}
+	return a, l, started, err
+}
+
 var errDropped = addon.Wrap(addon.EUNAVAILABLE, errors.New("connection dropped"), "The database is unavailable; try again later.")
 
 func (s *store) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {

@@ -24,13 +24,16 @@ const claimAddon = "UPDATE addons SET " + takeLease + " WHERE id = $1 AND " + le
 // owes one (provisioning, a grant held, none exchanged) it also records
 // that an exchange starts (exchange_started_at, kept when an earlier
 // attempt set it; updated_at moves only when it is set here), and its last
-// column says whether this claim set it. statement_timestamp() is this
-// statement's own: no earlier attempt can have written the same value.
-const claimForExchange = "UPDATE addons SET " + takeLease + ", " +
+// column says whether this claim set it: whether the row, as locked (prev,
+// which takes the row lock first, so it is the version the UPDATE then
+// changes), had no mark. The SET expressions read the row before the
+// update, RETURNING after it.
+const claimForExchange = "WITH prev AS (SELECT exchange_started_at IS NULL AS unmarked FROM addons WHERE id = $1 FOR NO KEY UPDATE) " +
+	"UPDATE addons SET " + takeLease + ", " +
 	"exchange_started_at = CASE WHEN " + owesExchange + " THEN coalesce(exchange_started_at, statement_timestamp()) ELSE exchange_started_at END, " +
 	"updated_at = CASE WHEN " + owesExchange + " AND exchange_started_at IS NULL THEN " + nextUpdatedAt + " ELSE updated_at END " +
-	"WHERE id = $1 AND " + leaseFree + " RETURNING " + addonColumns + ", " +
-	"coalesce(" + owesExchange + " AND exchange_started_at = statement_timestamp(), false)"
+	"FROM prev WHERE id = $1 AND " + leaseFree + " RETURNING " + addonColumns + ", " +
+	"coalesce(" + owesExchange + " AND prev.unmarked, false)"
 
 const (
 	takeLease    = "lease_owner = $2, lease_until = clock_timestamp() + $3 * interval '1 microsecond', fence = fence + 1"

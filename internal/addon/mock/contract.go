@@ -254,21 +254,36 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 			t.Errorf("stored start %v updated %v; want what the claim returned, %v and %v", got.ExchangeStartedAt, got.UpdatedAt, a.ExchangeStartedAt, a.UpdatedAt)
 		}
 		// The claim's copy is the row: a record from it is the one-statement
-		// kind, and fn sees the mark.
+		// kind (fn runs once, on the copy), and fn sees the mark.
+		runs := 0
 		saved, err := s.Record(ctx, l, a, true, func(_ context.Context, b *addon.Addon) error {
+			runs++
 			if b.ExchangeStartedAt.IsZero() {
 				return errors.New("the mark is missing")
 			}
 			b.Reason = "recorded"
 			return nil
 		})
-		if err != nil || saved.Reason != "recorded" {
-			t.Fatalf("Record after AcquireExchange = %+v, %v", saved, err)
+		if err != nil || saved.Reason != "recorded" || runs != 1 {
+			t.Fatalf("Record after AcquireExchange = %+v, %v (fn ran %d times, want once)", saved, err, runs)
 		}
 		again, _, started, err := s.AcquireExchange(ctx, a.ID, "w2", time.Minute)
 		if err != nil || started || !again.ExchangeStartedAt.Equal(a.ExchangeStartedAt) || !again.UpdatedAt.Equal(saved.UpdatedAt) {
 			t.Errorf("second AcquireExchange = start %v updated %v, started %v, %v; want the first start kept, nothing written, started false",
 				again.ExchangeStartedAt, again.UpdatedAt, started, err)
+		}
+
+		// A mark cleared (a definite refusal ends the attempt) is set again
+		// by the next claim, which then started it.
+		if _, err := s.Update(ctx, a.ID, func(_ context.Context, b *addon.Addon) error { b.ExchangeStartedAt = time.Time{}; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		cleared, _ := s.Get(ctx, a.ID)
+		if err := s.Release(ctx, addon.Lease{AddonID: a.ID, Fence: cleared.Fence}); err != nil {
+			t.Fatal(err)
+		}
+		if re, _, started, err := s.AcquireExchange(ctx, a.ID, "w3", time.Minute); err != nil || !started || re.ExchangeStartedAt.IsZero() || !re.UpdatedAt.After(cleared.UpdatedAt) {
+			t.Errorf("AcquireExchange after the mark was cleared = start %v, started %v, %v; want it marked again", re.ExchangeStartedAt, started, err)
 		}
 
 		// An add-on that owes no exchange is claimed unmarked.
