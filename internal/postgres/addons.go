@@ -33,7 +33,7 @@ const insertAddon = "WITH ins AS (INSERT INTO addons (id, created_at, updated_at
 	"VALUES ($1, coalesce($2::timestamptz, now()), now(), " +
 	"$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) " +
 	"ON CONFLICT (id) DO NOTHING RETURNING id, created_at, updated_at), " +
-	"ev AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) " +
+	"ev AS (" + insertEventInto +
 	"SELECT id, $30, $31, $32, $33::timestamptz FROM ins WHERE $30::text IS NOT NULL) " +
 	"SELECT created_at, updated_at FROM ins"
 
@@ -49,7 +49,7 @@ const (
 // returns the new updated_at, which is clock_timestamp(), not now(): now()
 // is when the transaction began, possibly before a concurrent update we
 // waited for committed.
-const updateAddon = "WITH ev AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) " +
+const updateAddon = "WITH ev AS (" + insertEventInto +
 	"SELECT $1::uuid, $29, $30, $31, $32::timestamptz WHERE $29::text IS NOT NULL) " +
 	"UPDATE addons SET updated_at = " + nextUpdatedAt + ", (" + addonWrites + ") = ROW(" +
 	"$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) " +

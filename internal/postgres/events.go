@@ -72,8 +72,12 @@ const selectEventsToLog = `SELECT id, addon_id, kind, state, message, created_at
 	WHERE addon_id = $1 AND id > coalesce((SELECT log_cursor FROM addon_links WHERE addon_id = $1), 0)
 	ORDER BY id LIMIT $2`
 
+// insertEventInto starts every insert of audit-trail lines: the columns
+// eventArgs and appendFirstEvent give values for, in their order.
+const insertEventInto = "INSERT INTO addon_events (addon_id, kind, state, message, created_at) "
+
 // insertEvent records one line of an add-on's audit trail.
-const insertEvent = "INSERT INTO addon_events (addon_id, kind, state, message, created_at) VALUES ($1::uuid, $2, $3, $4, $5::timestamptz)"
+const insertEvent = insertEventInto + "VALUES ($1::uuid, $2, $3, $4, $5::timestamptz)"
 
 // eventArgs are the arguments of insertEvent for e.
 func eventArgs(id addon.ID, e addon.Event) []any {

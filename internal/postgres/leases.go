@@ -225,7 +225,7 @@ var recordSeenSQL = func() (q [2][maxSeenEvents + 1]string) {
 			from := "up"
 			for e := 1; e <= n; e++ {
 				k := p + 2 + 4*(e-1)
-				fmt.Fprintf(&b, ", e%d AS (INSERT INTO addon_events (addon_id, kind, state, message, created_at) "+
+				fmt.Fprintf(&b, ", e%d AS ("+insertEventInto+
 					"SELECT id, $%d, $%d, $%d, $%d::timestamptz FROM %s RETURNING addon_id AS id)", e, k, k+1, k+2, k+3, from)
 				from = fmt.Sprintf("e%d", e)
 			}

@@ -19,8 +19,7 @@ func (db *DB) RecordSignIn(ctx context.Context, id addon.ID, at time.Time, messa
 	if !addon.ValidID(string(id)) {
 		return addon.NotFound(id)
 	}
-	res := db.gorm.WithContext(ctx).Exec(`
-		INSERT INTO addon_events (addon_id, kind, state, message, created_at)
+	res := db.gorm.WithContext(ctx).Exec(insertEventInto+`
 		SELECT id, 'sso', state, $2, $3 FROM addons
 		WHERE id = $1::uuid AND state NOT IN ('deprovisioning', 'deprovisioned')`,
 		id, message, at.UTC())
