@@ -55,7 +55,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}
 
-	log.Info("starting", "driver", svc.DriverName(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
+	log.Info("starting", "driver", svc.DriverName(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency, "inline_provisions", cfg.InlineProvisions)
 	app.LogBudget(jobs.AsynqServers, guardPool, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	g, ctx := errgroup.WithContext(ctx)
 	if debug != nil {

@@ -26,6 +26,10 @@ type Service struct {
 
 	ownerOnce sync.Once
 	ownerName string
+
+	// inline holds a token per grant job provisioning inline
+	// (Options.InlineProvisions); nil when none may.
+	inline chan struct{}
 }
 
 // Deps are the Service's collaborators, the adapters cmd wiring builds.
@@ -62,6 +66,14 @@ type Options struct {
 	// GrantLost, when set, is called when Heroku refuses a grant after an
 	// earlier exchange attempt had started: the metrics hook.
 	GrantLost func(id ID)
+	// InlineProvisions is how many grant jobs at once may go on to
+	// provision the add-on whose tokens they just saved, under the same
+	// claim, instead of handing it to a provision job: one claim and one
+	// job (its enqueue, dequeue and done) fewer per add-on. The other grant
+	// slots stay free for exchanges, so a burst's grants never all wait
+	// behind resource creation; zero never provisions in a grant job
+	// (INLINE_PROVISIONS; see GrantJob).
+	InlineProvisions int
 }
 
 // NewService builds the service over its collaborators. A keeper that
@@ -70,7 +82,11 @@ func NewService(d Deps, o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: d.Store, queue: d.Queue, platform: d.Platform, driver: d.Driver, tenants: d.Tenants, opt: o}
+	s := &Service{store: d.Store, queue: d.Queue, platform: d.Platform, driver: d.Driver, tenants: d.Tenants, opt: o}
+	if o.InlineProvisions > 0 {
+		s.inline = make(chan struct{}, o.InlineProvisions)
+	}
+	return s
 }
 
 // tokenSlack is how long before expiry an access token is refreshed.
@@ -239,6 +255,10 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 // it succeeds. If a grant is refused after an earlier attempt started (its
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
+//
+// With the tokens saved, the job goes on to provision the add-on under the
+// same claim when one of Options.InlineProvisions is free (provisionInline),
+// else it hands the add-on on to the provision job.
 func (s *Service) GrantJob(ctx context.Context, id ID) error {
 	var after *Addon // the add-on as this job leaves it, to hand on
 	// The claim records "exchange started" in its own write (an add-on
@@ -295,18 +315,69 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 			}
 			return fmt.Errorf("exchange grant: %w", err)
 		}
-		saved, err := s.saveTokens(ctx, c, true, nil, tok)
+		free, inline := s.takeInline()
+		if inline {
+			defer free()
+		}
+		// Without a slot to go on, the save frees the claim too.
+		saved, err := s.saveTokens(ctx, c, !inline, nil, tok)
 		if err != nil {
 			return err
 		}
 		c.keep(saved)
 		after = saved
-		return nil
+		if inline {
+			after, err = s.provisionInline(ctx, c)
+		}
+		return err
 	})
 	if err != nil {
 		return s.failIfPermanent(ctx, id, err)
 	}
 	return s.follow(ctx, after)
+}
+
+// takeInline takes one of Options.InlineProvisions without waiting: ok is
+// false when all are in use (or there are none), and free gives it back.
+func (s *Service) takeInline() (free func(), ok bool) {
+	select {
+	case s.inline <- struct{}{}:
+		return func() { <-s.inline }, true
+	default:
+		return nil, false
+	}
+}
+
+// InlineBudget bounds how long a grant job spends provisioning after its
+// exchange (provisionInline), well inside the grant job's own time limit:
+// a resource that takes longer is left to the provision job, whose limit
+// is minutes. A driver that is always slower than this gains nothing
+// from inline provisions: set INLINE_PROVISIONS=0 for it.
+const InlineBudget = 20 * time.Second
+
+// provisionInline runs the provision job's steps (provision) under the
+// grant job's claim, right after the tokens were saved, and returns the
+// add-on to hand on. Nothing is given up by trying: if the claim is no
+// longer held nothing is called, and a step that fails transiently (or
+// runs out of InlineBudget) leaves the add-on as recorded for the provision
+// job, which retries it with its own backoff and time limit; a permanent
+// failure fails the add-on, as the provision job would.
+func (s *Service) provisionInline(ctx context.Context, c *Claim) (*Addon, error) {
+	a := c.Addon()
+	if !c.held() || ctx.Err() != nil {
+		return a, nil
+	}
+	if kind, _ := a.NextJob(); kind != JobProvision {
+		return a, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, InlineBudget)
+	defer cancel()
+	after, err := s.provision(ictx, c)
+	if err != nil && Transient(err) {
+		s.log().InfoContext(ctx, "provisioning after the grant exchange did not finish; the provision job takes over", "addon", a.ID, "err", err)
+		return c.Addon(), nil
+	}
+	return after, err
 }
 
 // GrantLostReason is the failure reason of an add-on whose grant Heroku
@@ -460,33 +531,40 @@ var errChanged = errors.New("add-on changed since it was listed")
 func (s *Service) ProvisionJob(ctx context.Context, id ID) error {
 	var after *Addon // the add-on as this job leaves it, to hand on
 	err := s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
-		a := c.Addon()
-		if a.State != StateProvisioning {
-			return nil
-		}
-		if s.now().After(a.Deadline) {
-			return s.giveUp(ctx, c, "provisioning did not finish before the deadline")
-		}
-		if a.Synchronous() {
-			// Only reached by the reconciler: the web process died inside a
-			// synchronous provision, so Heroku never got the config.
-			return s.giveUp(ctx, c, "the synchronous provision was interrupted")
-		}
-		if kind, _ := a.NextJob(); kind != JobProvision {
-			// The grant comes first, always: hand the add-on to the urgent queue.
-			after = a
-			return nil
-		}
-		if err := s.advance(ctx, c); err != nil {
-			return err
-		}
-		after = c.Addon()
-		return nil
+		var err error
+		after, err = s.provision(ctx, c)
+		return err
 	})
 	if err != nil {
 		return s.failIfPermanent(ctx, id, err)
 	}
 	return s.follow(ctx, after)
+}
+
+// provision is the provision job's work under a claim (the grant job's,
+// when it goes on inline): it returns the add-on to hand on, nil when
+// there is nothing to hand on.
+func (s *Service) provision(ctx context.Context, c *Claim) (*Addon, error) {
+	a := c.Addon()
+	if a.State != StateProvisioning {
+		return nil, nil
+	}
+	if s.now().After(a.Deadline) {
+		return nil, s.giveUp(ctx, c, "provisioning did not finish before the deadline")
+	}
+	if a.Synchronous() {
+		// Only reached by the reconciler: the web process died inside a
+		// synchronous provision, so Heroku never got the config.
+		return nil, s.giveUp(ctx, c, "the synchronous provision was interrupted")
+	}
+	if kind, _ := a.NextJob(); kind != JobProvision {
+		// The grant comes first, always: hand the add-on to the urgent queue.
+		return a, nil
+	}
+	if err := s.advance(ctx, c); err != nil {
+		return nil, err
+	}
+	return c.Addon(), nil
 }
 
 func (s *Service) advance(ctx context.Context, c *Claim) error {

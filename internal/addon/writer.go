@@ -85,7 +85,7 @@ type Claim struct {
 	lease Lease
 	a     *Addon
 	done  bool
-	lost  bool // renewal found the lease taken over
+	lost  bool // renewal or a record found the lease taken over
 	// started: the claim recorded that a grant exchange starts (claimed
 	// with AcquireExchange, which found none started before).
 	started bool
@@ -131,6 +131,11 @@ func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now 
 	a, err := c.s.store.Record(ctx, l, seen, release, func(ctx context.Context, a *Addon) error {
 		return fn(a, c.s.now())
 	})
+	if errors.Is(err, ErrLeaseLost) {
+		c.mu.Lock()
+		c.lost = true
+		c.mu.Unlock()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +146,14 @@ func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now 
 	}
 	c.mu.Unlock()
 	return a, nil
+}
+
+// held reports whether the claim still holds its lease, as far as it
+// knows: not released by a final Record, not found taken over.
+func (c *Claim) held() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.done && !c.lost
 }
 
 // keep replaces the claim's copy of the add-on after a save made outside

@@ -71,6 +71,7 @@ type Config struct {
 	PublicURL         string
 	Concurrency       int           // WORKER_CONCURRENCY: default/cleanup jobs at once
 	GrantConcurrency  int           // GRANT_CONCURRENCY: grant exchanges at once
+	InlineProvisions  int           // INLINE_PROVISIONS: grant jobs that may go on to provision at once
 	DatabasePool      int           // DATABASE_POOL_SIZE: Postgres connections this process may open
 	RedisPool         int           // REDIS_POOL_SIZE: Redis connections this process may open (plus one per asynq server for subscriptions)
 	LeaseTTL          time.Duration // LEASE_TTL: how long an add-on writer's claim lasts unless renewed
@@ -246,6 +247,7 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		c.AsyncDeprovision = boolean(get("ASYNC_DEPROVISION", false), false, "ASYNC_DEPROVISION", bad)
 		c.Concurrency = count(get("WORKER_CONCURRENCY", false), DefaultConcurrency, "WORKER_CONCURRENCY", bad)
 		c.GrantConcurrency = count(get("GRANT_CONCURRENCY", false), DefaultGrantConcurrency, "GRANT_CONCURRENCY", bad)
+		c.InlineProvisions = inlineProvisions(get("INLINE_PROVISIONS", false), c.GrantConcurrency, bad)
 		dbPool, redisPool := DefaultWebDatabasePool, DefaultWebRedisPool
 		if p == Worker {
 			dbPool, redisPool = DefaultWorkerDatabasePool, DefaultWorkerRedisPool
@@ -300,6 +302,21 @@ func count(v string, def int, name string, bad func(string, string)) int {
 	if err != nil || n < 1 {
 		bad(name, "want a positive number")
 		return def
+	}
+	return n
+}
+
+// inlineProvisions reads INLINE_PROVISIONS: from 0 (grant jobs never go
+// on to provision) to GRANT_CONCURRENCY, by default half of it, so half the
+// grant slots always stay free for exchanges (addon.Options.InlineProvisions).
+func inlineProvisions(v string, grants int, bad func(string, string)) int {
+	if v == "" {
+		return grants / 2
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > grants {
+		bad("INLINE_PROVISIONS", fmt.Sprintf("want a number from 0 to GRANT_CONCURRENCY (%d)", grants))
+		return grants / 2
 	}
 	return n
 }

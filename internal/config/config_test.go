@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestBudgetDefaults(t *testing.T) {
 	if r := web.RedisPool + worker.RedisPool + subscriptions; r > 20 {
 		t.Errorf("default Redis budget %d exceeds 20", r)
 	}
-	if worker.Concurrency != DefaultConcurrency || worker.GrantConcurrency != DefaultGrantConcurrency || worker.LeaseTTL != 30*time.Second || worker.OutboxInterval != 5*time.Second {
+	if worker.Concurrency != DefaultConcurrency || worker.GrantConcurrency != DefaultGrantConcurrency || worker.InlineProvisions != DefaultGrantConcurrency/2 || worker.LeaseTTL != 30*time.Second || worker.OutboxInterval != 5*time.Second {
 		t.Errorf("defaults: %+v", worker)
 	}
 	m := full()
@@ -68,8 +69,14 @@ func TestBudgetDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DatabasePool != 3 || c.RedisPool != 4 || c.Concurrency != 7 || c.GrantConcurrency != 9 || c.LeaseTTL != 10*time.Second {
+	if c.DatabasePool != 3 || c.RedisPool != 4 || c.Concurrency != 7 || c.GrantConcurrency != 9 || c.InlineProvisions != 4 || c.LeaseTTL != 10*time.Second {
 		t.Errorf("overrides not applied: %+v", c)
+	}
+	for _, n := range []int{0, 9} {
+		m["INLINE_PROVISIONS"] = fmt.Sprint(n)
+		if c, err := Load(env(m), Worker); err != nil || c.InlineProvisions != n {
+			t.Errorf("INLINE_PROVISIONS=%d: got %d, %v", n, c.InlineProvisions, err)
+		}
 	}
 }
 
@@ -120,6 +127,8 @@ func TestLoadErrors(t *testing.T) {
 		{"short admin password (worker)", Worker, map[string]string{"ADMIN_PASSWORD": strings.Repeat("x", 31)}, []string{"ADMIN_PASSWORD is malformed: it is 31 characters long"}},
 		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{`RESOURCE_DRIVER is malformed: unknown driver "mysql" (want account, postgres or http)`}},
 		{"bad budgets", Worker, map[string]string{"DATABASE_POOL_SIZE": "0", "REDIS_POOL_SIZE": "x", "GRANT_CONCURRENCY": "-1", "LEASE_TTL": "1s", "OUTBOX_INTERVAL": "soon"}, []string{"DATABASE_POOL_SIZE is malformed", "REDIS_POOL_SIZE is malformed", "GRANT_CONCURRENCY is malformed", "LEASE_TTL is malformed", "OUTBOX_INTERVAL is malformed"}},
+		{"inline provisions beyond the grant slots", Worker, map[string]string{"GRANT_CONCURRENCY": "10", "INLINE_PROVISIONS": "11"}, []string{"INLINE_PROVISIONS is malformed: want a number from 0 to GRANT_CONCURRENCY (10)"}},
+		{"negative inline provisions", Worker, map[string]string{"INLINE_PROVISIONS": "-1"}, []string{"INLINE_PROVISIONS is malformed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

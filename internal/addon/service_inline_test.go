@@ -1,0 +1,171 @@
+package addon_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kiln-dev/kiln/internal/addon"
+)
+
+// inlineSlots lets n grant jobs at once go on to provision.
+func inlineSlots(n int) func(o *addon.Options) {
+	return func(o *addon.Options) { o.InlineProvisions = n }
+}
+
+// TestGrantJobInline: with a slot free, the grant job provisions the
+// add-on it exchanged for under its own claim; whatever stops it part way
+// leaves the add-on as recorded for the provision job, or fails it as the
+// provision job would.
+func TestGrantJobInline(t *testing.T) {
+	const (
+		exchange  = "ExchangeGrant grant-1"
+		create    = "Create #1 basic"
+		push      = "SetConfig #1 access-1 KILN_URL=fake://basic"
+		mark      = "MarkProvisioned #1 access-1"
+		next      = "Enqueue addon:provision #1"
+		gotTokens = "step: OAuth grant exchanged"
+		created   = "step: resource created by driver fake"
+	)
+	down := addon.Errorf(addon.EUNAVAILABLE, "Down for a moment.")
+	tests := []struct {
+		name   string
+		slots  int
+		setup  func(f *fixture, t *testing.T, id addon.ID)
+		code   string
+		state  addon.State
+		reason string
+		calls  []string
+		events []string
+		held   bool // another writer holds the lease afterwards
+	}{
+		{
+			name: "a slot is free: provisioned in the grant job", slots: 1,
+			state:  addon.StateProvisioned,
+			calls:  []string{exchange, create, push, mark},
+			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
+		},
+		{
+			name: "no slots: handed on to the provision job", slots: 0,
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, next},
+			events: []string{gotTokens},
+		},
+		{
+			name: "the driver fails for a moment: handed on", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+					return nil, down
+				}
+			},
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, create, next},
+			events: []string{gotTokens},
+		},
+		{
+			name: "the driver refuses for good: failed, as the provision job would", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+					return nil, errRefused
+				}
+			},
+			code:  addon.EINVALID,
+			state: addon.StateFailed, reason: "Refused for good.",
+			calls:  []string{exchange, create},
+			events: []string{gotTokens, "state failed: Refused for good."},
+		},
+		{
+			name: "Heroku refuses the push for a moment: the resource is kept, handed on", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.platform.SetConfigFn = func(ctx context.Context, token string, id addon.ID, vars map[string]*string) error {
+					f.called("SetConfig %s %s %s", short(id), token, config(vars))
+					return down
+				}
+			},
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, create, push, next},
+			events: []string{gotTokens, created},
+		},
+		{
+			name: "deprovisioned while the resource is made: handed to the deprovision job", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+					f.update(t, id, func(a *addon.Addon) { a.State = addon.StateDeprovisioning })
+					return addon.Vars{"URL": "fake://basic"}, nil
+				}
+			},
+			state:  addon.StateDeprovisioning,
+			calls:  []string{exchange, create, "Enqueue addon:deprovision #1"},
+			events: []string{gotTokens, created},
+		},
+		{
+			// The tokens are saved all the same (outside the fence), but
+			// a claim that lost its lease calls the driver no more.
+			name: "the lease is taken over during the exchange: nothing made", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				exchanging(f, func() { f.takeOver(t, id) }, nil)
+			},
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, next},
+			events: []string{gotTokens},
+			held:   true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, inlineSlots(tt.slots))
+			id := f.add(t)
+			if tt.setup != nil {
+				tt.setup(f, t, id)
+			}
+			wantCode(t, f.svc.GrantJob(context.Background(), id), tt.code)
+			a := f.wantState(t, id, tt.state, tt.reason)
+			f.wantCalls(t, tt.calls...)
+			f.wantEvents(t, id, tt.events...)
+			if a.Tokens == nil || a.Tokens.Access != "access-1" {
+				t.Errorf("tokens %+v, want the exchanged ones saved", a.Tokens)
+			}
+			if !tt.held {
+				f.wantFree(t, id)
+			}
+		})
+	}
+}
+
+// TestGrantJobInlineSlots: grant jobs provision inline only while a slot
+// is free; the others hand on at once, and a finished job frees its slot.
+func TestGrantJobInlineSlots(t *testing.T) {
+	f := newFixture(t, inlineSlots(1))
+	first, second, third := f.add(t), f.add(t), f.add(t)
+	inCreate, release := make(chan struct{}), make(chan struct{})
+	f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+		f.called("Create %s", short(addon.ID(r.ID)))
+		if addon.ID(r.ID) == first {
+			close(inCreate)
+			<-release
+		}
+		return addon.Vars{"URL": "fake://basic"}, nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.svc.GrantJob(context.Background(), first) }()
+	<-inCreate // the first holds the only slot
+	f.wantCalls(t, "ExchangeGrant grant-1", "Create #1")
+	if err := f.svc.GrantJob(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t, "ExchangeGrant grant-1", "Enqueue addon:provision #2")
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t, "SetConfig #1 access-1 KILN_URL=fake://basic", "MarkProvisioned #1 access-1")
+	if err := f.svc.GrantJob(context.Background(), third); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t, "ExchangeGrant grant-1", "Create #3", "SetConfig #3 access-1 KILN_URL=fake://basic", "MarkProvisioned #3 access-1")
+	f.wantState(t, first, addon.StateProvisioned, "")
+	f.wantState(t, second, addon.StateProvisioning, "")
+	f.wantState(t, third, addon.StateProvisioned, "")
+}
