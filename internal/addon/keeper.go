@@ -201,6 +201,10 @@ type Keeper struct {
 
 	mu        sync.Mutex
 	lastSweep time.Time // the last sweep that scanned for syncs
+
+	// logJobs remembers this process's recent log-job enqueues, so the
+	// milestones that follow within logSkip skip theirs (logmemo.go).
+	logJobs logMemo
 }
 
 func (k *Keeper) log() *slog.Logger { return k.Service.log() }
@@ -224,9 +228,13 @@ func (k *Keeper) CountAccessRefused(ctx context.Context) (int64, error) {
 func (k *Keeper) now() time.Time { return k.Service.now() }
 
 // enqueue asks for a job without failing the caller: every job here has a
-// sweep that finds its work again.
-func (k *Keeper) enqueue(ctx context.Context, kind JobKind, id ID) {
-	if err := k.Service.queue.Enqueue(ctx, kind, id); err != nil {
+// sweep that finds its work again. The error, already logged, is returned
+// for the one caller that must know it (followLog remembers only an
+// enqueue that succeeded); the others ignore it.
+func (k *Keeper) enqueue(ctx context.Context, kind JobKind, id ID) error {
+	err := k.Service.queue.Enqueue(ctx, kind, id)
+	if err != nil {
 		k.log().WarnContext(ctx, "enqueue failed; the next sweep will retry", "addon", id, "job", kind, "err", err)
 	}
+	return err
 }

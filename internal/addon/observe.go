@@ -11,7 +11,8 @@ import (
 // a webhook subscription when an add-on became provisioned. The jobs are
 // enqueued after the store's transaction, never inside it, within a small
 // budget and without failing the caller; the keeper's sweep finds anything
-// an enqueue missed.
+// an enqueue missed. A log job this process enqueued moments ago is not
+// enqueued again (followLog, logmemo.go).
 func (k *Keeper) Observe(s Store) Store { return &observed{Store: s, k: k} }
 
 type observed struct {
@@ -25,7 +26,7 @@ const followBudget = 300 * time.Millisecond
 func (o *observed) Create(ctx context.Context, a *Addon) (*Addon, bool, error) {
 	stored, created, err := o.Store.Create(ctx, a)
 	if err == nil && created && stored.LogInputURL != "" && o.k.Logs != nil {
-		o.follow(ctx, JobLog, stored.ID)
+		o.followLog(ctx, stored.ID)
 	}
 	return stored, created, err
 }
@@ -66,7 +67,7 @@ func (o *observed) after(ctx context.Context, id ID, a *Addon, events []Event, e
 		}
 	}
 	if logged && a.LogInputURL != "" && o.k.Logs != nil {
-		o.follow(ctx, JobLog, id)
+		o.followLog(ctx, id)
 	}
 	if provisioned && a.State == StateProvisioned && a.Tokens != nil && o.k.Watcher != nil && o.k.WebhookURL != "" {
 		o.follow(ctx, JobSubscribe, id)
