@@ -257,8 +257,9 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 // error is logged and GrantLost is called, distinct from an invalid grant.
 //
 // With the tokens saved, the job goes on to provision the add-on under the
-// same claim when one of Options.InlineProvisions is free (provisionInline),
-// else it hands the add-on on to the provision job.
+// same claim when grants are being exchanged promptly and one of
+// Options.InlineProvisions is free (provisionInline), else it hands the
+// add-on on to the provision job.
 func (s *Service) GrantJob(ctx context.Context, id ID) error {
 	var after *Addon // the add-on as this job leaves it, to hand on
 	// The claim records "exchange started" in its own write (an add-on
@@ -276,6 +277,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 			return Errorf(EINVALID, "Heroku sent no OAuth grant for add-on %s.", a.ID)
 		}
 		again := !c.started
+		prompt := !s.now().After(a.CreatedAt.Add(InlineWithin)) // see provisionInline
 		tok, err := s.platform.ExchangeGrant(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
@@ -315,9 +317,12 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 			}
 			return fmt.Errorf("exchange grant: %w", err)
 		}
-		free, inline := s.takeInline()
-		if inline {
-			defer free()
+		inline := false
+		if prompt {
+			var free func()
+			if free, inline = s.takeInline(); inline {
+				defer free()
+			}
 		}
 		// Without a slot to go on, the save frees the claim too.
 		saved, err := s.saveTokens(ctx, c, !inline, nil, tok)
@@ -348,6 +353,13 @@ func (s *Service) takeInline() (free func(), ok bool) {
 	}
 }
 
+// InlineWithin is how soon after Heroku's request a grant job must start
+// to go on to provision inline. A later start means grants are queueing
+// (a burst): then every grant slot exchanges and hands on, so the burst's
+// grants are all exchanged as fast as the slots allow, long before they
+// die; provisioning waits, as it can (Heroku allows hours).
+const InlineWithin = time.Second
+
 // InlineBudget bounds how long a grant job spends provisioning after its
 // exchange (provisionInline), well inside the grant job's own time limit:
 // a resource that takes longer is left to the provision job, whose limit
@@ -357,7 +369,11 @@ const InlineBudget = 20 * time.Second
 
 // provisionInline runs the provision job's steps (provision) under the
 // grant job's claim, right after the tokens were saved, and returns the
-// add-on to hand on. Nothing is given up by trying: if the claim is no
+// add-on to hand on. GrantJob calls it only when its job started within
+// InlineWithin of Heroku's request and one of Options.InlineProvisions was
+// free: at a steady pace (grant slots idle) nearly every add-on is
+// provisioned by its grant job, with one claim and one job fewer, and in a
+// burst the grants come first. Nothing is given up by trying: if the claim is no
 // longer held nothing is called, and a step that fails transiently (or
 // runs out of InlineBudget) leaves the add-on as recorded for the provision
 // job, which retries it with its own backoff and time limit; a permanent

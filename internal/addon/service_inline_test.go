@@ -3,6 +3,7 @@ package addon_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 )
@@ -12,8 +13,8 @@ func inlineSlots(n int) func(o *addon.Options) {
 	return func(o *addon.Options) { o.InlineProvisions = n }
 }
 
-// TestGrantJobInline: with a slot free, the grant job provisions the
-// add-on it exchanged for under its own claim; whatever stops it part way
+// TestGrantJobInline: with a slot free and the grant exchanged promptly,
+// the grant job provisions the add-on it exchanged for under its own claim; whatever stops it part way
 // leaves the add-on as recorded for the provision job, or fails it as the
 // provision job would.
 func TestGrantJobInline(t *testing.T) {
@@ -49,6 +50,24 @@ func TestGrantJobInline(t *testing.T) {
 			state:  addon.StateProvisioning,
 			calls:  []string{exchange, next},
 			events: []string{gotTokens},
+		},
+		{
+			name: "the grant waited in the queue (a burst): handed on", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.advance(addon.InlineWithin + time.Millisecond)
+			},
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, next},
+			events: []string{gotTokens},
+		},
+		{
+			name: "the grant job started just in time: provisioned in it", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.advance(addon.InlineWithin)
+			},
+			state:  addon.StateProvisioned,
+			calls:  []string{exchange, create, push, mark},
+			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
 		},
 		{
 			name: "the driver fails for a moment: handed on", slots: 1,
