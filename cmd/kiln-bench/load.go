@@ -123,23 +123,63 @@ func runLoad(ctx context.Context, hc *http.Client, url string, calls []call, cal
 				if i >= len(calls) || ctx.Err() != nil {
 					return
 				}
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(calls[i].body))
-				if err != nil {
-					continue
-				}
-				req.Header.Set("Authorization", basicAuth)
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Accept", "application/vnd.heroku-addons+json; version=3")
-				t0 := time.Now()
-				resp, err := hc.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					r.status[i] = resp.StatusCode
-				}
-				r.starts[i] = t0
-				r.latency[i] = time.Since(t0)
+				r.send(ctx, hc, url, calls, i)
 			}
+		}()
+	}
+	wg.Wait()
+	r.end = time.Now()
+	return r
+}
+
+// send makes call i as Heroku would and records its start, latency and
+// status in r.
+func (r *loadResult) send(ctx context.Context, hc *http.Client, url string, calls []call, i int) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(calls[i].body))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Authorization", basicAuth)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/vnd.heroku-addons+json; version=3")
+	t0 := time.Now()
+	resp, err := hc.Do(req)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		r.status[i] = resp.StatusCode
+	}
+	r.starts[i] = t0
+	r.latency[i] = time.Since(t0)
+}
+
+// runPaced sends every call to url at a steady rate per second (an open
+// loop: each call starts on its tick whatever the answers before it), as
+// customers' add-ons arrive between bursts, with at most callers in
+// flight.
+func runPaced(ctx context.Context, hc *http.Client, url string, calls []call, rate float64, callers int) loadResult {
+	r := loadResult{
+		starts:  make([]time.Time, len(calls)),
+		latency: make([]time.Duration, len(calls)),
+		status:  make([]int, len(calls)),
+	}
+	slots := make(chan struct{}, callers)
+	var wg sync.WaitGroup
+	r.start = time.Now()
+	for i := range calls {
+		at := r.start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(at)):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			r.send(ctx, hc, url, calls, i)
 		}()
 	}
 	wg.Wait()

@@ -94,6 +94,8 @@ type sizes struct {
 	ProfileSecs int           `json:"profile_secs"`       // CPU profile length with -profile
 	Concurrency int           `json:"worker_concurrency"` // WORKER_CONCURRENCY
 	Latency     int           `json:"latency_addons"`     // add-ons provisioned with 150 ms Heroku latency
+	Steady      int           `json:"steady_addons"`      // add-ons sent at a steady pace
+	SteadyRate  float64       `json:"steady_rate"`        // their pace, per second
 }
 
 var full = sizes{
@@ -103,6 +105,7 @@ var full = sizes{
 	GrowthSmall: 10000, GrowthLarge: 200000, GrowthReqs: 20000,
 	WaitLimit: 4 * time.Minute, ProfileSecs: 5, Concurrency: config.DefaultConcurrency,
 	Latency: 6000,
+	Steady:  1500, SteadyRate: 50,
 }
 
 var quick = sizes{
@@ -112,6 +115,7 @@ var quick = sizes{
 	GrowthSmall: 1000, GrowthLarge: 5000, GrowthReqs: 300,
 	WaitLimit: time.Minute, ProfileSecs: 1, Concurrency: config.DefaultConcurrency,
 	Latency: 200,
+	Steady:  100, SteadyRate: 25,
 }
 
 // options are the command line.
@@ -137,7 +141,7 @@ func (e *envFlags) Set(v string) error {
 	return nil
 }
 
-var allPhases = []string{"accept", "e2e", "backlog", "growth", "latency"}
+var allPhases = []string{"accept", "e2e", "steady", "backlog", "growth", "latency"}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("kiln-bench", flag.ContinueOnError)
@@ -238,6 +242,7 @@ func (b *bench) all(ctx context.Context) error {
 	}{
 		{"accept", b.accept},
 		{"e2e", b.endToEnd},
+		{"steady", b.steady},
 		{"backlog", b.backlog},
 		{"growth", b.growth},
 		{"latency", b.latencyPhase},

@@ -98,25 +98,56 @@ func best(rs []Rate) Rate {
 
 // endToEnd provisions N add-ons through the whole pipeline (account driver)
 // and times each from its request to the simulator's actions/provision.
+// They are sent as fast as the web answers: a burst, which queues.
 func (b *bench) endToEnd(ctx context.Context) error {
+	sz := b.sz
+	b.res.Load.BeforeEndToEnd = loadAverage()
+	e, err := b.pipeline(ctx, sz.EndToEnd, "worker-e2e", func(hc *http.Client, url string, calls []call) loadResult {
+		return runLoad(ctx, hc, url, calls, sz.Callers)
+	})
+	b.res.EndToEnd = e
+	b.logf("end to end: %d/%d provisioned in %.1f s: %.0f/s  p50 %.0f ms  p99 %.0f ms", e.Provisioned, e.Addons, e.Seconds, e.PerSecond, e.Latency.P50, e.Latency.P99)
+	return err
+}
+
+// steady provisions N add-ons through the whole pipeline at a steady pace
+// below what the machine can carry, as add-ons arrive between bursts: no
+// queue builds, so its CPU per add-on is the pipeline's cost when every
+// job starts at once (grant jobs go on to provision inline).
+func (b *bench) steady(ctx context.Context) error {
+	sz := b.sz
+	e, err := b.pipeline(ctx, sz.Steady, "", func(hc *http.Client, url string, calls []call) loadResult {
+		return runPaced(ctx, hc, url, calls, sz.SteadyRate, sz.Callers)
+	})
+	b.res.Steady = Steady{EndToEnd: e, Rate: sz.SteadyRate}
+	b.logf("steady: %d/%d provisioned at %.0f/s sent: p50 %.0f ms  p99 %.0f ms", e.Provisioned, e.Addons, sz.SteadyRate, e.Latency.P50, e.Latency.P99)
+	return err
+}
+
+// pipeline starts the worker, sends n provisions with send, waits until
+// each was marked provisioned on the simulator (timing each from its
+// request), stops the worker, and returns the figures with the CPU every
+// process spent from the first request to the last add-on provisioned.
+// With -profile, a CPU profile of the worker named profile is taken
+// meanwhile (none when profile is empty).
+func (b *bench) pipeline(ctx context.Context, n int, profile string, send func(hc *http.Client, url string, calls []call) loadResult) (EndToEnd, error) {
 	st, sz := b.st, b.sz
 	if err := st.reset(ctx); err != nil {
-		return err
+		return EndToEnd{}, err
 	}
 	if err := st.start(ctx, "worker"); err != nil {
-		return err
+		return EndToEnd{}, err
 	}
-	calls := st.registered(sz.EndToEnd)
+	calls := st.registered(n)
 	hc := client(sz.Callers)
 	var prof func() error
-	if b.o.profile {
-		prof = b.profile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", st.workerDebug, sz.ProfileSecs), "worker-e2e")
+	if b.o.profile && profile != "" {
+		prof = b.profile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", st.workerDebug, sz.ProfileSecs), profile)
 	}
-	b.res.Load.BeforeEndToEnd = loadAverage()
 	s0, c0 := st.sessions(ctx), st.sampleCPU()
-	lr := runLoad(ctx, hc, st.webURL+"/heroku/resources", calls, sz.Callers)
+	lr := send(hc, st.webURL+"/heroku/resources", calls)
 	accepted := lr.rate()
-	b.logf("end to end: %d provisions accepted at %.0f/s (errors %d); waiting for the pipeline", accepted.Requests, accepted.PerSecond, accepted.Errors)
+	b.logf("%d provisions accepted at %.0f/s (errors %d); waiting for the pipeline", accepted.Requests, accepted.PerSecond, accepted.Errors)
 	ids := idsOf(calls)
 	err := st.calls.waitAll(ctx, sz.WaitLimit, "every add-on marked provisioned", herokusim.KindProvision, ids)
 	cpu, sessions := cpuBetween(c0, st.sampleCPU()), st.sessions(ctx)-s0
@@ -127,8 +158,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	}
 	done, _ := st.calls.times(herokusim.KindProvision, ids)
 	provisioned := answersOf(done, lr.starts)
-	n := provisioned.n
-	e := EndToEnd{Addons: len(ids), Provisioned: n, Accept: accepted, CPU: cpu, Sessions: sessions}
+	e := EndToEnd{Addons: len(ids), Provisioned: provisioned.n, Accept: accepted, CPU: cpu, Sessions: sessions}
 	e.Seconds, e.PerSecond = provisioned.rate(lr.start)
 	e.Latency = provisioned.latency
 	// Heroku sees an add-on marked provisioned just before Kiln records it,
@@ -137,16 +167,14 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		return err != nil || st.states(ctx)[string(addon.StateProvisioning)] == 0
 	})
 	e.States = st.states(ctx)
-	b.res.EndToEnd = e
-	b.logf("end to end: %d/%d provisioned in %.1f s: %.0f/s  p50 %.0f ms  p99 %.0f ms", n, len(ids), e.Seconds, e.PerSecond, e.Latency.P50, e.Latency.P99)
-	if err := st.stop("worker"); err != nil {
-		return err
+	if serr := st.stop("worker"); serr != nil {
+		return e, serr
 	}
 	hc.CloseIdleConnections()
 	if err != nil {
-		return fmt.Errorf("%w (%d of %d provisioned)", err, n, len(ids))
+		return e, fmt.Errorf("%w (%d of %d provisioned)", err, e.Provisioned, len(ids))
 	}
-	return nil
+	return e, nil
 }
 
 // backlog queues many slow resource jobs (the driver waits

@@ -41,6 +41,7 @@ type Results struct {
 	BaselineRounds []Rate        `json:"baseline_rounds,omitempty"`
 	AcceptRounds   []Rate        `json:"accept_rounds,omitempty"`
 	EndToEnd       EndToEnd      `json:"end_to_end"`
+	Steady         Steady        `json:"steady"`
 	Freshness      Freshness     `json:"grant_freshness"`
 	Growth         []GrowthRun   `json:"growth"`
 	Latency        HerokuLatency `json:"heroku_latency"`
@@ -69,6 +70,13 @@ type EndToEnd struct {
 	States      map[string]int `json:"states"`
 	CPU         CPU            `json:"cpu"`
 	Sessions    int64          `json:"postgres_connections_opened"`
+}
+
+// Steady is the pipeline at a steady pace (Rate add-ons sent a second):
+// its latency with no queue, and its CPU per add-on.
+type Steady struct {
+	EndToEnd
+	Rate float64 `json:"rate"`
 }
 
 // Freshness is how long OAuth grants wait under a resource backlog.
@@ -213,6 +221,9 @@ func (r *Results) rows() []row {
 	}
 	if e := r.EndToEnd; e.Addons > 0 {
 		rows = append(rows, row{name: fmt.Sprintf("end to end: %s add-ons (account)", count(e.Addons)), perSecond: e.PerSecond, p50: e.Latency.P50, p99: e.Latency.P99, maxL: e.Latency.Max, baseRate: b.PerSecond, baseP99: b.Latency.P99})
+	}
+	if e := r.Steady; e.Addons > 0 {
+		rows = append(rows, row{name: fmt.Sprintf("steady: %s add-ons sent at %s", count(e.Addons), perSec(e.Rate)), perSecond: e.PerSecond, p50: e.Latency.P50, p99: e.Latency.P99, maxL: e.Latency.Max, baseRate: b.PerSecond, baseP99: b.Latency.P99})
 	}
 	if f := r.Freshness; f.Probes > 0 {
 		rows = append(rows,
@@ -514,6 +525,9 @@ func (r *Results) cpuRows() [][]string {
 	}
 	if r.EndToEnd.Addons > 0 {
 		figs = append(figs, fig{"end to end", r.EndToEnd.CPU, r.EndToEnd.PerSecond, r.EndToEnd.Sessions})
+	}
+	if r.Steady.Addons > 0 {
+		figs = append(figs, fig{"steady", r.Steady.CPU, r.Steady.PerSecond, r.Steady.Sessions})
 	}
 	for _, g := range r.Growth {
 		figs = append(figs, fig{"accept, " + count(g.Rows) + " rows", g.Accept.CPU, g.Accept.PerSecond, g.Accept.Sessions})
