@@ -106,3 +106,25 @@ func TestSweepLock(t *testing.T) {
 		t.Fatal("with Redis down the sweep must run anyway (deadlines still matter)")
 	}
 }
+
+// TestIdlePollDefault: an idle server looks for new tasks every 200 ms
+// unless told otherwise, never less often than PollInterval.
+func TestIdlePollDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		o    ServerOptions
+		want time.Duration
+	}{
+		{"defaults", ServerOptions{}, DefaultIdlePoll},
+		{"a shorter poll interval wins", ServerOptions{PollInterval: 50 * time.Millisecond}, 50 * time.Millisecond},
+		{"a longer poll interval does not", ServerOptions{PollInterval: 5 * time.Second}, DefaultIdlePoll},
+		{"set", ServerOptions{IdlePoll: time.Second}, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.o.withDefaults().IdlePoll; got != tt.want {
+				t.Errorf("IdlePoll %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
