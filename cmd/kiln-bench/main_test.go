@@ -39,7 +39,7 @@ func TestQuick(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("kiln-bench -quick: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"figure", "baseline: 1 insert + 1 enqueue", "accept: 64 callers", "end to end", "grant freshness", "rows in the table", "peak RSS", "target"} {
+	for _, want := range []string{"figure", "baseline: 1 insert + 1 enqueue", "accept: 64 callers", "end to end", "steady: ", "grant freshness", "rows in the table", "peak RSS", "target"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the printed table lacks %q:\n%s", want, stdout.String())
 		}
@@ -62,6 +62,7 @@ func TestQuick(t *testing.T) {
 		{"accept answered every call 202", r.Accept.Requests == sz.Accept && r.Accept.Errors == 0 && r.Accept.Latency.N == sz.Accept},
 		{"every end-to-end add-on reached actions/provision", r.EndToEnd.Addons == sz.EndToEnd && r.EndToEnd.Provisioned == sz.EndToEnd && r.EndToEnd.PerSecond > 0},
 		{"no end-to-end add-on failed", r.EndToEnd.States["failed"] == 0 && r.EndToEnd.States["provisioned"] == sz.EndToEnd},
+		{"every steady add-on reached actions/provision", r.Steady.Addons == sz.Steady && r.Steady.Provisioned == sz.Steady && r.Steady.Rate == sz.SteadyRate && r.Steady.CPU.Cores["worker"] > 0},
 		{"the backlog was queued behind the probes", r.Freshness.Burst == sz.Backlog && r.Freshness.Queued > 0},
 		{"every probe's grant was exchanged", r.Freshness.Probes == sz.Probes && r.Freshness.Exchanged == sz.Probes && r.Freshness.ProbeErrors == 0},
 		{"both growth runs ran", len(r.Growth) == 2 && r.Growth[0].Rows == sz.GrowthSmall && r.Growth[1].Rows == sz.GrowthLarge && r.Growth[1].Accept.Errors == 0},

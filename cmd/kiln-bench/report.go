@@ -223,7 +223,7 @@ func (r *Results) rows() []row {
 		rows = append(rows, row{name: fmt.Sprintf("end to end: %s add-ons (account)", count(e.Addons)), perSecond: e.PerSecond, p50: e.Latency.P50, p99: e.Latency.P99, maxL: e.Latency.Max, baseRate: b.PerSecond, baseP99: b.Latency.P99})
 	}
 	if e := r.Steady; e.Addons > 0 {
-		rows = append(rows, row{name: fmt.Sprintf("steady: %s add-ons sent at %s", count(e.Addons), perSec(e.Rate)), perSecond: e.PerSecond, p50: e.Latency.P50, p99: e.Latency.P99, maxL: e.Latency.Max, baseRate: b.PerSecond, baseP99: b.Latency.P99})
+		rows = append(rows, row{name: fmt.Sprintf("steady: %s add-ons sent at %s", count(e.Addons), perSec(e.Rate)), perSecond: e.PerSecond, p50: e.Latency.P50, p99: e.Latency.P99, maxL: e.Latency.Max, baseP99: b.Latency.P99}) // paced: no × baseline
 	}
 	if f := r.Freshness; f.Probes > 0 {
 		rows = append(rows,
@@ -245,7 +245,9 @@ func (x row) cells() []string {
 	c := []string{x.name, "", "", fmtMs(x.p50), fmtMs(x.p99), fmtMs(x.maxL), ""}
 	if x.perSecond > 0 {
 		c[1] = count(int(math.Round(x.perSecond)))
-		c[2] = fmt.Sprintf("%.2f", ratio(x.perSecond, x.baseRate))
+		if x.baseRate > 0 {
+			c[2] = fmt.Sprintf("%.2f", ratio(x.perSecond, x.baseRate))
+		}
 		if x.ratio > 0 {
 			c[2] = fmt.Sprintf("%.2f", x.ratio)
 		}

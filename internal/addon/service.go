@@ -74,6 +74,9 @@ type Options struct {
 	// behind resource creation; zero never provisions in a grant job
 	// (INLINE_PROVISIONS; see GrantJob).
 	InlineProvisions int
+	// InlineBudget bounds an inline provision (DefaultInlineBudget when
+	// zero).
+	InlineBudget time.Duration
 }
 
 // NewService builds the service over its collaborators. A keeper that
@@ -360,12 +363,13 @@ func (s *Service) takeInline() (free func(), ok bool) {
 // die; provisioning waits, as it can (Heroku allows hours).
 const InlineWithin = time.Second
 
-// InlineBudget bounds how long a grant job spends provisioning after its
-// exchange (provisionInline), well inside the grant job's own time limit:
-// a resource that takes longer is left to the provision job, whose limit
-// is minutes. A driver that is always slower than this gains nothing
-// from inline provisions: set INLINE_PROVISIONS=0 for it.
-const InlineBudget = 20 * time.Second
+// DefaultInlineBudget bounds how long a grant job spends provisioning
+// after its exchange (provisionInline, Options.InlineBudget), well inside
+// the grant job's own time limit: a resource that takes longer is left to
+// the provision job, whose limit is minutes. A driver that is always
+// slower than this gains nothing from inline provisions: set
+// INLINE_PROVISIONS=0 for it.
+const DefaultInlineBudget = 20 * time.Second
 
 // provisionInline runs the provision job's steps (provision) under the
 // grant job's claim, right after the tokens were saved, and returns the
@@ -386,14 +390,31 @@ func (s *Service) provisionInline(ctx context.Context, c *Claim) (*Addon, error)
 	if kind, _ := a.NextJob(); kind != JobProvision {
 		return a, nil
 	}
-	ictx, cancel := context.WithTimeout(ctx, InlineBudget)
+	ictx, cancel := context.WithTimeout(ctx, s.inlineBudget())
 	defer cancel()
 	after, err := s.provision(ictx, c)
-	if err != nil && Transient(err) {
+	switch {
+	case err == nil:
+		return after, nil
+	case Transient(err) && RetryAfter(err) == 0:
 		s.log().InfoContext(ctx, "provisioning after the grant exchange did not finish; the provision job takes over", "addon", a.ID, "err", err)
 		return c.Addon(), nil
+	default:
+		// A refusal fails the add-on (GrantJob's failIfPermanent), as the
+		// provision job would; a rate limit or a "not yet" with a hint
+		// retries this job after it (asynq honours RetryAfter), and the
+		// retry, finding the grant exchanged, hands on to the provision
+		// job then, not at once into the same limit.
+		return nil, fmt.Errorf("provision after the grant exchange: %w", err)
 	}
-	return after, err
+}
+
+// inlineBudget is Options.InlineBudget or its default.
+func (s *Service) inlineBudget() time.Duration {
+	if s.opt.InlineBudget > 0 {
+		return s.opt.InlineBudget
+	}
+	return DefaultInlineBudget
 }
 
 // GrantLostReason is the failure reason of an add-on whose grant Heroku
@@ -659,6 +680,11 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 // markProvisioned records the add-on provisioned and, this being the last
 // step, frees the claim in the same transaction.
 func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushed bool) error {
+	// Heroku was told: the record must not be cut short by the budget of
+	// the calls before it (a job's or an inline provision's deadline), or
+	// the next attempt tells Heroku again. A lost lease still refuses it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+	defer cancel()
 	_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
 		if a.State != StateProvisioning {
 			return nil
@@ -674,6 +700,9 @@ func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushe
 	})
 	return err
 }
+
+// recordBudget bounds a record that must outlive its caller's deadline.
+const recordBudget = 5 * time.Second
 
 // configVars prefixes driver vars into the names Heroku expects.
 func (s *Service) configVars(vars Vars) (map[string]*string, error) {
@@ -735,6 +764,12 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 		return "", err
 	}
 	c.keep(saved)
+	if !c.held() {
+		// Saved outside the fence (saveTokens keeps them all the same):
+		// another writer has the add-on now, and nothing this claim does
+		// next may reach Heroku.
+		return "", LeaseLost(a.ID)
+	}
 	if saved.Tokens == nil {
 		return "", Errorf(EGONE, "Add-on %s has no OAuth tokens any more.", a.ID)
 	}

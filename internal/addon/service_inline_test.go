@@ -107,6 +107,32 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created},
 		},
 		{
+			name: "Heroku's rate limit: the grant job retries after it, then hands on", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.platform.SetConfigFn = func(ctx context.Context, token string, id addon.ID, vars map[string]*string) error {
+					f.called("SetConfig %s %s %s", short(id), token, config(vars))
+					return &addon.Error{Code: addon.ERATELIMIT, Message: "Slow down.", RetryAfter: time.Minute}
+				}
+			},
+			code:   addon.ERATELIMIT,
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, create, push},
+			events: []string{gotTokens, created},
+		},
+		{
+			name: "the resource outlasts the inline budget: handed on", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+					<-ctx.Done() // InlineBudget is a millisecond here
+					return nil, ctx.Err()
+				}
+			},
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, create, next},
+			events: []string{gotTokens},
+		},
+		{
 			name: "deprovisioned while the resource is made: handed to the deprovision job", slots: 1,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
@@ -134,7 +160,7 @@ func TestGrantJobInline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, inlineSlots(tt.slots))
+			f := newFixture(t, inlineSlots(tt.slots), func(o *addon.Options) { o.InlineBudget = time.Millisecond })
 			id := f.add(t)
 			if tt.setup != nil {
 				tt.setup(f, t, id)
@@ -187,4 +213,21 @@ func TestGrantJobInlineSlots(t *testing.T) {
 	f.wantState(t, first, addon.StateProvisioned, "")
 	f.wantState(t, second, addon.StateProvisioning, "")
 	f.wantState(t, third, addon.StateProvisioned, "")
+}
+
+// TestGrantJobInlineCancelled: a grant job whose context ended during the
+// exchange saves the tokens and calls nothing more.
+func TestGrantJobInlineCancelled(t *testing.T) {
+	f := newFixture(t, inlineSlots(1))
+	id := f.add(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	exchanging(f, cancel, nil)
+	if err := f.svc.GrantJob(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t, "ExchangeGrant grant-1", "Enqueue addon:provision #1")
+	if a := f.wantState(t, id, addon.StateProvisioning, ""); a.Tokens == nil {
+		t.Error("the tokens were not saved")
+	}
+	f.wantFree(t, id)
 }

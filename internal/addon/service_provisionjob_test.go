@@ -404,3 +404,18 @@ func TestFollowQueueDown(t *testing.T) {
 		})
 	}
 }
+
+// TestProvisionJobLeaseLostInRefresh: a writer whose lease was taken over
+// while it refreshed the access token keeps the new tokens (they are the
+// only live ones) but calls Heroku no more: the add-on is another
+// writer's now.
+func TestProvisionJobLeaseLostInRefresh(t *testing.T) {
+	f := newFixture(t)
+	id := f.add(t, exchanged, func(a *addon.Addon) { a.Tokens.ExpiresAt = a.CreatedAt.Add(time.Minute) })
+	refreshing(f, func() { f.takeOver(t, id) }, addon.Tokens{Access: "access-2", Refresh: "refresh-2", ExpiresAt: t0.Add(time.Hour)}, nil)
+	wantCode(t, f.svc.ProvisionJob(context.Background(), id), addon.EUNAVAILABLE)
+	f.wantCalls(t, "Create #1 basic", "RefreshTokens refresh-1")
+	if a := f.wantState(t, id, addon.StateProvisioning, ""); a.Tokens == nil || a.Tokens.Access != "access-2" {
+		t.Errorf("tokens %+v, want the refreshed ones kept", a.Tokens)
+	}
+}

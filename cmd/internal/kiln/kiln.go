@@ -166,7 +166,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Log:      log,
 		Owner:    os.Getenv("DYNO"),
 		LeaseTTL: cfg.LeaseTTL,
-		// Only the worker runs grant jobs; the web's is zero.
+		// Only the worker runs grant jobs: the web never uses it.
 		InlineProvisions: cfg.InlineProvisions,
 	})
 	a.Keeper.Service = a.Service
