@@ -188,34 +188,54 @@ func TestTwoWebsTwoWorkers(t *testing.T) {
 // (its grant exchange in flight at Heroku) and while Heroku sends another,
 // then starts it again, empty. With default settings both add-ons are
 // provisioned within 30 s of Redis's return: the outbox sweep, not the
-// reconciler's RECONCILE_AFTER, picks them up.
+// reconciler's RECONCILE_AFTER, picks them up. The first add-on's grant job
+// either hands it on to the provision job, whose enqueue fails while Redis
+// is down (flagged for the outbox), or, with an inline slot (the default),
+// provisions it itself, needing no Redis at all.
 func TestRedisStoppedDuringProvision(t *testing.T) {
-	s := newStack(t)
-	hold := make(chan struct{})
-	s.Sim.Inject(herokusim.Fault{Kind: herokusim.KindGrant, Hold: hold, Times: 1})
-	first, status, _ := s.Provision("test")
-	if status != http.StatusAccepted {
-		t.Fatalf("provision answered %d", status)
+	tests := []struct {
+		name   string
+		env    []string
+		first  string // what becomes of the first add-on while Redis is down
+		before func(a *addon.Addon) bool
+	}{
+		{"handed on", []string{"INLINE_PROVISIONS=0"}, "its grant saved and flagged for the outbox", func(a *addon.Addon) bool {
+			return !a.GrantExchangedAt.IsZero() && a.Requeue && a.State == addon.StateProvisioning
+		}},
+		{"inline", nil, "provisioned by its grant job", func(a *addon.Addon) bool {
+			return a.State == addon.StateProvisioned
+		}},
 	}
-	if err := s.Sim.Wait(context.Background(), func() bool { return s.Sim.Holding(herokusim.KindGrant) == 1 }); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStack(t, tt.env...)
+			hold := make(chan struct{})
+			s.Sim.Inject(herokusim.Fault{Kind: herokusim.KindGrant, Hold: hold, Times: 1})
+			first, status, _ := s.Provision("test")
+			if status != http.StatusAccepted {
+				t.Fatalf("provision answered %d", status)
+			}
+			if err := s.Sim.Wait(context.Background(), func() bool { return s.Sim.Holding(herokusim.KindGrant) == 1 }); err != nil {
+				t.Fatal(err)
+			}
+			s.redis.Stop()
+			close(hold)
+			second, status, _ := s.Provision("test")
+			if status != http.StatusAccepted {
+				t.Fatalf("provision with Redis down answered %d", status)
+			}
+			eventually(t, 30*time.Second, "the first add-on "+tt.first, func() bool { return tt.before(s.Get(first)) })
+			if a := s.Get(second); !a.Requeue || a.State != addon.StateProvisioning {
+				t.Errorf("the second add-on, accepted while Redis was down: %s, requeue %v; want provisioning and flagged", a.State, a.Requeue)
+			}
+			s.redis.Start()
+			// Not a timing assertion: 30 s is the bound for the outcome;
+			// the outbox sweeps every 5 s.
+			eventually(t, 30*time.Second, "both provisioned after Redis returned", func() bool {
+				return s.State(first) == addon.StateProvisioned && s.State(second) == addon.StateProvisioned
+			})
+		})
 	}
-	s.redis.Stop()
-	close(hold)
-	second, status, _ := s.Provision("test")
-	if status != http.StatusAccepted {
-		t.Fatalf("provision with Redis down answered %d", status)
-	}
-	eventually(t, 30*time.Second, "the first grant saved", func() bool {
-		a := s.Get(first)
-		return !a.GrantExchangedAt.IsZero() && a.Requeue
-	})
-	s.redis.Start()
-	// Not a timing assertion: 30 s is the bound for the outcome;
-	// the outbox sweeps every 5 s.
-	eventually(t, 30*time.Second, "both provisioned after Redis returned", func() bool {
-		return s.State(first) == addon.StateProvisioned && s.State(second) == addon.StateProvisioned
-	})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
