@@ -8,6 +8,15 @@ import (
 	"github.com/kiln-dev/kiln/internal/addon"
 )
 
+// creating makes the driver's Create, logged as the fixture's is, answer
+// what fn does (fn may act as another writer while the call is out).
+func creating(f *fixture, fn func(ctx context.Context) (addon.Vars, error)) {
+	f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+		f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+		return fn(ctx)
+	}
+}
+
 // inlineSlots lets n grant jobs at once go on to provision.
 func inlineSlots(n int) func(o *addon.Options) {
 	return func(o *addon.Options) { o.InlineProvisions = n }
@@ -72,10 +81,9 @@ func TestGrantJobInline(t *testing.T) {
 		{
 			name: "the driver fails for a moment: handed on", slots: 1,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
-					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					return nil, down
-				}
+				})
 			},
 			state:  addon.StateProvisioning,
 			calls:  []string{exchange, create, next},
@@ -84,10 +92,9 @@ func TestGrantJobInline(t *testing.T) {
 		{
 			name: "the driver refuses for good: failed, as the provision job would", slots: 1,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
-					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					return nil, errRefused
-				}
+				})
 			},
 			code:  addon.EINVALID,
 			state: addon.StateFailed, reason: "Refused for good.",
@@ -122,11 +129,10 @@ func TestGrantJobInline(t *testing.T) {
 		{
 			name: "the resource outlasts the inline budget: handed on", slots: 1,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
-					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					<-ctx.Done() // InlineBudget is a millisecond here
 					return nil, ctx.Err()
-				}
+				})
 			},
 			state:  addon.StateProvisioning,
 			calls:  []string{exchange, create, next},
@@ -135,11 +141,10 @@ func TestGrantJobInline(t *testing.T) {
 		{
 			name: "deprovisioned while the resource is made: handed to the deprovision job", slots: 1,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				f.driver.CreateFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
-					f.called("Create %s %s", short(addon.ID(r.ID)), r.Plan.Slug)
+				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					f.update(t, id, func(a *addon.Addon) { a.State = addon.StateDeprovisioning })
 					return addon.Vars{"URL": "fake://basic"}, nil
-				}
+				})
 			},
 			state:  addon.StateDeprovisioning,
 			calls:  []string{exchange, create, "Enqueue addon:deprovision #1"},
