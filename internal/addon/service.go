@@ -75,7 +75,8 @@ type Options struct {
 	// (INLINE_PROVISIONS; see GrantJob).
 	InlineProvisions int
 	// InlineBudget bounds an inline provision (DefaultInlineBudget when
-	// zero).
+	// zero). Not a setting: Kiln runs with the default; tests shorten it
+	// to reach its end without waiting.
 	InlineBudget time.Duration
 }
 
@@ -380,8 +381,10 @@ const DefaultInlineBudget = 20 * time.Second
 // burst the grants come first. Nothing is given up by trying: if the claim is no
 // longer held nothing is called, and a step that fails transiently (or
 // runs out of InlineBudget) leaves the add-on as recorded for the provision
-// job, which retries it with its own backoff and time limit; a permanent
-// failure fails the add-on, as the provision job would.
+// job, which retries it with its own backoff and time limit (one with a
+// retry hint, inside the budget, retries the grant job after the hint
+// instead); a permanent failure fails the add-on, as the provision job
+// would.
 func (s *Service) provisionInline(ctx context.Context, c *Claim) (*Addon, error) {
 	a := c.Addon()
 	if !c.held() || ctx.Err() != nil {
@@ -396,15 +399,17 @@ func (s *Service) provisionInline(ctx context.Context, c *Claim) (*Addon, error)
 	switch {
 	case err == nil:
 		return after, nil
-	case Transient(err) && RetryAfter(err) == 0:
+	case Transient(err) && (RetryAfter(err) == 0 || ictx.Err() != nil):
 		s.log().InfoContext(ctx, "provisioning after the grant exchange did not finish; the provision job takes over", "addon", a.ID, "err", err)
 		return c.Addon(), nil
 	default:
 		// A refusal fails the add-on (GrantJob's failIfPermanent), as the
-		// provision job would; a rate limit or a "not yet" with a hint
-		// retries this job after it (asynq honours RetryAfter), and the
-		// retry, finding the grant exchanged, hands on to the provision
-		// job then, not at once into the same limit.
+		// provision job would; an error with a retry hint (a rate limit, a
+		// Retry-After from Heroku or the resource service) within the
+		// budget retries this job after it (asynq honours RetryAfter), and
+		// the retry, finding the grant exchanged, hands on to the
+		// provision job then, not at once into the same limit. A budget
+		// that ran out hands on whatever hint came with it (above).
 		return nil, fmt.Errorf("provision after the grant exchange: %w", err)
 	}
 }
@@ -680,11 +685,17 @@ func (s *Service) createResource(ctx context.Context, c *Claim) (*Addon, error) 
 // markProvisioned records the add-on provisioned and, this being the last
 // step, frees the claim in the same transaction.
 func (s *Service) markProvisioned(ctx context.Context, c *Claim, onHeroku, pushed bool) error {
-	// Heroku was told: the record must not be cut short by the budget of
-	// the calls before it (a job's or an inline provision's deadline), or
-	// the next attempt tells Heroku again. A lost lease still refuses it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
-	defer cancel()
+	if onHeroku {
+		// Heroku was told: the record must not be cut short by the budget
+		// of the calls before it (a job's or an inline provision's
+		// deadline), or the next attempt tells Heroku again. A lost lease
+		// still refuses it. (A synchronous provision tells Heroku with its
+		// answer, after this record: that stays within its request's
+		// budget.)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), recordBudget)
+		defer cancel()
+	}
 	_, err := c.record(ctx, true, func(a *Addon, now time.Time) error {
 		if a.State != StateProvisioning {
 			return nil

@@ -127,6 +127,32 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created},
 		},
 		{
+			name: "the budget ends as Heroku takes the provision: recorded all the same", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.platform.MarkProvisionedFn = func(ctx context.Context, token string, id addon.ID) error {
+					f.called("MarkProvisioned %s %s", short(id), token)
+					<-ctx.Done()                // InlineBudget is a millisecond here
+					f.store.CheckContext = true // from here on, as Postgres would
+					return nil
+				}
+			},
+			state:  addon.StateProvisioned,
+			calls:  []string{exchange, create, push, mark},
+			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
+		},
+		{
+			name: "the budget ends while the driver polls (a hint with it): handed on", slots: 1,
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				creating(f, func(ctx context.Context) (addon.Vars, error) {
+					<-ctx.Done() // as the http driver's poll202 answers its budget's end
+					return nil, &addon.Error{Code: addon.EUNAVAILABLE, Message: "Still creating.", RetryAfter: 15 * time.Second}
+				})
+			},
+			state:  addon.StateProvisioning,
+			calls:  []string{exchange, create, next},
+			events: []string{gotTokens},
+		},
+		{
 			name: "the resource outlasts the inline budget: handed on", slots: 1,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {

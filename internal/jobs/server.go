@@ -56,7 +56,7 @@ type ServerOptions struct {
 	// when that is shorter. A burst never waits on it (the queues are not
 	// empty). kiln-bench's steady phase: from request to provisioned, p50
 	// 680 ms and p99 2.7 s with asynq's 1 s, 150 ms and 330 ms with 200 ms,
-	// for about 2% more CPU per add-on; an idle worker's three servers
+	// for 2–5% more CPU per add-on; an idle worker's three servers
 	// make about 20 dequeue calls a second instead of 4 (one per queue).
 	IdlePoll time.Duration
 	// Handlers adds job kinds beyond the pipeline's, or replaces a

@@ -35,6 +35,9 @@ type Store struct {
 	// database failing. It may use the store itself: that is another
 	// writer acting between two of the service's calls.
 	Before func(op string, id addon.ID) error
+	// CheckContext makes Record refuse an ended context, as Postgres's
+	// driver does, for tests of records that must outlive their caller.
+	CheckContext bool
 
 	mu     sync.Mutex
 	addons map[addon.ID]*addon.Addon
@@ -261,6 +264,9 @@ func (s *Store) Release(ctx context.Context, l addon.Lease) error {
 func (s *Store) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
 	if err := s.before("Record", l.AddonID); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil && s.CheckContext {
+		return nil, err // as Postgres's driver would
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
