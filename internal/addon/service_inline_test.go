@@ -46,7 +46,8 @@ func TestGrantJobInline(t *testing.T) {
 		reason string
 		calls  []string
 		events []string
-		held   bool // another writer holds the lease afterwards
+		held   bool          // another writer holds the lease afterwards
+		budget time.Duration // InlineBudget; 0: the default
 	}{
 		{
 			name: "a slot is free: provisioned in the grant job", slots: 1,
@@ -127,7 +128,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created},
 		},
 		{
-			name: "the budget ends as Heroku takes the provision: recorded all the same", slots: 1,
+			name: "the budget ends as Heroku takes the provision: recorded all the same", slots: 1, budget: time.Millisecond,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.platform.MarkProvisionedFn = func(ctx context.Context, token string, id addon.ID) error {
 					f.called("MarkProvisioned %s %s", short(id), token)
@@ -141,7 +142,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
 		},
 		{
-			name: "the budget ends while the driver polls (a hint with it): handed on", slots: 1,
+			name: "the budget ends while the driver polls (a hint with it): handed on", slots: 1, budget: time.Millisecond,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					<-ctx.Done() // as the http driver's poll202 answers its budget's end
@@ -153,7 +154,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens},
 		},
 		{
-			name: "the resource outlasts the inline budget: handed on", slots: 1,
+			name: "the resource outlasts the inline budget: handed on", slots: 1, budget: time.Millisecond,
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					<-ctx.Done() // InlineBudget is a millisecond here
@@ -191,7 +192,7 @@ func TestGrantJobInline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, inlineSlots(tt.slots), func(o *addon.Options) { o.InlineBudget = time.Millisecond })
+			f := newFixture(t, inlineSlots(tt.slots), func(o *addon.Options) { o.InlineBudget = tt.budget })
 			id := f.add(t)
 			if tt.setup != nil {
 				tt.setup(f, t, id)
