@@ -123,7 +123,7 @@ func runLoad(ctx context.Context, hc *http.Client, url string, calls []call, cal
 				if i >= len(calls) || ctx.Err() != nil {
 					return
 				}
-				r.send(ctx, hc, url, calls, i)
+				r.send(ctx, hc, url, calls, i, time.Time{})
 			}
 		}()
 	}
@@ -133,8 +133,10 @@ func runLoad(ctx context.Context, hc *http.Client, url string, calls []call, cal
 }
 
 // send makes call i as Heroku would and records its start, latency and
-// status in r.
-func (r *loadResult) send(ctx context.Context, hc *http.Client, url string, calls []call, i int) {
+// status in r. A paced call is timed from its tick (due), not from when a
+// free caller got to it, so a sender that fell behind does not hide the
+// wait (coordinated omission); zero due means now.
+func (r *loadResult) send(ctx context.Context, hc *http.Client, url string, calls []call, i int, due time.Time) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(calls[i].body))
 	if err != nil {
 		return
@@ -143,6 +145,9 @@ func (r *loadResult) send(ctx context.Context, hc *http.Client, url string, call
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/vnd.heroku-addons+json; version=3")
 	t0 := time.Now()
+	if !due.IsZero() && due.Before(t0) {
+		t0 = due
+	}
 	resp, err := hc.Do(req)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -179,7 +184,7 @@ func runPaced(ctx context.Context, hc *http.Client, url string, calls []call, ra
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			r.send(ctx, hc, url, calls, i)
+			r.send(ctx, hc, url, calls, i, at)
 		}()
 	}
 	wg.Wait()
