@@ -81,7 +81,13 @@ const insertEvent = insertEventInto + "VALUES ($1::uuid, $2, $3, $4, $5::timesta
 
 // eventArgs are the arguments of insertEvent for e.
 func eventArgs(id addon.ID, e addon.Event) []any {
-	return []any{id, e.Kind, string(e.State), e.Message, eventTime(e)}
+	return appendEvent([]any{id}, e)
+}
+
+// appendEvent appends e's kind, state, message and time: the values of one
+// audit-trail line after its add-on, in insertEventInto's order.
+func appendEvent(args []any, e addon.Event) []any {
+	return append(args, e.Kind, string(e.State), e.Message, eventTime(e))
 }
 
 // appendFirstEvent appends the kind, state, message and time of the first
@@ -91,8 +97,7 @@ func appendFirstEvent(args []any, events []addon.Event) []any {
 	if len(events) == 0 {
 		return append(args, nil, nil, nil, nil)
 	}
-	e := events[0]
-	return append(args, e.Kind, string(e.State), e.Message, eventTime(e))
+	return appendEvent(args, events[0])
 }
 
 // eventTime is when e happened, now when it does not say.

@@ -182,7 +182,7 @@ func (db *DB) recordSeen(ctx context.Context, l addon.Lease, seen *addon.Addon, 
 	}
 	args = append(args, l.Fence, seen.UpdatedAt.UTC())
 	for _, e := range events {
-		args = append(args, e.Kind, string(e.State), e.Message, eventTime(e))
+		args = appendEvent(args, e)
 	}
 	var updatedAt time.Time
 	var leaseUntil *time.Time
