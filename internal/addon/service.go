@@ -251,12 +251,12 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	return nil, Errorf(EINVALID, "Provisioning failed: %s.", reason)
 }
 
-// GrantJob (the JobGrant handler) trades the add-on's OAuth grant for tokens, once, as the
-// add-on's one writer. No transaction is open during the call to
-// id.heroku.com: "exchange started" is recorded first (by the claim itself,
-// Store.AcquireExchange), the call is made, and
-// the tokens are saved at once, retrying the save (never the exchange) until
-// it succeeds. If a grant is refused after an earlier attempt started (its
+// GrantJob (the JobGrant handler) trades the add-on's OAuth grant for
+// tokens, once, as the add-on's one writer. No transaction is open during
+// the call to id.heroku.com: "exchange started" is recorded first (by the
+// claim itself, Store.AcquireExchange), the call is made, and the tokens
+// are saved at once, retrying the save (never the exchange) until it
+// succeeds. If a grant is refused after an earlier attempt started (its
 // answer lost to a crash), the add-on fails with a reason saying so, an
 // error is logged and GrantLost is called, distinct from an invalid grant.
 //
@@ -378,13 +378,13 @@ const DefaultInlineBudget = 20 * time.Second
 // InlineWithin of Heroku's request and one of Options.InlineProvisions was
 // free: at a steady pace (grant slots idle) nearly every add-on is
 // provisioned by its grant job, with one claim and one job fewer, and in a
-// burst the grants come first. Nothing is given up by trying: if the claim is no
-// longer held nothing is called, and a step that fails transiently (or
-// runs out of InlineBudget) leaves the add-on as recorded for the provision
-// job, which retries it with its own backoff and time limit (one with a
-// retry hint, inside the budget, retries the grant job after the hint
-// instead); a permanent failure fails the add-on, as the provision job
-// would.
+// burst the grants come first. Nothing is given up by trying: if the claim
+// is no longer held nothing is called, and a step that fails transiently
+// (or runs out of InlineBudget) leaves the add-on as recorded for the
+// provision job, which retries it with its own backoff and time limit (one
+// with a retry hint, inside the budget, retries the grant job after the
+// hint instead); a permanent failure fails the add-on, as the provision
+// job would.
 func (s *Service) provisionInline(ctx context.Context, c *Claim) (*Addon, error) {
 	a := c.Addon()
 	if !c.held() || ctx.Err() != nil {

@@ -113,10 +113,11 @@ func (c *Claim) Lease() Lease {
 
 // Record saves a change under the claim's fence: fn sees the add-on as
 // stored now (re-check its state there: the claim's copy when nothing
-// changed it since, else the row read again under its lock) and may change it; nothing is saved
-// when fn fails or the lease was taken over (LeaseLost). fn may run twice
-// (Store.Record): first on the claim's copy, then, if the add-on changed
-// meanwhile, on the stored one; it changes nothing but its add-on.
+// changed it since, else the row read again under its lock) and may
+// change it; nothing is saved when fn fails or the lease was taken over
+// (LeaseLost). fn may run twice (Store.Record): first on the claim's
+// copy, then, if the add-on changed meanwhile, on the stored one; it
+// changes nothing but its add-on.
 func (c *Claim) Record(ctx context.Context, fn func(a *Addon, now time.Time) error) (*Addon, error) {
 	return c.record(ctx, false, fn)
 }
@@ -132,9 +133,7 @@ func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now 
 		return fn(a, c.s.now())
 	})
 	if errors.Is(err, ErrLeaseLost) {
-		c.mu.Lock()
-		c.lost = true
-		c.mu.Unlock()
+		c.markLost()
 	}
 	if err != nil {
 		return nil, err
@@ -146,6 +145,14 @@ func (c *Claim) record(ctx context.Context, release bool, fn func(a *Addon, now 
 	}
 	c.mu.Unlock()
 	return a, nil
+}
+
+// markLost notes that the lease was found taken over: later records take
+// the locked path (which refuses them), and held says so.
+func (c *Claim) markLost() {
+	c.mu.Lock()
+	c.lost = true
+	c.mu.Unlock()
 }
 
 // held reports whether the claim still holds its lease, as far as it
@@ -245,9 +252,7 @@ func (c *Claim) renew(ctx context.Context) {
 			c.lease = l
 			c.mu.Unlock()
 		case errors.Is(err, ErrLeaseLost):
-			c.mu.Lock()
-			c.lost = true
-			c.mu.Unlock()
+			c.markLost()
 			c.s.log().ErrorContext(ctx, "add-on lease taken over while its writer worked", "addon", l.AddonID)
 			c.cancel(err)
 			return
