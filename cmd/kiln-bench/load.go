@@ -85,6 +85,15 @@ type loadResult struct {
 	status     []int           // 0: transport error
 }
 
+// newLoadResult is a loadResult for n calls, none made yet.
+func newLoadResult(n int) loadResult {
+	return loadResult{
+		starts:  make([]time.Time, n),
+		latency: make([]time.Duration, n),
+		status:  make([]int, n),
+	}
+}
+
 // client makes an HTTP client with one keep-alive connection per caller,
 // as Heroku's provisioning fan-in reuses its connections.
 func client(callers int) *http.Client {
@@ -106,11 +115,7 @@ var basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(addonID+":"+
 // its next request as soon as the previous one is answered (a closed loop,
 // like Heroku's provisioning fan-in), and times each request.
 func runLoad(ctx context.Context, hc *http.Client, url string, calls []call, callers int) loadResult {
-	r := loadResult{
-		starts:  make([]time.Time, len(calls)),
-		latency: make([]time.Duration, len(calls)),
-		status:  make([]int, len(calls)),
-	}
+	r := newLoadResult(len(calls))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	r.start = time.Now()
@@ -163,11 +168,7 @@ func (r *loadResult) send(ctx context.Context, hc *http.Client, url string, call
 // customers' add-ons arrive between bursts, with at most callers in
 // flight.
 func runPaced(ctx context.Context, hc *http.Client, url string, calls []call, rate float64, callers int) loadResult {
-	r := loadResult{
-		starts:  make([]time.Time, len(calls)),
-		latency: make([]time.Duration, len(calls)),
-		status:  make([]int, len(calls)),
-	}
+	r := newLoadResult(len(calls))
 	slots := make(chan struct{}, callers)
 	var wg sync.WaitGroup
 	r.start = time.Now()
