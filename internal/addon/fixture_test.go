@@ -411,11 +411,12 @@ func (f *fixture) setLink(tb testing.TB, id addon.ID, fn func(l *addon.Link)) {
 	}
 }
 
-// arrange builds a fixture holding one add-on of shape and runs setup,
-// when given, on it: the start every job's table case shares.
-func arrange(t *testing.T, shape []func(a *addon.Addon), setup func(f *fixture, t *testing.T, id addon.ID)) (*fixture, addon.ID) {
+// arrange builds a fixture (its service's options changed by opts)
+// holding one add-on of shape and runs setup, when given, on it: the
+// start every job's table case shares.
+func arrange(t *testing.T, shape []func(a *addon.Addon), setup func(f *fixture, t *testing.T, id addon.ID), opts ...func(o *addon.Options)) (*fixture, addon.ID) {
 	t.Helper()
-	f := newFixture(t)
+	f := newFixture(t, opts...)
 	id := f.add(t, shape...)
 	if setup != nil {
 		setup(f, t, id)
@@ -438,12 +439,15 @@ func arrangeKeeper(t *testing.T, shape []func(a *addon.Addon), setup func(f *fix
 
 // jobCase is a table case of a job whose outcome is all in the store and
 // the calls: the error's code, the state and reason left, the calls made,
-// the events recorded, the lease let go, and check's own look at the
-// stored add-on.
+// the events recorded, the lease let go (unless held: another writer
+// holds it afterwards), and check's own look at the stored add-on. opts
+// change the service's options.
 type jobCase struct {
 	name   string
+	opts   []func(o *addon.Options)
 	shape  []func(a *addon.Addon)
 	setup  func(f *fixture, t *testing.T, id addon.ID)
+	held   bool
 	code   string
 	state  addon.State
 	reason string
@@ -458,13 +462,15 @@ func runJobCases(t *testing.T, cases []jobCase, job func(s *addon.Service, ctx c
 	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			f, id := arrange(t, tt.shape, tt.setup)
+			f, id := arrange(t, tt.shape, tt.setup, tt.opts...)
 			wantCode(t, job(f.svc, context.Background(), id), tt.code)
 			f.store.Before = nil
 			a := f.wantState(t, id, tt.state, tt.reason)
 			f.wantCalls(t, tt.calls...)
 			f.wantEvents(t, id, tt.events...)
-			f.wantFree(t, id)
+			if !tt.held {
+				f.wantFree(t, id)
+			}
 			if tt.check != nil {
 				tt.check(t, a)
 			}

@@ -17,6 +17,12 @@ func creating(f *fixture, fn func(ctx context.Context) (addon.Vars, error)) {
 	}
 }
 
+// inline lets slots grant jobs at once go on to provision, each for at
+// most budget (0: the default).
+func inline(slots int, budget time.Duration) []func(o *addon.Options) {
+	return []func(o *addon.Options){inlineSlots(slots), func(o *addon.Options) { o.InlineBudget = budget }}
+}
+
 // inlineSlots lets n grant jobs at once go on to provision.
 func inlineSlots(n int) func(o *addon.Options) {
 	return func(o *addon.Options) { o.InlineProvisions = n }
@@ -37,32 +43,21 @@ func TestGrantJobInline(t *testing.T) {
 		created   = "step: resource created by driver fake"
 	)
 	down := addon.Errorf(addon.EUNAVAILABLE, "Down for a moment.")
-	tests := []struct {
-		name   string
-		slots  int
-		setup  func(f *fixture, t *testing.T, id addon.ID)
-		code   string
-		state  addon.State
-		reason string
-		calls  []string
-		events []string
-		held   bool          // another writer holds the lease afterwards
-		budget time.Duration // InlineBudget; 0: the default
-	}{
+	tests := []jobCase{
 		{
-			name: "a slot is free: provisioned in the grant job", slots: 1,
+			name: "a slot is free: provisioned in the grant job", opts: inline(1, 0),
 			state:  addon.StateProvisioned,
 			calls:  []string{exchange, create, push, mark},
 			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
 		},
 		{
-			name: "no slots: handed on to the provision job", slots: 0,
+			name: "no slots: handed on to the provision job", opts: inline(0, 0),
 			state:  addon.StateProvisioning,
 			calls:  []string{exchange, next},
 			events: []string{gotTokens},
 		},
 		{
-			name: "the grant waited in the queue (a burst): handed on", slots: 1,
+			name: "the grant waited in the queue (a burst): handed on", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.advance(addon.InlineWithin + time.Millisecond)
 			},
@@ -71,7 +66,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens},
 		},
 		{
-			name: "the grant job started just in time: provisioned in it", slots: 1,
+			name: "the grant job started just in time: provisioned in it", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.advance(addon.InlineWithin)
 			},
@@ -80,7 +75,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
 		},
 		{
-			name: "the driver fails for a moment: handed on", slots: 1,
+			name: "the driver fails for a moment: handed on", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					return nil, down
@@ -91,7 +86,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens},
 		},
 		{
-			name: "the driver refuses for good: failed, as the provision job would", slots: 1,
+			name: "the driver refuses for good: failed, as the provision job would", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					return nil, errRefused
@@ -103,7 +98,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, "state failed: Refused for good."},
 		},
 		{
-			name: "Heroku refuses the push for a moment: the resource is kept, handed on", slots: 1,
+			name: "Heroku refuses the push for a moment: the resource is kept, handed on", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.platform.SetConfigFn = func(ctx context.Context, token string, id addon.ID, vars map[string]*string) error {
 					f.called("SetConfig %s %s %s", short(id), token, config(vars))
@@ -115,7 +110,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created},
 		},
 		{
-			name: "Heroku's rate limit: the grant job retries after it, then hands on", slots: 1,
+			name: "Heroku's rate limit: the grant job retries after it, then hands on", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.platform.SetConfigFn = func(ctx context.Context, token string, id addon.ID, vars map[string]*string) error {
 					f.called("SetConfig %s %s %s", short(id), token, config(vars))
@@ -128,7 +123,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created},
 		},
 		{
-			name: "the budget ends as Heroku takes the provision: recorded all the same", slots: 1, budget: time.Millisecond,
+			name: "the budget ends as Heroku takes the provision: recorded all the same", opts: inline(1, time.Millisecond),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.platform.MarkProvisionedFn = func(ctx context.Context, token string, id addon.ID) error {
 					f.called("MarkProvisioned %s %s", short(id), token)
@@ -142,7 +137,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens, created, "step: config vars pushed", "state provisioned: "},
 		},
 		{
-			name: "the budget ends while the driver polls (a hint with it): handed on", slots: 1, budget: time.Millisecond,
+			name: "the budget ends while the driver polls (a hint with it): handed on", opts: inline(1, time.Millisecond),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					<-ctx.Done() // as the http driver's poll202 answers its budget's end
@@ -154,7 +149,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens},
 		},
 		{
-			name: "the resource outlasts the inline budget: handed on", slots: 1, budget: time.Millisecond,
+			name: "the resource outlasts the inline budget: handed on", opts: inline(1, time.Millisecond),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					<-ctx.Done() // InlineBudget is a millisecond here
@@ -166,7 +161,7 @@ func TestGrantJobInline(t *testing.T) {
 			events: []string{gotTokens},
 		},
 		{
-			name: "deprovisioned while the resource is made: handed to the deprovision job", slots: 1,
+			name: "deprovisioned while the resource is made: handed to the deprovision job", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				creating(f, func(ctx context.Context) (addon.Vars, error) {
 					f.update(t, id, func(a *addon.Addon) { a.State = addon.StateDeprovisioning })
@@ -180,7 +175,7 @@ func TestGrantJobInline(t *testing.T) {
 		{
 			// The tokens are saved all the same (outside the fence), but
 			// a claim that lost its lease calls the driver no more.
-			name: "the lease is taken over during the exchange: nothing made", slots: 1,
+			name: "the lease is taken over during the exchange: nothing made", opts: inline(1, 0),
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				exchanging(f, func() { f.takeOver(t, id) }, nil)
 			},
@@ -190,25 +185,14 @@ func TestGrantJobInline(t *testing.T) {
 			held:   true,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, inlineSlots(tt.slots), func(o *addon.Options) { o.InlineBudget = tt.budget })
-			id := f.add(t)
-			if tt.setup != nil {
-				tt.setup(f, t, id)
-			}
-			wantCode(t, f.svc.GrantJob(context.Background(), id), tt.code)
-			a := f.wantState(t, id, tt.state, tt.reason)
-			f.wantCalls(t, tt.calls...)
-			f.wantEvents(t, id, tt.events...)
+	for i := range tests {
+		tests[i].check = func(t *testing.T, a *addon.Addon) {
 			if a.Tokens == nil || a.Tokens.Access != "access-1" {
 				t.Errorf("tokens %+v, want the exchanged ones saved", a.Tokens)
 			}
-			if !tt.held {
-				f.wantFree(t, id)
-			}
-		})
+		}
 	}
+	runJobCases(t, tests, (*addon.Service).GrantJob)
 }
 
 // TestGrantJobInlineSlots: grant jobs provision inline only while a slot
