@@ -125,12 +125,8 @@ type releaser interface {
 // lease freed on release; a copy that is stale by updated_at or by fence
 // is not trusted.
 func TestRecordFromSeen(t *testing.T) {
-	db, _ := newStore(t)
+	db, a, _ := storedAddon(t)
 	ctx := context.Background()
-	a := newAddon(now())
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
 	seen, l, err := db.Acquire(ctx, a.ID, "w", time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -211,9 +207,7 @@ func TestUpdatedAtNeverRepeats(t *testing.T) {
 	db, url := newStore(t)
 	ctx := context.Background()
 	a := newAddon(now())
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	ahead := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
 	if _, err := rawDB(t, url).ExecContext(ctx, "UPDATE addons SET updated_at = $2 WHERE id = $1", a.ID, ahead); err != nil {
 		t.Fatal(err)

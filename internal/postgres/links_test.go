@@ -123,9 +123,7 @@ func TestAdvanceLogCursor(t *testing.T) {
 	raw := rawDB(t, url)
 	ctx := context.Background()
 	a := newAddon(now())
-	if _, _, err := db.Create(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	create(t, db, a)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)
