@@ -25,6 +25,8 @@ func TestSSO(t *testing.T) {
 		want int
 		// secure is whether the session cookie must be marked Secure.
 		secure bool
+		// age is how long before the test's start the sign-in was signed.
+		age time.Duration
 	}{
 		{name: "user-scoped sha256 token", want: http.StatusSeeOther, signer: func(id string) signer {
 			s := newSigner(id)
@@ -44,11 +46,7 @@ func TestSSO(t *testing.T) {
 		}},
 		{name: "behind Heroku's TLS router", want: http.StatusSeeOther, signer: newSigner,
 			header: map[string]string{"X-Forwarded-Proto": "https"}, secure: true},
-		{name: "timestamp four minutes old", want: http.StatusSeeOther, signer: func(id string) signer {
-			s := newSigner(id)
-			s.at = time.Now().Add(-4 * time.Minute)
-			return s
-		}},
+		{name: "timestamp four minutes old", want: http.StatusSeeOther, signer: newSigner, age: 4 * time.Minute},
 		{name: "wrong salt", want: http.StatusForbidden, signer: func(id string) signer {
 			s := newSigner(id)
 			s.salt = "not-the-salt"
@@ -64,16 +62,8 @@ func TestSSO(t *testing.T) {
 			s.omitResToken, s.signedEmail = true, "someone-else@example.com"
 			return s
 		}},
-		{name: "timestamp six minutes old", want: http.StatusForbidden, signer: func(id string) signer {
-			s := newSigner(id)
-			s.at = time.Now().Add(-6 * time.Minute)
-			return s
-		}},
-		{name: "timestamp two minutes ahead", want: http.StatusForbidden, signer: func(id string) signer {
-			s := newSigner(id)
-			s.at = time.Now().Add(2 * time.Minute)
-			return s
-		}},
+		{name: "timestamp six minutes old", want: http.StatusForbidden, signer: newSigner, age: 6 * time.Minute},
+		{name: "timestamp two minutes ahead", want: http.StatusForbidden, signer: newSigner, age: -2 * time.Minute},
 		{name: "no tokens", want: http.StatusForbidden, signer: func(id string) signer {
 			s := newSigner(id)
 			s.omitResToken, s.omitUserToken = true, true
@@ -91,11 +81,14 @@ func TestSSO(t *testing.T) {
 			return newSigner("not-a-uuid")
 		}},
 	}
+	// Each case signs its own second, counted back from one start: a
+	// sign-in is single-use, and seconds counted from each case's own
+	// clock reading would meet again whenever a case takes a second.
+	start := time.Now()
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tt.signer(string(a.ID))
-			// Each case signs a different second: a sign-in is single-use.
-			s.at = s.at.Add(-time.Duration(i) * time.Second)
+			s.at = start.Add(-tt.age - time.Duration(i)*time.Second)
 			p := c.signIn(t, s.form(), tt.header)
 			if p.status != tt.want {
 				t.Fatalf("status = %d, want %d; body: %s", p.status, tt.want, p.body)
@@ -219,7 +212,7 @@ func TestSSORecordsWhoSignedIn(t *testing.T) {
 		t.Fatalf("sign-in: %d", p.status)
 	}
 	u := newSigner(string(a.ID))
-	u.at = time.Now().Add(-time.Second)
+	u.at = s.at.Add(-time.Second)
 	u.omitUserToken, u.email = true, "claims-to-be@example.com"
 	if p := c.signIn(t, u.form(), nil); p.status != http.StatusSeeOther {
 		t.Fatalf("sha1 sign-in: %d", p.status)
@@ -265,9 +258,9 @@ func TestSSORefusesGoneAddons(t *testing.T) {
 	if err := c.svc.DeprovisionJob(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	s.at = time.Now().Add(-2 * time.Second)
-	if p := c.signIn(t, s.form(), nil); p.status != http.StatusForbidden {
-		t.Errorf("sign-in to a deprovisioned add-on: %d; want 403", p.status)
+	s.at = s.at.Add(-time.Second) // a fresh sign-in, refused for the add-on alone
+	if p := c.signIn(t, s.form(), nil); p.status != http.StatusForbidden || strings.Contains(p.body, "already used") {
+		t.Errorf("sign-in to a deprovisioned add-on: %d %s; want 403 for the add-on, not a replay", p.status, p.body)
 	}
 	events, err := c.store.Events(ctx, a.ID)
 	if err != nil {
