@@ -24,6 +24,19 @@ func rolling(setup func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID))
 	}
 }
 
+// rollingWith makes the driver's Roll call fn, as a forced ordering, before
+// it answers with the rolled credentials.
+func rollingWith(f *fixture, fn func(ctx context.Context)) {
+	f.driver.RollFn = func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
+		f.called("Roll %s", short(addon.ID(r.ID)))
+		fn(ctx)
+		return addon.Vars{"URL": "fake://basic?rolled"}, nil
+	}
+}
+
+// leaseLost, as a case's code, wants the error to be ErrLeaseLost.
+const leaseLost = "lease lost"
+
 func TestKeeperRotate(t *testing.T) {
 	const (
 		roll    = "Roll #1"
@@ -140,6 +153,33 @@ func TestKeeperRotate(t *testing.T) {
 			code: addon.EUNAVAILABLE, url: oldURL,
 		},
 		{
+			name:   "a halted push is retried with the new vars",
+			shape:  []func(a *addon.Addon){provisioned, haltedPush},
+			answer: true, url: rolled, retired: retired,
+			calls: []string{roll, push}, events: []string{grace, pushed},
+		},
+		{
+			name:  "the lease is lost while the driver rolls: saved all the same, pushed by a job",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				rollingWith(f, func(context.Context) { f.takeOver(t, id) })
+			},
+			code: leaseLost, answer: true, url: rolled, retired: retired,
+			calls: []string{roll, "Enqueue addon:config #1"}, events: []string{grace},
+		},
+		{
+			name:  "the lease is lost and the new writer changed the vars: theirs are kept",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				rollingWith(f, func(context.Context) {
+					f.takeOver(t, id)
+					f.update(t, id, func(a *addon.Addon) { a.Vars = addon.Vars{"URL": "fake://other"} })
+				})
+			},
+			code: leaseLost, answer: true, url: "fake://other", retired: retired,
+			calls: []string{roll},
+		},
+		{
 			name:  "rolled, but the add-on cannot be read back",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) { f.failing("Get", 1) },
@@ -151,7 +191,13 @@ func TestKeeperRotate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, k, id := arrangeKeeper(t, tt.shape, rolling(tt.setup))
 			a, err := k.Rotate(context.Background(), id)
-			wantCode(t, err, tt.code)
+			if tt.code == leaseLost {
+				if !errors.Is(err, addon.ErrLeaseLost) {
+					t.Errorf("Rotate = %v, want lease lost", err)
+				}
+			} else {
+				wantCode(t, err, tt.code)
+			}
 			switch {
 			case tt.answer && (a == nil || a.Vars["URL"] != tt.url):
 				t.Errorf("answered %+v, want the add-on with %s", a, tt.url)
@@ -168,6 +214,30 @@ func TestKeeperRotate(t *testing.T) {
 			f.wantCalls(t, tt.calls...)
 			f.wantEvents(t, id, tt.events...)
 		})
+	}
+}
+
+// TestKeeperRotateOutlivesTheCaller: once asked, the driver's roll runs to
+// its end and is recorded even if the caller goes away: rolled credentials
+// thrown away midway would work, and nobody would revoke them.
+func TestKeeperRotateOutlivesTheCaller(t *testing.T) {
+	f, k, id := arrangeKeeper(t, []func(a *addon.Addon){provisioned}, rolling(nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rollingWith(f, func(dctx context.Context) {
+		cancel()
+		if dctx.Err() != nil {
+			t.Error("the driver's roll was cancelled with its caller")
+		}
+		if _, ok := dctx.Deadline(); !ok {
+			t.Error("the driver's roll runs without a bound")
+		}
+	})
+	if _, err := k.Rotate(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.get(t, id); a.Vars["URL"] != "fake://basic?rolled" {
+		t.Errorf("rolled vars not recorded: %v", a.Vars)
 	}
 }
 

@@ -410,56 +410,8 @@ func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) 
 		}
 		// Record first, at any cost: the new credentials are the only working
 		// ones now, and the push below can be retried from what is recorded.
-		// Like tokens, they are saved even if the lease was taken over,
-		// unless another writer recorded other vars meanwhile.
-		before := a.Vars
-		set := func(a *Addon, now time.Time) error {
-			a.Vars = vars
-			a.ConfigPushedAt = time.Time{}
-			if a.Halted == JobPushConfig {
-				// New vars are owed to Heroku: an older halted push
-				// must not keep this one from being retried.
-				a.Halted, a.HaltReason = "", ""
-			}
-			a.Note(now, "credentials", "credentials rotated")
-			return nil
-		}
-		lost := false
-		var latest *Addon // as recorded last, for the hand-on below
-		err = s.inHand(ctx, "rotated credentials", id, func(ctx context.Context) error {
-			if !lost {
-				_, err := c.Record(ctx, set)
-				if !errors.Is(err, ErrLeaseLost) {
-					return err
-				}
-				lost = true
-				s.log().ErrorContext(ctx, "lease lost while holding rotated credentials; saving them anyway", "addon", id)
-			}
-			var err error
-			latest, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-				if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
-					return nil
-				}
-				return set(a, s.now())
-			})
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if lost {
-			pushErr = LeaseLost(id)
-		} else {
-			pushErr = s.pushConfig(ctx, c)
-			latest = c.Addon()
-		}
-		if pushErr != nil {
-			// The app still has the old, now dead, credentials: a job keeps
-			// pushing until Heroku takes the new ones (the push job, or a
-			// pending plan change, whose last step pushes them too).
-			s.handOn(context.WithoutCancel(ctx), latest)
-		}
-		return nil
+		pushErr, err = s.giveVars(ctx, c, "rotated credentials", vars, "credentials rotated")
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -469,6 +421,65 @@ func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) 
 		return nil, err
 	}
 	return a, pushErr
+}
+
+// giveVars records vars, new credentials the driver has just made, as the
+// add-on's, with a "credentials" event saying note, then pushes them to
+// Heroku. Once the driver has made them they are the ones the app must be
+// given, so the save is retried with them in hand (Service.inHand), and
+// made even if the lease was taken over meanwhile, unless another writer
+// has since recorded other vars or moved the add-on out of provisioned
+// (theirs are kept). err says the vars could not be saved; pushErr that
+// they were saved but not pushed (LeaseLost when the lease was lost), and
+// then a job keeps pushing them (the push job, or a pending plan change,
+// whose last step pushes them too): until Heroku takes them, the app runs
+// on the old credentials.
+func (s *Service) giveVars(ctx context.Context, c *Claim, what string, vars Vars, note string) (pushErr, err error) {
+	id, before := c.Addon().ID, c.Addon().Vars
+	set := func(a *Addon, now time.Time) error {
+		a.Vars = vars
+		a.ConfigPushedAt = time.Time{}
+		if a.Halted == JobPushConfig {
+			// New vars are owed to Heroku: an older halted push must not
+			// keep this one from being retried.
+			a.Halted, a.HaltReason = "", ""
+		}
+		a.Note(now, "credentials", note)
+		return nil
+	}
+	lost := false
+	var latest *Addon // as recorded last, for the hand-on
+	err = s.inHand(ctx, what, id, func(ctx context.Context) error {
+		if !lost {
+			_, err := c.Record(ctx, set)
+			if !errors.Is(err, ErrLeaseLost) {
+				return err
+			}
+			lost = true
+			s.log().ErrorContext(ctx, "lease lost while holding new credentials; saving them anyway", "what", what, "addon", id)
+		}
+		var err error
+		latest, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+			if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
+				return nil
+			}
+			return set(a, s.now())
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if lost {
+		pushErr = LeaseLost(id)
+	} else {
+		pushErr = s.pushConfig(ctx, c)
+		latest = c.Addon()
+	}
+	if pushErr != nil {
+		s.handOn(context.WithoutCancel(ctx), latest)
+	}
+	return pushErr, nil
 }
 
 // rotatable says why a's credentials cannot be rotated now, or nil: only a

@@ -16,7 +16,9 @@ import (
 //  1. the current credentials are recorded as retiring, with their time;
 //  2. the driver makes the new ones (outside any transaction);
 //  3. the new ones are recorded as the add-on's, with a "credentials"
-//     event (and a line in the app's log stream);
+//     event (and a line in the app's log stream), retried with them in
+//     hand and saved even if the lease was taken over meanwhile
+//     (Service.giveVars);
 //  4. they are pushed to Heroku; on failure a job keeps pushing.
 //
 // A second roll while the old credentials of a first are still in their
@@ -43,35 +45,27 @@ func (k *Keeper) Rotate(ctx context.Context, id ID) (*Addon, error) {
 		}); err != nil {
 			return err
 		}
-		vars, err := k.Service.driver.Roll(ctx, k.Service.resource(a))
+		// As in Service.RotateCredentials, the driver's roll runs to its end
+		// whatever happens to the caller: new credentials the driver made
+		// and nobody recorded would work, and nobody would revoke them.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rotateTimeout)
+		vars, err := k.Service.driver.Roll(dctx, k.Service.resource(a))
+		cancel()
 		if err != nil {
 			return fmt.Errorf("roll credentials: %w", err)
 		}
-		// Record at any cost: the app must be given these.
-		err = k.Service.inHand(ctx, "rolled credentials", id, func(ctx context.Context) error {
-			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
-				a.Vars = vars
-				a.ConfigPushedAt = time.Time{}
-				msg := "credentials rotated"
-				if k.Grace > 0 {
-					msg += fmt.Sprintf("; the old ones keep working until %s", retireAt.UTC().Format(time.RFC3339))
-				}
-				a.Note(now, "credentials", msg)
-				return nil
-			})
-			return err
-		})
-		if err != nil {
-			return err
+		note := "credentials rotated"
+		if k.Grace > 0 {
+			note += fmt.Sprintf("; the old ones keep working until %s", retireAt.UTC().Format(time.RFC3339))
 		}
-		if pushErr = k.Service.pushConfig(ctx, c); pushErr != nil {
-			k.Service.handOn(ctx, c.Addon())
-		}
-		return nil
+		pushErr, err = k.Service.giveVars(ctx, c, "rolled credentials", vars, note)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The roll is done whatever happened to the caller meanwhile.
+	ctx = context.WithoutCancel(ctx)
 	if k.Grace <= 0 {
 		k.enqueue(ctx, JobRetire, id)
 	}
