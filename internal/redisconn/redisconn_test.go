@@ -100,8 +100,19 @@ func TestSentinelFailover(t *testing.T) {
 	if _, err := client.Enqueue(asynq.NewTask("before", nil)); err != nil {
 		t.Fatal(err)
 	}
-	// Let the write reach the replica before the primary dies.
-	time.Sleep(200 * time.Millisecond)
+	// The writes must reach the replica before the primary dies. WAIT
+	// answers once the replica has acknowledged everything the primary
+	// had taken when it ran, the task included; one pipeline keeps the
+	// write and the WAIT on one connection.
+	pipe := rdb.Pipeline()
+	pipe.Set(ctx, "k", "before", 0)
+	acked := pipe.Do(ctx, "WAIT", 1, 10_000)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := acked.Int(); err != nil || n < 1 {
+		t.Fatalf("WAIT = %d, %v; want the replica to have the writes", n, err)
+	}
 	old, now, err := g.Failover(ctx, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
