@@ -121,9 +121,11 @@ func TestSyncWithHeroku(t *testing.T) {
 	if s.State(revoked) != addon.StateProvisioned || s.accounts(revoked) != 1 {
 		t.Errorf("the add-on with a refused token is %s with %d accounts, want provisioned and kept", s.State(revoked), s.accounts(revoked))
 	}
-	if !strings.Contains(s.Log("worker"), "Heroku refused the add-on's token") {
-		t.Error("no error line in the worker's log for the refused token")
-	}
+	// The flag is saved before the line is logged, and the line reaches
+	// the test through a pipe: wait for it too.
+	eventually(t, 10*time.Second, "an error line in the worker's log for the refused token", func() bool {
+		return strings.Contains(s.Log("worker"), "Heroku refused the add-on's token")
+	})
 	req, _ := http.NewRequest(http.MethodGet, s.webURL+"/metrics", nil)
 	req.SetBasicAuth("admin", s.envValue("ADMIN_PASSWORD"))
 	if resp, err := http.DefaultClient.Do(req); err != nil {
@@ -303,6 +305,7 @@ func TestLogStream(t *testing.T) {
 		t.Fatalf("provision answered %d %v", status, b)
 	}
 	eventually(t, 30*time.Second, "provisioned", func() bool { return s.State(id) == addon.StateProvisioned })
+	s.settled(id)
 	if status, b := s.Call("PUT", "/heroku/resources/"+id, map[string]string{"plan": "basic"}); status != http.StatusOK {
 		t.Fatalf("plan change answered %d %v", status, b)
 	}

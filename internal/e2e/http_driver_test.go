@@ -215,6 +215,7 @@ func TestHTTPDriver(t *testing.T) {
 		t.Fatalf("provision answered %d", status)
 	}
 	eventually(t, 60*time.Second, "provisioned", func() bool { return s.State(id) == addon.StateProvisioned })
+	s.settled(id)
 
 	posts := rec.exchanges("POST", "/resources")
 	if len(posts) < 2 || !posts[0].Injected {

@@ -21,7 +21,24 @@ func (s *stack) provisioned(plan string) string {
 		s.t.Fatalf("provision answered %d", status)
 	}
 	eventually(s.t, 30*time.Second, "provisioned", func() bool { return s.State(id) == addon.StateProvisioned })
+	s.settled(id)
 	return id
+}
+
+// settled waits until the job that follows a provision has let go of the
+// add-on: its webhook subscription made (unless HEROKU_WEBHOOKS=false)
+// and its writer lease free. A synchronous call next (a plan change waits
+// a moment for the lease, then goes on in the background) then finds no
+// other writer, however slow the machine.
+func (s *stack) settled(id string) {
+	s.t.Helper()
+	hooks := s.envValue("HEROKU_WEBHOOKS") != "false"
+	eventually(s.t, 30*time.Second, "the provision's follow-up job done", func() bool {
+		if hooks && len(s.Sim.Webhooks(id)) == 0 {
+			return false
+		}
+		return s.Get(id).LeaseOwner == ""
+	})
 }
 
 func TestPlanChange(t *testing.T) {

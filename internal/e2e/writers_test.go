@@ -152,8 +152,11 @@ func TestTwoWebsTwoWorkers(t *testing.T) {
 		}
 		return k
 	}
+	// At least: a held call whose caller gave up (the Heroku client's
+	// timeout, on a slow machine) stays held, and the job's retry is held
+	// again.
 	eventually(t, 3*time.Minute, "half the add-ons provisioned, the other half held at the provision action", func() bool {
-		return provisioned() >= n/2 && s.Sim.Holding(herokusim.KindProvision) == n/2
+		return provisioned() >= n/2 && s.Sim.Holding(herokusim.KindProvision) >= n/2
 	})
 	if g := grants(); g != n {
 		t.Fatalf("%d grant exchanges before the kill, want %d", g, n)

@@ -75,6 +75,7 @@ func TestBucketExpires(t *testing.T) {
 	c := client(t, url)
 	r := ratelimit.New(c)
 	ctx := context.Background()
+	took := time.Now()
 	if _, _, _, err := r.Take(ctx, "k", 10, 60); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,13 @@ func TestBucketExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One token short at one a second: gone (full again) within 2 s.
+	// One token short at one a second: gone (full again) within 2 s. A
+	// stall of a second or more before the TTL call (a loaded machine)
+	// may find it already gone (-2): that is the expiry too, but only
+	// after such a stall.
+	if ttl == -2 && time.Since(took) >= time.Second {
+		return
+	}
 	if ttl <= 0 || ttl > 2*time.Second {
 		t.Errorf("bucket TTL = %v, want (0, 2s]: a bucket lives only until it is full again", ttl)
 	}

@@ -243,14 +243,18 @@ func TestSSORefusesGoneAddons(t *testing.T) {
 	c := newCustomer(t, customerConfig{})
 	ctx := context.Background()
 	a := c.provisioned(t)
+	// Read before the session's sign-in, so the seconds counted back from
+	// it are all before the one the session signed: a sign-in is
+	// single-use, and these must be refused for the add-on alone.
+	start := time.Now()
 	sess := c.session(t, a.ID)
 	if err := c.svc.Deprovision(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	s := newSigner(string(a.ID))
-	s.at = time.Now().Add(-time.Second)
-	if p := c.signIn(t, s.form(), nil); p.status != http.StatusForbidden {
-		t.Errorf("sign-in to a deprovisioning add-on: %d; want 403", p.status)
+	s.at = start.Add(-time.Second)
+	if p := c.signIn(t, s.form(), nil); p.status != http.StatusForbidden || strings.Contains(p.body, "already used") {
+		t.Errorf("sign-in to a deprovisioning add-on: %d %s; want 403 for the add-on, not a replay", p.status, p.body)
 	}
 	if p := do(t, c.e, http.MethodGet, "/dashboard/resources/"+string(a.ID), nil, nil, sess); p.status != http.StatusGone || strings.Contains(p.body, testPrefix+"_URL") {
 		t.Errorf("dashboard of a deprovisioning add-on with an earlier session: %d; want 410 and no config", p.status)
