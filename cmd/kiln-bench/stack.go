@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -470,10 +471,33 @@ func (l *callLog) times(kind string, ids []string) ([]time.Time, int) {
 }
 
 // waitAll waits up to limit for a call of kind for every add-on of ids.
+// It polls what it waits for every 50 ms on the machine it measures, under
+// the lock the simulator's hook takes on every call, so each poll costs
+// what is left to find, not the phase: nothing while fewer calls than ids
+// are logged (a count), then only the ids not found yet.
 func (l *callLog) waitAll(ctx context.Context, limit time.Duration, what, kind string, ids []string) error {
+	pending := slices.Clone(ids)
 	return waitFor(ctx, limit, what, func() bool {
-		_, n := l.times(kind, ids)
-		return n == len(ids)
+		if l.count(kind) < len(ids) {
+			return false
+		}
+		pending = l.missing(kind, pending)
+		return len(pending) == 0
+	})
+}
+
+// missing is pending less the add-ons with a call of kind, in pending's
+// array.
+func (l *callLog) missing(kind string, pending []string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.grant
+	if kind == herokusim.KindProvision {
+		m = l.provision
+	}
+	return slices.DeleteFunc(pending, func(id string) bool {
+		_, ok := m[id]
+		return ok
 	})
 }
 
