@@ -224,15 +224,7 @@ func TestKeeperRotateOutlivesTheCaller(t *testing.T) {
 	f, k, id := arrangeKeeper(t, []func(a *addon.Addon){provisioned}, rolling(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rollingWith(f, func(dctx context.Context) {
-		cancel()
-		if dctx.Err() != nil {
-			t.Error("the driver's roll was cancelled with its caller")
-		}
-		if _, ok := dctx.Deadline(); !ok {
-			t.Error("the driver's roll runs without a bound")
-		}
-	})
+	rollingWith(f, cancelsCaller(t, cancel, "roll"))
 	if _, err := k.Rotate(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -190,6 +190,20 @@ func TestRotateCredentials(t *testing.T) {
 	}
 }
 
+// cancelsCaller is a driver hook that cancels the caller's context, then
+// checks that the driver's call (what) outlived it, within a bound.
+func cancelsCaller(t *testing.T, cancel context.CancelFunc, what string) func(context.Context) {
+	return func(dctx context.Context) {
+		cancel()
+		if dctx.Err() != nil {
+			t.Errorf("the driver's %s was cancelled with its caller", what)
+		}
+		if _, ok := dctx.Deadline(); !ok {
+			t.Errorf("the driver's %s runs without a bound", what)
+		}
+	}
+}
+
 // TestRotateCredentialsOutlivesTheCaller: once asked, the driver's
 // rotation runs to its end even if the caller goes away: an answer thrown
 // away midway would leave nobody knowing the only working credentials.
@@ -198,15 +212,7 @@ func TestRotateCredentialsOutlivesTheCaller(t *testing.T) {
 	id := f.add(t, provisioned)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rotating(f, func(dctx context.Context) {
-		cancel()
-		if dctx.Err() != nil {
-			t.Error("the driver's rotation was cancelled with its caller")
-		}
-		if _, ok := dctx.Deadline(); !ok {
-			t.Error("the driver's rotation runs without a bound")
-		}
-	}, nil)
+	rotating(f, cancelsCaller(t, cancel, "rotation"), nil)
 	if _, err := f.svc.RotateCredentials(ctx, id); err != nil {
 		t.Fatal(err)
 	}
