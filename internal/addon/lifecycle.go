@@ -428,12 +428,13 @@ func (s *Service) RotateCredentials(ctx context.Context, id ID) (*Addon, error) 
 // Heroku. Once the driver has made them they are the ones the app must be
 // given, so the save is retried with them in hand (Service.inHand), and
 // made even if the lease was taken over meanwhile, unless another writer
-// has since recorded other vars or moved the add-on out of provisioned
-// (theirs are kept). err says the vars could not be saved; pushErr that
-// they were saved but not pushed (LeaseLost when the lease was lost), and
-// then a job keeps pushing them (the push job, or a pending plan change,
-// whose last step pushes them too): until Heroku takes them, the app runs
-// on the old credentials.
+// has since recorded other vars or moved the add-on out of provisioned:
+// theirs are kept, and the new set is dropped with an error line. err
+// says the vars could not be saved. pushErr says they did not reach
+// Heroku here: the push failed, or the lease was lost (LeaseLost, whether
+// the fallback saved them or dropped them). Whatever is then recorded and
+// owed is handed on to a job (the push job, or a pending plan change,
+// whose last step pushes too).
 func (s *Service) giveVars(ctx context.Context, c *Claim, what string, vars Vars, note string) (pushErr, err error) {
 	id, before := c.Addon().ID, c.Addon().Vars
 	set := func(a *Addon, now time.Time) error {
@@ -461,6 +462,7 @@ func (s *Service) giveVars(ctx context.Context, c *Claim, what string, vars Vars
 		var err error
 		latest, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			if a.State != StateProvisioned || !maps.Equal(a.Vars, before) {
+				s.log().ErrorContext(ctx, "new credentials dropped: another writer changed the add-on meanwhile", "what", what, "addon", id, "state", a.State)
 				return nil
 			}
 			return set(a, s.now())
@@ -504,8 +506,8 @@ func (s *Service) CanRotate(a *Addon) bool {
 	return s.Abilities().Rotates() && a.rotatable() == nil
 }
 
-// rotateTimeout bounds a driver's credential rotation, which runs on a
-// context of its own (see RotateCredentials).
+// rotateTimeout bounds a driver's credential rotation or roll, which runs
+// on a context of its own (see RotateCredentials and Keeper.Rotate).
 const rotateTimeout = time.Minute
 
 // rotateClaimWait is how long a rotation asked for from the dashboard or the
@@ -540,11 +542,15 @@ func (s *Service) PushConfig(ctx context.Context, id ID) error {
 	})
 }
 
-// pushConfig pushes the vars recorded on the claimed add-on. Nobody else can
-// change them while the claim is held, so what is recorded as pushed is
-// what Heroku got.
+// pushConfig pushes the vars recorded on the claimed add-on and records
+// them pushed. Writers change vars under the claim, with one exception:
+// new credentials saved by a writer whose lease was taken over
+// (Service.giveVars), which may land while this push is out. So the push
+// is recorded only while the vars are still the ones Heroku got; newer
+// ones stay owed, and the writer that saved them has handed their push on.
 func (s *Service) pushConfig(ctx context.Context, c *Claim) error {
 	a := c.Addon()
+	pushed := a.Vars
 	if a.Tokens == nil {
 		return Errorf(EINVALID, "Add-on %s has no Platform API access (Heroku sent no OAuth grant).", a.ID)
 	}
@@ -558,6 +564,9 @@ func (s *Service) pushConfig(ctx context.Context, c *Claim) error {
 		return fmt.Errorf("push config: %w", err)
 	}
 	_, err = c.Record(ctx, func(a *Addon, now time.Time) error {
+		if !maps.Equal(a.Vars, pushed) {
+			return nil // Heroku got an older set: the newer one is still owed
+		}
 		a.ConfigPushedAt = now
 		a.Note(now, "step", "config vars pushed")
 		return nil

@@ -331,6 +331,26 @@ func TestPushConfig(t *testing.T) {
 	f.wantCalls(t, "SetConfig #1 access-1 KILN_URL=fake://basic")
 	f.wantEvents(t, id, "step: config vars pushed")
 
+	// New credentials saved meanwhile by a writer whose lease was taken
+	// over (a rotation's giveVars) are not recorded as pushed: Heroku got
+	// the older set, and the newer one stays owed.
+	raced := f.add(t, provisioned)
+	f.platform.SetConfigFn = func(ctx context.Context, tok string, id addon.ID, vars map[string]*string) error {
+		f.called("SetConfig %s %s %s", short(id), tok, config(vars))
+		f.update(t, id, func(a *addon.Addon) {
+			a.Vars, a.ConfigPushedAt = addon.Vars{"URL": "fake://basic?rotated"}, time.Time{}
+		})
+		return nil
+	}
+	if err := f.svc.PushConfig(context.Background(), raced); err != nil {
+		t.Fatal(err)
+	}
+	f.platform.SetConfigFn = nil
+	if a := f.get(t, raced); !a.ConfigPushedAt.IsZero() || a.Vars["URL"] != "fake://basic?rotated" {
+		t.Errorf("after a push raced by a save of new vars: vars %v, pushed at %v; want the new vars still owed", a.Vars, a.ConfigPushedAt)
+	}
+	f.wantCalls(t, "SetConfig #2 access-1 KILN_URL=fake://basic")
+
 	sync := f.add(t, provisioned, func(a *addon.Addon) { a.Tokens = nil })
 	wantCode(t, f.svc.PushConfig(context.Background(), sync), addon.EINVALID)
 	f.wantCalls(t)
