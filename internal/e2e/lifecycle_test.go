@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,8 @@ func (s *stack) provisioned(plan string) string {
 // other writer, however slow the machine.
 func (s *stack) settled(id string) {
 	s.t.Helper()
-	hooks := s.envValue("HEROKU_WEBHOOKS") != "false"
+	on, err := strconv.ParseBool(s.envValue("HEROKU_WEBHOOKS")) // as the config reads it; unset is on
+	hooks := err != nil || on
 	eventually(s.t, 30*time.Second, "the provision's follow-up job done", func() bool {
 		if hooks && len(s.Sim.Webhooks(id)) == 0 {
 			return false
