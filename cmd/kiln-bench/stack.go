@@ -427,20 +427,27 @@ func (l *callLog) record(c herokusim.Call) {
 	if c.Status/100 != 2 || c.AddonID == "" {
 		return
 	}
-	var m map[string]time.Time
-	switch c.Kind {
-	case herokusim.KindGrant:
-		m = l.grant
-	case herokusim.KindProvision:
-		m = l.provision
-	default:
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.of(c.Kind)
+	if m == nil {
 		return
 	}
-	l.mu.Lock()
 	if _, seen := m[c.AddonID]; !seen {
 		m[c.AddonID] = c.At
 	}
-	l.mu.Unlock()
+}
+
+// of is the log of kind's calls (nil for a kind not logged); the caller
+// holds mu.
+func (l *callLog) of(kind string) map[string]time.Time {
+	switch kind {
+	case herokusim.KindGrant:
+		return l.grant
+	case herokusim.KindProvision:
+		return l.provision
+	}
+	return nil
 }
 
 func (l *callLog) reset() {
@@ -455,10 +462,7 @@ func (l *callLog) reset() {
 func (l *callLog) times(kind string, ids []string) ([]time.Time, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m := l.grant
-	if kind == herokusim.KindProvision {
-		m = l.provision
-	}
+	m := l.of(kind)
 	out := make([]time.Time, len(ids))
 	n := 0
 	for i, id := range ids {
@@ -491,10 +495,7 @@ func (l *callLog) waitAll(ctx context.Context, limit time.Duration, what, kind s
 func (l *callLog) missing(kind string, pending []string) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m := l.grant
-	if kind == herokusim.KindProvision {
-		m = l.provision
-	}
+	m := l.of(kind)
 	return slices.DeleteFunc(pending, func(id string) bool {
 		_, ok := m[id]
 		return ok
@@ -504,8 +505,5 @@ func (l *callLog) missing(kind string, pending []string) []string {
 func (l *callLog) count(kind string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if kind == herokusim.KindProvision {
-		return len(l.provision)
-	}
-	return len(l.grant)
+	return len(l.of(kind))
 }
