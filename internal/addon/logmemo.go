@@ -36,12 +36,12 @@ import (
 // events before a line skipped in the window is committed; that line is
 // then left to the sweep, which finds every line older than logSettle and
 // is not gated by this memory (Sweep enqueues through enqueue, not
-// followLog). The worst
-// wait of a line therefore stays what it was, logSettle + SweepInterval +
-// the hold (about 13 s); what grows is how often a line waits it: before,
-// only when its own enqueue met the job running; now also when it follows
-// such an absorbed enqueue by less than logSkip and the older job starts
-// in between. A failed enqueue is never remembered: no job may exist.
+// followLog). The worst wait of a line therefore stays what it was,
+// logSettle + SweepInterval + the hold (about 13 s); what grows is how
+// often a line waits it: before, only when its own enqueue met the job
+// running; now also when it follows such an absorbed enqueue by less than
+// logSkip and the older job starts in between. A failed enqueue is never
+// remembered: no job may exist.
 
 // logSkip is how long after this process enqueued an add-on's log job a
 // further milestone of that add-on skips its enqueue: half of LogDelay less

@@ -29,9 +29,9 @@ func inlineSlots(n int) func(o *addon.Options) {
 }
 
 // TestGrantJobInline: with a slot free and the grant exchanged promptly,
-// the grant job provisions the add-on it exchanged for under its own claim; whatever stops it part way
-// leaves the add-on as recorded for the provision job, or fails it as the
-// provision job would.
+// the grant job provisions the add-on it exchanged for under its own
+// claim; whatever stops it part way leaves the add-on as recorded for the
+// provision job, or fails it as the provision job would.
 func TestGrantJobInline(t *testing.T) {
 	const (
 		exchange  = "ExchangeGrant grant-1"

@@ -30,10 +30,9 @@ type Store struct {
 	// Before, when set, is called at the start of every method with the
 	// method's name ("Update", "Record", "Acquire" (AcquireExchange too),
 	// ...) and the add-on's id ("" for listings and counts), outside the
-	// store's lock. An error
-	// it returns is the method's and nothing is changed: that is the
-	// database failing. It may use the store itself: that is another
-	// writer acting between two of the service's calls.
+	// store's lock. An error it returns is the method's and nothing is
+	// changed: that is the database failing. It may use the store itself:
+	// that is another writer acting between two of the service's calls.
 	Before func(op string, id addon.ID) error
 	// CheckContext makes Record refuse an ended context, as Postgres's
 	// driver does, for tests of records that must outlive their caller.
