@@ -134,6 +134,7 @@ type Server struct {
 	main    *asynq.Server
 	keeper  *asynq.Server
 	health  func(error)
+	redis   asynq.RedisConnOpt
 	baseCtx context.Context
 	cancel  context.CancelFunc
 }
@@ -142,7 +143,7 @@ type Server struct {
 // Nothing connects until Run.
 func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Server {
 	o = o.withDefaults()
-	s := &Server{opt: o, log: o.Log.With("component", "jobs")}
+	s := &Server{opt: o, log: o.Log.With("component", "jobs"), redis: r}
 	asynqLog := o.Log.With("component", "asynq")
 	// Handlers get a context of their own, cancelled only after all asynq
 	// servers have shut down (and handed unfinished tasks back): cancelling
@@ -265,9 +266,14 @@ func (s *Server) policy(next asynq.Handler) asynq.Handler {
 // down at once: running jobs get ShutdownTimeout to finish and are then
 // handed back to their queue. An unreachable Redis at start is logged, not
 // fatal: asynq keeps reconnecting, the reconciler catches up afterwards, and
-// a worker that exits would only crash-loop.
+// a worker that exits would only crash-loop. A Redis user refused asynq's
+// cancellation channel is fatal (checkCancelChannel): waiting would not
+// help, and asynq's retries would leak connections.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancel()
+	if err := checkCancelChannel(ctx, s.redis); err != nil {
+		return err
+	}
 	if err := s.grant.Start(s.mux); err != nil {
 		return fmt.Errorf("jobs: start grant server: %w", err)
 	}
