@@ -37,14 +37,20 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 	case StateDeprovisioning, StateDeprovisioned:
 		return nil, Errorf(EGONE, "Add-on %s was deprovisioned.", id)
 	}
-	if a.Plan == slug && (a.PendingPlan == "" || a.PendingPlan == slug) {
+	// The same plan is a no-op, unless a writer holds a provisioned
+	// add-on: it may be an earlier change still in the driver, which this
+	// call, Heroku's newest, must follow (the claim below waits for it).
+	if a.Plan == slug && (a.PendingPlan == "" || a.PendingPlan == slug) && (a.State != StateProvisioned || a.LeaseOwner == "") {
 		return &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}, nil
 	}
 	if a.State == StateProvisioning || a.State == StateFailed {
 		a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			now := s.now()
-			if a.State == StateFailed {
+			if a.State == StateFailed && a.ResourceCreatedAt.IsZero() {
 				// Nothing exists to change: the next retry uses the new plan.
+				// (A failed add-on whose resource exists keeps the change
+				// pending, as a provisioning one does: a retry does not
+				// create the resource again, so the plan job must change it.)
 				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
 				a.Plan, a.PendingPlan = slug, ""
 				return nil
@@ -88,6 +94,10 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}
 			return nil
 		}
+		// A change pending when the claim was taken is older than this
+		// one, which replaces it; one recorded while the driver works
+		// (its caller found the add-on busy) is newer, and is kept.
+		superseded := a.PendingPlan
 		vars, err := s.driver.ChangePlan(ctx, s.resource(a), plan)
 		if ErrorCode(err) == EINVALID {
 			return err
@@ -106,7 +116,10 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			var err error
 			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
 				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-				a.Plan, a.PendingPlan, a.Vars = slug, "", vars
+				a.Plan, a.Vars = slug, vars
+				if a.PendingPlan == superseded || a.PendingPlan == slug {
+					a.PendingPlan = ""
+				}
 				if a.Halted == JobPlanChange {
 					// Heroku's newest plan is applied: a halted older change is moot.
 					a.Halted, a.HaltReason = "", ""
@@ -118,6 +131,12 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		if err != nil {
 			s.log().ErrorContext(ctx, "could not record a plan change the driver made; a job applies it again", "addon", id, "plan", slug, "err", err)
 			return errBackground
+		}
+		if a.PendingPlan != "" {
+			// Heroku asked for another plan since: its job (enqueued by
+			// that call, and refused while this claim held the add-on)
+			// applies it now.
+			s.handOn(ctx, a)
 		}
 		pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
 		if changed {

@@ -123,6 +123,23 @@ func TestChangePlan(t *testing.T) {
 			events: []string{"plan: plan changed from basic to pro"},
 		},
 		{
+			name:  "failed after its resource was made: applied once provisioned",
+			shape: []func(a *addon.Addon){inState(addon.StateFailed, "boom"), func(a *addon.Addon) { a.ResourceCreatedAt = t0 }},
+			async: true, msg: "Plan change to pro will be applied once provisioning finishes.",
+			plan: "basic", pending: "pro",
+			events: []string{"plan: plan change to pro recorded; applied once provisioning finishes"},
+		},
+		{
+			name:  "the same plan while another writer holds the add-on: a job settles it",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.holdLease(t, id) },
+			slug:  "basic",
+			async: true, msg: "Changing plan to basic; the new config will follow.",
+			plan: "basic", pending: "basic",
+			calls:  []string{"Enqueue addon:plan #1"},
+			events: []string{"plan: plan change to basic continues in the background"},
+		},
+		{
 			name:  "failed, and the change cannot be recorded",
 			shape: []func(a *addon.Addon){inState(addon.StateFailed, "boom")},
 			setup: func(f *fixture, t *testing.T, id addon.ID) { f.failing("Update", 1) },

@@ -425,6 +425,68 @@ func TestPlanChangeRequestDuringAsyncChange(t *testing.T) {
 	w.consistent(t, id)
 }
 
+// TestPlanChangeRequestDuringSyncChange: Heroku's plan change call
+// arrives while an earlier one's change is still in the driver, inside
+// Heroku's request. The later call finds the add-on busy and is recorded
+// for a job (202); the earlier one must not erase it when it records its
+// own plan, and a later call back to the plan the add-on had must not be
+// answered "already on it" while the earlier change is under way: either
+// way Kiln would end on a plan Heroku did not ask for last.
+func TestPlanChangeRequestDuringSyncChange(t *testing.T) {
+	tests := []struct{ name, later string }{
+		{"another plan", "basic"},
+		{"the plan it had", "test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			ctx := context.Background()
+			id := w.provisioned(t, "test")
+			g := newGate()
+			w.drv.onChange = g.hook
+			first := make(chan *addon.PlanChange, 1)
+			firstErr := async(func() error {
+				pc, err := w.svc.ChangePlan(ctx, id, "pro")
+				first <- pc
+				return err
+			})
+			recv(t, g.entered, "the change to pro in the driver")
+
+			pc, err := w.svc.ChangePlan(ctx, id, tt.later)
+			if err != nil || !pc.Async {
+				t.Fatalf("ChangePlan(%s) during the change to pro = %+v, %v; want async (recorded for a job)", tt.later, pc, err)
+			}
+			w.drv.onChange = nil
+			g.release()
+			if err := recv(t, firstErr, "the change to pro"); err != nil {
+				t.Fatalf("ChangePlan(pro): %v", err)
+			}
+			if pc := <-first; pc.Async {
+				t.Fatalf("ChangePlan(pro) = %+v; want it done in the request", pc)
+			}
+			if a := w.get(t, id); a.PendingPlan != tt.later {
+				t.Fatalf("after the change to pro: pending %q, want %s (the later call's)", a.PendingPlan, tt.later)
+			}
+			if !slices.Contains(w.q.jobs, string(addon.JobPlanChange)+" "+string(id)) {
+				t.Fatalf("jobs %v; want a plan change job", w.q.jobs)
+			}
+			if err := w.svc.PlanChangeJob(ctx, id); err != nil {
+				t.Fatalf("PlanChangeJob: %v", err)
+			}
+			if a := w.get(t, id); a.Plan != tt.later || a.PendingPlan != "" {
+				t.Errorf("Kiln has plan %q (pending %q), want %s: the plan Heroku asked for last", a.Plan, a.PendingPlan, tt.later)
+			}
+			w.drv.mu.Lock()
+			got := w.drv.live[id].plan
+			w.drv.mu.Unlock()
+			if got != tt.later {
+				t.Errorf("the resource is on %s, want %s", got, tt.later)
+			}
+			w.consistent(t, id)
+		})
+	}
+}
+
 func TestDeprovisionDuringCreateThenFailedSave(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
