@@ -80,11 +80,15 @@ func herokuAsked(reason string) bool {
 // TellsHeroku reports whether Heroku's DELETE of this add-on is answered
 // 202 and finished with actions/deprovision: asynchronous deprovisioning is
 // on and Kiln holds the add-on's token (without one, Heroku could never be
-// told, so the answer is the synchronous 204).
+// told, so the answer is the synchronous 204). An add-on already being
+// deprovisioned for another reason (an operator forced it out, or it was
+// removed on Heroku) is not: its job does not call actions/deprovision
+// (see DeprovisionJob), so Heroku gets the synchronous 204 rather than a
+// 202 whose "done" would never come.
 func (k *Keeper) TellsHeroku(ctx context.Context, id ID) bool {
 	if !k.AsyncDeprovision {
 		return false
 	}
 	a, err := k.Service.store.Get(ctx, id)
-	return err == nil && a.Tokens != nil
+	return err == nil && a.Tokens != nil && (a.State != StateDeprovisioning || herokuAsked(a.Reason))
 }

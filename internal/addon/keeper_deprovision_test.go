@@ -167,6 +167,12 @@ func TestKeeperTellsHeroku(t *testing.T) {
 		{"asynchronous, without", true, []func(a *addon.Addon){synchronous}, true, false},
 		{"asynchronous, an unknown add-on", true, nil, false, false},
 		{"synchronous", false, []func(a *addon.Addon){provisioned}, true, false},
+		{"asynchronous, deprovisioning at Heroku's request", true,
+			[]func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, "deprovision requested by Heroku")}, true, true},
+		{"asynchronous, an operator forcing it out already", true,
+			[]func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, addon.ForcedPrefix+": test")}, true, false},
+		{"asynchronous, removed on Heroku already", true,
+			[]func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku)}, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
