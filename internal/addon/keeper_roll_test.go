@@ -224,7 +224,7 @@ func TestKeeperRotateOutlivesTheCaller(t *testing.T) {
 	f, k, id := arrangeKeeper(t, []func(a *addon.Addon){provisioned}, rolling(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rollingWith(f, cancelsCaller(t, cancel, "roll"))
+	rollingWith(f, cancelsCaller(t, cancel, "driver's roll"))
 	if _, err := k.Rotate(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -282,7 +282,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 		}
 		again := !c.started
 		prompt := !s.now().After(a.CreatedAt.Add(InlineWithin)) // see provisionInline
-		tok, err := s.platform.ExchangeGrant(ctx, a.Grant.Code)
+		tok, err := s.exchange(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
 				// The earlier attempt may have had its answer after all and
@@ -435,6 +435,29 @@ const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchang
 // these tokens are the only live ones (the grant is spent, the old refresh
 // token may be rotated), so they are kept unless someone else already saved
 // newer ones.
+// tokenCallTimeout bounds a grant exchange or a token refresh, which run
+// on a context of their own: once id.heroku.com has the request, the grant
+// (or, for a refresh Heroku rotates, the old refresh token) may be spent,
+// so the answer must not be thrown away because the job's deadline passed
+// or the claim was lost meanwhile. saveTokens keeps it even then.
+const tokenCallTimeout = 30 * time.Second
+
+// exchange is the grant exchange on its own bounded context
+// (tokenCallTimeout).
+func (s *Service) exchange(ctx context.Context, code string) (Tokens, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
+	defer cancel()
+	return s.platform.ExchangeGrant(ctx, code)
+}
+
+// refresh is the token refresh on its own bounded context
+// (tokenCallTimeout).
+func (s *Service) refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
+	defer cancel()
+	return s.platform.RefreshTokens(ctx, refreshToken)
+}
+
 func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *Tokens, tok Tokens) (*Addon, error) {
 	id := c.Lease().AddonID
 	set := func(a *Addon, now time.Time) error {
@@ -766,7 +789,7 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 		return a.Tokens.Access, nil
 	}
 	old := *a.Tokens
-	tok, err := s.platform.RefreshTokens(ctx, old.Refresh)
+	tok, err := s.refresh(ctx, old.Refresh)
 	if err != nil {
 		return "", fmt.Errorf("refresh token: %w", err)
 	}

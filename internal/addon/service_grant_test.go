@@ -264,3 +264,55 @@ func TestGrantJobBusyOrUnknown(t *testing.T) {
 	wantCode(t, err, addon.ENOTFOUND)
 	f.wantCalls(t)
 }
+
+// TestTokenCallsOutliveTheCaller: once asked, id.heroku.com's answer to a
+// grant exchange or a token refresh is awaited and saved even if the
+// caller goes away (a job's deadline, a lost claim): the grant, or a
+// refresh token Heroku rotates, may already be spent, and thrown away the
+// answer could never be had again.
+func TestTokenCallsOutliveTheCaller(t *testing.T) {
+	tests := []struct {
+		name    string
+		shape   []func(a *addon.Addon)
+		arrange func(f *fixture, hook func(context.Context))
+		run     func(ctx context.Context, f *fixture, id addon.ID) error
+		access  string
+	}{
+		{
+			name: "grant exchange",
+			arrange: func(f *fixture, hook func(context.Context)) {
+				f.platform.ExchangeGrantFn = func(ctx context.Context, code string) (addon.Tokens, error) {
+					hook(ctx)
+					return addon.Tokens{Access: "access-1", Refresh: "refresh-1", ExpiresAt: t0.Add(8 * time.Hour)}, nil
+				}
+			},
+			run:    func(ctx context.Context, f *fixture, id addon.ID) error { return f.svc.GrantJob(ctx, id) },
+			access: "access-1",
+		},
+		{
+			name:  "token refresh",
+			shape: []func(a *addon.Addon){exchanged, func(a *addon.Addon) { a.Tokens.ExpiresAt = a.CreatedAt.Add(time.Minute) }},
+			arrange: func(f *fixture, hook func(context.Context)) {
+				f.platform.RefreshTokensFn = func(ctx context.Context, refresh string) (addon.Tokens, error) {
+					hook(ctx)
+					return addon.Tokens{Access: "access-2", Refresh: "refresh-2", ExpiresAt: t0.Add(8 * time.Hour)}, nil
+				}
+			},
+			run:    func(ctx context.Context, f *fixture, id addon.ID) error { return f.svc.ProvisionJob(ctx, id) },
+			access: "access-2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.add(t, tt.shape...)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			tt.arrange(f, cancelsCaller(t, cancel, tt.name))
+			_ = tt.run(ctx, f, id)
+			if a := f.get(t, id); a.Tokens == nil || a.Tokens.Access != tt.access {
+				t.Errorf("tokens %+v, want the answer's (%s) saved", a.Tokens, tt.access)
+			}
+		})
+	}
+}

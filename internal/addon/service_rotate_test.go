@@ -190,16 +190,17 @@ func TestRotateCredentials(t *testing.T) {
 	}
 }
 
-// cancelsCaller is a driver hook that cancels the caller's context, then
-// checks that the driver's call (what) outlived it, within a bound.
+// cancelsCaller is a hook for a call out (the driver's, Heroku's) that
+// cancels the caller's context, then checks that the call (what)
+// outlived it, within a bound.
 func cancelsCaller(t *testing.T, cancel context.CancelFunc, what string) func(context.Context) {
 	return func(dctx context.Context) {
 		cancel()
 		if dctx.Err() != nil {
-			t.Errorf("the driver's %s was cancelled with its caller", what)
+			t.Errorf("the %s was cancelled with its caller", what)
 		}
 		if _, ok := dctx.Deadline(); !ok {
-			t.Errorf("the driver's %s runs without a bound", what)
+			t.Errorf("the %s runs without a bound", what)
 		}
 	}
 }
@@ -212,7 +213,7 @@ func TestRotateCredentialsOutlivesTheCaller(t *testing.T) {
 	id := f.add(t, provisioned)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rotating(f, cancelsCaller(t, cancel, "rotation"), nil)
+	rotating(f, cancelsCaller(t, cancel, "driver's rotation"), nil)
 	if _, err := f.svc.RotateCredentials(ctx, id); err != nil {
 		t.Fatal(err)
 	}
