@@ -316,16 +316,27 @@ func TestKeeperRetire(t *testing.T) {
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				due(f, t, id)
-				f.failing("Update", 1)
+				f.failing("Record", 1)
 			},
 			code: addon.EUNAVAILABLE, calls: []string{"Revoke #1 " + old},
 		},
 		{
-			name:  "the add-on cannot be read",
+			name:  "the add-on cannot be claimed",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				due(f, t, id)
-				f.failing("Get", 1)
+				f.failing("Acquire", 1)
+			},
+			code: addon.EUNAVAILABLE, kept: true,
+		},
+		{
+			// The roll has recorded the retiring set and is in the driver:
+			// the retiring credentials are still the add-on's vars.
+			name:  "a roll under way: wait for it",
+			shape: []func(a *addon.Addon){provisioned, func(a *addon.Addon) { a.Vars = addon.Vars{"URL": old} }},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				due(f, t, id)
+				f.holdLease(t, id)
 			},
 			code: addon.EUNAVAILABLE, kept: true,
 		},

@@ -79,7 +79,11 @@ func (k *Keeper) Rotate(ctx context.Context, id ID) (*Addon, error) {
 // Retire revokes credentials whose grace has ended. It leaves them alone
 // while they are still the add-on's own (a roll that crashed before
 // recording its new credentials), and waits while the new ones have not
-// reached Heroku yet (the app may still run on the old ones).
+// reached Heroku yet (the app may still run on the old ones). It acts as
+// the add-on's one writer: a roll still under way (its new credentials not
+// yet recorded, so the retiring ones still look current) holds the add-on,
+// and Retire is Busy until it is done, instead of taking that roll for one
+// that never finished and forgetting credentials it was asked to revoke.
 func (k *Keeper) Retire(ctx context.Context, id ID) error {
 	l, err := k.Links.Link(ctx, id)
 	if err != nil {
@@ -88,41 +92,50 @@ func (k *Keeper) Retire(ctx context.Context, id ID) error {
 	if l.RetiredVars == nil || l.RetireAt.After(k.now()) {
 		return nil
 	}
-	a, err := k.Service.store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	clear := func(note string) error {
-		if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
-			l.RetiredVars, l.RetireAt = nil, time.Time{}
-			return nil
-		}); err != nil {
+	return k.Service.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		l, err := k.Links.Link(ctx, id) // again, now that no roll can be under way
+		if err != nil {
 			return err
 		}
-		if note != "" {
-			_, err := k.Service.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-				a.Note(k.now(), "credentials", note)
+		if l.RetiredVars == nil || l.RetireAt.After(k.now()) {
+			return nil
+		}
+		retired := l.RetiredVars
+		clear := func(note string) error {
+			if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
+				if maps.Equal(l.RetiredVars, retired) {
+					l.RetiredVars, l.RetireAt = nil, time.Time{}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			if note == "" {
+				return nil
+			}
+			_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+				a.Note(now, "credentials", note)
 				return nil
 			})
 			return err
 		}
-		return nil
-	}
-	switch {
-	case a.State != StateProvisioned:
-		return clear("") // deprovisioning destroys every credential
-	case maps.Equal(l.RetiredVars, a.Vars):
-		return clear("") // the roll never finished: these are the current ones
-	case a.ConfigPushedAt.IsZero():
-		return nil // the app has not been given the new ones yet
-	}
-	if !k.Service.driver.Abilities().Roll {
-		return clear("")
-	}
-	if err := k.Service.driver.Revoke(ctx, k.Service.resource(a), l.RetiredVars); err != nil {
-		return transient(fmt.Errorf("revoke old credentials: %w", err))
-	}
-	return clear("old credentials revoked")
+		a := c.Addon()
+		switch {
+		case a.State != StateProvisioned:
+			return clear("") // deprovisioning destroys every credential
+		case maps.Equal(retired, a.Vars):
+			return clear("") // the roll never finished: these are the current ones
+		case a.ConfigPushedAt.IsZero():
+			return nil // the app has not been given the new ones yet
+		}
+		if !k.Service.driver.Abilities().Roll {
+			return clear("")
+		}
+		if err := k.Service.driver.Revoke(ctx, k.Service.resource(a), retired); err != nil {
+			return transient(fmt.Errorf("revoke old credentials: %w", err))
+		}
+		return clear("old credentials revoked")
+	})
 }
 
 // RetireAt is when the add-on's rotated-out credentials stop working, or
