@@ -31,8 +31,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	conn := app.Conn
 	svc, queue := app.Service, app.Queue
 	keeper := app.Keeper
-	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, GrantConcurrency: cfg.GrantConcurrency, Log: log,
-		Handlers: kiln.KeeperJobs(keeper)})
+	server := jobs.NewServer(conn, svc, jobs.ServerOptions{Concurrency: cfg.Concurrency, GrantConcurrency: cfg.GrantConcurrency,
+		KeeperConcurrency: cfg.KeeperConcurrency, Log: log, Handlers: kiln.KeeperJobs(keeper)})
 	reconciler := jobs.NewReconciler(svc, queue, jobs.ReconcilerOptions{
 		Interval:       cfg.ReconcileEvery,
 		StaleAfter:     cfg.ReconcileAfter,
@@ -55,7 +55,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}
 
-	log.Info("starting", "driver", svc.DriverName(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency, "inline_provisions", cfg.InlineProvisions)
+	log.Info("starting", "driver", svc.DriverName(), "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency,
+		"keeper_concurrency", cfg.KeeperConcurrency, "inline_provisions", cfg.InlineProvisions)
 	app.LogBudget(jobs.AsynqServers, guardPool, "concurrency", cfg.Concurrency, "grant_concurrency", cfg.GrantConcurrency)
 	g, ctx := errgroup.WithContext(ctx)
 	if debug != nil {

@@ -20,6 +20,7 @@ import (
 	httpdriver "github.com/kiln-dev/kiln/internal/drivers/http"
 	pgdriver "github.com/kiln-dev/kiln/internal/drivers/postgres"
 	"github.com/kiln-dev/kiln/internal/heroku"
+	"github.com/kiln-dev/kiln/internal/jobs"
 	"github.com/kiln-dev/kiln/internal/redisconn"
 )
 
@@ -72,6 +73,7 @@ type Config struct {
 	Concurrency       int           // WORKER_CONCURRENCY: default/cleanup jobs at once
 	GrantConcurrency  int           // GRANT_CONCURRENCY: grant exchanges at once
 	InlineProvisions  int           // INLINE_PROVISIONS: grant jobs that may go on to provision at once
+	KeeperConcurrency int           // KEEPER_CONCURRENCY: the keeper's best-effort jobs (log lines, syncs, webhooks, retirements) at once
 	DatabasePool      int           // DATABASE_POOL_SIZE: Postgres connections this process may open
 	RedisPool         int           // REDIS_POOL_SIZE: Redis connections this process may open (plus one per asynq server for subscriptions)
 	LeaseTTL          time.Duration // LEASE_TTL: how long an add-on writer's claim lasts unless renewed
@@ -248,6 +250,7 @@ func Load(getenv func(string) string, p Process) (*Config, error) {
 		c.Concurrency = count(get("WORKER_CONCURRENCY", false), DefaultConcurrency, "WORKER_CONCURRENCY", bad)
 		c.GrantConcurrency = count(get("GRANT_CONCURRENCY", false), DefaultGrantConcurrency, "GRANT_CONCURRENCY", bad)
 		c.InlineProvisions = inlineProvisions(get("INLINE_PROVISIONS", false), c.GrantConcurrency, bad)
+		c.KeeperConcurrency = count(get("KEEPER_CONCURRENCY", false), DefaultKeeperConcurrency, "KEEPER_CONCURRENCY", bad)
 		dbPool, redisPool := DefaultWebDatabasePool, DefaultWebRedisPool
 		if p == Worker {
 			dbPool, redisPool = DefaultWorkerDatabasePool, DefaultWorkerRedisPool
@@ -289,8 +292,9 @@ const (
 	DefaultWorkerDatabasePool = 8
 	DefaultWebRedisPool       = 6
 	DefaultWorkerRedisPool    = 8
-	DefaultConcurrency        = 100
-	DefaultGrantConcurrency   = 100
+	DefaultConcurrency        = jobs.DefaultConcurrency
+	DefaultGrantConcurrency   = jobs.DefaultGrantConcurrency
+	DefaultKeeperConcurrency  = jobs.DefaultKeeperConcurrency
 )
 
 // count parses a positive integer setting.

@@ -60,16 +60,16 @@ func TestBudgetDefaults(t *testing.T) {
 	if r := web.RedisPool + worker.RedisPool + subscriptions; r > 20 {
 		t.Errorf("default Redis budget %d exceeds 20", r)
 	}
-	if worker.Concurrency != DefaultConcurrency || worker.GrantConcurrency != DefaultGrantConcurrency || worker.InlineProvisions != DefaultGrantConcurrency/2 || worker.LeaseTTL != 30*time.Second || worker.OutboxInterval != 5*time.Second {
+	if worker.Concurrency != DefaultConcurrency || worker.GrantConcurrency != DefaultGrantConcurrency || worker.InlineProvisions != DefaultGrantConcurrency/2 || worker.KeeperConcurrency != DefaultKeeperConcurrency || worker.LeaseTTL != 30*time.Second || worker.OutboxInterval != 5*time.Second {
 		t.Errorf("defaults: %+v", worker)
 	}
 	m := full()
-	m["DATABASE_POOL_SIZE"], m["REDIS_POOL_SIZE"], m["WORKER_CONCURRENCY"], m["GRANT_CONCURRENCY"], m["LEASE_TTL"] = "3", "4", "7", "9", "10s"
+	m["DATABASE_POOL_SIZE"], m["REDIS_POOL_SIZE"], m["WORKER_CONCURRENCY"], m["GRANT_CONCURRENCY"], m["KEEPER_CONCURRENCY"], m["LEASE_TTL"] = "3", "4", "7", "9", "2", "10s"
 	c, err := Load(env(m), Worker)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DatabasePool != 3 || c.RedisPool != 4 || c.Concurrency != 7 || c.GrantConcurrency != 9 || c.InlineProvisions != 4 || c.LeaseTTL != 10*time.Second {
+	if c.DatabasePool != 3 || c.RedisPool != 4 || c.Concurrency != 7 || c.GrantConcurrency != 9 || c.KeeperConcurrency != 2 || c.InlineProvisions != 4 || c.LeaseTTL != 10*time.Second {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 	for _, n := range []int{0, 9} {
@@ -126,7 +126,7 @@ func TestLoadErrors(t *testing.T) {
 		{"short admin password (web)", Web, map[string]string{"ADMIN_PASSWORD": "admin"}, []string{"ADMIN_PASSWORD is malformed: it is 5 characters long; at least 32 are required"}},
 		{"short admin password (worker)", Worker, map[string]string{"ADMIN_PASSWORD": strings.Repeat("x", 31)}, []string{"ADMIN_PASSWORD is malformed: it is 31 characters long"}},
 		{"unknown driver", Worker, map[string]string{"RESOURCE_DRIVER": "mysql"}, []string{`RESOURCE_DRIVER is malformed: unknown driver "mysql" (want account, postgres or http)`}},
-		{"bad budgets", Worker, map[string]string{"DATABASE_POOL_SIZE": "0", "REDIS_POOL_SIZE": "x", "GRANT_CONCURRENCY": "-1", "LEASE_TTL": "1s", "OUTBOX_INTERVAL": "soon"}, []string{"DATABASE_POOL_SIZE is malformed", "REDIS_POOL_SIZE is malformed", "GRANT_CONCURRENCY is malformed", "LEASE_TTL is malformed", "OUTBOX_INTERVAL is malformed"}},
+		{"bad budgets", Worker, map[string]string{"DATABASE_POOL_SIZE": "0", "REDIS_POOL_SIZE": "x", "GRANT_CONCURRENCY": "-1", "KEEPER_CONCURRENCY": "0", "LEASE_TTL": "1s", "OUTBOX_INTERVAL": "soon"}, []string{"DATABASE_POOL_SIZE is malformed", "REDIS_POOL_SIZE is malformed", "GRANT_CONCURRENCY is malformed", "KEEPER_CONCURRENCY is malformed", "LEASE_TTL is malformed", "OUTBOX_INTERVAL is malformed"}},
 		{"inline provisions beyond the grant slots", Worker, map[string]string{"GRANT_CONCURRENCY": "10", "INLINE_PROVISIONS": "11"}, []string{"INLINE_PROVISIONS is malformed: want a number from 0 to GRANT_CONCURRENCY (10)"}},
 		{"negative inline provisions", Worker, map[string]string{"INLINE_PROVISIONS": "-1"}, []string{"INLINE_PROVISIONS is malformed"}},
 	}

@@ -31,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -190,33 +189,15 @@ func scrub(err error, raw string) error {
 // Sentinel reports whether Kiln reaches Redis through Sentinels.
 func (c *Conn) Sentinel() bool { return c.failover != nil }
 
-// SetPoolSize caps the connections each client built afterwards may open
-// (0: go-redis's default of 10 per CPU).
-func (c *Conn) SetPoolSize(n int) {
-	if c.failover != nil {
-		c.failover.PoolSize = n
-	} else {
-		c.single.PoolSize = n
-	}
-}
-
-// Client builds a go-redis client. Over Sentinel it is go-redis's failover
-// client: it asks the Sentinels for the primary and follows it when they
-// promote another.
-func (c *Conn) Client() *redis.Client {
-	if c.failover != nil {
-		f := *c.failover
-		return redis.NewFailoverClient(&f)
-	}
-	o := *c.single
-	return redis.NewClient(&o)
-}
-
-// Pooled builds the one client a process shares (asynq through a shared
-// connection option, rate limits, health), holding at most pool
-// connections: pipelines run on the same pool and MaxActiveConns makes the
-// size a hard cap. Over Sentinel it is the failover client, which also
-// keeps one connection to a Sentinel for its notice of a new primary.
+// Pooled builds the one client a process shares (asynq's servers, client
+// and inspectors through jobs.SharedRedis, rate limits, health), holding at
+// most pool connections: pipelines run on the same pool and MaxActiveConns
+// makes the size a hard cap. Subscriptions are outside it (go-redis gives
+// each its own connection): asynq's servers hold one each. It is the only
+// way Kiln builds a Redis client, so no client gets go-redis's default pool
+// of 10 per CPU. Over Sentinel it is the failover client, which also keeps
+// two connections to a Sentinel (one for its questions, one subscribed to
+// its notice of a new primary); they count against the Sentinels' limits.
 func (c *Conn) Pooled(pool int) *redis.Client {
 	if c.failover != nil {
 		f := *c.failover
@@ -226,34 +207,6 @@ func (c *Conn) Pooled(pool int) *redis.Client {
 	o := *c.single
 	o.PoolSize, o.MaxActiveConns, o.MaxIdleConns, o.MinIdleConns, o.PipelinePoolSize = pool, pool, pool, 0, -1
 	return redis.NewClient(&o)
-}
-
-// Asynq gives asynq the same Redis: RedisFailoverClientOpt over Sentinel,
-// RedisClientOpt otherwise.
-func (c *Conn) Asynq() asynq.RedisConnOpt {
-	if f := c.failover; f != nil {
-		return asynq.RedisFailoverClientOpt{
-			MasterName:       f.MasterName,
-			SentinelAddrs:    append([]string(nil), f.SentinelAddrs...),
-			SentinelUsername: f.SentinelUsername,
-			SentinelPassword: f.SentinelPassword,
-			Username:         f.Username,
-			Password:         f.Password,
-			DB:               f.DB,
-			PoolSize:         f.PoolSize,
-			TLSConfig:        f.TLSConfig,
-		}
-	}
-	o := c.single
-	return asynq.RedisClientOpt{
-		Network:   o.Network,
-		Addr:      o.Addr,
-		Username:  o.Username,
-		Password:  o.Password,
-		DB:        o.DB,
-		TLSConfig: o.TLSConfig,
-		PoolSize:  o.PoolSize,
-	}
 }
 
 // String describes the connection for logs, without passwords.

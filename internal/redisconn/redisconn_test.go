@@ -59,26 +59,13 @@ func TestParse(t *testing.T) {
 			if c.String() != tt.want || c.Sentinel() != tt.sentinel {
 				t.Errorf("got %s (sentinel %v), want %s", c, c.Sentinel(), tt.want)
 			}
-			switch o := c.Asynq().(type) {
-			case asynq.RedisFailoverClientOpt:
-				if !tt.sentinel || o.MasterName == "" || len(o.SentinelAddrs) == 0 {
-					t.Errorf("asynq options %+v", o)
-				}
-				if tt.name == "sentinel plus" && (o.Password != "pw" || o.SentinelPassword != "") {
-					t.Errorf("the URL's password is for the servers, not the Sentinels: %+v", o)
-				}
-			case asynq.RedisClientOpt:
-				if tt.sentinel {
-					t.Errorf("a Sentinel URL gave asynq %T", o)
-				}
-			}
 		})
 	}
 }
 
 // TestSentinelFailover runs a real primary, replica and three Sentinels,
-// SIGKILLs the primary, and checks that the go-redis client and asynq both
-// find the promoted replica through the URL alone.
+// SIGKILLs the primary, and checks that the shared go-redis client, and
+// asynq on it, find the promoted replica through the URL alone.
 func TestSentinelFailover(t *testing.T) {
 	g, err := faultkit.StartSentinelGroup(t.TempDir(), "kiln", time.Second)
 	if err != nil {
@@ -95,8 +82,9 @@ func TestSentinelFailover(t *testing.T) {
 	if err := rdb.Set(ctx, "k", "before", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	client := asynq.NewClient(c.Asynq())
-	defer client.Close()
+	// asynq on the shared client, as Kiln's processes run it
+	// (jobs.SharedRedis): no pool of its own.
+	client := asynq.NewClientFromRedisClient(rdb)
 	if _, err := client.Enqueue(asynq.NewTask("before", nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +130,7 @@ func TestSentinelFailover(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	insp := asynq.NewInspector(c.Asynq())
-	defer insp.Close()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
 	info, err := insp.GetQueueInfo("default")
 	if err != nil || info.Pending != 2 {
 		t.Fatalf("queue after failover: %+v, %v; want both tasks pending on the new primary", info, err)
