@@ -85,8 +85,11 @@ type Link struct {
 
 	WebhookID     string
 	WebhookSecret string // secret: sealed at rest
-	SubscribedAt  time.Time
-	Attachments   []Attachment
+	// SubscribedAt is when Kiln last asked Heroku for the webhook
+	// subscription: with a WebhookID, when it was made; without, when
+	// Heroku refused it (the sweep asks again after subscribeRetry).
+	SubscribedAt time.Time
+	Attachments  []Attachment
 
 	// LogCursor is the id of the last audit-trail event written to the
 	// app's log stream.
@@ -120,8 +123,10 @@ type LinkStore interface {
 	// whose NextSyncAt is before now, or that have no Link yet.
 	DueForSync(ctx context.Context, now time.Time, limit int) ([]ID, error)
 	// Unsubscribed lists provisioned add-ons with Platform API access that
-	// have no webhook subscription, provisioned before the given time.
-	Unsubscribed(ctx context.Context, before time.Time, limit int) ([]ID, error)
+	// have no webhook subscription, updated before the given time, and not
+	// refused one since refusedBefore (a Link with SubscribedAt and no
+	// WebhookID was refused then).
+	Unsubscribed(ctx context.Context, before, refusedBefore time.Time, limit int) ([]ID, error)
 	// DueForRetire lists add-ons whose retired credentials are due.
 	DueForRetire(ctx context.Context, now time.Time, limit int) ([]ID, error)
 	// LogBacklog lists add-ons with a log_input_url that have audit-trail

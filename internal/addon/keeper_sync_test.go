@@ -283,6 +283,23 @@ func TestKeeperSweep(t *testing.T) {
 			calls: []string{"Enqueue addon:webhooks #1"},
 		},
 		{
+			name:  "a subscription Heroku refused within the hour: not asked again yet",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.setLink(t, id, func(l *addon.Link) { l.NextSyncAt, l.SubscribedAt = t0.Add(time.Hour), t0 })
+				f.advance(59 * time.Minute)
+			},
+		},
+		{
+			name:  "a subscription Heroku refused over an hour ago: asked again",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.setLink(t, id, func(l *addon.Link) { l.NextSyncAt, l.SubscribedAt = t0.Add(2*time.Hour), t0 })
+				f.advance(61 * time.Minute)
+			},
+			calls: []string{"Enqueue addon:webhooks #1"},
+		},
+		{
 			name:  "a live add-on whose token Heroku refused: not subscribed",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {

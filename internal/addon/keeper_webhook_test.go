@@ -15,13 +15,14 @@ import (
 func TestKeeperSubscribe(t *testing.T) {
 	const create = "CreateWebhook #1 access-1"
 	tests := []struct {
-		name   string
-		shape  []func(a *addon.Addon)
-		setup  func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID)
-		code   string
-		hook   string // the webhook id recorded
-		secret bool   // a secret is recorded
-		calls  []string
+		name    string
+		shape   []func(a *addon.Addon)
+		setup   func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID)
+		code    string
+		hook    string // the webhook id recorded
+		secret  bool   // a secret is recorded
+		refused bool   // the refusal is recorded (SubscribedAt without a webhook id)
+		calls   []string
 	}{
 		{
 			name:  "subscribed with a secret of Kiln's own",
@@ -82,7 +83,7 @@ func TestKeeperSubscribe(t *testing.T) {
 			code: addon.EUNAVAILABLE, secret: true, calls: []string{create},
 		},
 		{
-			name:  "Heroku refuses: left for the sweep",
+			name:  "Heroku refuses: recorded, for the sweep to ask again later",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
 				f.watcher.CreateWebhookFn = func(ctx context.Context, token string, id addon.ID, sub addon.WebhookSubscription) (string, error) {
@@ -90,7 +91,15 @@ func TestKeeperSubscribe(t *testing.T) {
 					return "", addon.Errorf(addon.EFORBIDDEN, "No.")
 				}
 			},
-			secret: true, calls: []string{create},
+			secret: true, refused: true, calls: []string{create},
+		},
+		{
+			name:  "subscribed by another job before the claim",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				once(f, "Acquire", func() { f.setLink(t, id, func(l *addon.Link) { l.WebhookID = "hook-0" }) })
+			},
+			hook: "hook-0", secret: true,
 		},
 		{
 			name:  "a webhook URL that is not one",
@@ -132,8 +141,8 @@ func TestKeeperSubscribe(t *testing.T) {
 			if l.WebhookID != tt.hook || (l.WebhookSecret != "") != tt.secret {
 				t.Errorf("webhook %q, secret %q; want %q, a secret %v", l.WebhookID, l.WebhookSecret, tt.hook, tt.secret)
 			}
-			if tt.hook == "hook-1" && !l.SubscribedAt.Equal(t0) {
-				t.Errorf("subscribed at %v, want %v", l.SubscribedAt, t0)
+			if (tt.hook == "hook-1" || tt.refused) != l.SubscribedAt.Equal(t0) {
+				t.Errorf("subscribed at %v; want %v only when subscribed or refused now", l.SubscribedAt, t0)
 			}
 			f.wantCalls(t, tt.calls...)
 			f.wantFree(t, id)

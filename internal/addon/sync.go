@@ -220,7 +220,7 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 		return err
 	}
 	if k.Watcher != nil && k.WebhookURL != "" {
-		ids, err := k.Links.Unsubscribed(ctx, now.Add(-time.Minute), sweepLimit)
+		ids, err := k.Links.Unsubscribed(ctx, now.Add(-time.Minute), now.Add(-subscribeRetry), sweepLimit)
 		if err != nil {
 			return err
 		}

@@ -59,6 +59,11 @@ func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 		if a := c.Addon(); a.State != StateProvisioned || a.Tokens == nil {
 			return nil
 		}
+		// Again, as the add-on's writer: a subscription made by another
+		// job since the read above must not be made twice.
+		if l, err := k.Links.Link(ctx, id); err != nil || l.WebhookID != "" {
+			return err
+		}
 		return k.Service.withToken(ctx, c, func(token string) error {
 			var err error
 			hookID, err = k.Watcher.CreateWebhook(ctx, token, id, sub)
@@ -72,10 +77,17 @@ func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 		if Transient(err) {
 			return fmt.Errorf("subscribe webhooks: %w", err)
 		}
-		// A refusal (a revoked token, an add-on gone): retrying will not
-		// help now; the sweep tries again later.
-		k.log().WarnContext(ctx, "webhook subscription refused", "addon", id, "err", err)
-		return nil
+		// A refusal (a revoked token, an add-on gone, webhooks not
+		// allowed): retrying will not help now. It is recorded, so the
+		// sweep asks again only after subscribeRetry, not every minute.
+		k.log().WarnContext(ctx, "webhook subscription refused", "addon", id, "err", err, "retry_in", subscribeRetry)
+		_, err = k.Links.UpdateLink(ctx, id, func(l *Link) error {
+			if l.WebhookID == "" {
+				l.SubscribedAt = k.now()
+			}
+			return nil
+		})
+		return err
 	}
 	_, err = k.Links.UpdateLink(ctx, id, func(l *Link) error {
 		l.WebhookID, l.SubscribedAt = hookID, k.now()
@@ -83,6 +95,10 @@ func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 	})
 	return err
 }
+
+// subscribeRetry is how long the sweep waits before asking Heroku again
+// for a webhook subscription it refused.
+const subscribeRetry = time.Hour
 
 // WebhookRefused is the one answer to a delivery that cannot be verified
 // (an add-on id that is not one, no secret, a wrong signature), so a

@@ -268,12 +268,13 @@ func (db *DB) DueForSync(ctx context.Context, now time.Time, limit int) ([]addon
 }
 
 // Unsubscribed lists provisioned add-ons with Platform API access and no
-// webhook subscription.
-func (db *DB) Unsubscribed(ctx context.Context, before time.Time, limit int) ([]addon.ID, error) {
+// webhook subscription, leaving out those refused one since refusedBefore.
+func (db *DB) Unsubscribed(ctx context.Context, before, refusedBefore time.Time, limit int) ([]addon.ID, error) {
 	return db.ids(ctx, `SELECT a.id::text FROM addons a LEFT JOIN addon_links l ON l.addon_id = a.id
 		WHERE a.state = 'provisioned' AND a.access_token IS NOT NULL AND a.updated_at < $1
 		AND coalesce(l.webhook_id, '') = '' AND coalesce(l.access_refused, '') = ''
-		ORDER BY a.updated_at LIMIT $2`, before.UTC(), limit)
+		AND (l.subscribed_at IS NULL OR l.subscribed_at < $2)
+		ORDER BY a.updated_at LIMIT $3`, before.UTC(), refusedBefore.UTC(), limit)
 }
 
 // DueForRetire lists add-ons whose rotated-out credentials are due.

@@ -212,9 +212,20 @@ func TestSweepQueries(t *testing.T) {
 	if !sameSet(ids, live, due) {
 		t.Errorf("DueForSync = %v, want the one without a slot (%s) and the due one (%s); not %s, %s or %s", ids, live, due, later, noTokens, provisioning)
 	}
-	ids, _ = db.Unsubscribed(ctx, time.Now().Add(time.Minute), 100)
+	ids, _ = db.Unsubscribed(ctx, time.Now().Add(time.Minute), t0.Add(-time.Hour), 100)
 	if !sameSet(ids, live, later) {
 		t.Errorf("Unsubscribed = %v, want %s and %s", ids, live, later)
+	}
+	// A subscription Heroku refused (SubscribedAt, no WebhookID) is asked
+	// for again only once it was refused before refusedBefore.
+	set(later, func(l *addon.Link) { l.SubscribedAt = t0.Add(-time.Minute) })
+	ids, _ = db.Unsubscribed(ctx, time.Now().Add(time.Minute), t0.Add(-time.Hour), 100)
+	if !sameSet(ids, live) {
+		t.Errorf("Unsubscribed = %v, want %s only: %s was refused a minute ago", ids, live, later)
+	}
+	ids, _ = db.Unsubscribed(ctx, time.Now().Add(time.Minute), t0, 100)
+	if !sameSet(ids, live, later) {
+		t.Errorf("Unsubscribed = %v, want %s and %s (refused before refusedBefore)", ids, live, later)
 	}
 	ids, _ = db.DueForRetire(ctx, t0, 100)
 	if !sameSet(ids, later) {

@@ -182,14 +182,16 @@ func (k *Links) DueForSync(ctx context.Context, now time.Time, limit int) ([]add
 }
 
 // Unsubscribed lists live add-ons updated before the given time with no
-// webhook subscription and no refused token, oldest update first.
-func (k *Links) Unsubscribed(ctx context.Context, before time.Time, limit int) ([]addon.ID, error) {
+// webhook subscription, no refused token and no subscription refused
+// since refusedBefore, oldest update first.
+func (k *Links) Unsubscribed(ctx context.Context, before, refusedBefore time.Time, limit int) ([]addon.ID, error) {
 	if err := k.before("Unsubscribed", ""); err != nil {
 		return nil, err
 	}
 	return k.pick(limit,
 		func(a *addon.Addon, l *addon.Link) bool {
-			return live(a) && a.UpdatedAt.Before(before) && l.WebhookID == "" && l.AccessRefused == ""
+			return live(a) && a.UpdatedAt.Before(before) && l.WebhookID == "" && l.AccessRefused == "" &&
+				(l.SubscribedAt.IsZero() || l.SubscribedAt.Before(refusedBefore))
 		},
 		func(a *addon.Addon, l *addon.Link) time.Time { return a.UpdatedAt }), nil
 }
