@@ -868,6 +868,9 @@ func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
 		if a.State != StateProvisioning {
 			return nil
 		}
+		// The resource and its credentials are gone: an operator's retry
+		// must make them again, not push these dead ones to the app.
+		a.Vars, a.ResourceCreatedAt, a.ConfigPushedAt = nil, time.Time{}, time.Time{}
 		return a.Transition(now, StateFailed, reason)
 	})
 	if err == nil {

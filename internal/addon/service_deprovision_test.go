@@ -262,3 +262,33 @@ func TestGiveUp(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryAfterGiveUp: a provision abandoned at its deadline has its
+// resource destroyed; an operator's retry (possible while Heroku's own 12
+// hours last) must create it again and push the new credentials, not
+// push the destroyed resource's and mark the add-on provisioned on them.
+func TestRetryAfterGiveUp(t *testing.T) {
+	const dead = "fake://destroyed"
+	f, id := arrange(t, []func(a *addon.Addon){exchanged, func(a *addon.Addon) {
+		a.Vars = addon.Vars{"URL": dead}
+		a.ResourceCreatedAt, a.ConfigPushedAt = a.CreatedAt, a.CreatedAt
+	}}, nil)
+	ctx := context.Background()
+	if err := f.svc.GiveUp(ctx, id, "too late"); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.get(t, id); a.Vars != nil || !a.ResourceCreatedAt.IsZero() || !a.ConfigPushedAt.IsZero() {
+		t.Errorf("after the resource was destroyed: vars %v, created %v, pushed %v; want none", a.Vars, a.ResourceCreatedAt, a.ConfigPushedAt)
+	}
+	if _, err := f.svc.Retry(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.ProvisionJob(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t, "Destroy #1 basic", "Enqueue addon:provision #1", "Create #1 basic",
+		"SetConfig #1 access-1 KILN_URL=fake://basic", "MarkProvisioned #1 access-1")
+	if a := f.wantState(t, id, addon.StateProvisioned, "retried by an operator"); a.Vars["URL"] != "fake://basic" {
+		t.Errorf("vars %v, want the new resource's", a.Vars)
+	}
+}
