@@ -82,10 +82,14 @@ type Event struct {
 // (zero when not done) make each pipeline step resumable: a retry or a crash
 // picks up at the first step without one and never repeats a finished one.
 type Addon struct {
-	ID            ID // Heroku's add-on uuid; the primary key
-	Name          string
-	Plan          string
-	PendingPlan   string // a plan change received while still provisioning
+	ID          ID // Heroku's add-on uuid; the primary key
+	Name        string
+	Plan        string
+	PendingPlan string // a plan change Heroku asked for that is still to be applied
+	// PendingPlanAt is when Heroku asked for PendingPlan: a plan change
+	// made inside Heroku's call tells by it a change asked for while it
+	// worked from the one it replaces, even when both name the same plan.
+	PendingPlanAt time.Time
 	Region        string
 	CallbackURL   string
 	Options       map[string]string

@@ -18,7 +18,8 @@ type PlanChange struct {
 	Message string
 }
 
-// ChangePlan applies Heroku's plan change call. The same plan is a no-op. On
+// ChangePlan applies Heroku's plan change call. The same plan is a no-op
+// (unless an earlier change may still be under way). On
 // a provisioned add-on the driver applies the change inside the request when
 // it can (its refusal becomes a 422 Heroku shows); when it is slow the change
 // continues in a job that pushes the new config. On an add-on still
@@ -55,7 +56,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 				a.Plan, a.PendingPlan = slug, ""
 				return nil
 			}
-			a.PendingPlan = slug
+			a.PendingPlan, a.PendingPlanAt = slug, now
 			a.Note(now, "plan", fmt.Sprintf("plan change to %s recorded; applied once provisioning finishes", slug))
 			return nil
 		})
@@ -96,8 +97,9 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		}
 		// A change pending when the claim was taken is older than this
 		// one, which replaces it; one recorded while the driver works
-		// (its caller found the add-on busy) is newer, and is kept.
-		superseded := a.PendingPlan
+		// (its caller found the add-on busy) is newer, and is kept, even
+		// for the plan that was pending (its time tells them apart).
+		superseded, supersededAt := a.PendingPlan, a.PendingPlanAt
 		vars, err := s.driver.ChangePlan(ctx, s.resource(a), plan)
 		if ErrorCode(err) == EINVALID {
 			return err
@@ -117,7 +119,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
 				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
 				a.Plan, a.Vars = slug, vars
-				if a.PendingPlan == superseded || a.PendingPlan == slug {
+				if a.PendingPlan == slug || (a.PendingPlan == superseded && a.PendingPlanAt.Equal(supersededAt)) {
 					a.PendingPlan = ""
 				}
 				if a.Halted == JobPlanChange {
@@ -153,7 +155,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		return nil, err
 	}
 	a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		a.PendingPlan = slug
+		a.PendingPlan, a.PendingPlanAt = slug, s.now()
 		a.Halted, a.HaltReason = "", "" // a new request from Heroku is worth a new try
 		a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
 		return nil

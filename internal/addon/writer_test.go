@@ -429,19 +429,34 @@ func TestPlanChangeRequestDuringAsyncChange(t *testing.T) {
 // arrives while an earlier one's change is still in the driver, inside
 // Heroku's request. The later call finds the add-on busy and is recorded
 // for a job (202); the earlier one must not erase it when it records its
-// own plan, and a later call back to the plan the add-on had must not be
-// answered "already on it" while the earlier change is under way: either
-// way Kiln would end on a plan Heroku did not ask for last.
+// own plan, even when it names the plan that was pending when the earlier
+// one began (which that one replaced), and a later call back to the plan
+// the add-on had must not be answered "already on it" while the earlier
+// change is under way: Kiln would end on a plan Heroku did not ask for
+// last.
 func TestPlanChangeRequestDuringSyncChange(t *testing.T) {
-	tests := []struct{ name, later string }{
-		{"another plan", "basic"},
-		{"the plan it had", "test"},
+	tests := []struct {
+		name, later string
+		pending     string // halted before the first call
+	}{
+		{"another plan", "basic", ""},
+		{"the plan it had", "test", ""},
+		{"the plan that was pending before", "basic", "basic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			ctx := context.Background()
 			id := w.provisioned(t, "test")
+			if tt.pending != "" {
+				if _, err := w.st.DB.Update(ctx, id, func(_ context.Context, a *addon.Addon) error {
+					a.PendingPlan, a.PendingPlanAt = tt.pending, time.Now()
+					a.Halted, a.HaltReason = addon.JobPlanChange, "refused"
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			g := newGate()
 			w.drv.onChange = g.hook
 			first := make(chan *addon.PlanChange, 1)

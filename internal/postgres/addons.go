@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,17 +27,18 @@ import (
 // written). Reading back all the columns and opening the secrets just
 // sealed cost a fifth of a provision call's CPU.
 
-// insertAddon is Create's one statement. ON CONFLICT DO NOTHING lets the
-// primary key decide between concurrent duplicates, and the first event
-// ($30..$33, NULL when there is none) is inserted only for a row actually
-// inserted. It returns no row when the add-on already existed.
-const insertAddon = "WITH ins AS (INSERT INTO addons (id, created_at, updated_at, " + addonWrites + ") " +
-	"VALUES ($1, coalesce($2::timestamptz, now()), now(), " +
-	"$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) " +
-	"ON CONFLICT (id) DO NOTHING RETURNING id, created_at, updated_at), " +
-	"ev AS (" + insertEventInto +
-	"SELECT id, $30, $31, $32, $33::timestamptz FROM ins WHERE $30::text IS NOT NULL) " +
-	"SELECT created_at, updated_at FROM ins"
+// insertAddon is Create's one statement: $1 the id, $2 created_at, then
+// the values of addonWrites, then the first event (NULL when there is
+// none), inserted only for a row actually inserted. ON CONFLICT DO
+// NOTHING lets the primary key decide between concurrent duplicates. It
+// returns no row when the add-on already existed.
+var insertAddon = fmt.Sprintf("WITH ins AS (INSERT INTO addons (id, created_at, updated_at, "+addonWrites+") "+
+	"VALUES ($1, coalesce($2::timestamptz, now()), now(), %s) "+
+	"ON CONFLICT (id) DO NOTHING RETURNING id, created_at, updated_at), "+
+	"ev AS ("+insertEventInto+
+	"SELECT id, $%[2]d, $%d, $%d, $%d::timestamptz FROM ins WHERE $%[2]d::text IS NOT NULL) "+
+	"SELECT created_at, updated_at FROM ins",
+	placeholders(3, addonWriteCount), 3+addonWriteCount, 4+addonWriteCount, 5+addonWriteCount, 6+addonWriteCount)
 
 // selectAddon reads one add-on; selectAddonForUpdate also takes its row
 // lock, for the rest of the transaction.
@@ -44,16 +47,26 @@ const (
 	selectAddonForUpdate = selectAddon + " FOR UPDATE"
 )
 
-// updateAddon is Update's write: every column of addonWrites, and the first
-// event ($29..$32, NULL when there is none) in the same statement. It
-// returns the new updated_at, which is clock_timestamp(), not now(): now()
-// is when the transaction began, possibly before a concurrent update we
-// waited for committed.
-const updateAddon = "WITH ev AS (" + insertEventInto +
-	"SELECT $1::uuid, $29, $30, $31, $32::timestamptz WHERE $29::text IS NOT NULL) " +
-	"UPDATE addons SET updated_at = " + nextUpdatedAt + ", (" + addonWrites + ") = ROW(" +
-	"$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) " +
-	"WHERE id = $1 RETURNING updated_at"
+// updateAddon is Update's write: $1 the id, then every column of
+// addonWrites, then the first event (NULL when there is none) in the same
+// statement. It returns the new updated_at, which is clock_timestamp(),
+// not now(): now() is when the transaction began, possibly before a
+// concurrent update we waited for committed.
+var updateAddon = fmt.Sprintf("WITH ev AS ("+insertEventInto+
+	"SELECT $1::uuid, $%[2]d, $%d, $%d, $%d::timestamptz WHERE $%[2]d::text IS NOT NULL) "+
+	"UPDATE addons SET updated_at = "+nextUpdatedAt+", ("+addonWrites+") = ROW(%[1]s) "+
+	"WHERE id = $1 RETURNING updated_at",
+	placeholders(2, addonWriteCount), 2+addonWriteCount, 3+addonWriteCount, 4+addonWriteCount, 5+addonWriteCount)
+
+// placeholders is "$from, ..., $(from+n-1)": the parameters of n values
+// in a row, so the statements follow addonWrites as it grows.
+func placeholders(from, n int) string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = "$" + strconv.Itoa(from+i)
+	}
+	return strings.Join(ps, ", ")
+}
 
 // nextUpdatedAt is the updated_at every write of an add-on's data sets:
 // the database's clock, but always after the row's previous value, so the
@@ -64,7 +77,7 @@ const updateAddon = "WITH ev AS (" + insertEventInto +
 const nextUpdatedAt = "greatest(clock_timestamp(), updated_at + interval '1 microsecond')"
 
 // addonWriteCount is how many values appendValues appends.
-const addonWriteCount = 27
+const addonWriteCount = 28
 
 // Create records a new add-on with INSERT ... ON CONFLICT DO NOTHING, so the
 // primary key, not a read-then-write, decides between concurrent duplicates:

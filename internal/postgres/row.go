@@ -19,6 +19,7 @@ type addonRow struct {
 	Name              string     `gorm:"column:name"`
 	Plan              string     `gorm:"column:plan"`
 	PendingPlan       string     `gorm:"column:pending_plan"`
+	PendingPlanAt     *time.Time `gorm:"column:pending_plan_at"`
 	Region            string     `gorm:"column:region"`
 	CallbackURL       string     `gorm:"column:callback_url"`
 	Options           []byte     `gorm:"column:options"`
@@ -56,7 +57,7 @@ func (addonRow) TableName() string { return "addons" }
 const addonColumns = "id, name, plan, pending_plan, region, callback_url, options, log_input_url, log_drain_token, " +
 	"state, reason, grant_code, grant_expires_at, access_token, refresh_token, token_expires_at, heroku_user_id, vars, " +
 	"grant_exchanged_at, resource_created_at, config_pushed_at, provisioned_at, deprovisioned_at, deadline, created_at, updated_at, " +
-	"exchange_started_at, requeue, halted_job, halt_reason, lease_owner, lease_until, fence"
+	"exchange_started_at, requeue, halted_job, halt_reason, lease_owner, lease_until, fence, pending_plan_at"
 
 // scanRow reads one addons row selected as addonColumns. It scans by hand,
 // not through GORM's reflection, because Get and Update read a row on
@@ -72,7 +73,7 @@ func (r *addonRow) targets() []any {
 		&r.AccessToken, &r.RefreshToken, &r.TokenExpiresAt, &r.HerokuUserID, &r.Vars,
 		&r.GrantExchangedAt, &r.ResourceCreatedAt, &r.ConfigPushedAt, &r.ProvisionedAt,
 		&r.DeprovisionedAt, &r.Deadline, &r.CreatedAt, &r.UpdatedAt,
-		&r.ExchangeStartedAt, &r.Requeue, &r.HaltedJob, &r.HaltReason, &r.LeaseOwner, &r.LeaseUntil, &r.Fence}
+		&r.ExchangeStartedAt, &r.Requeue, &r.HaltedJob, &r.HaltReason, &r.LeaseOwner, &r.LeaseUntil, &r.Fence, &r.PendingPlanAt}
 }
 
 // addonWrites names the columns a write sets from an add-on, in the order
@@ -83,7 +84,7 @@ func (r *addonRow) targets() []any {
 const addonWrites = "name, plan, pending_plan, region, callback_url, state, reason, options, " +
 	"log_input_url, log_drain_token, grant_code, grant_expires_at, access_token, refresh_token, token_expires_at, heroku_user_id, vars, " +
 	"grant_exchanged_at, resource_created_at, config_pushed_at, provisioned_at, deprovisioned_at, deadline, exchange_started_at, " +
-	"requeue, halted_job, halt_reason"
+	"requeue, halted_job, halt_reason, pending_plan_at"
 
 // appendValues encodes a for writing, appending the values of addonWrites
 // to args: secrets sealed with the newest key, optional values NULL.
@@ -138,7 +139,7 @@ func (db *DB) appendValues(args []any, a *addon.Addon) ([]any, error) {
 		logInputURL, logDrainToken, grantCode, grantExpiresAt, accessToken, refreshToken, tokenExpiresAt, herokuUserID, vars,
 		timeOrNull(a.GrantExchangedAt), timeOrNull(a.ResourceCreatedAt), timeOrNull(a.ConfigPushedAt),
 		timeOrNull(a.ProvisionedAt), timeOrNull(a.DeprovisionedAt), timeOrNull(a.Deadline), timeOrNull(a.ExchangeStartedAt),
-		a.Requeue, string(a.Halted), a.HaltReason,
+		a.Requeue, string(a.Halted), a.HaltReason, timeOrNull(a.PendingPlanAt),
 	), nil
 }
 
@@ -149,6 +150,7 @@ func (db *DB) addon(r *addonRow) (*addon.Addon, error) {
 		Name:              r.Name,
 		Plan:              r.Plan,
 		PendingPlan:       r.PendingPlan,
+		PendingPlanAt:     timeOf(r.PendingPlanAt),
 		Region:            r.Region,
 		CallbackURL:       r.CallbackURL,
 		State:             addon.State(r.State),
