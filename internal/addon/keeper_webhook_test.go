@@ -94,6 +94,21 @@ func TestKeeperSubscribe(t *testing.T) {
 			secret: true, refused: true, calls: []string{create},
 		},
 		{
+			// Recorded after the claim is let go, a second job could claim
+			// in between, find none, and subscribe again.
+			name:  "recorded before the claim is let go",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.store.Before = func(op string, _ addon.ID) error {
+					if op == "Release" && f.link(t, id).WebhookID != "hook-1" {
+						t.Error("the claim is let go before the subscription is recorded")
+					}
+					return nil
+				}
+			},
+			hook: "hook-1", secret: true, calls: []string{"CreateWebhook #1 access-1"},
+		},
+		{
 			name:  "subscribed by another job before the claim",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
@@ -116,7 +131,7 @@ func TestKeeperSubscribe(t *testing.T) {
 			secret: true,
 		},
 		{
-			name:  "the webhook id cannot be recorded",
+			name:  "the webhook id's save fails once: retried in hand",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
 				n := 0
@@ -129,7 +144,7 @@ func TestKeeperSubscribe(t *testing.T) {
 					return nil
 				}
 			},
-			code: addon.EUNAVAILABLE, secret: true, calls: []string{create},
+			hook: "hook-1", secret: true, calls: []string{create},
 		},
 	}
 	for _, tt := range tests {

@@ -64,15 +64,25 @@ func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 		if l, err := k.Links.Link(ctx, id); err != nil || l.WebhookID != "" {
 			return err
 		}
-		return k.Service.withToken(ctx, c, func(token string) error {
+		err := k.Service.withToken(ctx, c, func(token string) error {
 			var err error
 			hookID, err = k.Watcher.CreateWebhook(ctx, token, id, sub)
 			return err
 		})
+		if err != nil {
+			return err
+		}
+		// Recorded before the claim is let go, so the next writer sees
+		// it, and retried with the id in hand: lost, it would have the
+		// next job make a second subscription.
+		return k.Service.inHand(ctx, "webhook subscription", id, func(ctx context.Context) error {
+			_, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
+				l.WebhookID, l.SubscribedAt = hookID, k.now()
+				return nil
+			})
+			return err
+		})
 	})
-	if err == nil && hookID == "" {
-		return nil
-	}
 	if err != nil {
 		if Transient(err) {
 			return fmt.Errorf("subscribe webhooks: %w", err)
@@ -89,11 +99,7 @@ func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 		})
 		return err
 	}
-	_, err = k.Links.UpdateLink(ctx, id, func(l *Link) error {
-		l.WebhookID, l.SubscribedAt = hookID, k.now()
-		return nil
-	})
-	return err
+	return nil
 }
 
 // subscribeRetry is how long the sweep waits before asking Heroku again
