@@ -427,14 +427,6 @@ func (s *Service) inlineBudget() time.Duration {
 // probably spent it and its answer was lost.
 const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchange attempt whose answer was lost (the grant was probably spent by that attempt); the add-on has no Platform API access"
 
-// saveTokens saves tokens that exist only in this process (from an exchange
-// when old is nil, else from refreshing old), retrying the save, never the
-// call to Heroku. The save is recorded under the claim (freeing it too when
-// release is set: the exchange is the grant job's last step) and, should the
-// claim have been taken over, as a plain row-locked update all the same:
-// these tokens are the only live ones (the grant is spent, the old refresh
-// token may be rotated), so they are kept unless someone else already saved
-// newer ones.
 // tokenCallTimeout bounds a grant exchange or a token refresh, which run
 // on a context of their own: once id.heroku.com has the request, the grant
 // (or, for a refresh Heroku rotates, the old refresh token) may be spent,
@@ -443,21 +435,36 @@ const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchang
 const tokenCallTimeout = 30 * time.Second
 
 // exchange is the grant exchange on its own bounded context
-// (tokenCallTimeout).
+// (tokenCallTimeout). A caller already cancelled (its claim lost, its job
+// timed out) does not start one: the grant is not spent yet.
 func (s *Service) exchange(ctx context.Context, code string) (Tokens, error) {
+	if err := ctx.Err(); err != nil {
+		return Tokens{}, transient(fmt.Errorf("grant exchange not started: %w", err))
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
 	defer cancel()
 	return s.platform.ExchangeGrant(ctx, code)
 }
 
 // refresh is the token refresh on its own bounded context
-// (tokenCallTimeout).
+// (tokenCallTimeout). A caller already cancelled does not start one.
 func (s *Service) refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+	if err := ctx.Err(); err != nil {
+		return Tokens{}, transient(fmt.Errorf("token refresh not started: %w", err))
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
 	defer cancel()
 	return s.platform.RefreshTokens(ctx, refreshToken)
 }
 
+// saveTokens saves tokens that exist only in this process (from an exchange
+// when old is nil, else from refreshing old), retrying the save, never the
+// call to Heroku. The save is recorded under the claim (freeing it too when
+// release is set: the exchange is the grant job's last step) and, should the
+// claim have been taken over, as a plain row-locked update all the same:
+// these tokens are the only live ones (the grant is spent, the old refresh
+// token may be rotated), so they are kept unless someone else already saved
+// newer ones.
 func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *Tokens, tok Tokens) (*Addon, error) {
 	id := c.Lease().AddonID
 	set := func(a *Addon, now time.Time) error {

@@ -3,6 +3,7 @@ package addon_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -314,5 +315,28 @@ func TestTokenCallsOutliveTheCaller(t *testing.T) {
 				t.Errorf("tokens %+v, want the answer's (%s) saved", a.Tokens, tt.access)
 			}
 		})
+	}
+}
+
+// TestNoExchangeForAGoneCaller: a grant job whose context has already
+// ended (its claim lost, its deadline passed) does not start an exchange
+// it could no longer see through to the end of; the grant stays unspent
+// for the retry.
+func TestNoExchangeForAGoneCaller(t *testing.T) {
+	f := newFixture(t)
+	id := f.add(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := f.svc.GrantJob(ctx, id)
+	if err == nil || !addon.Transient(err) {
+		t.Errorf("GrantJob = %v, want a transient error (retried)", err)
+	}
+	f.mu.Lock()
+	calls := f.calls
+	f.mu.Unlock()
+	for _, c := range calls {
+		if strings.HasPrefix(c, "ExchangeGrant") {
+			t.Errorf("the grant was exchanged for a caller already gone: %q", c)
+		}
 	}
 }
