@@ -43,10 +43,15 @@ func checkCancelChannel(ctx context.Context, r asynq.RedisConnOpt) error {
 	defer sub.Close()
 	_, err := sub.Receive(ctx)
 	var reply redis.Error
-	if errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "NOPERM") {
+	if !errors.As(err, &reply) || !strings.HasPrefix(reply.Error(), "NOPERM") {
+		return nil
+	}
+	if strings.Contains(reply.Error(), "channel") {
 		return fmt.Errorf("jobs: Redis refuses this user a subscription to %q, which every asynq server needs "+
 			"(and asynq would leak a connection retrying it every 5 s): allow the channel in the user's ACL "+
 			"(ACL SETUSER <user> &%s, or allchannels): %w", cancelChannel, cancelChannel, err)
 	}
-	return nil
+	return fmt.Errorf("jobs: Redis refuses this user a command every asynq server needs to subscribe to %q "+
+		"(and asynq would leak a connection retrying it every 5 s): check the user's ACL (+@all, ~*, &%s): %w",
+		cancelChannel, cancelChannel, err)
 }

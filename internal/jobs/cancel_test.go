@@ -25,39 +25,54 @@ func TestRunChecksTheCancelChannel(t *testing.T) {
 	}
 	t.Cleanup(srv.Kill)
 	tests := []struct {
-		name     string
-		channels string // the user's channel rule
-		allowed  bool
+		name    string
+		rules   []string // the user's ACL rules beyond keys and commands
+		allowed bool
+		refusal string // what the refusal names
 	}{
-		{"no channels", "resetchannels", false},
-		{"the cancel channel", "&asynq:cancel", true},
-		{"every channel", "allchannels", true},
+		{"no channels", []string{"+@all", "resetchannels"}, false, "&asynq:cancel"},
+		{"no SUBSCRIBE", []string{"+@all", "-subscribe", "allchannels"}, false, "check the user's ACL"},
+		{"the cancel channel", []string{"+@all", "&asynq:cancel"}, true, ""},
+		{"every channel", []string{"+@all", "allchannels"}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			user := "kiln" + strings.ReplaceAll(tt.name, " ", "")
-			if _, err := faultkit.Command(srv.Addr(), "ACL", "SETUSER", user, "reset", "on", ">pw", "~*", "+@all", tt.channels); err != nil {
+			if _, err := faultkit.Command(srv.Addr(), append([]string{"ACL", "SETUSER", user, "reset", "on", ">pw", "~*"}, tt.rules...)...); err != nil {
 				t.Fatal(err)
 			}
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: user, Password: "pw"})
 			t.Cleanup(func() { rdb.Close() })
 			o := jobs.ServerOptions{Concurrency: 1, GrantConcurrency: 1, KeeperConcurrency: 1, Log: testLogger(t), ShutdownTimeout: time.Second}
 			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- jobs.NewServer(jobs.SharedRedis{Client: rdb}, nil, o).Run(ctx) }()
+			done, stopped := make(chan error, 1), make(chan struct{})
+			go func() {
+				done <- jobs.NewServer(jobs.SharedRedis{Client: rdb}, nil, o).Run(ctx)
+				close(stopped)
+			}()
+			// Stopped before the client closes (cleanups run last first):
+			// asynq's servers must not outlive their Redis client.
+			t.Cleanup(func() {
+				cancel()
+				select {
+				case <-stopped:
+				case <-time.After(wait):
+					t.Error("Run did not return after its context ended")
+				}
+			})
 
 			if !tt.allowed {
 				select {
 				case err := <-done:
-					if err == nil || !strings.Contains(err.Error(), "&asynq:cancel") {
-						t.Fatalf("Run = %v, want a refusal that names the channel to allow", err)
+					if err == nil || !strings.Contains(err.Error(), tt.refusal) {
+						t.Fatalf("Run = %v, want a refusal saying %q", err, tt.refusal)
 					}
 				case <-time.After(wait):
 					t.Fatal("Run did not stop for a user refused the cancel channel")
 				}
-				rdb.Close()
-				eventually(t, "the user's connections closed", func() bool {
+				// The check's own subscription is closed: the client, still
+				// open, holds no connection (it sent nothing else).
+				eventually(t, "the check's connection closed", func() bool {
 					list, err := faultkit.Command(srv.Addr(), "CLIENT", "LIST")
 					return err == nil && !strings.Contains(list, "user="+user+" ")
 				})
