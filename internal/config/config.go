@@ -73,7 +73,7 @@ type Config struct {
 	Concurrency       int           // WORKER_CONCURRENCY: default/cleanup jobs at once
 	GrantConcurrency  int           // GRANT_CONCURRENCY: grant exchanges at once
 	InlineProvisions  int           // INLINE_PROVISIONS: grant jobs that may go on to provision at once
-	KeeperConcurrency int           // KEEPER_CONCURRENCY: the keeper's best-effort jobs (log lines, syncs, webhooks, retirements) at once
+	KeeperConcurrency int           // KEEPER_CONCURRENCY: the keeper's best-effort jobs (log lines, syncs, webhooks) at once
 	DatabasePool      int           // DATABASE_POOL_SIZE: Postgres connections this process may open
 	RedisPool         int           // REDIS_POOL_SIZE: Redis connections this process may open (plus one per asynq server for subscriptions)
 	LeaseTTL          time.Duration // LEASE_TTL: how long an add-on writer's claim lasts unless renewed
