@@ -282,6 +282,20 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 		}
 		again := !c.started
 		prompt := !s.now().After(a.CreatedAt.Add(InlineWithin)) // see provisionInline
+		if err := ctx.Err(); err != nil {
+			// Gone before the call (the claim lost, the job's deadline
+			// passed): nothing is spent, so the mark this claim set comes
+			// off again, and the retry is a first attempt.
+			if c.started {
+				_, _ = c.Record(context.WithoutCancel(ctx), func(a *Addon, now time.Time) error {
+					if a.GrantExchangedAt.IsZero() {
+						a.ExchangeStartedAt = time.Time{}
+					}
+					return nil
+				})
+			}
+			return transient(fmt.Errorf("grant exchange not started: %w", err))
+		}
 		tok, err := s.exchange(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
@@ -435,12 +449,8 @@ const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchang
 const tokenCallTimeout = 30 * time.Second
 
 // exchange is the grant exchange on its own bounded context
-// (tokenCallTimeout). A caller already cancelled (its claim lost, its job
-// timed out) does not start one: the grant is not spent yet.
+// (tokenCallTimeout). GrantJob starts none for a caller already gone.
 func (s *Service) exchange(ctx context.Context, code string) (Tokens, error) {
-	if err := ctx.Err(); err != nil {
-		return Tokens{}, transient(fmt.Errorf("grant exchange not started: %w", err))
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
 	defer cancel()
 	return s.platform.ExchangeGrant(ctx, code)
@@ -622,7 +632,7 @@ func (s *Service) provision(ctx context.Context, c *Claim) (*Addon, error) {
 		return nil, nil
 	}
 	if s.now().After(a.Deadline) {
-		return nil, s.giveUp(ctx, c, "provisioning did not finish before the deadline")
+		return nil, s.giveUp(ctx, c, ReasonDeadline)
 	}
 	if a.Synchronous() {
 		// Only reached by the reconciler: the web process died inside a
@@ -853,6 +863,11 @@ func (s *Service) Fail(ctx context.Context, id ID, reason string) error {
 	}
 	return err
 }
+
+// ReasonDeadline is the failure reason of a provision abandoned at its
+// deadline (its resource destroyed). Migration 16 and Retry know add-ons
+// by it whose vars a release before giveUp forgot them still hold.
+const ReasonDeadline = "provisioning did not finish before the deadline"
 
 // GiveUp abandons a provision past its deadline, as the add-on's one
 // writer: the resource is destroyed (so nothing is left behind for a

@@ -321,7 +321,8 @@ func TestTokenCallsOutliveTheCaller(t *testing.T) {
 // TestNoExchangeForAGoneCaller: a grant job whose context has already
 // ended (its claim lost, its deadline passed) does not start an exchange
 // it could no longer see through to the end of; the grant stays unspent
-// for the retry.
+// for the retry, and the "exchange started" mark its claim set comes off
+// again, so a refusal on the retry is not reported as a lost grant.
 func TestNoExchangeForAGoneCaller(t *testing.T) {
 	f := newFixture(t)
 	id := f.add(t)
@@ -338,5 +339,8 @@ func TestNoExchangeForAGoneCaller(t *testing.T) {
 		if strings.HasPrefix(c, "ExchangeGrant") {
 			t.Errorf("the grant was exchanged for a caller already gone: %q", c)
 		}
+	}
+	if a := f.get(t, id); !a.ExchangeStartedAt.IsZero() {
+		t.Errorf("exchange started at %v, though none was", a.ExchangeStartedAt)
 	}
 }
