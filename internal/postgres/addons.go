@@ -307,6 +307,7 @@ func written(a *addon.Addon, createdAt, updatedAt time.Time) *addon.Addon {
 	c.DeprovisionedAt = stored(a.DeprovisionedAt)
 	c.Deadline = stored(a.Deadline)
 	c.ExchangeStartedAt = stored(a.ExchangeStartedAt)
+	c.PendingPlanAt = stored(a.PendingPlanAt)
 	c.LeaseUntil = stored(a.LeaseUntil)
 	c.CreatedAt = createdAt.UTC()
 	c.UpdatedAt = updatedAt.UTC()

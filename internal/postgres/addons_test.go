@@ -191,7 +191,7 @@ func TestCreateReturnsWhatGetReads(t *testing.T) {
 			a.Grant = &addon.Grant{Code: "code", ExpiresAt: ns.Add(5 * time.Minute)}
 			a.Tokens = &addon.Tokens{Access: "acc", Refresh: "ref", ExpiresAt: ns.Add(8 * time.Hour), UserID: "user"}
 			a.Vars = addon.Vars{"URL": "https://x"}
-			a.PendingPlan, a.Reason, a.CallbackURL = "pro", "why", "https://api.heroku.com/addons/x"
+			a.PendingPlan, a.PendingPlanAt, a.Reason, a.CallbackURL = "pro", ns, "why", "https://api.heroku.com/addons/x"
 			a.GrantExchangedAt, a.ResourceCreatedAt, a.ConfigPushedAt = ns, ns, ns
 			a.ProvisionedAt, a.DeprovisionedAt, a.Deadline = ns, ns, ns.Add(11*time.Hour)
 		}},

@@ -138,7 +138,7 @@ func wantCode(tb testing.TB, err error, code string) {
 func full(base *addon.Addon, t0 time.Time) {
 	base.Name = "acme-inc-primary"
 	base.Plan = "pro"
-	base.PendingPlan = "basic"
+	base.PendingPlan, base.PendingPlanAt = "basic", t0.Add(-time.Minute)
 	base.Region = "amazon-web-services::eu-west-1"
 	base.CallbackURL = "https://api.heroku.com/addons/" + string(base.ID)
 	base.Options = map[string]string{"foo": "bar", "flag": "true"}
