@@ -395,6 +395,11 @@ func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 			return Errorf(EINVALID, "Add-on %s came without an OAuth grant, so it can only be provisioned inside Heroku's request; a retry cannot deliver its config. Ask the customer to create it again.", id)
 		}
 		now := s.now()
+		if a.Reason == ReasonDeadline {
+			// Its resource was destroyed; a release before giveUp forgot
+			// its vars (see giveUp) left them here: make it anew.
+			a.Vars, a.ResourceCreatedAt, a.ConfigPushedAt = nil, time.Time{}, time.Time{}
+		}
 		a.Deadline = now.Add(s.opt.Deadline)
 		return a.Transition(now, StateProvisioning, "retried by an operator")
 	})

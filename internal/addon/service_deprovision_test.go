@@ -292,3 +292,23 @@ func TestRetryAfterGiveUp(t *testing.T) {
 		t.Errorf("vars %v, want the new resource's", a.Vars)
 	}
 }
+
+// TestRetryForgetsADestroyedResource: an add-on given up at its deadline
+// by a release before giveUp forgot the destroyed resource's vars (or
+// between the release phase's migration and the old dynos' end) still
+// holds them; a retry must make the resource anew all the same.
+func TestRetryForgetsADestroyedResource(t *testing.T) {
+	f, id := arrange(t, []func(a *addon.Addon){exchanged, func(a *addon.Addon) {
+		a.Vars = addon.Vars{"URL": "fake://destroyed"}
+		a.ResourceCreatedAt, a.ConfigPushedAt = a.CreatedAt, a.CreatedAt
+	}, inState(addon.StateFailed, addon.ReasonDeadline)}, nil)
+	ctx := context.Background()
+	if _, err := f.svc.Retry(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.ProvisionJob(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	f.wantCalls(t, "Enqueue addon:provision #1", "Create #1 basic",
+		"SetConfig #1 access-1 KILN_URL=fake://basic", "MarkProvisioned #1 access-1")
+}

@@ -203,7 +203,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 		log := r.log.With("addon", a.ID, "state", a.State)
 		if a.State == addon.StateProvisioning {
 			if !a.Deadline.IsZero() && now.After(a.Deadline) {
-				if err := r.svc.GiveUp(ctx, a.ID, "provisioning did not finish before the deadline"); err != nil {
+				if err := r.svc.GiveUp(ctx, a.ID, addon.ReasonDeadline); err != nil {
 					log.Error("give up failed", "err", err)
 					errs = append(errs, fmt.Errorf("give up %s: %w", a.ID, err))
 					continue
