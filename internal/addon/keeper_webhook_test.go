@@ -109,6 +109,20 @@ func TestKeeperSubscribe(t *testing.T) {
 			hook: "hook-1", secret: true, calls: []string{"CreateWebhook #1 access-1"},
 		},
 		{
+			// Only possible once the claim was lost: the next writer's
+			// subscription, recorded first, is kept.
+			name:  "another writer's subscription recorded while the call was out",
+			shape: []func(a *addon.Addon){provisioned},
+			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {
+				f.watcher.CreateWebhookFn = func(ctx context.Context, token string, id addon.ID, sub addon.WebhookSubscription) (string, error) {
+					f.called("CreateWebhook %s %s", short(id), token)
+					f.setLink(t, id, func(l *addon.Link) { l.WebhookID = "hook-0" })
+					return "hook-1", nil
+				}
+			},
+			hook: "hook-0", secret: true, calls: []string{"CreateWebhook #1 access-1"},
+		},
+		{
 			name:  "subscribed by another job before the claim",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, k *addon.Keeper, id addon.ID) {

@@ -77,6 +77,12 @@ func (k *Keeper) Subscribe(ctx context.Context, id ID) error {
 		// next job make a second subscription.
 		return k.Service.inHand(ctx, "webhook subscription", id, func(ctx context.Context) error {
 			_, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
+				if l.WebhookID != "" && l.WebhookID != hookID {
+					// Only after this claim was lost: the next writer
+					// subscribed too. Its subscription is the one kept.
+					k.log().ErrorContext(ctx, "a second webhook subscription was made; delete it on Heroku", "addon", id, "webhook", hookID, "kept", l.WebhookID)
+					return nil
+				}
 				l.WebhookID, l.SubscribedAt = hookID, k.now()
 				return nil
 			})
