@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -124,6 +125,14 @@ func TestIdlePollDefault(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.o.withDefaults().IdlePoll; got != tt.want {
 				t.Errorf("IdlePoll %v, want %v", got, tt.want)
+			}
+			// And it reaches asynq: the servers' configuration, not only
+			// the options, polls an idle queue at that pace.
+			s := NewServer(asynq.RedisClientOpt{Addr: "127.0.0.1:1"}, nil, tt.o)
+			c := s.config(slog.New(slog.DiscardHandler), 1, map[string]int{QueueDefault: 1})
+			if c.TaskCheckInterval != tt.want || c.DelayedTaskCheckInterval != s.opt.PollInterval {
+				t.Errorf("asynq polls idle queues every %v and moves due tasks every %v; want %v and %v",
+					c.TaskCheckInterval, c.DelayedTaskCheckInterval, tt.want, s.opt.PollInterval)
 			}
 		})
 	}

@@ -170,26 +170,9 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 		s.mux.Handle(string(kind), handleTask(fn))
 	}
 
-	delay := func(n int, err error, _ *asynq.Task) time.Duration {
-		return retryDelay(n, err, o.BaseDelay, o.MaxDelay, jitter)
-	}
 	s.health = healthLogger(s.log)
 	cfg := func(name string, concurrency int, queues map[string]int) asynq.Config {
-		return asynq.Config{
-			Concurrency:              concurrency,
-			BaseContext:              func() context.Context { return s.baseCtx },
-			Queues:                   queues,
-			RetryDelayFunc:           delay,
-			ShutdownTimeout:          o.ShutdownTimeout,
-			TaskCheckInterval:        o.IdlePoll,
-			DelayedTaskCheckInterval: o.PollInterval,
-			Logger:                   asynqLogger{asynqLog.With("server", name)},
-			LogLevel:                 asynq.InfoLevel,
-			HealthCheckFunc:          s.health,
-			// Waiting for another writer of the add-on is not a failure:
-			// it neither counts against the retry budget nor backs off.
-			IsFailure: func(err error) bool { return !addon.IsBusy(err) },
-		}
+		return s.config(asynqLog.With("server", name), concurrency, queues)
 	}
 	newServer := asynq.NewServer
 	if sr, ok := r.(SharedRedis); ok {
@@ -204,6 +187,30 @@ func NewServer(r asynq.RedisConnOpt, svc *addon.Service, o ServerOptions) *Serve
 	s.main = newServer(r, cfg("default", o.Concurrency, map[string]int{QueueDefault: 3, QueueCleanup: 1}))
 	s.keeper = newServer(r, cfg("keeper", o.KeeperConcurrency, map[string]int{QueueKeeper: 1}))
 	return s
+}
+
+// config is one asynq server's configuration under the options: its
+// slots and queues, how it retries, and how often it polls (IdlePoll when
+// its queues were empty, PollInterval for due retries and held tasks).
+func (s *Server) config(log *slog.Logger, concurrency int, queues map[string]int) asynq.Config {
+	o := s.opt
+	return asynq.Config{
+		Concurrency: concurrency,
+		BaseContext: func() context.Context { return s.baseCtx },
+		Queues:      queues,
+		RetryDelayFunc: func(n int, err error, _ *asynq.Task) time.Duration {
+			return retryDelay(n, err, o.BaseDelay, o.MaxDelay, jitter)
+		},
+		ShutdownTimeout:          o.ShutdownTimeout,
+		TaskCheckInterval:        o.IdlePoll,
+		DelayedTaskCheckInterval: o.PollInterval,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.InfoLevel,
+		HealthCheckFunc:          s.health,
+		// Waiting for another writer of the add-on is not a failure:
+		// it neither counts against the retry budget nor backs off.
+		IsFailure: func(err error) bool { return !addon.IsBusy(err) },
+	}
 }
 
 // handleTask is the asynq handler of one job kind (asynq's HandleXTask):
