@@ -193,7 +193,9 @@ func (s *Service) PlanChangeJob(ctx context.Context, id ID) error {
 				return herr
 			}
 			if !more {
-				return s.pushIfUnpushed(ctx, c)
+				// A push refused for good halts as the push job's would,
+				// rather than leaving the reconciler to find it owed.
+				return s.haltIfPermanent(ctx, c, JobPushConfig, s.pushIfUnpushed(ctx, c))
 			}
 		}
 		return Errorf(EINTERNAL, "Plan of add-on %s keeps changing; the job will continue.", id)

@@ -434,6 +434,16 @@ func TestPlanChangeJob(t *testing.T) {
 			calls: []string{toPro, pushPro}, events: []string{changed},
 		},
 		{
+			name:  "the push is refused for good: halted until an operator retries it",
+			shape: []func(a *addon.Addon){provisioned, pending("pro")},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				setConfig(f, "access-1", addon.Errorf(addon.EINVALID, "Config refused."))
+			},
+			code: addon.EINVALID, plan: "pro", halted: addon.JobPushConfig,
+			calls:  []string{toPro, pushPro},
+			events: []string{changed, "halted: addon:config stopped: Config refused."},
+		},
+		{
 			name:  "a change recorded during the final push: the job comes back soon",
 			shape: []func(a *addon.Addon){provisioned, pending("pro")},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
