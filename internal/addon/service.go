@@ -837,7 +837,10 @@ func (s *Service) failIfPermanent(ctx context.Context, id ID, err error) error {
 		return err
 	}
 	if ferr := s.Fail(ctx, id, ErrorMessage(err)); ferr != nil {
-		return errors.Join(err, ferr)
+		// The record's error first: it decides whether the job retries.
+		// Unrecorded, the failure has not happened, so the job must run
+		// again rather than be dropped and replayed by a sweep minutes on.
+		return errors.Join(ferr, err)
 	}
 	return err
 }

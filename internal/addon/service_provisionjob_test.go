@@ -308,7 +308,9 @@ func TestProvisionJob(t *testing.T) {
 			calls: []string{create, push, "RefreshTokens refresh-1"}, events: []string{created},
 		},
 		{
-			name:  "the driver refuses and the failure cannot be recorded",
+			// Unrecorded, the failure has not happened: the job is retried
+			// (the record's error decides), not dropped as permanent.
+			name:  "the driver refuses and the failure cannot be recorded: retried",
 			shape: []func(a *addon.Addon){exchanged},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.driver.CreateFn = func(context.Context, addon.Resource) (addon.Vars, error) {
@@ -316,7 +318,7 @@ func TestProvisionJob(t *testing.T) {
 					return nil, errRefused
 				}
 			},
-			code: addon.EINVALID, state: addon.StateProvisioning,
+			code: addon.EUNAVAILABLE, state: addon.StateProvisioning,
 		},
 		{
 			name:  "a plan change waited for provisioning",
