@@ -62,6 +62,17 @@ type Tokens struct {
 	UserID    string
 }
 
+// StaleFrom is where a listing of stale add-ons starts: after the add-on
+// with this UpdatedAt and ID, in Store.Stale's order. The reconciler
+// carries it from one sweep to the next, so add-ons it cannot move on
+// (a resource service that keeps refusing, for one) do not fill every
+// sweep's page and hide newer ones for good; the zero value starts from
+// the oldest.
+type StaleFrom struct {
+	UpdatedAt time.Time
+	ID        ID
+}
+
 // Vars are config vars as a driver produces them: names without the add-on's
 // prefix ("URL", "API_KEY"). The service adds the prefix, because Heroku
 // renames the prefix per attachment and drivers should not care.
@@ -267,8 +278,9 @@ type Store interface {
 	// Stale lists add-ons with work left (a non-final state, or a
 	// provisioned add-on with a pending plan change or config vars not yet
 	// pushed to Heroku) that were last updated before the given time, oldest
-	// first, for the reconciler.
-	Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
+	// first (by UpdatedAt, then ID), from after from (from the oldest when
+	// from is zero), for the reconciler.
+	Stale(ctx context.Context, before time.Time, from StaleFrom, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
 	Events(ctx context.Context, id ID) ([]Event, error)
 

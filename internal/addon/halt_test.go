@@ -31,7 +31,7 @@ func (w *world) halt(tb testing.TB, id addon.ID, kind addon.JobKind, pending str
 // stale reports whether the reconciler would pick id up now.
 func (w *world) stale(tb testing.TB, id addon.ID) bool {
 	tb.Helper()
-	list, err := w.st.DB.Stale(context.Background(), time.Now().Add(time.Hour), 0)
+	list, err := w.st.DB.Stale(context.Background(), time.Now().Add(time.Hour), addon.StaleFrom{}, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -571,9 +571,10 @@ func (s *Service) requeue(ctx context.Context, id ID) error {
 }
 
 // Stale lists add-ons with work left that were last updated before the
-// given time, oldest first, for the reconciler (see Store.Stale).
-func (s *Service) Stale(ctx context.Context, before time.Time, limit int) ([]*Addon, error) {
-	return s.store.Stale(ctx, before, limit)
+// given time, oldest first from after from, for the reconciler (see
+// Store.Stale).
+func (s *Service) Stale(ctx context.Context, before time.Time, from StaleFrom, limit int) ([]*Addon, error) {
+	return s.store.Stale(ctx, before, from, limit)
 }
 
 // Requeued lists add-ons whose enqueue failed (flagged Requeue), for the

@@ -107,7 +107,7 @@ func TestStale(t *testing.T) {
 	f := newFixture(t)
 	id := f.add(t)
 	f.add(t, provisioned)
-	stale, err := f.svc.Stale(context.Background(), t0.Add(time.Minute), 10)
+	stale, err := f.svc.Stale(context.Background(), t0.Add(time.Minute), addon.StaleFrom{}, 10)
 	if err != nil || len(stale) != 1 || stale[0].ID != id {
 		t.Errorf("Stale = %v, %v; want the provisioning add-on", stale, err)
 	}

@@ -722,7 +722,7 @@ func TestPermanentPushFailureHaltsUntilRetried(t *testing.T) {
 	if a.Halted != addon.JobPushConfig || a.HaltReason == "" {
 		t.Fatalf("halted %q (%q), want the push halted with a reason", a.Halted, a.HaltReason)
 	}
-	stale, err := w.st.DB.Stale(ctx, time.Now().Add(time.Hour), 0)
+	stale, err := w.st.DB.Stale(ctx, time.Now().Add(time.Hour), addon.StaleFrom{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

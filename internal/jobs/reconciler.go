@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -64,6 +65,9 @@ type Reconciler struct {
 	svc   *addon.Service
 	opt   ReconcilerOptions
 	log   *slog.Logger
+
+	mu   sync.Mutex
+	from addon.StaleFrom // where the next sweep's page starts
 }
 
 // NewReconciler builds a reconciler over the service (to find add-ons and
@@ -104,35 +108,57 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			defer c.Close()
 		}
 	}
+	// The outbox sweep keeps its own pace: a long reconciler sweep (give-ups
+	// waiting on a slow resource service) must not hold back work accepted
+	// while Redis was down.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { r.runOutbox(ctx) })
+
 	owner := token()
 	t := time.NewTicker(r.opt.Interval)
 	defer t.Stop()
-	outbox := time.NewTicker(r.opt.OutboxInterval)
-	defer outbox.Stop()
 	for {
 		if r.acquire(ctx, lock, owner) {
-			n, err := r.Sweep(ctx)
+			// One interval at most: the next sweep (on this dyno or
+			// another) goes on from where this one stopped.
+			sctx, cancel := context.WithTimeout(ctx, r.opt.Interval)
+			n, err := r.Sweep(sctx)
+			cut := sctx.Err() != nil && ctx.Err() == nil
+			cancel()
 			switch {
+			case cut:
+				r.log.Warn("sweep stopped at its interval; the next goes on from there", "acted", n)
 			case err != nil && ctx.Err() == nil:
 				r.log.Error("sweep failed", "acted", n, "err", err)
 			case n > 0:
 				r.log.Info("sweep done", "acted", n)
 			}
 		}
-	wait:
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-outbox.C:
-			n, err := r.SweepOutbox(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				r.log.Warn("outbox sweep failed", "enqueued", n, "err", err)
-			case n > 0:
-				r.log.Info("outbox sweep done", "enqueued", n)
-			}
-			goto wait
+		}
+	}
+}
+
+// runOutbox runs SweepOutbox every OutboxInterval until ctx ends.
+func (r *Reconciler) runOutbox(ctx context.Context) {
+	t := time.NewTicker(r.opt.OutboxInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := r.SweepOutbox(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Warn("outbox sweep failed", "enqueued", n, "err", err)
+		case n > 0:
+			r.log.Info("outbox sweep done", "enqueued", n)
 		}
 	}
 }
@@ -180,24 +206,45 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 	return ok
 }
 
-// Sweep runs one pass and returns how many add-ons it acted on (enqueued a
-// job for, or gave up). It goes on past individual failures and returns
-// them joined; once the queue fails it stops enqueueing (Redis is down,
-// every enqueue would fail) but still gives up add-ons past their deadline.
+// Sweep runs one pass over a page of at most Limit stale add-ons, the page
+// after the previous pass's (round to the oldest again after the last),
+// and returns how many it acted on (enqueued a job for, or gave up). It
+// goes on past individual failures and returns them joined; once the queue
+// fails it stops enqueueing (Redis is down, every enqueue would fail) but
+// still gives up add-ons past their deadline. Cut short by ctx, it leaves
+// the next pass to start after the last add-on it got to.
 func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	now := r.opt.Now()
-	stale, err := r.svc.Stale(ctx, now.Add(-r.opt.StaleAfter), r.opt.Limit)
+	stale, err := r.svc.Stale(ctx, now.Add(-r.opt.StaleAfter), r.from, r.opt.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
 	}
+	// The next sweep's page follows this one's (or starts after the last
+	// add-on this one got to, when it was cut short), wrapping round to the
+	// oldest after a short page: add-ons no sweep can move on (a resource
+	// service that keeps refusing) cannot fill every page and keep newer
+	// ones from ever being looked at.
+	next := addon.StaleFrom{}
+	if len(stale) == r.opt.Limit {
+		last := stale[len(stale)-1]
+		next = addon.StaleFrom{UpdatedAt: last.UpdatedAt, ID: last.ID}
+	}
+	defer func() { r.from = next }()
 	var (
 		n        int
 		errs     []error
 		queueErr error
 	)
-	for _, a := range stale {
+	for i, a := range stale {
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
+			if i > 0 {
+				next = addon.StaleFrom{UpdatedAt: stale[i-1].UpdatedAt, ID: stale[i-1].ID}
+			} else {
+				next = r.from
+			}
 			break
 		}
 		log := r.log.With("addon", a.ID, "state", a.State)

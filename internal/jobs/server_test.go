@@ -374,6 +374,45 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	}
 }
 
+// TestReconcilerPagesPastStuckAddons: add-ons the reconciler cannot move
+// on (here: deprovisions whose job never runs) fill its page of Limit;
+// the next sweep must go on from after them, so a newer add-on whose
+// task was lost is still enqueued.
+func TestReconcilerPagesPastStuckAddons(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	svc := e.service(downQueue(t), time.Hour) // nothing reaches Redis
+	var stuck []addon.ID
+	for range 2 {
+		id := addon.ID(uuid.NewString())
+		provision(t, svc, id, e.sim.NewAddon(string(id)))
+		if err := svc.Deprovision(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		stuck = append(stuck, id)
+	}
+	lost := addon.ID(uuid.NewString())
+	provision(t, svc, lost, e.sim.NewAddon(string(lost))) // the newest: last in the order
+
+	rec := jobs.NewReconciler(e.service(e.queue, time.Hour), e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Limit: 2, Log: e.log})
+	granted := func() bool {
+		for _, task := range pendingOrNone(t, e.in, jobs.QueueGrant) {
+			if strings.Contains(string(task.Payload), string(lost)) {
+				return true
+			}
+		}
+		return false
+	}
+	for sweep := 1; sweep <= 2; sweep++ {
+		if _, err := rec.Sweep(ctx); err != nil {
+			t.Fatalf("sweep %d: %v", sweep, err)
+		}
+		if got, want := granted(), sweep == 2; got != want {
+			t.Fatalf("after sweep %d the lost add-on's grant job is queued: %v, want %v (the first page is %v)", sweep, got, want, stuck)
+		}
+	}
+}
+
 // pendingOrNone lists pending tasks, treating a queue asynq never saw as empty.
 func pendingOrNone(tb testing.TB, in *asynq.Inspector, queue string) []*asynq.TaskInfo {
 	tb.Helper()
@@ -508,6 +547,41 @@ func TestOutboxSweep(t *testing.T) {
 	if a := e.state(t, id); a.Requeue {
 		t.Error("the flag is still set after the enqueue")
 	}
+	if got := pending(t, e.in, jobs.QueueGrant); len(got) != 1 || got[0].ID != "addon:grant:"+string(id) {
+		t.Errorf("pending grant tasks %v, want the add-on's grant job", got)
+	}
+}
+
+// TestOutboxWhileASweepRuns: the outbox sweep keeps its pace while a
+// reconciler sweep is still running (giving up add-ons against a slow
+// resource service can take minutes): work accepted while Redis was down
+// is enqueued all the same. The sweep is held in its first step.
+func TestOutboxWhileASweepRuns(t *testing.T) {
+	e := setup(t)
+	svc, _, id := e.acceptedWhileDown(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{
+		Interval: time.Hour, OutboxInterval: 20 * time.Millisecond, Log: e.log,
+		Now: func() time.Time {
+			once.Do(func() { close(held); <-release })
+			return time.Now()
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	defer func() {
+		close(release)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	<-held
+	eventually(t, "the flagged add-on enqueued while the sweep is held", func() bool {
+		return !e.state(t, id).Requeue
+	})
 	if got := pending(t, e.in, jobs.QueueGrant); len(got) != 1 || got[0].ID != "addon:grant:"+string(id) {
 		t.Errorf("pending grant tasks %v, want the add-on's grant job", got)
 	}

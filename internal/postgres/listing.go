@@ -25,12 +25,18 @@ const defaultStaleLimit = 100
 // them (100 when limit is not positive). The partial indexes
 // addons_stale_idx, addons_pending_plan_idx and addons_unpushed_config_idx
 // serve it.
-func (db *DB) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
+func (db *DB) Stale(ctx context.Context, before time.Time, from addon.StaleFrom, limit int) ([]*addon.Addon, error) {
 	if limit <= 0 {
 		limit = defaultStaleLimit
 	}
 	var rows []addonRow
-	err := db.gorm.WithContext(ctx).
+	q := db.gorm.WithContext(ctx)
+	if !from.UpdatedAt.IsZero() {
+		// The page after the previous sweep's: a row comparison, which the
+		// order below (updated_at, id) continues.
+		q = q.Where("(updated_at, id) > (?, ?::uuid)", from.UpdatedAt.UTC(), string(from.ID))
+	}
+	err := q.
 		// This is addon.Addon.NextJob's rule in SQL (mock.StoreContract
 		// holds the two to each other, shape by shape).
 		// The states are literals, not parameters, so that the planner can

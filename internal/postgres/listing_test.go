@@ -307,16 +307,27 @@ func TestStale(t *testing.T) {
 
 	tests := []struct {
 		name  string
+		from  string // the add-on the page starts after
 		limit int
 		want  []string
 	}{
-		{"all stale, oldest first", 10, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
-		{"limited", 2, []string{"pending-plan-150m", "provisioning-2h"}},
-		{"no limit means default batch", 0, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
+		{"all stale, oldest first", "", 10, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
+		{"limited", "", 2, []string{"pending-plan-150m", "provisioning-2h"}},
+		{"the next page", "provisioning-2h", 2, []string{"unpushed-100m", "deprovisioning-90m"}},
+		{"the last page", "deprovisioning-90m", 2, []string{"deprovisioning-1h"}},
+		{"no limit means default batch", "", 0, []string{"pending-plan-150m", "provisioning-2h", "unpushed-100m", "deprovisioning-90m", "deprovisioning-1h"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.Stale(ctx, ago(30*time.Minute), tt.limit)
+			var from addon.StaleFrom
+			if tt.from != "" {
+				a, err := db.Get(ctx, ids[tt.from])
+				if err != nil {
+					t.Fatal(err)
+				}
+				from = addon.StaleFrom{UpdatedAt: a.UpdatedAt, ID: a.ID}
+			}
+			got, err := db.Stale(ctx, ago(30*time.Minute), from, tt.limit)
 			if err != nil {
 				t.Fatal(err)
 			}

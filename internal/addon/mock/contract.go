@@ -371,7 +371,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 				owed[stored.ID] = sh
 			}
 		}
-		stale, err := s.Stale(ctx, time.Now().Add(time.Hour), len(shapes)+1)
+		stale, err := s.Stale(ctx, time.Now().Add(time.Hour), addon.StaleFrom{}, len(shapes)+1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -387,6 +387,24 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 				t.Errorf("Stale misses %+v, which Addon.NextJob owes a job", sh)
 			}
 		}
+		// Page by page, each from after the last of the one before, the
+		// same add-ons in the same order.
+		var paged []*addon.Addon
+		var from addon.StaleFrom
+		for range len(shapes) + 1 {
+			page, err := s.Stale(ctx, time.Now().Add(time.Hour), from, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, page...)
+			if len(page) < 2 {
+				break
+			}
+			from = addon.StaleFrom{UpdatedAt: page[1].UpdatedAt, ID: page[1].ID}
+		}
+		if fmt.Sprint(ids(paged)) != fmt.Sprint(ids(stale)) {
+			t.Errorf("Stale in pages of 2 = %v, want %v", ids(paged), ids(stale))
+		}
 	})
 
 	t.Run("listings for the reconciler and the outbox", func(t *testing.T) {
@@ -401,11 +419,11 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stale, err := s.Stale(ctx, time.Now().Add(time.Hour), 10)
+		stale, err := s.Stale(ctx, time.Now().Add(time.Hour), addon.StaleFrom{}, 10)
 		if err != nil || len(stale) != 1 || stale[0].ID != working.ID {
 			t.Errorf("Stale = %v, %v; want only the unleased add-on with work left", ids(stale), err)
 		}
-		if stale, _ := s.Stale(ctx, flagged.UpdatedAt, 10); len(stale) != 0 {
+		if stale, _ := s.Stale(ctx, flagged.UpdatedAt, addon.StaleFrom{}, 10); len(stale) != 0 {
 			t.Errorf("Stale before its last update = %v, want none", ids(stale))
 		}
 		if req, err := s.Requeued(ctx, 10); err != nil || len(req) != 1 || req[0].ID != working.ID {

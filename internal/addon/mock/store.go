@@ -285,16 +285,17 @@ func (s *Store) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, re
 const defaultLimit = 100
 
 // Stale lists add-ons Addon.NextJob owes a job, not updated since before
-// and not leased, oldest first (StoreContract holds the Postgres store's
-// SQL to the same rule).
-func (s *Store) Stale(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
+// and not leased, oldest first from after from (StoreContract holds the
+// Postgres store's SQL to the same rule).
+func (s *Store) Stale(ctx context.Context, before time.Time, from addon.StaleFrom, limit int) ([]*addon.Addon, error) {
 	if err := s.before("Stale", ""); err != nil {
 		return nil, err
 	}
 	now := s.now()
 	return s.list(limit, func(a *addon.Addon) bool {
 		_, work := a.NextJob()
-		return work && a.UpdatedAt.Before(before) && (a.LeaseUntil.IsZero() || a.LeaseUntil.Before(now))
+		after := from.UpdatedAt.IsZero() || cmp.Or(a.UpdatedAt.Compare(from.UpdatedAt), cmp.Compare(a.ID, from.ID)) > 0
+		return work && after && a.UpdatedAt.Before(before) && (a.LeaseUntil.IsZero() || a.LeaseUntil.Before(now))
 	}), nil
 }
 
