@@ -120,15 +120,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if r.acquire(ctx, lock, owner) {
-			// One interval at most: the next sweep (on this dyno or
-			// another) goes on from where this one stopped.
-			sctx, cancel := context.WithTimeout(ctx, r.opt.Interval)
-			n, err := r.Sweep(sctx)
-			cut := sctx.Err() != nil && ctx.Err() == nil
-			cancel()
+			n, err := r.Sweep(ctx)
 			switch {
-			case cut:
-				r.log.Warn("sweep stopped at its interval; the next goes on from there", "acted", n)
 			case err != nil && ctx.Err() == nil:
 				r.log.Error("sweep failed", "acted", n, "err", err)
 			case n > 0:
@@ -206,32 +199,49 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 	return ok
 }
 
-// Sweep runs one pass over a page of at most Limit stale add-ons, the page
-// after the previous pass's (round to the oldest again after the last),
-// and returns how many it acted on (enqueued a job for, or gave up). It
-// goes on past individual failures and returns them joined; once the queue
-// fails it stops enqueueing (Redis is down, every enqueue would fail) but
-// still gives up add-ons past their deadline. Cut short by ctx, it leaves
-// the next pass to start after the last add-on it got to.
+// Sweep runs one pass over at most Limit stale add-ons, those after the
+// previous pass's (round to the oldest again after the last, within the
+// same pass when there is room), and returns how many it acted on
+// (enqueued a job for, or gave up). It goes on past individual failures
+// and returns them joined; once the queue fails it stops enqueueing (Redis
+// is down, every enqueue would fail) but still gives up add-ons past their
+// deadline. It starts no new action once Interval has passed by its clock
+// (giving up add-ons against a slow resource service can take that long):
+// the next pass goes on after the last add-on this one finished with.
+//
+// An add-on that became stale behind the pass's place (it was leased, or
+// touched, as its page went by) waits until the passes come round again.
 func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.opt.Now()
-	stale, err := r.svc.Stale(ctx, now.Add(-r.opt.StaleAfter), r.from, r.opt.Limit)
+	start := r.opt.Now()
+	before := start.Add(-r.opt.StaleAfter)
+	from := r.from
+	stale, err := r.svc.Stale(ctx, before, from, r.opt.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
 	}
-	// The next sweep's page follows this one's (or starts after the last
-	// add-on this one got to, when it was cut short), wrapping round to the
-	// oldest after a short page: add-ons no sweep can move on (a resource
-	// service that keeps refusing) cannot fill every page and keep newer
-	// ones from ever being looked at.
+	if room := r.opt.Limit - len(stale); room > 0 && from != (addon.StaleFrom{}) {
+		// The end came before the page was full: go round to the oldest,
+		// up to where this page began.
+		head, err := r.svc.Stale(ctx, before, addon.StaleFrom{}, room)
+		if err != nil {
+			return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
+		}
+		for _, a := range head {
+			if !after(a, from) {
+				stale = append(stale, a)
+			}
+		}
+	}
+	// The next pass follows this one's last add-on while pages come full;
+	// after a short one it starts from the oldest again. So add-ons no
+	// pass can move on (a resource service that keeps refusing) cannot
+	// fill every page and keep newer ones from ever being looked at.
 	next := addon.StaleFrom{}
 	if len(stale) == r.opt.Limit {
-		last := stale[len(stale)-1]
-		next = addon.StaleFrom{UpdatedAt: last.UpdatedAt, ID: last.ID}
+		next = key(stale[len(stale)-1])
 	}
-	defer func() { r.from = next }()
 	var (
 		n        int
 		errs     []error
@@ -240,16 +250,16 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	for i, a := range stale {
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
-			if i > 0 {
-				next = addon.StaleFrom{UpdatedAt: stale[i-1].UpdatedAt, ID: stale[i-1].ID}
-			} else {
-				next = r.from
-			}
+			break
+		}
+		if i > 0 && r.opt.Now().Sub(start) >= r.opt.Interval {
+			r.log.Warn("sweep stopped at its interval; the next goes on from there", "acted", n, "left", len(stale)-i)
+			next = key(stale[i-1])
 			break
 		}
 		log := r.log.With("addon", a.ID, "state", a.State)
 		if a.State == addon.StateProvisioning {
-			if !a.Deadline.IsZero() && now.After(a.Deadline) {
+			if !a.Deadline.IsZero() && start.After(a.Deadline) {
 				if err := r.svc.GiveUp(ctx, a.ID, addon.ReasonDeadline); err != nil {
 					log.Error("give up failed", "err", err)
 					errs = append(errs, fmt.Errorf("give up %s: %w", a.ID, err))
@@ -276,7 +286,21 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 		log.Debug("enqueued", "job", kind)
 		n++
 	}
+	if ctx.Err() == nil {
+		r.from = next
+	}
 	return n, errors.Join(errs...)
+}
+
+// key is where a listing that starts after a goes on.
+func key(a *addon.Addon) addon.StaleFrom { return addon.StaleFrom{UpdatedAt: a.UpdatedAt, ID: a.ID} }
+
+// after reports whether a comes after from in Stale's order.
+func after(a *addon.Addon, from addon.StaleFrom) bool {
+	if c := a.UpdatedAt.Compare(from.UpdatedAt); c != 0 {
+		return c > 0
+	}
+	return a.ID > from.ID
 }
 
 // token names this process as a lock owner (for an operator reading Redis).

@@ -377,7 +377,8 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 // TestReconcilerPagesPastStuckAddons: add-ons the reconciler cannot move
 // on (here: deprovisions whose job never runs) fill its page of Limit;
 // the next sweep must go on from after them, so a newer add-on whose
-// task was lost is still enqueued.
+// task was lost is still enqueued, and round to the oldest again in the
+// room its short page leaves: every sweep acts on a full page.
 func TestReconcilerPagesPastStuckAddons(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -403,12 +404,62 @@ func TestReconcilerPagesPastStuckAddons(t *testing.T) {
 		}
 		return false
 	}
-	for sweep := 1; sweep <= 2; sweep++ {
-		if _, err := rec.Sweep(ctx); err != nil {
+	for sweep := 1; sweep <= 3; sweep++ {
+		n, err := rec.Sweep(ctx)
+		if err != nil {
 			t.Fatalf("sweep %d: %v", sweep, err)
 		}
-		if got, want := granted(), sweep == 2; got != want {
+		if n != 2 {
+			t.Errorf("sweep %d acted on %d add-ons, want a full page of 2", sweep, n)
+		}
+		if got, want := granted(), sweep >= 2; got != want {
 			t.Fatalf("after sweep %d the lost add-on's grant job is queued: %v, want %v (the first page is %v)", sweep, got, want, stuck)
+		}
+	}
+}
+
+// TestReconcilerResumesACutSweep: a sweep starts no new action once its
+// interval has passed (its clock here moves 40 s a reading, the interval
+// is a minute), and the next one goes on after the last add-on it
+// finished with.
+func TestReconcilerResumesACutSweep(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	svc := e.service(downQueue(t), time.Hour) // nothing reaches Redis
+	var ids []addon.ID
+	for range 3 {
+		id := addon.ID(uuid.NewString())
+		provision(t, svc, id, e.sim.NewAddon(string(id)))
+		ids = append(ids, id)
+	}
+	var mu sync.Mutex
+	clock := time.Now()
+	rec := jobs.NewReconciler(e.service(e.queue, time.Hour), e.queue, jobs.ReconcilerOptions{
+		Interval: time.Minute, StaleAfter: time.Nanosecond, Log: e.log,
+		Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(40 * time.Second)
+			return clock
+		},
+	})
+	granted := func() int {
+		n := 0
+		for _, task := range pendingOrNone(t, e.in, jobs.QueueGrant) {
+			for _, id := range ids {
+				if strings.Contains(string(task.Payload), string(id)) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	for sweep, want := range []int{2, 3} {
+		if n, err := rec.Sweep(ctx); err != nil || n != 2 {
+			t.Fatalf("sweep %d = %d, %v; want 2 (cut at its interval)", sweep+1, n, err)
+		}
+		if got := granted(); got != want {
+			t.Fatalf("after sweep %d, %d of the 3 add-ons have their grant job queued, want %d", sweep+1, got, want)
 		}
 	}
 }

@@ -345,6 +345,51 @@ func TestStale(t *testing.T) {
 	}
 }
 
+// TestStalePagesThroughTies: add-ons last updated at the same instant are
+// paged by id, none skipped and none twice.
+func TestStalePagesThroughTies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, url := newStore(t)
+	raw := rawDB(t, url)
+	at := time.Now().Add(-time.Hour)
+	want := map[addon.ID]bool{}
+	for range 3 {
+		a := newAddon(now())
+		if _, _, err := db.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.ExecContext(ctx, "UPDATE addons SET updated_at = $1 WHERE id = $2", at, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		want[a.ID] = true
+	}
+	var from addon.StaleFrom
+	got := map[addon.ID]bool{}
+	for page := 1; page <= 4; page++ {
+		list, err := db.Stale(ctx, time.Now(), from, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page == 4 {
+			if len(list) != 0 {
+				t.Errorf("a fourth page of one holds %d add-ons, want none", len(list))
+			}
+			break
+		}
+		if len(list) != 1 || got[list[0].ID] {
+			t.Fatalf("page %d holds %d add-ons (or one listed before); want one not listed before", page, len(list))
+		}
+		got[list[0].ID] = true
+		from = addon.StaleFrom{UpdatedAt: list[0].UpdatedAt, ID: list[0].ID}
+	}
+	for id := range want {
+		if !got[id] {
+			t.Errorf("%s never paged", id)
+		}
+	}
+}
+
 // TestRequeued lists the add-ons flagged for the outbox sweep, oldest
 // update first, and only those.
 func TestRequeued(t *testing.T) {
