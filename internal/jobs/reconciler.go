@@ -94,8 +94,9 @@ func NewReconciler(svc *addon.Service, q addon.Queue, o ReconcilerOptions) *Reco
 	return &Reconciler{queue: q, svc: svc, opt: o, log: o.Log.With("component", "reconciler")}
 }
 
-// Run sweeps every Interval (the first time at once) until ctx ends, then
-// returns nil. A failed sweep is logged and the next one tries again.
+// Run sweeps every Interval (the first time at once), and runs the outbox
+// sweep every OutboxInterval beside it, until ctx ends; then it returns
+// nil. A failed sweep is logged and the next one tries again.
 func (r *Reconciler) Run(ctx context.Context) error {
 	var lock redis.UniversalClient
 	if r.opt.Redis != nil {
