@@ -114,7 +114,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	// while Redis was down.
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { r.runOutbox(ctx) })
+	wg.Go(func() { _ = RunSweep(ctx, r.opt.OutboxInterval, r.outbox, r.log) })
 
 	owner := token()
 	t := time.NewTicker(r.opt.Interval)
@@ -137,24 +137,16 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-// runOutbox runs SweepOutbox every OutboxInterval until ctx ends.
-func (r *Reconciler) runOutbox(ctx context.Context) {
-	t := time.NewTicker(r.opt.OutboxInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := r.SweepOutbox(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			r.log.Warn("outbox sweep failed", "enqueued", n, "err", err)
-		case n > 0:
-			r.log.Info("outbox sweep done", "enqueued", n)
-		}
+// outbox is one outbox sweep for RunSweep, logging what it enqueued.
+func (r *Reconciler) outbox(ctx context.Context) error {
+	n, err := r.SweepOutbox(ctx)
+	if err == nil && n > 0 {
+		r.log.Info("outbox sweep done", "enqueued", n)
 	}
+	if err != nil {
+		return fmt.Errorf("outbox sweep (enqueued %d): %w", n, err)
+	}
+	return nil
 }
 
 // SweepOutbox enqueues the next job (addon.Addon.NextJob) of every add-on

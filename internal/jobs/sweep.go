@@ -8,9 +8,10 @@ import (
 
 // RunSweep calls sweep every interval until ctx ends: the keeper's sweep
 // (addon.Keeper.Sweep), which enqueues due syncs, missing webhook
-// subscriptions, log-stream backlogs and credential revocations. Every
-// worker dyno runs one; enqueueing deduplicates, so overlapping sweeps only
-// cost a query each. A failed sweep is logged and tried again next tick.
+// subscriptions, log-stream backlogs and credential revocations, and the
+// reconciler's outbox sweep. Every worker dyno runs them; enqueueing
+// deduplicates, so overlapping sweeps only cost a query each. A failed
+// sweep is logged (log names which) and tried again next tick.
 func RunSweep(ctx context.Context, interval time.Duration, sweep func(context.Context) error, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -25,7 +26,7 @@ func RunSweep(ctx context.Context, interval time.Duration, sweep func(context.Co
 		}
 		sctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
 		if err := sweep(sctx); err != nil && ctx.Err() == nil {
-			log.Warn("keeper sweep failed; next tick retries", "err", err)
+			log.Warn("sweep failed; next tick retries", "err", err)
 		}
 		cancel()
 	}
