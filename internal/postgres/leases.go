@@ -214,12 +214,7 @@ var recordSeenSQL = func() (q [2][maxSeenEvents + 1]string) {
 		for n := 0; n <= maxSeenEvents; n++ {
 			var b strings.Builder
 			b.WriteString("WITH up AS (UPDATE addons SET updated_at = " + nextUpdatedAt + ", " + free + "(" + addonWrites + ") = ROW(")
-			for i := 2; i < 2+addonWriteCount; i++ {
-				if i > 2 {
-					b.WriteString(", ")
-				}
-				fmt.Fprintf(&b, "$%d", i)
-			}
+			b.WriteString(placeholders(2, addonWriteCount))
 			p := 2 + addonWriteCount // the fence, then seen's updated_at
 			fmt.Fprintf(&b, ") WHERE id = $1 AND fence = $%d AND updated_at = $%d::timestamptz RETURNING id, updated_at, lease_owner, lease_until)", p, p+1)
 			from := "up"
