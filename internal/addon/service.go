@@ -282,7 +282,11 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 		}
 		again := !c.started
 		prompt := !s.now().After(a.CreatedAt.Add(InlineWithin)) // see provisionInline
-		if err := ctx.Err(); err != nil {
+		code := a.Grant.Code
+		tok, err := s.tokenCall(ctx, "grant exchange", func(ctx context.Context) (Tokens, error) {
+			return s.platform.ExchangeGrant(ctx, code)
+		})
+		if errors.Is(err, errNotStarted) {
 			// Gone before the call (the claim lost, the job's deadline
 			// passed): nothing is spent, so the mark this claim set comes
 			// off again, and the retry is a first attempt.
@@ -294,9 +298,8 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 					return nil
 				})
 			}
-			return transient(fmt.Errorf("grant exchange not started: %w", err))
+			return err
 		}
-		tok, err := s.exchange(ctx, a.Grant.Code)
 		if err != nil {
 			if again && !Transient(err) {
 				// The earlier attempt may have had its answer after all and
@@ -448,24 +451,21 @@ const GrantLostReason = "Heroku refused the OAuth grant after an earlier exchang
 // or the claim was lost meanwhile. saveTokens keeps it even then.
 const tokenCallTimeout = 30 * time.Second
 
-// exchange is the grant exchange on its own bounded context
-// (tokenCallTimeout). GrantJob starts none for a caller already gone.
-func (s *Service) exchange(ctx context.Context, code string) (Tokens, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
-	defer cancel()
-	return s.platform.ExchangeGrant(ctx, code)
-}
-
-// refresh is the token refresh on its own bounded context
-// (tokenCallTimeout). A caller already cancelled does not start one.
-func (s *Service) refresh(ctx context.Context, refreshToken string) (Tokens, error) {
+// tokenCall runs call (a grant exchange or a token refresh, named what) on
+// its own context bounded by tokenCallTimeout. A caller already gone
+// starts none: the error is a transient errNotStarted, and nothing is
+// spent.
+func (s *Service) tokenCall(ctx context.Context, what string, call func(context.Context) (Tokens, error)) (Tokens, error) {
 	if err := ctx.Err(); err != nil {
-		return Tokens{}, transient(fmt.Errorf("token refresh not started: %w", err))
+		return Tokens{}, transient(fmt.Errorf("%s: %w: %w", what, errNotStarted, err))
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenCallTimeout)
 	defer cancel()
-	return s.platform.RefreshTokens(ctx, refreshToken)
+	return call(ctx)
 }
+
+// errNotStarted says tokenCall made no call: its caller was gone.
+var errNotStarted = errors.New("not started")
 
 // saveTokens saves tokens that exist only in this process (from an exchange
 // when old is nil, else from refreshing old), retrying the save, never the
@@ -807,7 +807,9 @@ func (s *Service) accessToken(ctx context.Context, c *Claim, force bool) (string
 		return a.Tokens.Access, nil
 	}
 	old := *a.Tokens
-	tok, err := s.refresh(ctx, old.Refresh)
+	tok, err := s.tokenCall(ctx, "token refresh", func(ctx context.Context) (Tokens, error) {
+		return s.platform.RefreshTokens(ctx, old.Refresh)
+	})
 	if err != nil {
 		return "", fmt.Errorf("refresh token: %w", err)
 	}
