@@ -62,6 +62,13 @@ type Tokens struct {
 	UserID    string
 }
 
+// forgetResource drops what a's destroyed resource left behind (its vars,
+// its creation and the push of its vars), so the next provision makes it
+// anew instead of pushing dead credentials to the app.
+func (a *Addon) forgetResource() {
+	a.Vars, a.ResourceCreatedAt, a.ConfigPushedAt = nil, time.Time{}, time.Time{}
+}
+
 // StaleFrom is where a listing of stale add-ons starts: after the add-on
 // with this UpdatedAt and ID, in Store.Stale's order. The reconciler
 // carries it from one sweep to the next, so add-ons it cannot move on
@@ -71,6 +78,19 @@ type Tokens struct {
 type StaleFrom struct {
 	UpdatedAt time.Time
 	ID        ID
+}
+
+// Precedes reports whether a listing from f includes a: a comes after f
+// in Store.Stale's order (UpdatedAt, then ID). The zero StaleFrom
+// precedes every add-on.
+func (f StaleFrom) Precedes(a *Addon) bool {
+	if f.UpdatedAt.IsZero() {
+		return true
+	}
+	if c := a.UpdatedAt.Compare(f.UpdatedAt); c != 0 {
+		return c > 0
+	}
+	return a.ID > f.ID
 }
 
 // Vars are config vars as a driver produces them: names without the add-on's

@@ -155,9 +155,10 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		return nil, err
 	}
 	a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		a.PendingPlan, a.PendingPlanAt = slug, s.now()
+		now := s.now()
+		a.PendingPlan, a.PendingPlanAt = slug, now
 		a.Halted, a.HaltReason = "", "" // a new request from Heroku is worth a new try
-		a.Note(s.now(), "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
+		a.Note(now, "plan", fmt.Sprintf("plan change to %s continues in the background", slug))
 		return nil
 	})
 	if err != nil {
@@ -398,9 +399,9 @@ func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 		}
 		now := s.now()
 		if a.Reason == ReasonDeadline {
-			// Its resource was destroyed; a release before giveUp forgot
-			// its vars (see giveUp) left them here: make it anew.
-			a.Vars, a.ResourceCreatedAt, a.ConfigPushedAt = nil, time.Time{}, time.Time{}
+			// Its resource was destroyed; a release from before giveUp
+			// forgot it left its vars here: make it anew.
+			a.forgetResource()
 		}
 		a.Deadline = now.Add(s.opt.Deadline)
 		return a.Transition(now, StateProvisioning, "retried by an operator")

@@ -896,9 +896,7 @@ func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
 		if a.State != StateProvisioning {
 			return nil
 		}
-		// The resource and its credentials are gone: an operator's retry
-		// must make them again, not push these dead ones to the app.
-		a.Vars, a.ResourceCreatedAt, a.ConfigPushedAt = nil, time.Time{}, time.Time{}
+		a.forgetResource()
 		return a.Transition(now, StateFailed, reason)
 	})
 	if err == nil {

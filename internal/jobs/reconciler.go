@@ -140,11 +140,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // outbox is one outbox sweep for RunSweep, logging what it enqueued.
 func (r *Reconciler) outbox(ctx context.Context) error {
 	n, err := r.SweepOutbox(ctx)
-	if err == nil && n > 0 {
-		r.log.Info("outbox sweep done", "enqueued", n)
-	}
 	if err != nil {
 		return fmt.Errorf("outbox sweep (enqueued %d): %w", n, err)
+	}
+	if n > 0 {
+		r.log.Info("outbox sweep done", "enqueued", n)
 	}
 	return nil
 }
@@ -222,7 +222,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
 		}
 		for _, a := range head {
-			if !after(a, from) {
+			if !from.Precedes(a) { // not in this pass's first page
 				stale = append(stale, a)
 			}
 		}
@@ -287,14 +287,6 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 
 // key is where a listing that starts after a goes on.
 func key(a *addon.Addon) addon.StaleFrom { return addon.StaleFrom{UpdatedAt: a.UpdatedAt, ID: a.ID} }
-
-// after reports whether a comes after from in Stale's order.
-func after(a *addon.Addon, from addon.StaleFrom) bool {
-	if c := a.UpdatedAt.Compare(from.UpdatedAt); c != 0 {
-		return c > 0
-	}
-	return a.ID > from.ID
-}
 
 // token names this process as a lock owner (for an operator reading Redis).
 func token() string {

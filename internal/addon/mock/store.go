@@ -294,8 +294,7 @@ func (s *Store) Stale(ctx context.Context, before time.Time, from addon.StaleFro
 	now := s.now()
 	return s.list(limit, func(a *addon.Addon) bool {
 		_, work := a.NextJob()
-		after := from.UpdatedAt.IsZero() || cmp.Or(a.UpdatedAt.Compare(from.UpdatedAt), cmp.Compare(a.ID, from.ID)) > 0
-		return work && after && a.UpdatedAt.Before(before) && (a.LeaseUntil.IsZero() || a.LeaseUntil.Before(now))
+		return work && from.Precedes(a) && a.UpdatedAt.Before(before) && (a.LeaseUntil.IsZero() || a.LeaseUntil.Before(now))
 	}), nil
 }
 
