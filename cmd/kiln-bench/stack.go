@@ -76,11 +76,14 @@ type proc struct {
 }
 
 func newStack(ctx context.Context, o options, sz sizes, logf func(string, ...any)) (st *stack, err error) {
-	st = &stack{o: o, sz: sz, logf: logf, procs: map[string]*proc{}, hwm: map[string]int64{}}
+	// The deferred clean-up holds its own pointer: a failed return sets st
+	// to nil.
+	s := &stack{o: o, sz: sz, logf: logf, procs: map[string]*proc{}, hwm: map[string]int64{}}
+	st = s
 	defer func() {
 		if err != nil {
-			st.failed = true
-			_ = st.Close()
+			s.failed = true
+			_ = s.Close()
 		}
 	}()
 	for _, name := range []string{"web", "worker"} {
