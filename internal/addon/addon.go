@@ -62,6 +62,16 @@ type Tokens struct {
 	UserID    string
 }
 
+// Leftover reports whether a failed add-on still holds what provisioning
+// made: a resource the driver reported, or Heroku's tokens. Heroku removes
+// an add-on not provisioned within HerokuLimit of its request, and then
+// both are owed to no one (Service.RemoveLeftover). One that holds neither
+// (its grant refused or lost, say) stays failed, as operators' alerts on
+// its reason expect.
+func (a *Addon) Leftover() bool {
+	return a.State == StateFailed && (!a.ResourceCreatedAt.IsZero() || a.Tokens != nil)
+}
+
 // forgetResource drops what a's destroyed resource left behind (its vars,
 // its creation and the push of its vars), so the next provision makes it
 // anew instead of pushing dead credentials to the app.
@@ -334,6 +344,11 @@ type Store interface {
 	// Requeued lists add-ons flagged Requeue (their enqueue failed), for
 	// the outbox sweep.
 	Requeued(ctx context.Context, limit int) ([]*Addon, error)
+	// Leftovers lists failed add-ons that Heroku asked for before the
+	// given time and that still hold what provisioning made (Addon.Leftover),
+	// oldest first (by CreatedAt, then ID), for the reconciler: past
+	// HerokuLimit Heroku has removed them, so that is owed to no one.
+	Leftovers(ctx context.Context, before time.Time, limit int) ([]*Addon, error)
 
 	// RecordSignIn adds a sign-in to the add-on's audit trail without
 	// saving the add-on itself. A sign-in changes nothing about the add-on:

@@ -377,10 +377,12 @@ func (s *Service) DeprovisionJob(ctx context.Context, id ID) error {
 }
 
 // Retry restarts, for operators who fixed what made it stop, the
-// provisioning of a failed add-on (with a fresh deadline) or a provisioned
-// add-on's halted job: it lifts the failure or the halt and hands the
-// add-on on to its next job (NextJob), which is the halted kind (a halted
-// push with a plan change pending runs as the plan job, which pushes last).
+// provisioning of a failed add-on or a provisioned add-on's halted job: it
+// lifts the failure or the halt and hands the add-on on to its next job
+// (NextJob), which is the halted kind (a halted push with a plan change
+// pending runs as the plan job, which pushes last). A failed add-on keeps
+// its deadline, which counts from Heroku's request: past it, Heroku is
+// about to remove the add-on (HerokuLimit) and the retry is refused.
 func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		if a.State == StateProvisioned && a.Halted != "" {
@@ -398,12 +400,19 @@ func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 			return Errorf(EINVALID, "Add-on %s came without an OAuth grant, so it can only be provisioned inside Heroku's request; a retry cannot deliver its config. Ask the customer to create it again.", id)
 		}
 		now := s.now()
+		// The deadline counts from Heroku's request, as Heroku's own limit
+		// does: a retry cannot buy time Heroku will not give.
+		deadline := a.CreatedAt.Add(s.opt.Deadline)
+		if !now.Before(deadline) {
+			return Errorf(EINVALID, "Add-on %s was requested at %s and its provisioning deadline passed at %s: Heroku removes an add-on not provisioned within 12 hours of its request, so a retry cannot finish it. Ask the customer to create it again.",
+				id, a.CreatedAt.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339))
+		}
 		if a.Reason == ReasonDeadline {
 			// Its resource was destroyed; a release from before giveUp
 			// forgot it left its vars here: make it anew.
 			a.forgetResource()
 		}
-		a.Deadline = now.Add(s.opt.Deadline)
+		a.Deadline = deadline
 		return a.Transition(now, StateProvisioning, "retried by an operator")
 	})
 	if err != nil {
@@ -411,6 +420,47 @@ func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 	}
 	s.handOn(ctx, a)
 	return a, nil
+}
+
+// HerokuLimit is how long after its request Heroku waits for an add-on to
+// be marked provisioned: then it removes the add-on from the app and
+// charges nothing. PROVISION_DEADLINE is under it.
+const HerokuLimit = 12 * time.Hour
+
+// Leftovers lists failed add-ons past HerokuLimit that still hold a
+// resource or tokens (Addon.Leftover), for the reconciler to remove with
+// RemoveLeftover.
+func (s *Service) Leftovers(ctx context.Context, limit int) ([]*Addon, error) {
+	return s.store.Leftovers(ctx, s.now().Add(-HerokuLimit), limit)
+}
+
+// RemoveLeftover deprovisions a failed add-on that Heroku has removed (it
+// was not provisioned within HerokuLimit of the request) while Kiln still
+// holds its resource or tokens: the deprovision job destroys the resource
+// (drivers find it by the add-on's id, even one whose creation was never
+// recorded) and drops the tokens and credentials, as for an add-on Heroku
+// deprovisioned. Heroku is not told (ReasonRemovedOnHeroku): it has done
+// with the add-on already. Anything else is left alone.
+func (s *Service) RemoveLeftover(ctx context.Context, id ID) error {
+	moved, failedFor := false, ""
+	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		moved = false
+		now := s.now()
+		if !a.Leftover() || !a.CreatedAt.Before(now.Add(-HerokuLimit)) {
+			return nil
+		}
+		moved, failedFor = true, a.Reason
+		a.Note(now, "removed", "not provisioned within 12 hours of Heroku's request, so Heroku removed it; what it holds goes")
+		return a.Transition(now, StateDeprovisioning, ReasonRemovedOnHeroku)
+	})
+	if err != nil {
+		return err
+	}
+	if moved {
+		s.log().WarnContext(ctx, "failed add-on removed by Heroku at its 12-hour limit; deprovisioning what it left", "addon", id, "failed_for", failedFor)
+		s.handOn(ctx, a)
+	}
+	return nil
 }
 
 // RotateCredentials replaces a provisioned add-on's credentials through the

@@ -2,6 +2,7 @@ package addon_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestRetry(t *testing.T) {
 			}
 			wantDeadline := before.Deadline
 			if before.State == addon.StateFailed && err == nil {
-				wantDeadline = t0.Add(3 * time.Hour) // a fresh one from now
+				wantDeadline = t0.Add(2 * time.Hour) // from Heroku's request, not from the retry
 			}
 			if !got.Deadline.Equal(wantDeadline) {
 				t.Errorf("deadline %v, want %v", got.Deadline, wantDeadline)
@@ -71,6 +72,48 @@ func TestRetry(t *testing.T) {
 		_, err := f.svc.Retry(context.Background(), f.nextID())
 		wantCode(t, err, addon.ENOTFOUND)
 	})
+}
+
+// TestRetryDeadline: a retried add-on's deadline counts from Heroku's
+// request, as Heroku's own 12-hour limit does, so a retry past it is
+// refused rather than left to work on an add-on Heroku has removed.
+func TestRetryDeadline(t *testing.T) {
+	failed := inState(addon.StateFailed, "boom")
+	tests := []struct {
+		name     string
+		shape    []func(a *addon.Addon)
+		after    time.Duration // from the request to the retry
+		code     string
+		state    addon.State
+		deadline time.Time
+		calls    []string
+	}{
+		{"inside the deadline", []func(a *addon.Addon){exchanged, failed}, time.Hour, "",
+			addon.StateProvisioning, t0.Add(2 * time.Hour), []string{"Enqueue addon:provision #1"}},
+		{"a deadline an older release's retry set from its own time: back to the request's", []func(a *addon.Addon){exchanged, failed, func(a *addon.Addon) { a.Deadline = t0.Add(20 * time.Hour) }}, time.Hour, "",
+			addon.StateProvisioning, t0.Add(2 * time.Hour), []string{"Enqueue addon:provision #1"}},
+		{"at the deadline", []func(a *addon.Addon){exchanged, failed}, 2 * time.Hour, addon.EINVALID,
+			addon.StateFailed, t0.Add(time.Hour), nil},
+		{"past Heroku's limit, with a deadline an older release's retry set", []func(a *addon.Addon){exchanged, failed, func(a *addon.Addon) { a.Deadline = t0.Add(20 * time.Hour) }}, 13 * time.Hour, addon.EINVALID,
+			addon.StateFailed, t0.Add(20 * time.Hour), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(o *addon.Options) { o.Deadline = 2 * time.Hour })
+			id := f.add(t, tt.shape...)
+			f.advance(tt.after)
+			_, err := f.svc.Retry(context.Background(), id)
+			wantCode(t, err, tt.code)
+			got := f.get(t, id)
+			if got.State != tt.state || !got.Deadline.Equal(tt.deadline) {
+				t.Errorf("state %s, deadline %v; want %s, %v", got.State, got.Deadline, tt.state, tt.deadline)
+			}
+			if err != nil && !strings.Contains(addon.ErrorMessage(err), "create it again") {
+				t.Errorf("refusal %q does not say what to do", addon.ErrorMessage(err))
+			}
+			f.wantCalls(t, tt.calls...)
+		})
+	}
 }
 
 // TestOutbox: the outbox sweep lists flagged add-ons and clears a flag

@@ -50,7 +50,9 @@ const lockKey = "kiln:reconciler:sweep"
 // flight that nobody has touched for a while and enqueues their next job
 // (addon.Addon.NextJob, the rule the service hands add-ons on by too), or
 // gives up those past their provisioning deadline. asynq's retries are not
-// bounded by that deadline: this is.
+// bounded by that deadline: this is. It also deprovisions failed add-ons
+// that Heroku removed at its 12-hour limit while Kiln still held their
+// resource or tokens, so none is left behind.
 //
 // Only one dyno sweeps per Interval, by a Redis lock (SET NX PX) that is
 // never released but expires by itself a little before the next tick. It is
@@ -194,8 +196,9 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 
 // Sweep runs one pass over at most Limit stale add-ons, those after the
 // previous pass's (round to the oldest again after the last, within the
-// same pass when there is room), and returns how many it acted on
-// (enqueued a job for, or gave up). It goes on past individual failures
+// same pass when there is room), then over the failed add-ons whose
+// leftovers are to go (removeLeftovers), and returns how many it acted on
+// (enqueued a job for, gave up, or deprovisioned). It goes on past individual failures
 // and returns them joined; once the queue fails it stops enqueueing (Redis
 // is down, every enqueue would fail) but still gives up add-ons past their
 // deadline. It starts no new action once Interval has passed by its clock
@@ -281,8 +284,34 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	}
 	if ctx.Err() == nil {
 		r.from = next
+		m, err := r.removeLeftovers(ctx)
+		n += m
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// removeLeftovers deprovisions the failed add-ons Heroku has removed at its
+// 12-hour limit while Kiln still holds their resource or tokens
+// (addon.Service.RemoveLeftover), up to Limit a sweep, and returns how many
+// it moved on. Each is one short write and an enqueue (the deprovision job
+// destroys the resource), so it runs even after a pass that used up its
+// Interval.
+func (r *Reconciler) removeLeftovers(ctx context.Context) (int, error) {
+	left, err := r.svc.Leftovers(ctx, r.opt.Limit)
+	if err != nil {
+		return 0, fmt.Errorf("reconciler: list leftovers: %w", err)
+	}
+	var errs []error
+	for _, a := range left {
+		if err := r.svc.RemoveLeftover(ctx, a.ID); err != nil {
+			r.log.Error("deprovisioning a failed add-on's leftovers failed", "addon", a.ID, "err", err)
+			errs = append(errs, fmt.Errorf("remove leftovers of %s: %w", a.ID, err))
+		}
+	}
+	return len(left) - len(errs), errors.Join(errs...)
 }
 
 // key is where a listing that starts after a goes on.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +55,13 @@ func setup(tb testing.TB) *env {
 
 // service builds the use cases over the real adapters, enqueueing on q.
 func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
+	return e.serviceWith(q, addon.Options{Deadline: deadline})
+}
+
+// serviceWith is service with options of the test's own (a clock, say);
+// the prefix and the log are the env's.
+func (e *env) serviceWith(q addon.Queue, o addon.Options) *addon.Service {
+	o.Prefix, o.Log = "KILN", e.log
 	return addon.NewService(addon.Deps{
 		Store: e.db,
 		Queue: q,
@@ -63,11 +72,7 @@ func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
 			Log:          e.log,
 		}),
 		Driver: account.New(e.db.Gorm(), "http://kiln.test"),
-	}, addon.Options{
-		Prefix:   "KILN",
-		Deadline: deadline,
-		Log:      e.log,
-	})
+	}, o)
 }
 
 // downQueue is a queue whose Redis never answers, as when Heroku calls
@@ -371,6 +376,63 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	}
 	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
 		t.Errorf("second Sweep = %d, %v; want 0, nil (a failed add-on is final)", n, err)
+	}
+}
+
+// TestReconcilerRemovesLeftovers: Heroku refuses an add-on's config for
+// good after its resource was made, so the add-on fails holding the
+// resource and tokens (an operator may still retry it). Once Heroku's
+// 12-hour limit has passed Heroku has removed it: the reconciler
+// deprovisions it, the resource is destroyed and no secret is kept, and
+// Heroku, which is done with it, is not called.
+func TestReconcilerRemovesLeftovers(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	var ahead atomic.Int64 // how far the service's clock runs ahead
+	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: func() time.Time {
+		return time.Now().Add(time.Duration(ahead.Load()))
+	}})
+	e.run(t, svc, e.fast())
+	id := addon.ID(uuid.NewString())
+	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, AddonID: string(id), Status: http.StatusUnprocessableEntity, Message: "Config var names are invalid."})
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
+	failed := e.waitState(t, id, addon.StateFailed)
+	if failed.ResourceCreatedAt.IsZero() || failed.Tokens == nil {
+		t.Fatalf("failed with resource %v, tokens %v; want both held", failed.ResourceCreatedAt, failed.Tokens != nil)
+	}
+	account := func() (deleted bool) {
+		t.Helper()
+		var n int64
+		if err := e.db.Gorm().Raw("SELECT count(*) FROM accounts WHERE id = ? AND deleted_at IS NOT NULL", string(id)).Row().Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
+	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("Sweep inside Heroku's limit = %d, %v; want nothing done", n, err)
+	}
+	if a := e.state(t, id); a.State != addon.StateFailed || account() {
+		t.Fatalf("inside Heroku's limit: %s, account deleted %v; want failed, kept for a retry", a.State, account())
+	}
+
+	ahead.Store(int64(addon.HerokuLimit + time.Minute))
+	if n, err := rec.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep past Heroku's limit = %d, %v; want the add-on deprovisioned", n, err)
+	}
+	a := e.waitState(t, id, addon.StateDeprovisioned)
+	if !account() {
+		t.Error("the add-on's account was not destroyed")
+	}
+	if a.Tokens != nil || a.Vars != nil {
+		t.Errorf("deprovisioned with tokens %v, vars %v; want none kept", a.Tokens != nil, a.Vars)
+	}
+	if got := e.calls(id, herokusim.KindDeprovision); len(got) != 0 {
+		t.Errorf("Heroku was called to deprovision an add-on it removed: %v", got)
+	}
+	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("second Sweep = %d, %v; want nothing left", n, err)
 	}
 }
 

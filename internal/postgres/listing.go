@@ -69,6 +69,25 @@ func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
 	return db.addons(rows)
 }
 
+// Leftovers lists failed add-ons requested before before that still hold
+// a resource or tokens (addon.Addon.Leftover's rule in SQL; the contract
+// holds the two to each other), oldest request first, through the partial
+// index addons_leftover_idx: only such add-ons are in it, so it stays small
+// whatever the table's size.
+func (db *DB) Leftovers(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
+	if limit <= 0 {
+		limit = defaultStaleLimit
+	}
+	var rows []addonRow
+	err := db.gorm.WithContext(ctx).
+		Where(`state = 'failed' AND (resource_created_at IS NOT NULL OR access_token IS NOT NULL) AND created_at < ?`, before.UTC()).
+		Order("created_at, id").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, dbError(err, "")
+	}
+	return db.addons(rows)
+}
+
 // addons decodes rows, in their order.
 func (db *DB) addons(rows []addonRow) ([]*addon.Addon, error) {
 	out := make([]*addon.Addon, 0, len(rows))
