@@ -36,6 +36,7 @@ type fixture struct {
 	queue    *mock.Queue
 	tenants  *mock.Tenants
 	svc      *addon.Service
+	opt      addon.Options // the service's
 
 	// The keeper's collaborators, for keeper (keeper_*_test.go).
 	links   *mock.Links
@@ -113,8 +114,15 @@ func newFixture(tb testing.TB, opt ...func(o *addon.Options)) *fixture {
 	for _, fn := range opt {
 		fn(&o)
 	}
+	f.opt = o
 	f.svc = addon.NewService(addon.Deps{Store: f.store, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, o)
 	return f
+}
+
+// asking rebuilds the service over the same mocks and options so that it
+// asks w for Heroku's record of an add-on (Deps.Watcher).
+func (f *fixture) asking(w addon.Watcher) {
+	f.svc = addon.NewService(addon.Deps{Store: f.store, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants, Watcher: w}, f.opt)
 }
 
 func catalog() addon.Catalog {

@@ -22,6 +22,7 @@ type Service struct {
 	platform Platform
 	driver   Driver
 	tenants  Tenants
+	watcher  Watcher
 	opt      Options
 
 	ownerOnce sync.Once
@@ -41,6 +42,11 @@ type Deps struct {
 	// Tenants authenticates the accounts of a driver that serves them
 	// (the account driver); nil for every other driver.
 	Tenants Tenants
+	// Watcher reads Heroku's record of an add-on. A give-up asks it
+	// before destroying a resource, since an earlier attempt may have
+	// marked the add-on provisioned and lost only the record of that;
+	// nil asks nothing.
+	Watcher Watcher
 }
 
 // Options tune the Service; every zero value has a sensible default.
@@ -86,7 +92,7 @@ func NewService(d Deps, o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: d.Store, queue: d.Queue, platform: d.Platform, driver: d.Driver, tenants: d.Tenants, opt: o}
+	s := &Service{store: d.Store, queue: d.Queue, platform: d.Platform, driver: d.Driver, tenants: d.Tenants, watcher: d.Watcher, opt: o}
 	if o.InlineProvisions > 0 {
 		s.inline = make(chan struct{}, o.InlineProvisions)
 	}
@@ -889,10 +895,22 @@ func (s *Service) GiveUp(ctx context.Context, id ID, reason string) error {
 }
 
 func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
+	live, err := s.liveOnHeroku(ctx, c)
+	if err != nil {
+		return err
+	}
+	if live {
+		// An earlier attempt marked it provisioned on Heroku and lost the
+		// record of that (a crash, a database outage past the deadline):
+		// the customer has it, with these credentials, and is billed for
+		// it. Recorded provisioned, never destroyed.
+		s.log().WarnContext(ctx, "Heroku has the add-on provisioned; recording that instead of giving up", "addon", c.Addon().ID, "reason", reason)
+		return s.markProvisioned(ctx, c, true, true)
+	}
 	if err := s.driver.Destroy(ctx, s.resource(c.Addon())); err != nil {
 		return transient(fmt.Errorf("clean up after deadline: %w", err))
 	}
-	_, err := c.Record(ctx, func(a *Addon, now time.Time) error {
+	_, err = c.Record(ctx, func(a *Addon, now time.Time) error {
 		if a.State != StateProvisioning {
 			return nil
 		}
@@ -903,6 +921,33 @@ func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
 		s.log().WarnContext(ctx, "add-on failed", "addon", c.Addon().ID, "reason", reason)
 	}
 	return err
+}
+
+// liveOnHeroku reports whether Heroku has the add-on provisioned, for a
+// give-up about to destroy its resource. Only an add-on with a recorded
+// resource and tokens can have been marked (the resource is recorded
+// before the mark), and only with a Watcher can Heroku be asked. A 404 or
+// a refused token is an answer (not live); an error worth retrying is
+// returned, so the give-up waits for Heroku rather than guess.
+func (s *Service) liveOnHeroku(ctx context.Context, c *Claim) (bool, error) {
+	a := c.Addon()
+	if s.watcher == nil || a.Tokens == nil || a.ResourceCreatedAt.IsZero() {
+		return false, nil
+	}
+	var info HerokuAddon
+	err := s.withToken(ctx, c, func(token string) error {
+		var err error
+		info, err = s.watcher.GetAddon(ctx, token, a.ID)
+		return err
+	})
+	switch {
+	case err == nil:
+		return info.State == string(StateProvisioned), nil
+	case Transient(err):
+		return false, fmt.Errorf("ask Heroku before giving up: %w", err)
+	default:
+		return false, nil
+	}
 }
 
 // resource describes the add-on to the driver as it is now: on its current

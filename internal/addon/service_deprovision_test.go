@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/addon/mock"
 )
 
 func TestDeprovision(t *testing.T) {
@@ -259,6 +260,64 @@ func TestGiveUp(t *testing.T) {
 			f.wantState(t, id, tt.state, tt.reason)
 			f.wantCalls(t, tt.calls...)
 			f.wantEvents(t, id, tt.events...)
+		})
+	}
+}
+
+// TestGiveUpAsksHeroku: before a give-up destroys a recorded resource it
+// asks Heroku for the add-on: an earlier attempt may have marked it
+// provisioned and lost only the record of that, and then the customer
+// has it (and pays for it) with these credentials. Only a definite "not
+// provisioned" (still provisioning, 404, a refused token) lets it go on.
+func TestGiveUpAsksHeroku(t *testing.T) {
+	withResource := func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt }
+	heroku := func(state string, err error) func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+		return func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+			return addon.HerokuAddon{ID: string(id), State: state}, err
+		}
+	}
+	tests := []struct {
+		name   string
+		shape  []func(a *addon.Addon)
+		answer func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error)
+		code   string
+		state  addon.State
+		reason string
+		asked  bool
+		calls  []string
+	}{
+		{"Heroku has it provisioned: recorded so, nothing destroyed", []func(a *addon.Addon){exchanged, withResource}, heroku("provisioned", nil), "",
+			addon.StateProvisioned, "", true, nil},
+		{"Heroku has it provisioning: destroyed, failed", []func(a *addon.Addon){exchanged, withResource}, heroku("provisioning", nil), "",
+			addon.StateFailed, "too late", true, []string{"Destroy #1 basic"}},
+		{"Heroku answers 404: destroyed, failed", []func(a *addon.Addon){exchanged, withResource}, heroku("", addon.NotFound(addon.ID("x"))), "",
+			addon.StateFailed, "too late", true, []string{"Destroy #1 basic"}},
+		{"Heroku unreachable: nothing destroyed, tried again later", []func(a *addon.Addon){exchanged, withResource}, heroku("", errDown), addon.EUNAVAILABLE,
+			addon.StateProvisioning, "", true, nil},
+		{"no resource recorded: nothing to ask", []func(a *addon.Addon){exchanged}, heroku("provisioned", nil), "",
+			addon.StateFailed, "too late", false, []string{"Destroy #1 basic"}},
+		{"no tokens: nothing to ask with", []func(a *addon.Addon){withResource}, heroku("provisioned", nil), "",
+			addon.StateFailed, "too late", false, []string{"Destroy #1 basic"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, id := arrange(t, tt.shape, nil)
+			asked := false
+			f.asking(&mock.Watcher{GetAddonFn: func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+				asked = true
+				return tt.answer(ctx, token, id)
+			}})
+			err := f.svc.GiveUp(context.Background(), id, "too late")
+			wantCode(t, err, tt.code)
+			a := f.wantState(t, id, tt.state, tt.reason)
+			if asked != tt.asked {
+				t.Errorf("Heroku asked: %v, want %v", asked, tt.asked)
+			}
+			if tt.state == addon.StateProvisioned && (a.Vars["URL"] != "fake://basic" || a.ConfigPushedAt.IsZero() || a.ProvisionedAt.IsZero()) {
+				t.Errorf("recorded vars %v, pushed %v, provisioned %v; want the live credentials, pushed and provisioned", a.Vars, a.ConfigPushedAt, a.ProvisionedAt)
+			}
+			f.wantCalls(t, tt.calls...)
+			f.wantFree(t, id)
 		})
 	}
 }

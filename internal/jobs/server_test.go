@@ -62,16 +62,18 @@ func (e *env) service(q addon.Queue, deadline time.Duration) *addon.Service {
 // the prefix and the log are the env's.
 func (e *env) serviceWith(q addon.Queue, o addon.Options) *addon.Service {
 	o.Prefix, o.Log = "KILN", e.log
+	platform := heroku.New(heroku.Options{
+		APIURL:       e.srv.URL,
+		IDURL:        e.srv.URL,
+		ClientSecret: "sim-secret",
+		Log:          e.log,
+	})
 	return addon.NewService(addon.Deps{
-		Store: e.db,
-		Queue: q,
-		Platform: heroku.New(heroku.Options{
-			APIURL:       e.srv.URL,
-			IDURL:        e.srv.URL,
-			ClientSecret: "sim-secret",
-			Log:          e.log,
-		}),
-		Driver: account.New(e.db.Gorm(), "http://kiln.test"),
+		Store:    e.db,
+		Queue:    q,
+		Platform: platform,
+		Driver:   account.New(e.db.Gorm(), "http://kiln.test"),
+		Watcher:  platform,
 	}, o)
 }
 
@@ -376,6 +378,55 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	}
 	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
 		t.Errorf("second Sweep = %d, %v; want 0, nil (a failed add-on is final)", n, err)
+	}
+}
+
+// TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave: a worker stops while
+// its call marking the add-on provisioned is with Heroku, which then
+// carries it out: Heroku has the add-on provisioned, Kiln has no record
+// of it. Past the deadline the reconciler's give-up asks Heroku first and
+// records the add-on provisioned, its resource kept: the customer has it,
+// with these credentials.
+func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	var ahead atomic.Int64 // how far the clocks run ahead
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock})
+	stop := e.run(t, svc, e.fast())
+	id := addon.ID(uuid.NewString())
+	hold := make(chan struct{})
+	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindProvision, AddonID: string(id), Times: 1, Hold: hold})
+	provision(t, svc, id, e.sim.NewAddon(string(id)))
+	eventually(t, "the call marking it provisioned held by Heroku", func() bool { return e.sim.Holding(herokusim.KindProvision) == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	close(hold)
+	eventually(t, "Heroku to have it provisioned", func() bool {
+		h, _ := e.sim.Addon(string(id))
+		return h.State == "provisioned"
+	})
+	if a := e.state(t, id); a.State != addon.StateProvisioning || a.ResourceCreatedAt.IsZero() {
+		t.Fatalf("Kiln has it %s, resource %v; want provisioning with its resource recorded", a.State, a.ResourceCreatedAt)
+	}
+
+	ahead.Store(int64(11*time.Hour + time.Minute))
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log, Now: clock})
+	eventually(t, "the give-up to act (the stopped job's claim let go)", func() bool {
+		n, err := rec.Sweep(ctx)
+		return err == nil && n == 1
+	})
+	a := e.state(t, id)
+	if a.State != addon.StateProvisioned || a.Vars["URL"] == "" {
+		t.Fatalf("after the give-up: %s (%q), vars %v; want provisioned with its credentials", a.State, a.Reason, a.Vars)
+	}
+	var deleted int64
+	if err := e.db.Gorm().Raw("SELECT count(*) FROM accounts WHERE id = ? AND deleted_at IS NOT NULL", string(id)).Row().Scan(&deleted); err != nil || deleted != 0 {
+		t.Errorf("accounts deleted: %d, %v; want the live add-on's kept", deleted, err)
+	}
+	if got := e.calls(id, herokusim.KindGet); len(got) != 1 {
+		t.Errorf("GET /addons calls = %v, want the one asking before the give-up", got)
 	}
 }
 

@@ -160,6 +160,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, erro
 		Platform: platform,
 		Driver:   a.Driver,
 		Tenants:  tenants,
+		Watcher:  platform,
 	}, addon.Options{
 		Prefix:   cfg.ConfigPrefix,
 		Deadline: cfg.ProvisionDeadline,
