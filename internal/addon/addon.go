@@ -62,14 +62,16 @@ type Tokens struct {
 	UserID    string
 }
 
-// Leftover reports whether a failed add-on still holds what provisioning
-// made: a resource the driver reported, or Heroku's tokens. Heroku removes
-// an add-on not provisioned within HerokuLimit of its request, and then
-// both are owed to no one (Service.RemoveLeftover). One that holds neither
-// (its grant refused or lost, say) stays failed, as operators' alerts on
-// its reason expect.
+// Leftover reports whether a failed add-on may still hold what
+// provisioning made: a resource the driver reported, Heroku's tokens, or,
+// for one Heroku sent without a grant, a resource whose clean-up after the
+// failed request may itself have failed. Heroku removes an add-on not
+// provisioned within HerokuLimit of its request, and then all of it is
+// owed to no one (Service.RemoveLeftover). One whose grant was refused or
+// lost before anything was made holds none of it and stays failed, as
+// operators' alerts on its reason expect.
 func (a *Addon) Leftover() bool {
-	return a.State == StateFailed && (!a.ResourceCreatedAt.IsZero() || a.Tokens != nil)
+	return a.State == StateFailed && (!a.ResourceCreatedAt.IsZero() || a.Tokens != nil || a.Synchronous())
 }
 
 // forgetResource drops what a's destroyed resource left behind (its vars,

@@ -436,31 +436,49 @@ func (s *Service) Leftovers(ctx context.Context, limit int) ([]*Addon, error) {
 
 // RemoveLeftover deprovisions a failed add-on that Heroku has removed (it
 // was not provisioned within HerokuLimit of the request) while Kiln still
-// holds its resource or tokens: the deprovision job destroys the resource
-// (drivers find it by the add-on's id, even one whose creation was never
-// recorded) and drops the tokens and credentials, as for an add-on Heroku
-// deprovisioned. Heroku is not told (ReasonRemovedOnHeroku): it has done
-// with the add-on already. Anything else is left alone.
-func (s *Service) RemoveLeftover(ctx context.Context, id ID) error {
-	moved, failedFor := false, ""
-	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		moved = false
-		now := s.now()
-		if !a.Leftover() || !a.CreatedAt.Before(now.Add(-HerokuLimit)) {
+// holds what provisioning made (Addon.Leftover): the deprovision job
+// destroys the resource (drivers find it by the add-on's id, even one
+// whose creation was never recorded) and drops the tokens and credentials,
+// as for an add-on Heroku deprovisioned. Heroku is not told
+// (ReasonRemovedOnHeroku): it has done with the add-on already. It runs as
+// the add-on's one writer and, with the add-on's tokens, asks Heroku first,
+// as a give-up does: one Heroku has provisioned after all is live, so it is
+// left alone and an operator is alerted. moved reports whether it was
+// handed to the deprovision job; anything else is left as it is.
+func (s *Service) RemoveLeftover(ctx context.Context, id ID) (moved bool, err error) {
+	var after *Addon
+	err = s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		due := func(a *Addon, now time.Time) bool {
+			return a.Leftover() && a.CreatedAt.Before(now.Add(-HerokuLimit))
+		}
+		if !due(c.Addon(), s.now()) {
 			return nil
 		}
-		moved, failedFor = true, a.Reason
-		a.Note(now, "removed", "not provisioned within 12 hours of Heroku's request, so Heroku removed it; what it holds goes")
-		return a.Transition(now, StateDeprovisioning, ReasonRemovedOnHeroku)
-	})
-	if err != nil {
+		live, err := s.liveOnHeroku(ctx, c)
+		if err != nil {
+			return err
+		}
+		if live {
+			s.log().ErrorContext(ctx, "Heroku has a failed add-on provisioned; its resource is kept: an operator must reconcile it", "addon", id, "reason", c.Addon().Reason)
+			return nil
+		}
+		after, err = c.Record(ctx, func(a *Addon, now time.Time) error {
+			moved = false
+			if !due(a, now) {
+				return nil
+			}
+			moved = true
+			a.Note(now, "removed", fmt.Sprintf("failed (%s) and not provisioned within 12 hours of Heroku's request, so Heroku removed it; what it holds goes", a.Reason))
+			return a.Transition(now, StateDeprovisioning, ReasonRemovedOnHeroku)
+		})
 		return err
+	})
+	if err != nil || !moved {
+		return false, err
 	}
-	if moved {
-		s.log().WarnContext(ctx, "failed add-on removed by Heroku at its 12-hour limit; deprovisioning what it left", "addon", id, "failed_for", failedFor)
-		s.handOn(ctx, a)
-	}
-	return nil
+	s.log().WarnContext(ctx, "failed add-on removed by Heroku at its 12-hour limit; deprovisioning what it left", "addon", id)
+	s.handOn(ctx, after)
+	return true, nil
 }
 
 // RotateCredentials replaces a provisioned add-on's credentials through the

@@ -22,7 +22,8 @@ package addon
 //     push runs as the plan job while a plan change is pending. A pending
 //     plan equal to the current one is owed too: its job clears it.
 //   - failed and deprovisioned: nothing; a failed add-on waits for an
-//     operator's Retry.
+//     operator's Retry (until its deadline) or, past Heroku's 12-hour
+//     limit, for the reconciler's Service.RemoveLeftover.
 func (a *Addon) NextJob() (JobKind, bool) {
 	switch a.State {
 	case StateProvisioning:

@@ -323,9 +323,11 @@ func TestGiveUpAsksHeroku(t *testing.T) {
 }
 
 // TestRetryAfterGiveUp: a provision abandoned at its deadline has its
-// resource destroyed; an operator's retry (possible while Heroku's own 12
-// hours last) must create it again and push the new credentials, not
-// push the destroyed resource's and mark the add-on provisioned on them.
+// resource destroyed; an operator's retry (possible only inside the
+// deadline, so after PROVISION_DEADLINE was raised since the give-up; here
+// GiveUp is called early) must create it again and push the new
+// credentials, not push the destroyed resource's and mark the add-on
+// provisioned on them.
 func TestRetryAfterGiveUp(t *testing.T) {
 	const dead = "fake://destroyed"
 	f, id := arrange(t, []func(a *addon.Addon){exchanged, func(a *addon.Addon) {

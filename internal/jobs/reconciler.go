@@ -198,12 +198,13 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 // previous pass's (round to the oldest again after the last, within the
 // same pass when there is room), then over the failed add-ons whose
 // leftovers are to go (removeLeftovers), and returns how many it acted on
-// (enqueued a job for, gave up, or deprovisioned). It goes on past individual failures
-// and returns them joined; once the queue fails it stops enqueueing (Redis
-// is down, every enqueue would fail) but still gives up add-ons past their
-// deadline. It starts no new action once Interval has passed by its clock
-// (giving up add-ons against a slow resource service can take that long):
-// the next pass goes on after the last add-on this one finished with.
+// (enqueued a job for, gave up, or handed to the deprovision job). It goes
+// on past individual failures and returns them joined; once the queue
+// fails it stops enqueueing (Redis is down, every enqueue would fail) but
+// still gives up add-ons past their deadline. It starts no new action once
+// Interval has passed by its clock (giving up add-ons against a slow
+// resource service can take that long): the next pass goes on after the
+// last add-on this one finished with.
 //
 // An add-on that became stale behind the pass's place (it was leased, or
 // touched, as its page went by) waits until the passes come round again.
@@ -284,7 +285,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	}
 	if ctx.Err() == nil {
 		r.from = next
-		m, err := r.removeLeftovers(ctx)
+		m, err := r.removeLeftovers(ctx, start)
 		n += m
 		if err != nil {
 			errs = append(errs, err)
@@ -294,24 +295,38 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 }
 
 // removeLeftovers deprovisions the failed add-ons Heroku has removed at its
-// 12-hour limit while Kiln still holds their resource or tokens
-// (addon.Service.RemoveLeftover), up to Limit a sweep, and returns how many
-// it moved on. Each is one short write and an enqueue (the deprovision job
-// destroys the resource), so it runs even after a pass that used up its
-// Interval.
-func (r *Reconciler) removeLeftovers(ctx context.Context) (int, error) {
+// 12-hour limit while Kiln may still hold their resource or holds their
+// tokens (addon.Service.RemoveLeftover), up to Limit a sweep, and returns
+// how many it handed to the deprovision job. Like the pass before it, it
+// starts none once Interval has passed since start (each may ask Heroku,
+// and enqueues); the next sweep lists the rest again.
+func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int, error) {
 	left, err := r.svc.Leftovers(ctx, r.opt.Limit)
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list leftovers: %w", err)
 	}
+	n := 0
 	var errs []error
-	for _, a := range left {
-		if err := r.svc.RemoveLeftover(ctx, a.ID); err != nil {
+	for i, a := range left {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		if r.opt.Now().Sub(start) >= r.opt.Interval {
+			r.log.Warn("leftovers: sweep stopped at its interval; the next goes on", "removed", n, "left", len(left)-i)
+			break
+		}
+		moved, err := r.svc.RemoveLeftover(ctx, a.ID)
+		if err != nil {
 			r.log.Error("deprovisioning a failed add-on's leftovers failed", "addon", a.ID, "err", err)
 			errs = append(errs, fmt.Errorf("remove leftovers of %s: %w", a.ID, err))
+			continue
+		}
+		if moved {
+			n++
 		}
 	}
-	return len(left) - len(errs), errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // key is where a listing that starts after a goes on.

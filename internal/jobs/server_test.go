@@ -432,10 +432,10 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 
 // TestReconcilerRemovesLeftovers: Heroku refuses an add-on's config for
 // good after its resource was made, so the add-on fails holding the
-// resource and tokens (an operator may still retry it). Once Heroku's
-// 12-hour limit has passed Heroku has removed it: the reconciler
-// deprovisions it, the resource is destroyed and no secret is kept, and
-// Heroku, which is done with it, is not called.
+// resource and tokens (an operator may still retry it before its
+// deadline). Once Heroku's 12-hour limit has passed Heroku has removed it:
+// the reconciler asks Heroku (which still has it provisioning), then
+// deprovisions it, the resource is destroyed and no secret is kept.
 func TestReconcilerRemovesLeftovers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -479,8 +479,8 @@ func TestReconcilerRemovesLeftovers(t *testing.T) {
 	if a.Tokens != nil || a.Vars != nil {
 		t.Errorf("deprovisioned with tokens %v, vars %v; want none kept", a.Tokens != nil, a.Vars)
 	}
-	if got := e.calls(id, herokusim.KindDeprovision); len(got) != 0 {
-		t.Errorf("Heroku was called to deprovision an add-on it removed: %v", got)
+	if got := e.calls(id, herokusim.KindGet); len(got) != 1 {
+		t.Errorf("GET /addons calls = %v, want the one asking before anything was destroyed", got)
 	}
 	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
 		t.Errorf("second Sweep = %d, %v; want nothing left", n, err)

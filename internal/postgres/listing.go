@@ -69,8 +69,9 @@ func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
 	return db.addons(rows)
 }
 
-// Leftovers lists failed add-ons requested before before that still hold
-// a resource or tokens (addon.Addon.Leftover's rule in SQL; the contract
+// Leftovers lists failed add-ons requested before before that may still
+// hold what provisioning made (addon.Addon.Leftover's rule in SQL, where
+// Synchronous is no grant, no exchange and no token; the contract
 // holds the two to each other), oldest request first, through the partial
 // index addons_leftover_idx: only such add-ons are in it, so it stays small
 // whatever the table's size.
@@ -80,7 +81,7 @@ func (db *DB) Leftovers(ctx context.Context, before time.Time, limit int) ([]*ad
 	}
 	var rows []addonRow
 	err := db.gorm.WithContext(ctx).
-		Where(`state = 'failed' AND (resource_created_at IS NOT NULL OR access_token IS NOT NULL) AND created_at < ?`, before.UTC()).
+		Where(`state = 'failed' AND (resource_created_at IS NOT NULL OR access_token IS NOT NULL OR (grant_code IS NULL AND grant_exchanged_at IS NULL)) AND created_at < ?`, before.UTC()).
 		Order("created_at, id").Limit(limit).Find(&rows).Error
 	if err != nil {
 		return nil, dbError(err, "")

@@ -435,7 +435,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		}
 	})
 
-	t.Run("Leftovers lists failed add-ons holding a resource or tokens, by request", func(t *testing.T) {
+	t.Run("Leftovers lists failed add-ons that may hold a resource, or hold tokens, by request", func(t *testing.T) {
 		s := newStore(t)
 		shaped := func(t *testing.T, state addon.State, requested time.Time, shape func(a *addon.Addon)) *addon.Addon {
 			t.Helper()
@@ -452,15 +452,17 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 		now := time.Now()
 		withResource := func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://one"}, a.CreatedAt }
 		withTokens := func(a *addon.Addon) { a.Tokens = &addon.Tokens{Access: "a", Refresh: "r"} }
-		nothing := func(*addon.Addon) {}
+		lostGrant := func(a *addon.Addon) { a.Grant = &addon.Grant{Code: "g", ExpiresAt: a.CreatedAt.Add(5 * time.Minute)} }
+		noGrant := func(*addon.Addon) {} // a failed request's clean-up may have failed too
+		third := shaped(t, addon.StateFailed, now.Add(-12*time.Hour-time.Minute), noGrant)
 		second := shaped(t, addon.StateFailed, now.Add(-13*time.Hour), withTokens)
 		first := shaped(t, addon.StateFailed, now.Add(-14*time.Hour), withResource)
-		shaped(t, addon.StateFailed, now.Add(-14*time.Hour), nothing)                                                      // a lost grant: nothing left
+		shaped(t, addon.StateFailed, now.Add(-14*time.Hour), lostGrant)                                                    // nothing was made
 		shaped(t, addon.StateFailed, now.Add(-time.Hour), withResource)                                                    // requested too recently
 		shaped(t, addon.StateProvisioned, now.Add(-14*time.Hour), func(a *addon.Addon) { withResource(a); withTokens(a) }) // not failed
 		got, err := s.Leftovers(ctx, now.Add(-12*time.Hour), 10)
-		if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint([]addon.ID{first.ID, second.ID}) {
-			t.Errorf("Leftovers = %v, %v; want %v, oldest request first", ids(got), err, []addon.ID{first.ID, second.ID})
+		if want := []addon.ID{first.ID, second.ID, third.ID}; err != nil || fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+			t.Errorf("Leftovers = %v, %v; want %v, oldest request first", ids(got), err, want)
 		}
 		if got, _ := s.Leftovers(ctx, now.Add(-12*time.Hour), 1); len(got) != 1 || got[0].ID != first.ID {
 			t.Errorf("Leftovers limited to 1 = %v, want the oldest", ids(got))

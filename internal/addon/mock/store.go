@@ -306,19 +306,26 @@ func (s *Store) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error)
 	return s.list(limit, func(a *addon.Addon) bool { return a.Requeue }), nil
 }
 
-// Leftovers lists failed add-ons requested before before that still hold
-// a resource or tokens (addon.Addon.Leftover), oldest request first.
+// Leftovers lists failed add-ons requested before before that may still
+// hold what provisioning made (addon.Addon.Leftover), oldest request first.
 func (s *Store) Leftovers(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
 	if err := s.before("Leftovers", ""); err != nil {
 		return nil, err
 	}
-	out := s.list(0, func(a *addon.Addon) bool { return a.Leftover() && a.CreatedAt.Before(before) })
-	slices.SortFunc(out, func(a, b *addon.Addon) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
 	if limit <= 0 {
 		limit = defaultLimit
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*addon.Addon
+	for _, a := range s.addons {
+		if a.Leftover() && a.CreatedAt.Before(before) {
+			out = append(out, a.Clone())
+		}
+	}
+	slices.SortFunc(out, func(a, b *addon.Addon) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out[:min(limit, len(out))], nil
 }
 
