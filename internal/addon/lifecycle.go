@@ -442,9 +442,10 @@ func (s *Service) Leftovers(ctx context.Context, limit int) ([]*Addon, error) {
 // as for an add-on Heroku deprovisioned. Heroku is not told
 // (ReasonRemovedOnHeroku): it has done with the add-on already. It runs as
 // the add-on's one writer and, with the add-on's tokens, asks Heroku first,
-// as a give-up does: one Heroku has provisioned after all is live, so it is
-// left alone and an operator is alerted. moved reports whether it was
-// handed to the deprovision job; anything else is left as it is.
+// as a give-up does: one Heroku has provisioned after all is live, and is
+// recorded provisioned (an error log line tells operators). moved reports
+// whether it was handed to the deprovision job; anything else is left as
+// it is.
 func (s *Service) RemoveLeftover(ctx context.Context, id ID) (moved bool, err error) {
 	var after *Addon
 	err = s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
@@ -459,8 +460,27 @@ func (s *Service) RemoveLeftover(ctx context.Context, id ID) (moved bool, err er
 			return err
 		}
 		if live {
-			s.log().ErrorContext(ctx, "Heroku has a failed add-on provisioned; its resource is kept: an operator must reconcile it", "addon", id, "reason", c.Addon().Reason)
-			return nil
+			// An earlier attempt marked it provisioned and its record was
+			// lost before the add-on failed: the customer has it, with
+			// these credentials. Recorded as Heroku has it.
+			s.log().ErrorContext(ctx, "Heroku has a failed add-on provisioned; recording it provisioned", "addon", id, "reason", c.Addon().Reason)
+			after, err = c.Record(ctx, func(a *Addon, now time.Time) error {
+				if !due(a, now) {
+					return nil
+				}
+				a.Note(now, "heroku", fmt.Sprintf("failed (%s), but Heroku has it provisioned", a.Reason))
+				if err := a.Transition(now, StateProvisioning, "Heroku has it provisioned"); err != nil {
+					return err
+				}
+				if a.ConfigPushedAt.IsZero() {
+					a.ConfigPushedAt = now
+				}
+				if a.ProvisionedAt.IsZero() {
+					a.ProvisionedAt = now
+				}
+				return a.Transition(now, StateProvisioned, "")
+			})
+			return err
 		}
 		after, err = c.Record(ctx, func(a *Addon, now time.Time) error {
 			moved = false
@@ -473,8 +493,14 @@ func (s *Service) RemoveLeftover(ctx context.Context, id ID) (moved bool, err er
 		})
 		return err
 	})
-	if err != nil || !moved {
+	if err != nil {
 		return false, err
+	}
+	if after != nil && after.State == StateProvisioned {
+		return false, s.follow(ctx, after) // a plan change recorded meanwhile, say
+	}
+	if !moved {
+		return false, nil
 	}
 	s.log().WarnContext(ctx, "failed add-on removed by Heroku at its 12-hour limit; deprovisioning what it left", "addon", id)
 	s.handOn(ctx, after)

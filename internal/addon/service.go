@@ -639,7 +639,10 @@ func (s *Service) provision(ctx context.Context, c *Claim) (*Addon, error) {
 		return nil, nil
 	}
 	if s.now().After(a.Deadline) {
-		return nil, s.giveUp(ctx, c, ReasonDeadline)
+		// Handed on as the give-up left it: one Heroku had provisioned
+		// after all may have a plan change waiting.
+		err := s.giveUp(ctx, c, ReasonDeadline)
+		return c.Addon(), err
 	}
 	if a.Synchronous() {
 		// Only reached by the reconciler: the web process died inside a
@@ -924,11 +927,14 @@ func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {
 }
 
 // liveOnHeroku reports whether Heroku has the add-on provisioned, for a
-// give-up about to destroy its resource. Only an add-on with a recorded
-// resource and tokens can have been marked (the resource is recorded
-// before the mark), and only with a Watcher can Heroku be asked. A 404 or
-// a refused token is an answer (not live); an error worth retrying is
-// returned, so the give-up waits for Heroku rather than guess.
+// give-up (or a leftover's removal) about to destroy its resource. Only
+// an add-on with a recorded resource and tokens can have been marked (the
+// resource is recorded before the mark), and only with a Watcher can
+// Heroku be asked. A refusal is an answer, not live: a 404, or the
+// add-on's token (or its refresh) refused, which is what Heroku does once
+// it has removed the add-on and revoked its authorization, and which
+// leaves Kiln unable ever to push or mark it. An error worth retrying is
+// returned, so the caller waits for Heroku rather than guess.
 func (s *Service) liveOnHeroku(ctx context.Context, c *Claim) (bool, error) {
 	a := c.Addon()
 	if s.watcher == nil || a.Tokens == nil || a.ResourceCreatedAt.IsZero() {
@@ -944,7 +950,7 @@ func (s *Service) liveOnHeroku(ctx context.Context, c *Claim) (bool, error) {
 	case err == nil:
 		return info.State == string(StateProvisioned), nil
 	case Transient(err):
-		return false, fmt.Errorf("ask Heroku before giving up: %w", err)
+		return false, fmt.Errorf("ask Heroku whether it has the add-on provisioned: %w", err)
 	default:
 		return false, nil
 	}

@@ -3,6 +3,7 @@ package addon_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/addon/mock"
@@ -320,6 +321,24 @@ func TestGiveUpAsksHeroku(t *testing.T) {
 			f.wantFree(t, id)
 		})
 	}
+}
+
+// TestProvisionJobPastDeadlineLiveOnHeroku: the provision job past the
+// deadline finds Heroku has the add-on provisioned: it records that and
+// hands the add-on on to the plan change recorded meanwhile.
+func TestProvisionJobPastDeadlineLiveOnHeroku(t *testing.T) {
+	f, id := arrange(t, []func(a *addon.Addon){exchanged, pending("pro"), func(a *addon.Addon) {
+		a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt
+	}}, nil)
+	f.asking(&mock.Watcher{GetAddonFn: func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+		return addon.HerokuAddon{ID: string(id), State: "provisioned"}, nil
+	}})
+	f.advance(2 * time.Hour) // the deadline is an hour after the request
+	if err := f.svc.ProvisionJob(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	f.wantState(t, id, addon.StateProvisioned, "")
+	f.wantCalls(t, "Enqueue addon:plan #1")
 }
 
 // TestRetryAfterGiveUp: a provision abandoned at its deadline has its

@@ -49,8 +49,9 @@ func TestRemoveLeftover(t *testing.T) {
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, false, removed},
 		{"no grant (a failed request whose clean-up may have failed)", []func(a *addon.Addon){synchronous, failed}, 13 * time.Hour, nil, true, "",
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, false, removed},
-		{"Heroku has it provisioned after all: kept", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, heroku("provisioned", nil), true, "",
-			addon.StateFailed, "boom", true, nil},
+		{"Heroku has it provisioned after all: recorded so, kept", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, heroku("provisioned", nil), true, "",
+			addon.StateProvisioned, "Heroku has it provisioned", true, []string{
+				"heroku: failed (boom), but Heroku has it provisioned", "state provisioning: Heroku has it provisioned", "state provisioned: "}},
 		{"Heroku unreachable: kept until the next sweep", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, heroku("", errDown), true, addon.EUNAVAILABLE,
 			addon.StateFailed, "boom", true, nil},
 		{"a resource and tokens, at the limit", []func(a *addon.Addon){exchanged, withResource, failed}, addon.HerokuLimit, nil, false, "",
@@ -119,4 +120,30 @@ func TestRemoveLeftover(t *testing.T) {
 			f.wantCalls(t, "Destroy "+short(id)+" basic")
 		})
 	}
+}
+
+// TestRemoveLeftoverAfterHerokusDelete: Heroku's DELETE lands while the
+// leftover's removal asks Heroku about it; the removal, re-checking what
+// it records, leaves the deprovision Heroku asked for as it is (its
+// reason decides whether Heroku is told when it is done).
+func TestRemoveLeftoverAfterHerokusDelete(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	var id addon.ID
+	f.asking(&mock.Watcher{GetAddonFn: func(ctx context.Context, token string, _ addon.ID) (addon.HerokuAddon, error) {
+		if err := f.svc.Deprovision(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		return addon.HerokuAddon{ID: string(id), State: "provisioning"}, nil
+	}})
+	id = f.add(t, exchanged, func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt },
+		inState(addon.StateFailed, "boom"))
+	f.advance(13 * time.Hour)
+	moved, err := f.svc.RemoveLeftover(ctx, id)
+	if err != nil || moved {
+		t.Fatalf("RemoveLeftover = %v, %v; want nothing moved", moved, err)
+	}
+	f.wantState(t, id, addon.StateDeprovisioning, "deprovision requested by Heroku")
+	f.wantEvents(t, id, "step: access token refreshed", "state deprovisioning: deprovision requested by Heroku")
+	f.wantCalls(t, "RefreshTokens refresh-1", "Enqueue addon:deprovision #1")
 }

@@ -294,14 +294,26 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// leftoversPerSweep caps the failed add-ons one sweep hands to the
+// deprovision job (removeLeftovers): each may cost a token refresh and a
+// call to Heroku, and a first deploy of this release finds every add-on
+// that ever failed holding something. 50 every 30 s is 6,000 an hour,
+// gentle on Heroku's rate limit and on the queue customers' own
+// deprovisions use.
+const leftoversPerSweep = 50
+
 // removeLeftovers deprovisions the failed add-ons Heroku has removed at its
 // 12-hour limit while Kiln may still hold their resource or holds their
-// tokens (addon.Service.RemoveLeftover), up to Limit a sweep, and returns
-// how many it handed to the deprovision job. Like the pass before it, it
-// starts none once Interval has passed since start (each may ask Heroku,
-// and enqueues); the next sweep lists the rest again.
+// tokens (addon.Service.RemoveLeftover), up to leftoversPerSweep a sweep,
+// and returns how many it handed to the deprovision job. Like the pass
+// before it, it starts none once Interval has passed since start, and it
+// stops at Heroku's rate limit; one that fails otherwise is skipped. The
+// next sweep lists what is left again.
 func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int, error) {
-	left, err := r.svc.Leftovers(ctx, r.opt.Limit)
+	if r.opt.Now().Sub(start) >= r.opt.Interval {
+		return 0, nil
+	}
+	left, err := r.svc.Leftovers(ctx, min(r.opt.Limit, leftoversPerSweep))
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list leftovers: %w", err)
 	}
@@ -320,6 +332,9 @@ func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int,
 		if err != nil {
 			r.log.Error("deprovisioning a failed add-on's leftovers failed", "addon", a.ID, "err", err)
 			errs = append(errs, fmt.Errorf("remove leftovers of %s: %w", a.ID, err))
+			if addon.ErrorCode(err) == addon.ERATELIMIT {
+				break // every next one would ask Heroku too
+			}
 			continue
 		}
 		if moved {

@@ -444,14 +444,20 @@ func TestReconcilerRemovesLeftovers(t *testing.T) {
 		return time.Now().Add(time.Duration(ahead.Load()))
 	}})
 	e.run(t, svc, e.fast())
-	id := addon.ID(uuid.NewString())
-	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, AddonID: string(id), Status: http.StatusUnprocessableEntity, Message: "Config var names are invalid."})
-	provision(t, svc, id, e.sim.NewAddon(string(id)))
-	failed := e.waitState(t, id, addon.StateFailed)
-	if failed.ResourceCreatedAt.IsZero() || failed.Tokens == nil {
-		t.Fatalf("failed with resource %v, tokens %v; want both held", failed.ResourceCreatedAt, failed.Tokens != nil)
+	// Two such add-ons, the first requested first.
+	var ids []addon.ID
+	for range 2 {
+		id := addon.ID(uuid.NewString())
+		e.sim.Inject(herokusim.Fault{Kind: herokusim.KindConfig, AddonID: string(id), Status: http.StatusUnprocessableEntity, Message: "Config var names are invalid."})
+		provision(t, svc, id, e.sim.NewAddon(string(id)))
+		failed := e.waitState(t, id, addon.StateFailed)
+		if failed.ResourceCreatedAt.IsZero() || failed.Tokens == nil {
+			t.Fatalf("failed with resource %v, tokens %v; want both held", failed.ResourceCreatedAt, failed.Tokens != nil)
+		}
+		ids = append(ids, id)
 	}
-	account := func() (deleted bool) {
+	first, second := ids[0], ids[1]
+	deleted := func(id addon.ID) bool {
 		t.Helper()
 		var n int64
 		if err := e.db.Gorm().Raw("SELECT count(*) FROM accounts WHERE id = ? AND deleted_at IS NOT NULL", string(id)).Row().Scan(&n); err != nil {
@@ -464,26 +470,40 @@ func TestReconcilerRemovesLeftovers(t *testing.T) {
 	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("Sweep inside Heroku's limit = %d, %v; want nothing done", n, err)
 	}
-	if a := e.state(t, id); a.State != addon.StateFailed || account() {
-		t.Fatalf("inside Heroku's limit: %s, account deleted %v; want failed, kept for a retry", a.State, account())
+	if a := e.state(t, first); a.State != addon.StateFailed || deleted(first) {
+		t.Fatalf("inside Heroku's limit: %s, account deleted %v; want failed, kept for a retry", a.State, deleted(first))
 	}
 
+	// Past the limit, with Heroku unable to answer about the first: the
+	// second goes all the same, the first waits for a sweep that can ask.
 	ahead.Store(int64(addon.HerokuLimit + time.Minute))
+	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindGet, AddonID: string(first), Status: http.StatusServiceUnavailable})
+	if n, err := rec.Sweep(ctx); err == nil || n != 1 {
+		t.Fatalf("Sweep past Heroku's limit, Heroku down for the first = %d, %v; want the second moved and the first's error", n, err)
+	}
+	e.waitState(t, second, addon.StateDeprovisioned)
+	if a := e.state(t, first); a.State != addon.StateFailed || deleted(first) {
+		t.Fatalf("the first, Heroku unable to answer: %s, account deleted %v; want it kept", a.State, deleted(first))
+	}
+	e.sim.ClearFaults()
 	if n, err := rec.Sweep(ctx); err != nil || n != 1 {
-		t.Fatalf("Sweep past Heroku's limit = %d, %v; want the add-on deprovisioned", n, err)
+		t.Fatalf("Sweep with Heroku back = %d, %v; want the first deprovisioned", n, err)
 	}
-	a := e.waitState(t, id, addon.StateDeprovisioned)
-	if !account() {
-		t.Error("the add-on's account was not destroyed")
+	e.waitState(t, first, addon.StateDeprovisioned)
+	for _, id := range ids {
+		a := e.state(t, id)
+		if !deleted(id) {
+			t.Errorf("%s: the add-on's account was not destroyed", id)
+		}
+		if a.Tokens != nil || a.Vars != nil {
+			t.Errorf("%s: deprovisioned with tokens %v, vars %v; want none kept", id, a.Tokens != nil, a.Vars)
+		}
 	}
-	if a.Tokens != nil || a.Vars != nil {
-		t.Errorf("deprovisioned with tokens %v, vars %v; want none kept", a.Tokens != nil, a.Vars)
-	}
-	if got := e.calls(id, herokusim.KindGet); len(got) != 1 {
+	if got := e.calls(second, herokusim.KindGet); len(got) != 1 {
 		t.Errorf("GET /addons calls = %v, want the one asking before anything was destroyed", got)
 	}
 	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
-		t.Errorf("second Sweep = %d, %v; want nothing left", n, err)
+		t.Errorf("last Sweep = %d, %v; want nothing left", n, err)
 	}
 }
 
