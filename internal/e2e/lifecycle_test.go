@@ -254,6 +254,33 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
+// TestDeadlineAfterALostMark: the worker is SIGKILLed while Heroku holds
+// its call marking the add-on provisioned, and Heroku then carries the
+// call out: Heroku has the add-on live, Kiln has no record of that. When
+// the deadline passes, the give-up asks Heroku first and records the
+// add-on provisioned; the customer's resource is not destroyed under it.
+func TestDeadlineAfterALostMark(t *testing.T) {
+	s := newStack(t, "PROVISION_DEADLINE=4s", "RECONCILE_INTERVAL=1s", "RECONCILE_AFTER=1s")
+	hold := make(chan struct{})
+	s.Sim.Inject(herokusim.Fault{Kind: "provision", Hold: hold, Times: 1})
+	id, _, _ := s.Provision("test")
+	eventually(t, 30*time.Second, "the provision action is held", func() bool { return s.Sim.Holding("provision") == 1 })
+	s.Kill("worker")
+	close(hold)
+	eventually(t, 10*time.Second, "Heroku has it provisioned", func() bool { return s.SimState(id) == "provisioned" })
+	s.Start("worker")
+	// The killed worker's claim lapses after 30 s, well past the 4 s
+	// deadline; then the job's retry or the reconciler gives up, asking
+	// Heroku first.
+	eventually(t, 3*time.Minute, "Kiln records it provisioned", func() bool { return s.State(id) != addon.StateProvisioning })
+	if a := s.Get(id); a.State != addon.StateProvisioned {
+		t.Fatalf("Kiln has it %s (%q), want provisioned as Heroku has it", a.State, a.Reason)
+	}
+	if n := s.accounts(id); n != 1 {
+		t.Errorf("the live add-on's tenant account rows: %d, want 1 (not destroyed)", n)
+	}
+}
+
 // TestGracefulShutdown: on SIGTERM both processes drain and exit within 25 s.
 func TestGracefulShutdown(t *testing.T) {
 	s := newStack(t)
