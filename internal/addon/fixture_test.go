@@ -235,6 +235,19 @@ func provisioned(a *addon.Addon) {
 	a.ResourceCreatedAt, a.ConfigPushedAt, a.ProvisionedAt = a.CreatedAt, a.CreatedAt, a.CreatedAt
 }
 
+// withResource: the driver made the resource and it was recorded.
+func withResource(a *addon.Addon) {
+	a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://" + a.Plan}, a.CreatedAt
+}
+
+// herokuSays is a Watcher's GetAddonFn: Heroku reports the add-on in
+// state, or answers err.
+func herokuSays(state string, err error) func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+	return func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
+		return addon.HerokuAddon{ID: string(id), State: state}, err
+	}
+}
+
 // unpushed: the config vars have not reached Heroku.
 func unpushed(a *addon.Addon) { a.ConfigPushedAt = time.Time{} }
 

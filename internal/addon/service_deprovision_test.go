@@ -271,12 +271,6 @@ func TestGiveUp(t *testing.T) {
 // has it (and pays for it) with these credentials. Only a definite "not
 // provisioned" (still provisioning, 404, a refused token) lets it go on.
 func TestGiveUpAsksHeroku(t *testing.T) {
-	withResource := func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt }
-	heroku := func(state string, err error) func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
-		return func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
-			return addon.HerokuAddon{ID: string(id), State: state}, err
-		}
-	}
 	tests := []struct {
 		name   string
 		shape  []func(a *addon.Addon)
@@ -287,17 +281,17 @@ func TestGiveUpAsksHeroku(t *testing.T) {
 		asked  bool
 		calls  []string
 	}{
-		{"Heroku has it provisioned: recorded so, nothing destroyed", []func(a *addon.Addon){exchanged, withResource}, heroku("provisioned", nil), "",
+		{"Heroku has it provisioned: recorded so, nothing destroyed", []func(a *addon.Addon){exchanged, withResource}, herokuSays("provisioned", nil), "",
 			addon.StateProvisioned, "", true, nil},
-		{"Heroku has it provisioning: destroyed, failed", []func(a *addon.Addon){exchanged, withResource}, heroku("provisioning", nil), "",
+		{"Heroku has it provisioning: destroyed, failed", []func(a *addon.Addon){exchanged, withResource}, herokuSays("provisioning", nil), "",
 			addon.StateFailed, "too late", true, []string{"Destroy #1 basic"}},
-		{"Heroku answers 404: destroyed, failed", []func(a *addon.Addon){exchanged, withResource}, heroku("", addon.NotFound(addon.ID("x"))), "",
+		{"Heroku answers 404: destroyed, failed", []func(a *addon.Addon){exchanged, withResource}, herokuSays("", addon.NotFound(addon.ID("x"))), "",
 			addon.StateFailed, "too late", true, []string{"Destroy #1 basic"}},
-		{"Heroku unreachable: nothing destroyed, tried again later", []func(a *addon.Addon){exchanged, withResource}, heroku("", errDown), addon.EUNAVAILABLE,
+		{"Heroku unreachable: nothing destroyed, tried again later", []func(a *addon.Addon){exchanged, withResource}, herokuSays("", errDown), addon.EUNAVAILABLE,
 			addon.StateProvisioning, "", true, nil},
-		{"no resource recorded: nothing to ask", []func(a *addon.Addon){exchanged}, heroku("provisioned", nil), "",
+		{"no resource recorded: nothing to ask", []func(a *addon.Addon){exchanged}, herokuSays("provisioned", nil), "",
 			addon.StateFailed, "too late", false, []string{"Destroy #1 basic"}},
-		{"no tokens: nothing to ask with", []func(a *addon.Addon){withResource}, heroku("provisioned", nil), "",
+		{"no tokens: nothing to ask with", []func(a *addon.Addon){withResource}, herokuSays("provisioned", nil), "",
 			addon.StateFailed, "too late", false, []string{"Destroy #1 basic"}},
 	}
 	for _, tt := range tests {
@@ -327,12 +321,8 @@ func TestGiveUpAsksHeroku(t *testing.T) {
 // deadline finds Heroku has the add-on provisioned: it records that and
 // hands the add-on on to the plan change recorded meanwhile.
 func TestProvisionJobPastDeadlineLiveOnHeroku(t *testing.T) {
-	f, id := arrange(t, []func(a *addon.Addon){exchanged, pending("pro"), func(a *addon.Addon) {
-		a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt
-	}}, nil)
-	f.asking(&mock.Watcher{GetAddonFn: func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
-		return addon.HerokuAddon{ID: string(id), State: "provisioned"}, nil
-	}})
+	f, id := arrange(t, []func(a *addon.Addon){exchanged, pending("pro"), withResource}, nil)
+	f.asking(&mock.Watcher{GetAddonFn: herokuSays("provisioned", nil)})
 	f.advance(2 * time.Hour) // the deadline is an hour after the request
 	if err := f.svc.ProvisionJob(context.Background(), id); err != nil {
 		t.Fatal(err)

@@ -17,15 +17,9 @@ import (
 // Heroku is asked first: one it has provisioned after all is kept.
 func TestRemoveLeftover(t *testing.T) {
 	failed := inState(addon.StateFailed, "boom")
-	withResource := func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt }
 	removed := []string{
 		"removed: failed (boom) and not provisioned within 12 hours of Heroku's request, so Heroku removed it; what it holds goes",
 		"state deprovisioning: " + addon.ReasonRemovedOnHeroku,
-	}
-	heroku := func(state string, err error) func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
-		return func(ctx context.Context, token string, id addon.ID) (addon.HerokuAddon, error) {
-			return addon.HerokuAddon{ID: string(id), State: state}, err
-		}
 	}
 	tests := []struct {
 		name   string
@@ -39,9 +33,9 @@ func TestRemoveLeftover(t *testing.T) {
 		asked  bool
 		events []string
 	}{
-		{"a resource and tokens, a second past the limit", []func(a *addon.Addon){exchanged, withResource, failed}, addon.HerokuLimit + time.Second, heroku("provisioning", nil), true, "",
+		{"a resource and tokens, a second past the limit", []func(a *addon.Addon){exchanged, withResource, failed}, addon.HerokuLimit + time.Second, herokuSays("provisioning", nil), true, "",
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, true, removed},
-		{"Heroku answers 404", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, heroku("", addon.NotFound(addon.ID("x"))), true, "",
+		{"Heroku answers 404", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, herokuSays("", addon.NotFound(addon.ID("x"))), true, "",
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, true, removed},
 		{"tokens only (the resource refused): nothing Heroku could have marked", []func(a *addon.Addon){exchanged, failed}, 13 * time.Hour, nil, true, "",
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, false, removed},
@@ -49,10 +43,10 @@ func TestRemoveLeftover(t *testing.T) {
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, false, removed},
 		{"no grant (a failed request whose clean-up may have failed)", []func(a *addon.Addon){synchronous, failed}, 13 * time.Hour, nil, true, "",
 			addon.StateDeprovisioning, addon.ReasonRemovedOnHeroku, false, removed},
-		{"Heroku has it provisioned after all: recorded so, kept", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, heroku("provisioned", nil), true, "",
+		{"Heroku has it provisioned after all: recorded so, kept", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, herokuSays("provisioned", nil), true, "",
 			addon.StateProvisioned, "Heroku has it provisioned", true, []string{
 				"heroku: failed (boom), but Heroku has it provisioned", "state provisioning: Heroku has it provisioned", "state provisioned: "}},
-		{"Heroku unreachable: kept until the next sweep", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, heroku("", errDown), true, addon.EUNAVAILABLE,
+		{"Heroku unreachable: kept until the next sweep", []func(a *addon.Addon){exchanged, withResource, failed}, 13 * time.Hour, herokuSays("", errDown), true, addon.EUNAVAILABLE,
 			addon.StateFailed, "boom", true, nil},
 		{"a resource and tokens, at the limit", []func(a *addon.Addon){exchanged, withResource, failed}, addon.HerokuLimit, nil, false, "",
 			addon.StateFailed, "boom", false, nil},
@@ -136,8 +130,7 @@ func TestRemoveLeftoverAfterHerokusDelete(t *testing.T) {
 		}
 		return addon.HerokuAddon{ID: string(id), State: "provisioning"}, nil
 	}})
-	id = f.add(t, exchanged, func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://basic"}, a.CreatedAt },
-		inState(addon.StateFailed, "boom"))
+	id = f.add(t, exchanged, withResource, inState(addon.StateFailed, "boom"))
 	f.advance(13 * time.Hour)
 	moved, err := f.svc.RemoveLeftover(ctx, id)
 	if err != nil || moved {

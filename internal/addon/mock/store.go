@@ -312,25 +312,20 @@ func (s *Store) Leftovers(ctx context.Context, before time.Time, limit int) ([]*
 	if err := s.before("Leftovers", ""); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*addon.Addon
-	for _, a := range s.addons {
-		if a.Leftover() && a.CreatedAt.Before(before) {
-			out = append(out, a.Clone())
-		}
-	}
-	slices.SortFunc(out, func(a, b *addon.Addon) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
-	return out[:min(limit, len(out))], nil
+	return s.listBy(limit, func(a *addon.Addon) bool { return a.Leftover() && a.CreatedAt.Before(before) },
+		func(a, b *addon.Addon) int { return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID)) }), nil
 }
 
 // list returns copies of the add-ons keep accepts, by updated_at then id.
 func (s *Store) list(limit int, keep func(a *addon.Addon) bool) []*addon.Addon {
+	return s.listBy(limit, keep, func(a, b *addon.Addon) int {
+		return cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// listBy returns copies of the add-ons keep accepts, in order's order, the
+// first limit of them (defaultLimit when limit is not positive).
+func (s *Store) listBy(limit int, keep func(a *addon.Addon) bool, order func(a, b *addon.Addon) int) []*addon.Addon {
 	if limit <= 0 {
 		limit = defaultLimit
 	}
@@ -342,9 +337,7 @@ func (s *Store) list(limit int, keep func(a *addon.Addon) bool) []*addon.Addon {
 			out = append(out, a.Clone())
 		}
 	}
-	slices.SortFunc(out, func(a, b *addon.Addon) int {
-		return cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(out, order)
 	return out[:min(limit, len(out))]
 }
 
