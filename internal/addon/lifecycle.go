@@ -427,9 +427,9 @@ func (s *Service) Retry(ctx context.Context, id ID) (*Addon, error) {
 // charges nothing. PROVISION_DEADLINE is under it.
 const HerokuLimit = 12 * time.Hour
 
-// Leftovers lists failed add-ons past HerokuLimit that still hold a
-// resource or tokens (Addon.Leftover), for the reconciler to remove with
-// RemoveLeftover.
+// Leftovers lists failed add-ons past HerokuLimit that may still hold a
+// resource, or hold tokens (Addon.Leftover), oldest request first, for the
+// reconciler to remove with RemoveLeftover.
 func (s *Service) Leftovers(ctx context.Context, limit int) ([]*Addon, error) {
 	return s.store.Leftovers(ctx, s.now().Add(-HerokuLimit), limit)
 }

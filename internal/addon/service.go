@@ -887,14 +887,18 @@ const ReasonDeadline = "provisioning did not finish before the deadline"
 // GiveUp abandons a provision past its deadline, as the add-on's one
 // writer: the resource is destroyed (so nothing is left behind for a
 // customer Heroku will not charge) and the add-on is marked failed with the
-// reason. A busy add-on is left for the next sweep.
-func (s *Service) GiveUp(ctx context.Context, id ID, reason string) error {
-	return s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+// reason, unless Heroku has it provisioned after all (see giveUp). left is
+// the state the add-on is in afterwards, so the caller can tell which. A
+// busy add-on is left for the next sweep.
+func (s *Service) GiveUp(ctx context.Context, id ID, reason string) (left State, err error) {
+	err = s.Exclusive(ctx, id, 0, func(ctx context.Context, c *Claim) error {
+		defer func() { left = c.Addon().State }()
 		if c.Addon().State != StateProvisioning {
 			return nil
 		}
 		return s.giveUp(ctx, c, reason)
 	})
+	return left, err
 }
 
 func (s *Service) giveUp(ctx context.Context, c *Claim, reason string) error {

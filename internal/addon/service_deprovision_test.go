@@ -250,7 +250,10 @@ func TestGiveUp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, id := arrange(t, tt.shape, tt.setup)
-			err := f.svc.GiveUp(context.Background(), id, "too late")
+			left, err := f.svc.GiveUp(context.Background(), id, "too late")
+			if err == nil && left != tt.state {
+				t.Errorf("GiveUp left %s, want %s", left, tt.state)
+			}
 			if tt.busy {
 				if !addon.IsBusy(err) {
 					t.Errorf("GiveUp = %v, want busy", err)
@@ -302,7 +305,10 @@ func TestGiveUpAsksHeroku(t *testing.T) {
 				asked = true
 				return tt.answer(ctx, token, id)
 			}})
-			err := f.svc.GiveUp(context.Background(), id, "too late")
+			left, err := f.svc.GiveUp(context.Background(), id, "too late")
+			if err == nil && left != tt.state {
+				t.Errorf("GiveUp left %s, want %s", left, tt.state)
+			}
 			wantCode(t, err, tt.code)
 			a := f.wantState(t, id, tt.state, tt.reason)
 			if asked != tt.asked {
@@ -344,7 +350,7 @@ func TestRetryAfterGiveUp(t *testing.T) {
 		a.ResourceCreatedAt, a.ConfigPushedAt = a.CreatedAt, a.CreatedAt
 	}}, nil)
 	ctx := context.Background()
-	if err := f.svc.GiveUp(ctx, id, "too late"); err != nil {
+	if _, err := f.svc.GiveUp(ctx, id, "too late"); err != nil {
 		t.Fatal(err)
 	}
 	if a := f.get(t, id); a.Vars != nil || !a.ResourceCreatedAt.IsZero() || !a.ConfigPushedAt.IsZero() {

@@ -257,12 +257,17 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 		log := r.log.With("addon", a.ID, "state", a.State)
 		if a.State == addon.StateProvisioning {
 			if !a.Deadline.IsZero() && start.After(a.Deadline) {
-				if err := r.svc.GiveUp(ctx, a.ID, addon.ReasonDeadline); err != nil {
+				left, err := r.svc.GiveUp(ctx, a.ID, addon.ReasonDeadline)
+				if err != nil {
 					log.Error("give up failed", "err", err)
 					errs = append(errs, fmt.Errorf("give up %s: %w", a.ID, err))
 					continue
 				}
-				log.Warn("gave up: provisioning deadline passed", "deadline", a.Deadline)
+				if left == addon.StateProvisioned {
+					log.Warn("provisioning deadline passed, but Heroku has the add-on provisioned: recorded provisioned", "deadline", a.Deadline)
+				} else {
+					log.Warn("gave up: provisioning deadline passed", "deadline", a.Deadline, "left", left)
+				}
 				n++
 				continue
 			}
