@@ -251,6 +251,11 @@ func herokuSays(state string, err error) func(ctx context.Context, token string,
 // unpushed: the config vars have not reached Heroku.
 func unpushed(a *addon.Addon) { a.ConfigPushedAt = time.Time{} }
 
+// tokenless: provisioned without a grant, so without Platform API tokens.
+func tokenless(a *addon.Addon) {
+	a.Tokens, a.ExchangeStartedAt, a.GrantExchangedAt = nil, time.Time{}, time.Time{}
+}
+
 // synchronous: Heroku sent no grant.
 func synchronous(a *addon.Addon) { a.Grant = nil }
 

@@ -79,9 +79,18 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 	// change still in the driver, a rotation), the change is recorded as
 	// pending and the job applies it after that writer is done, so Kiln and
 	// Heroku end on the plan Heroku asked for last.
+	//
+	// An add-on Heroku sent without a grant is the exception: Kiln has no
+	// token to push its config later, so its change must finish inside
+	// Heroku's call. When it cannot, Heroku gets a 503 (it shows the
+	// customer the message, and both sides stay on the old plan), or, if
+	// only the record failed, the new config in the answer while a job
+	// settles the record.
+	noPush := a.Tokens == nil
 	cctx, cancel := context.WithTimeout(ctx, SyncBudget)
 	defer cancel()
 	var pc *PlanChange
+	var unrecorded Vars // a change made for an add-on without tokens, not recorded
 	err = s.Exclusive(cctx, id, planClaimWait, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		switch a.State {
@@ -132,6 +141,9 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		})
 		if err != nil {
 			s.log().ErrorContext(ctx, "could not record a plan change the driver made; a job applies it again", "addon", id, "plan", slug, "err", err)
+			if noPush {
+				unrecorded = vars
+			}
 			return errBackground
 		}
 		if a.PendingPlan != "" {
@@ -153,6 +165,9 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		return nil, err
 	case err != errBackground && !IsBusy(err):
 		return nil, err
+	case noPush && unrecorded == nil:
+		return nil, &Error{Code: EUNAVAILABLE, RetryAfter: 2 * time.Second, Err: err,
+			Message: fmt.Sprintf("Add-on %s cannot change plan right now (another change is in progress, or the resource service is slow); try again shortly.", id)}
 	}
 	a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		now := s.now()
@@ -165,6 +180,13 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		return nil, err
 	}
 	s.handOn(ctx, a) // to the plan change job
+	if unrecorded != nil {
+		// The resource is on the new plan and Heroku can only learn its
+		// config now; the job records what it applies again.
+		made := a.Clone()
+		made.Vars = unrecorded
+		return &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug), Config: s.Config(made)}, nil
+	}
 	return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Changing plan to %s; the new config will follow.", slug)}, nil
 }
 

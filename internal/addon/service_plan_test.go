@@ -171,6 +171,43 @@ func TestChangePlan(t *testing.T) {
 			events: []string{"plan: plan change to pro continues in the background"},
 		},
 		{
+			name:  "no tokens: changes inside Heroku's call as any other",
+			shape: []func(a *addon.Addon){provisioned, tokenless},
+			msg:   "Plan changed to pro.", config: map[string]string{"KILN_URL": "fake://pro"},
+			plan:   "pro",
+			calls:  []string{"ChangePlan #1 basic->pro"},
+			events: []string{"plan: plan changed from basic to pro"},
+		},
+		{
+			name:  "no tokens, another writer holds it: 503, as its config could never follow",
+			shape: []func(a *addon.Addon){provisioned, tokenless},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.holdLease(t, id) },
+			code:  addon.EUNAVAILABLE, plan: "basic",
+		},
+		{
+			name:  "no tokens, the driver is slow: 503",
+			shape: []func(a *addon.Addon){provisioned, tokenless},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { changing(f, nil, down) },
+			code:  addon.EUNAVAILABLE, plan: "basic",
+			calls: []string{"ChangePlan #1 basic->pro"},
+		},
+		{
+			name:  "no tokens, the change made cannot be recorded: its config in the answer, a job records it",
+			shape: []func(a *addon.Addon){provisioned, tokenless},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				f.store.Before = func(op string, id addon.ID) error {
+					if op == "Record" {
+						return errRefused
+					}
+					return nil
+				}
+			},
+			msg: "Plan changed to pro.", config: map[string]string{"KILN_URL": "fake://pro"},
+			plan: "basic", pending: "pro",
+			calls:  []string{"ChangePlan #1 basic->pro", "Enqueue addon:plan #1"},
+			events: []string{"plan: plan change to pro continues in the background"},
+		},
+		{
 			name:  "another writer holds the add-on: the change waits for it",
 			shape: []func(a *addon.Addon){provisioned},
 			setup: func(f *fixture, t *testing.T, id addon.ID) { f.holdLease(t, id) },
