@@ -44,6 +44,12 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 	if a.Plan == slug && (a.PendingPlan == "" || a.PendingPlan == slug) && (a.State != StateProvisioned || a.LeaseOwner == "") {
 		return &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}, nil
 	}
+	if a.State == StateProvisioning && a.Synchronous() {
+		// Provisioned inside Heroku's request, whose answer carries its
+		// config: a change recorded for later could never reach the app.
+		return nil, &Error{Code: EUNAVAILABLE, RetryAfter: 2 * time.Second,
+			Message: fmt.Sprintf("Add-on %s is still being provisioned; try again shortly.", id)}
+	}
 	if a.State == StateProvisioning || a.State == StateFailed {
 		a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 			now := s.now()
@@ -82,15 +88,19 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 	//
 	// An add-on Heroku sent without a grant is the exception: Kiln has no
 	// token to push its config later, so its change must finish inside
-	// Heroku's call. When it cannot, Heroku gets a 503 (it shows the
-	// customer the message, and both sides stay on the old plan), or, if
-	// only the record failed, the new config in the answer while a job
-	// settles the record.
+	// Heroku's call. When it cannot, Heroku gets a 503 and Heroku and Kiln
+	// stay on the old plan (a driver cut off mid-change may have moved the
+	// resource; the customer's next try applies the plan again); if only
+	// the record failed, Heroku gets the new config, and the change is
+	// recorded as made (recordUnrecorded).
 	noPush := a.Tokens == nil
 	cctx, cancel := context.WithTimeout(ctx, SyncBudget)
 	defer cancel()
 	var pc *PlanChange
-	var unrecorded Vars // a change made for an add-on without tokens, not recorded
+	var (
+		unrecorded Vars   // a change made for an add-on without tokens, not recorded
+		claimed    *Addon // that add-on as the change found it
+	)
 	err = s.Exclusive(cctx, id, planClaimWait, func(ctx context.Context, c *Claim) error {
 		a := c.Addon()
 		switch a.State {
@@ -109,6 +119,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		// (its caller found the add-on busy) is newer, and is kept, even
 		// for the plan that was pending (its time tells them apart).
 		superseded, supersededAt := a.PendingPlan, a.PendingPlanAt
+		found := a.Clone() // as the change found it
 		vars, err := s.driver.ChangePlan(ctx, s.resource(a), plan)
 		if ErrorCode(err) == EINVALID {
 			return err
@@ -142,7 +153,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		if err != nil {
 			s.log().ErrorContext(ctx, "could not record a plan change the driver made; a job applies it again", "addon", id, "plan", slug, "err", err)
 			if noPush {
-				unrecorded = vars
+				unrecorded, claimed = vars, found
 			}
 			return errBackground
 		}
@@ -168,6 +179,8 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 	case noPush && unrecorded == nil:
 		return nil, &Error{Code: EUNAVAILABLE, RetryAfter: 2 * time.Second, Err: err,
 			Message: fmt.Sprintf("Add-on %s cannot change plan right now (another change is in progress, or the resource service is slow); try again shortly.", id)}
+	case noPush:
+		return s.recordUnrecorded(ctx, claimed, slug, unrecorded)
 	}
 	a, err = s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
 		now := s.now()
@@ -180,14 +193,45 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		return nil, err
 	}
 	s.handOn(ctx, a) // to the plan change job
-	if unrecorded != nil {
-		// The resource is on the new plan and Heroku can only learn its
-		// config now; the job records what it applies again.
-		made := a.Clone()
-		made.Vars = unrecorded
-		return &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug), Config: s.Config(made)}, nil
-	}
 	return &PlanChange{Addon: a, Async: true, Message: fmt.Sprintf("Changing plan to %s; the new config will follow.", slug)}, nil
+}
+
+// recordUnrecorded records, for an add-on without tokens, a plan change
+// the driver made (vars) but its writer could not record (the lease lost,
+// a failed write), and answers Heroku with its config: the resource is on
+// the new plan, and Heroku's answer is the only way its config reaches the
+// app. It is recorded as made, with those vars, rather than left to a job
+// that would ask the driver again (and could get other credentials than
+// the ones Heroku was given). Only if the add-on is still as the change
+// found it (no other writer changed its plan or vars meanwhile); otherwise,
+// or when it cannot be written, Heroku gets a 503 and an error is logged:
+// the resource may be on the new plan, and an operator must look.
+func (s *Service) recordUnrecorded(ctx context.Context, claimed *Addon, slug string, vars Vars) (*PlanChange, error) {
+	a, err := s.store.Update(ctx, claimed.ID, func(ctx context.Context, a *Addon) error {
+		if a.State != StateProvisioned || a.Plan != claimed.Plan || !maps.Equal(a.Vars, claimed.Vars) {
+			return &Error{Code: EUNAVAILABLE, RetryAfter: 2 * time.Second,
+				Message: fmt.Sprintf("Add-on %s changed during its plan change; try again shortly.", a.ID)}
+		}
+		now := s.now()
+		a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
+		a.Plan, a.Vars = slug, vars
+		if a.PendingPlan == slug || (a.PendingPlan == claimed.PendingPlan && a.PendingPlanAt.Equal(claimed.PendingPlanAt)) {
+			a.PendingPlan = ""
+		}
+		return nil
+	})
+	if err != nil {
+		s.log().ErrorContext(ctx, "a plan change the driver made for an add-on without tokens could not be recorded; the resource may be on the new plan", "addon", claimed.ID, "plan", slug, "err", err)
+		return nil, err
+	}
+	if a.PendingPlan != "" {
+		s.handOn(ctx, a) // a newer request, recorded while the driver worked
+	}
+	pc := &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
+	if !maps.Equal(vars, claimed.Vars) {
+		pc.Config = s.Config(a)
+	}
+	return pc, nil
 }
 
 // planClaimWait is how long Heroku's plan change call waits for another

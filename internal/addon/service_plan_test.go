@@ -3,6 +3,7 @@ package addon_test
 import (
 	"context"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,7 +193,7 @@ func TestChangePlan(t *testing.T) {
 			calls: []string{"ChangePlan #1 basic->pro"},
 		},
 		{
-			name:  "no tokens, the change made cannot be recorded: its config in the answer, a job records it",
+			name:  "no tokens, the writer cannot record the change made: recorded as made, its config in the answer",
 			shape: []func(a *addon.Addon){provisioned, tokenless},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				f.store.Before = func(op string, id addon.ID) error {
@@ -203,9 +204,31 @@ func TestChangePlan(t *testing.T) {
 				}
 			},
 			msg: "Plan changed to pro.", config: map[string]string{"KILN_URL": "fake://pro"},
-			plan: "basic", pending: "pro",
-			calls:  []string{"ChangePlan #1 basic->pro", "Enqueue addon:plan #1"},
-			events: []string{"plan: plan change to pro continues in the background"},
+			plan:   "pro",
+			calls:  []string{"ChangePlan #1 basic->pro"},
+			events: []string{"plan: plan changed from basic to pro"},
+		},
+		{
+			name:  "no tokens, the change made cannot be recorded and another writer changed the add-on: 503",
+			shape: []func(a *addon.Addon){provisioned, tokenless},
+			setup: func(f *fixture, t *testing.T, id addon.ID) {
+				changing(f, func(string) {
+					f.update(t, id, func(a *addon.Addon) { a.Vars = addon.Vars{"URL": "fake://other"} })
+					f.store.Before = func(op string, id addon.ID) error {
+						if op == "Record" {
+							return errRefused
+						}
+						return nil
+					}
+				}, nil)
+			},
+			code: addon.EUNAVAILABLE, plan: "basic",
+			calls: []string{"ChangePlan #1 basic->pro"},
+		},
+		{
+			name:  "no tokens, still provisioning inside Heroku's request: 503",
+			shape: []func(a *addon.Addon){synchronous},
+			code:  addon.EUNAVAILABLE, plan: "basic",
 		},
 		{
 			name:  "another writer holds the add-on: the change waits for it",
@@ -277,6 +300,9 @@ func TestChangePlan(t *testing.T) {
 			}
 			pc, err := f.svc.ChangePlan(context.Background(), id, slug)
 			wantCode(t, err, tt.code)
+			if strings.HasPrefix(tt.name, "no tokens") && err != nil && addon.RetryAfter(err) == 0 {
+				t.Errorf("a 503 without Retry-After: %v", err)
+			}
 			if err == nil {
 				if pc.Async != tt.async || pc.Message != tt.msg || !maps.Equal(pc.Config, tt.config) || pc.Addon == nil {
 					t.Errorf("answer %+v, want async %v, %q, config %v", pc, tt.async, tt.msg, tt.config)
