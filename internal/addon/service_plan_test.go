@@ -25,6 +25,16 @@ func changing(f *fixture, fn func(to string), err error) {
 	}
 }
 
+// refusing makes the store refuse every op for good from now on.
+func refusing(f *fixture, op string) {
+	f.store.Before = func(o string, id addon.ID) error {
+		if o == op {
+			return errRefused
+		}
+		return nil
+	}
+}
+
 // once runs fn at the first store operation op, as another writer acting
 // between the service's calls.
 func once(f *fixture, op string, fn func()) {
@@ -195,15 +205,8 @@ func TestChangePlan(t *testing.T) {
 		{
 			name:  "no tokens, the writer cannot record the change made: recorded as made, its config in the answer",
 			shape: []func(a *addon.Addon){provisioned, tokenless},
-			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				f.store.Before = func(op string, id addon.ID) error {
-					if op == "Record" {
-						return errRefused
-					}
-					return nil
-				}
-			},
-			msg: "Plan changed to pro.", config: map[string]string{"KILN_URL": "fake://pro"},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { refusing(f, "Record") },
+			msg:   "Plan changed to pro.", config: map[string]string{"KILN_URL": "fake://pro"},
 			plan:   "pro",
 			calls:  []string{"ChangePlan #1 basic->pro"},
 			events: []string{"plan: plan changed from basic to pro"},
@@ -214,12 +217,7 @@ func TestChangePlan(t *testing.T) {
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				changing(f, func(string) {
 					f.update(t, id, func(a *addon.Addon) { a.Vars = addon.Vars{"URL": "fake://other"} })
-					f.store.Before = func(op string, id addon.ID) error {
-						if op == "Record" {
-							return errRefused
-						}
-						return nil
-					}
+					refusing(f, "Record")
 				}, nil)
 			},
 			code: addon.EUNAVAILABLE, plan: "basic",
@@ -241,14 +239,7 @@ func TestChangePlan(t *testing.T) {
 		{
 			name:  "the change made cannot be recorded: a job applies it again",
 			shape: []func(a *addon.Addon){provisioned},
-			setup: func(f *fixture, t *testing.T, id addon.ID) {
-				f.store.Before = func(op string, id addon.ID) error {
-					if op == "Record" {
-						return errRefused
-					}
-					return nil
-				}
-			},
+			setup: func(f *fixture, t *testing.T, id addon.ID) { refusing(f, "Record") },
 			async: true, msg: background, plan: "basic", pending: "pro",
 			calls:  []string{"ChangePlan #1 basic->pro", "Enqueue addon:plan #1"},
 			events: []string{"plan: plan change to pro continues in the background"},
