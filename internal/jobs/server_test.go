@@ -157,6 +157,18 @@ func provision(tb testing.TB, svc *addon.Service, id addon.ID, grant addon.Grant
 	}
 }
 
+// accept sends Heroku's provision request for n new add-ons to svc, one
+// after the other, and returns their ids in that order.
+func (e *env) accept(tb testing.TB, svc *addon.Service, n int) []addon.ID {
+	tb.Helper()
+	ids := make([]addon.ID, n)
+	for i := range ids {
+		ids[i] = addon.ID(uuid.NewString())
+		provision(tb, svc, ids[i], e.sim.NewAddon(string(ids[i])))
+	}
+	return ids
+}
+
 // eventually polls cond until it holds, failing the test after wait.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
@@ -381,6 +393,24 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 	}
 }
 
+// aheadClock is a clock that runs ahead of time.Now by what was set, so a
+// test can move past a deadline or Heroku's 12-hour limit without waiting.
+type aheadClock struct{ by atomic.Int64 }
+
+func (c *aheadClock) now() time.Time      { return time.Now().Add(time.Duration(c.by.Load())) }
+func (c *aheadClock) set(d time.Duration) { c.by.Store(int64(d)) }
+
+// accountDeleted reports whether the account driver destroyed the add-on's
+// account.
+func (e *env) accountDeleted(tb testing.TB, id addon.ID) bool {
+	tb.Helper()
+	var n int64
+	if err := e.db.Gorm().Raw("SELECT count(*) FROM accounts WHERE id = ? AND deleted_at IS NOT NULL", string(id)).Row().Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n == 1
+}
+
 // TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave: a worker stops while
 // its call marking the add-on provisioned is with Heroku, which then
 // carries it out: Heroku has the add-on provisioned, Kiln has no record
@@ -390,9 +420,8 @@ func TestReconcilerGivesUpPastDeadline(t *testing.T) {
 func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	var ahead atomic.Int64 // how far the clocks run ahead
-	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock})
+	var clock aheadClock
+	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
 	stop := e.run(t, svc, e.fast())
 	id := addon.ID(uuid.NewString())
 	hold := make(chan struct{})
@@ -411,8 +440,8 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 		t.Fatalf("Kiln has it %s, resource %v; want provisioning with its resource recorded", a.State, a.ResourceCreatedAt)
 	}
 
-	ahead.Store(int64(11*time.Hour + time.Minute))
-	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log, Now: clock})
+	clock.set(11*time.Hour + time.Minute)
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log, Now: clock.now})
 	eventually(t, "the give-up to act (the stopped job's claim let go)", func() bool {
 		n, err := rec.Sweep(ctx)
 		return err == nil && n == 1
@@ -421,9 +450,8 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 	if a.State != addon.StateProvisioned || a.Vars["URL"] == "" {
 		t.Fatalf("after the give-up: %s (%q), vars %v; want provisioned with its credentials", a.State, a.Reason, a.Vars)
 	}
-	var deleted int64
-	if err := e.db.Gorm().Raw("SELECT count(*) FROM accounts WHERE id = ? AND deleted_at IS NOT NULL", string(id)).Row().Scan(&deleted); err != nil || deleted != 0 {
-		t.Errorf("accounts deleted: %d, %v; want the live add-on's kept", deleted, err)
+	if e.accountDeleted(t, id) {
+		t.Error("the live add-on's account was destroyed")
 	}
 	if got := e.calls(id, herokusim.KindGet); len(got) != 1 {
 		t.Errorf("GET /addons calls = %v, want the one asking before the give-up", got)
@@ -439,10 +467,8 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 func TestReconcilerRemovesLeftovers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	var ahead atomic.Int64 // how far the service's clock runs ahead
-	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: func() time.Time {
-		return time.Now().Add(time.Duration(ahead.Load()))
-	}})
+	var clock aheadClock
+	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
 	e.run(t, svc, e.fast())
 	// Two such add-ons, the first requested first.
 	var ids []addon.ID
@@ -457,33 +483,25 @@ func TestReconcilerRemovesLeftovers(t *testing.T) {
 		ids = append(ids, id)
 	}
 	first, second := ids[0], ids[1]
-	deleted := func(id addon.ID) bool {
-		t.Helper()
-		var n int64
-		if err := e.db.Gorm().Raw("SELECT count(*) FROM accounts WHERE id = ? AND deleted_at IS NOT NULL", string(id)).Row().Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n == 1
-	}
 
 	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log})
 	if n, err := rec.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("Sweep inside Heroku's limit = %d, %v; want nothing done", n, err)
 	}
-	if a := e.state(t, first); a.State != addon.StateFailed || deleted(first) {
-		t.Fatalf("inside Heroku's limit: %s, account deleted %v; want failed, kept for a retry", a.State, deleted(first))
+	if a := e.state(t, first); a.State != addon.StateFailed || e.accountDeleted(t, first) {
+		t.Fatalf("inside Heroku's limit: %s, account deleted %v; want failed, kept for a retry", a.State, e.accountDeleted(t, first))
 	}
 
 	// Past the limit, with Heroku unable to answer about the first: the
 	// second goes all the same, the first waits for a sweep that can ask.
-	ahead.Store(int64(addon.HerokuLimit + time.Minute))
+	clock.set(addon.HerokuLimit + time.Minute)
 	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindGet, AddonID: string(first), Status: http.StatusServiceUnavailable})
 	if n, err := rec.Sweep(ctx); err == nil || n != 1 {
 		t.Fatalf("Sweep past Heroku's limit, Heroku down for the first = %d, %v; want the second moved and the first's error", n, err)
 	}
 	e.waitState(t, second, addon.StateDeprovisioned)
-	if a := e.state(t, first); a.State != addon.StateFailed || deleted(first) {
-		t.Fatalf("the first, Heroku unable to answer: %s, account deleted %v; want it kept", a.State, deleted(first))
+	if a := e.state(t, first); a.State != addon.StateFailed || e.accountDeleted(t, first) {
+		t.Fatalf("the first, Heroku unable to answer: %s, account deleted %v; want it kept", a.State, e.accountDeleted(t, first))
 	}
 	e.sim.ClearFaults()
 	if n, err := rec.Sweep(ctx); err != nil || n != 1 {
@@ -492,7 +510,7 @@ func TestReconcilerRemovesLeftovers(t *testing.T) {
 	e.waitState(t, first, addon.StateDeprovisioned)
 	for _, id := range ids {
 		a := e.state(t, id)
-		if !deleted(id) {
+		if !e.accountDeleted(t, id) {
 			t.Errorf("%s: the add-on's account was not destroyed", id)
 		}
 		if a.Tokens != nil || a.Vars != nil {
@@ -516,17 +534,13 @@ func TestReconcilerPagesPastStuckAddons(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	svc := e.service(downQueue(t), time.Hour) // nothing reaches Redis
-	var stuck []addon.ID
-	for range 2 {
-		id := addon.ID(uuid.NewString())
-		provision(t, svc, id, e.sim.NewAddon(string(id)))
+	stuck := e.accept(t, svc, 2)
+	for _, id := range stuck {
 		if err := svc.Deprovision(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		stuck = append(stuck, id)
 	}
-	lost := addon.ID(uuid.NewString())
-	provision(t, svc, lost, e.sim.NewAddon(string(lost))) // the newest: last in the order
+	lost := e.accept(t, svc, 1)[0] // the newest: last in the order
 
 	rec := jobs.NewReconciler(e.service(e.queue, time.Hour), e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Limit: 2, Log: e.log})
 	granted := func() bool {
@@ -559,12 +573,7 @@ func TestReconcilerResumesACutSweep(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	svc := e.service(downQueue(t), time.Hour) // nothing reaches Redis
-	var ids []addon.ID
-	for range 3 {
-		id := addon.ID(uuid.NewString())
-		provision(t, svc, id, e.sim.NewAddon(string(id)))
-		ids = append(ids, id)
-	}
+	ids := e.accept(t, svc, 3)
 	var mu sync.Mutex
 	clock := time.Now()
 	rec := jobs.NewReconciler(e.service(e.queue, time.Hour), e.queue, jobs.ReconcilerOptions{
