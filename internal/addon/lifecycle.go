@@ -114,12 +114,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Already on plan %s.", slug)}
 			return nil
 		}
-		// A change pending when the claim was taken is older than this
-		// one, which replaces it; one recorded while the driver works
-		// (its caller found the add-on busy) is newer, and is kept, even
-		// for the plan that was pending (its time tells them apart).
-		superseded, supersededAt := a.PendingPlan, a.PendingPlanAt
-		found := a.Clone() // as the change found it
+		found := a.Clone() // as the change found it (settlePending)
 		vars, err := s.driver.ChangePlan(ctx, s.resource(a), plan)
 		if ErrorCode(err) == EINVALID {
 			return err
@@ -139,9 +134,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
 				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
 				a.Plan, a.Vars = slug, vars
-				if a.PendingPlan == slug || (a.PendingPlan == superseded && a.PendingPlanAt.Equal(supersededAt)) {
-					a.PendingPlan = ""
-				}
+				a.settlePending(slug, found)
 				if a.Halted == JobPlanChange {
 					// Heroku's newest plan is applied: a halted older change is moot.
 					a.Halted, a.HaltReason = "", ""
@@ -215,9 +208,7 @@ func (s *Service) recordUnrecorded(ctx context.Context, claimed *Addon, slug str
 		now := s.now()
 		a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
 		a.Plan, a.Vars = slug, vars
-		if a.PendingPlan == slug || (a.PendingPlan == claimed.PendingPlan && a.PendingPlanAt.Equal(claimed.PendingPlanAt)) {
-			a.PendingPlan = ""
-		}
+		a.settlePending(slug, claimed)
 		return nil
 	})
 	if err != nil {
@@ -232,6 +223,18 @@ func (s *Service) recordUnrecorded(ctx context.Context, claimed *Addon, slug str
 		pc.Config = s.Config(a)
 	}
 	return pc, nil
+}
+
+// settlePending clears the pending plan that a change to slug, made
+// inside Heroku's call from the add-on as found, settles: one for slug
+// itself, or the one pending when the change began, which this newer
+// request replaces. One recorded while the driver worked (its caller found
+// the add-on busy) is newer and is kept, even for the plan that was
+// pending: its time tells them apart.
+func (a *Addon) settlePending(slug string, found *Addon) {
+	if a.PendingPlan == slug || (a.PendingPlan == found.PendingPlan && a.PendingPlanAt.Equal(found.PendingPlanAt)) {
+		a.PendingPlan = ""
+	}
 }
 
 // planClaimWait is how long Heroku's plan change call waits for another

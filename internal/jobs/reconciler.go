@@ -249,7 +249,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		if i > 0 && r.opt.Now().Sub(start) >= r.opt.Interval {
+		if i > 0 && r.spent(start) {
 			r.log.Warn("sweep stopped at its interval; the next goes on from there", "acted", n, "left", len(stale)-i)
 			next = key(stale[i-1])
 			break
@@ -315,7 +315,7 @@ const leftoversPerSweep = 50
 // stops at Heroku's rate limit; one that fails otherwise is skipped. The
 // next sweep lists what is left again.
 func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int, error) {
-	if r.opt.Now().Sub(start) >= r.opt.Interval {
+	if r.spent(start) {
 		return 0, nil
 	}
 	left, err := r.svc.Leftovers(ctx, min(r.opt.Limit, leftoversPerSweep))
@@ -329,7 +329,7 @@ func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int,
 			errs = append(errs, ctx.Err())
 			break
 		}
-		if r.opt.Now().Sub(start) >= r.opt.Interval {
+		if r.spent(start) {
 			r.log.Warn("leftovers: sweep stopped at its interval; the next goes on", "removed", n, "left", len(left)-i)
 			break
 		}
@@ -348,6 +348,10 @@ func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int,
 	}
 	return n, errors.Join(errs...)
 }
+
+// spent reports whether a sweep that began at start has used up its
+// Interval: it then starts no new action.
+func (r *Reconciler) spent(start time.Time) bool { return r.opt.Now().Sub(start) >= r.opt.Interval }
 
 // key is where a listing that starts after a goes on.
 func key(a *addon.Addon) addon.StaleFrom { return addon.StaleFrom{UpdatedAt: a.UpdatedAt, ID: a.ID} }
