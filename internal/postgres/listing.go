@@ -15,9 +15,17 @@ import (
 // sweep (Requeued). None is on a hot path, so each is built with GORM's
 // query builder and read with Find.
 
-// defaultStaleLimit is the batch Stale and Requeued return when asked for
-// no limit, so a backlog cannot load every add-on into one pass.
+// defaultStaleLimit is the batch Stale, Requeued and Leftovers return when
+// asked for no limit, so a backlog cannot load every add-on into one pass.
 const defaultStaleLimit = 100
+
+// batch is the number of add-ons a listing asked for limit returns.
+func batch(limit int) int {
+	if limit <= 0 {
+		return defaultStaleLimit
+	}
+	return limit
+}
 
 // Stale lists add-ons with work left (provisioning, deprovisioning, or a
 // provisioned add-on with a pending plan change or config vars that never
@@ -26,9 +34,7 @@ const defaultStaleLimit = 100
 // addons_stale_idx, addons_pending_plan_idx and addons_unpushed_config_idx
 // serve it.
 func (db *DB) Stale(ctx context.Context, before time.Time, from addon.StaleFrom, limit int) ([]*addon.Addon, error) {
-	if limit <= 0 {
-		limit = defaultStaleLimit
-	}
+	limit = batch(limit)
 	var rows []addonRow
 	q := db.gorm.WithContext(ctx)
 	if !from.UpdatedAt.IsZero() {
@@ -59,9 +65,7 @@ func (db *DB) Stale(ctx context.Context, before time.Time, from addon.StaleFrom,
 // first, for the worker's outbox sweep; the partial index addons_requeue_idx
 // keeps it cheap enough to run every few seconds.
 func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
-	if limit <= 0 {
-		limit = defaultStaleLimit
-	}
+	limit = batch(limit)
 	var rows []addonRow
 	if err := db.gorm.WithContext(ctx).Where("requeue").Order("updated_at, id").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, dbError(err, "")
@@ -76,9 +80,7 @@ func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
 // index addons_leftover_idx: only such add-ons are in it, so it stays small
 // whatever the table's size.
 func (db *DB) Leftovers(ctx context.Context, before time.Time, limit int) ([]*addon.Addon, error) {
-	if limit <= 0 {
-		limit = defaultStaleLimit
-	}
+	limit = batch(limit)
 	var rows []addonRow
 	err := db.gorm.WithContext(ctx).
 		Where(`state = 'failed' AND (resource_created_at IS NOT NULL OR access_token IS NOT NULL OR (grant_code IS NULL AND grant_exchanged_at IS NULL)) AND created_at < ?`, before.UTC()).
