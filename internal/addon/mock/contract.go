@@ -22,10 +22,14 @@ import (
 // what this contract makes it worth.
 func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 	ctx := context.Background()
-	seed := func(t *testing.T, s addon.Store, state addon.State) *addon.Addon {
+	// seed stores an add-on in state, changed by mods.
+	seed := func(t *testing.T, s addon.Store, state addon.State, mods ...func(a *addon.Addon)) *addon.Addon {
 		t.Helper()
 		a := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: state,
 			Vars: addon.Vars{"URL": "fake://one"}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		for _, m := range mods {
+			m(a)
+		}
 		a.Note(a.CreatedAt, "state", "provision requested")
 		stored, created, err := s.Create(ctx, a)
 		if err != nil || !created {
@@ -437,29 +441,20 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) addon.Store) {
 
 	t.Run("Leftovers lists failed add-ons that may hold a resource, or hold tokens, by request", func(t *testing.T) {
 		s := newStore(t)
-		shaped := func(t *testing.T, state addon.State, requested time.Time, shape func(a *addon.Addon)) *addon.Addon {
-			t.Helper()
-			a := &addon.Addon{ID: addon.ID(uuid.NewString()), Name: "acme", Plan: "test", State: state,
-				CreatedAt: requested.UTC().Truncate(time.Microsecond)}
-			shape(a)
-			a.Note(a.CreatedAt, "state", "provision requested")
-			stored, _, err := s.Create(ctx, a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return stored
-		}
 		now := time.Now()
 		withResource := func(a *addon.Addon) { a.Vars, a.ResourceCreatedAt = addon.Vars{"URL": "fake://one"}, a.CreatedAt }
 		withTokens := func(a *addon.Addon) { a.Tokens = &addon.Tokens{Access: "a", Refresh: "r"} }
 		lostGrant := func(a *addon.Addon) { a.Grant = &addon.Grant{Code: "g", ExpiresAt: a.CreatedAt.Add(5 * time.Minute)} }
 		noGrant := func(*addon.Addon) {} // a failed request's clean-up may have failed too
-		third := shaped(t, addon.StateFailed, now.Add(-12*time.Hour-time.Minute), noGrant)
-		second := shaped(t, addon.StateFailed, now.Add(-13*time.Hour), withTokens)
-		first := shaped(t, addon.StateFailed, now.Add(-14*time.Hour), withResource)
-		shaped(t, addon.StateFailed, now.Add(-14*time.Hour), lostGrant)                                                    // nothing was made
-		shaped(t, addon.StateFailed, now.Add(-time.Hour), withResource)                                                    // requested too recently
-		shaped(t, addon.StateProvisioned, now.Add(-14*time.Hour), func(a *addon.Addon) { withResource(a); withTokens(a) }) // not failed
+		requested := func(ago time.Duration) func(a *addon.Addon) {
+			return func(a *addon.Addon) { a.CreatedAt = now.Add(-ago).UTC().Truncate(time.Microsecond) }
+		}
+		third := seed(t, s, addon.StateFailed, requested(12*time.Hour+time.Minute), noGrant)
+		second := seed(t, s, addon.StateFailed, requested(13*time.Hour), withTokens)
+		first := seed(t, s, addon.StateFailed, requested(14*time.Hour), withResource)
+		seed(t, s, addon.StateFailed, requested(14*time.Hour), lostGrant)                     // nothing was made
+		seed(t, s, addon.StateFailed, requested(time.Hour), withResource)                     // requested too recently
+		seed(t, s, addon.StateProvisioned, requested(14*time.Hour), withResource, withTokens) // not failed
 		got, err := s.Leftovers(ctx, now.Add(-12*time.Hour), 10)
 		if want := []addon.ID{first.ID, second.ID, third.ID}; err != nil || fmt.Sprint(ids(got)) != fmt.Sprint(want) {
 			t.Errorf("Leftovers = %v, %v; want %v, oldest request first", ids(got), err, want)
