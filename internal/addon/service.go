@@ -592,9 +592,9 @@ func (s *Service) Requeued(ctx context.Context, limit int) ([]*Addon, error) {
 // Unflag clears the Requeue flag of an add-on the outbox sweep listed (a)
 // and enqueued a job for, unless the add-on changed after it was listed:
 // its flag may then stand for a newer failed enqueue (of another job), and
-// the next sweep sees it.
-func (s *Service) Unflag(ctx context.Context, listed *Addon) error {
-	_, err := s.store.Update(ctx, listed.ID, func(ctx context.Context, a *Addon) error {
+// the next sweep sees it. It says whether it cleared the flag.
+func (s *Service) Unflag(ctx context.Context, listed *Addon) (cleared bool, err error) {
+	_, err = s.store.Update(ctx, listed.ID, func(ctx context.Context, a *Addon) error {
 		if !a.UpdatedAt.Equal(listed.UpdatedAt) {
 			return errChanged
 		}
@@ -602,9 +602,9 @@ func (s *Service) Unflag(ctx context.Context, listed *Addon) error {
 		return nil
 	})
 	if errors.Is(err, errChanged) {
-		return nil
+		return false, nil
 	}
-	return err
+	return err == nil, err
 }
 
 // errChanged leaves an add-on's requeue flag alone when the add-on changed

@@ -132,8 +132,12 @@ func TestOutbox(t *testing.T) {
 	}
 	f.update(t, second, func(a *addon.Addon) { a.Reason = "changed since" })
 	for _, a := range listed {
-		if err := f.svc.Unflag(ctx, a); err != nil {
+		cleared, err := f.svc.Unflag(ctx, a)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if want := a.ID == first; cleared != want {
+			t.Errorf("Unflag(%s) cleared = %v, want %v", a.ID, cleared, want)
 		}
 	}
 	if f.get(t, first).Requeue {
@@ -142,7 +146,8 @@ func TestOutbox(t *testing.T) {
 	if !f.get(t, second).Requeue {
 		t.Error("an add-on changed since it was listed lost its flag")
 	}
-	wantCode(t, f.svc.Unflag(ctx, &addon.Addon{ID: f.nextID()}), addon.ENOTFOUND)
+	_, err = f.svc.Unflag(ctx, &addon.Addon{ID: f.nextID()})
+	wantCode(t, err, addon.ENOTFOUND)
 }
 
 // TestStale: the reconciler's listing is the store's.

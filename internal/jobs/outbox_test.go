@@ -3,6 +3,9 @@ package jobs_test
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/jobs"
@@ -55,5 +58,50 @@ func TestOutboxSweepKeepsANewerFlag(t *testing.T) {
 	}
 	if a := e.state(t, id); a.Requeue {
 		t.Error("the flag is still set after the second sweep")
+	}
+}
+
+// TestOutboxSweepDrainsABacklog: a backlog larger than a page (Limit) is
+// enqueued page after page in one sweep, not a page per OutboxInterval (a
+// long outage leaves thousands, their grants dying five minutes after each
+// request); once OutboxInterval has passed the sweep starts no new page
+// and the next tick goes on.
+func TestOutboxSweepDrainsABacklog(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		every time.Duration // OutboxInterval: the sweep's time budget
+		want  int           // enqueued by the sweep
+	}{
+		{"every page in one sweep", time.Minute, 5},
+		{"no page after the interval", time.Nanosecond, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t)
+			svc, _, first := e.acceptedWhileDown(t)
+			ids := []addon.ID{first}
+			for range 4 {
+				id := addon.ID(uuid.NewString())
+				provision(t, svc, id, e.sim.NewAddon(string(id)))
+				ids = append(ids, id)
+			}
+			rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{Log: e.log, Limit: 2, OutboxInterval: tt.every})
+			if n, err := rec.SweepOutbox(ctx); err != nil || n != tt.want {
+				t.Fatalf("SweepOutbox = %d, %v; want %d", n, err, tt.want)
+			}
+			flagged := 0
+			for _, id := range ids {
+				if e.state(t, id).Requeue {
+					flagged++
+				}
+			}
+			if flagged != len(ids)-tt.want {
+				t.Errorf("%d add-ons still flagged, want %d", flagged, len(ids)-tt.want)
+			}
+			if got := pending(t, e.in, jobs.QueueGrant); len(got) != tt.want {
+				t.Errorf("%d grant tasks pending, want %d", len(got), tt.want)
+			}
+		})
 	}
 }

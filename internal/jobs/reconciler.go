@@ -157,24 +157,51 @@ func (r *Reconciler) outbox(ctx context.Context) error {
 // may then stand for a newer failed enqueue). It needs no lock: enqueueing
 // deduplicates. It stops at the first enqueue failure (Redis is still down)
 // and returns how many it enqueued.
+//
+// It goes on page after page while pages come full, so a backlog left by
+// a long outage (thousands of provisions accepted while Redis was down,
+// their grants dying five minutes after each request) drains at the pace
+// of Redis and Postgres, not Limit rows an interval; it starts no page
+// once OutboxInterval has passed, and the next tick goes on. A page whose
+// flags all stayed (every add-on changed after it was listed) ends the
+// sweep too: their writers are at work, and the next tick lists them
+// again.
 func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
+	start := time.Now() // time spent, not the clock Stale is judged by
+	total := 0
+	for {
+		n, cleared, full, err := r.outboxPage(ctx)
+		total += n
+		if err != nil || !full || cleared == 0 || time.Since(start) >= r.opt.OutboxInterval {
+			return total, err
+		}
+	}
+}
+
+// outboxPage is one page of SweepOutbox: how many jobs it enqueued, how
+// many flags it cleared and whether the page was full.
+func (r *Reconciler) outboxPage(ctx context.Context) (enqueued, cleared int, full bool, err error) {
 	flagged, err := r.svc.Requeued(ctx, r.opt.Limit)
 	if err != nil {
-		return 0, fmt.Errorf("reconciler: list requeued add-ons: %w", err)
+		return 0, 0, false, fmt.Errorf("reconciler: list requeued add-ons: %w", err)
 	}
-	n := 0
+	full = len(flagged) == r.opt.Limit
 	for _, a := range flagged {
 		if kind, ok := a.NextJob(); ok {
 			if err := r.queue.Enqueue(ctx, kind, a.ID); err != nil {
-				return n, fmt.Errorf("enqueue %s for %s: %w", kind, a.ID, err)
+				return enqueued, cleared, full, fmt.Errorf("enqueue %s for %s: %w", kind, a.ID, err)
 			}
-			n++
+			enqueued++
 		}
-		if err := r.svc.Unflag(ctx, a); err != nil {
-			return n, fmt.Errorf("clear requeue flag of %s: %w", a.ID, err)
+		ok, err := r.svc.Unflag(ctx, a)
+		if err != nil {
+			return enqueued, cleared, full, fmt.Errorf("clear requeue flag of %s: %w", a.ID, err)
+		}
+		if ok {
+			cleared++
 		}
 	}
-	return n, nil
+	return enqueued, cleared, full, nil
 }
 
 // acquire takes this interval's sweep lock. When Redis cannot tell, it
