@@ -124,7 +124,6 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			s.log().WarnContext(ctx, "plan change continues in the background", "addon", id, "err", err)
 			return errBackground
 		}
-		changed := !maps.Equal(vars, a.Vars)
 		// The resource is on the new plan now: record it at any cost. If
 		// that cannot be done, the change continues as a job (which applies
 		// it again and records it), never as an error that leaves Heroku
@@ -133,7 +132,8 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			var err error
 			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
 				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-				a.Plan, a.Vars = slug, vars
+				a.Plan = slug
+				s.takeVars(ctx, a, vars, found.Vars)
 				a.settlePending(slug, found)
 				if a.Halted == JobPlanChange {
 					// Heroku's newest plan is applied: a halted older change is moot.
@@ -157,7 +157,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 			s.handOn(ctx, a)
 		}
 		pc = &PlanChange{Addon: a, Message: fmt.Sprintf("Plan changed to %s.", slug)}
-		if changed {
+		if !maps.Equal(a.Vars, found.Vars) {
 			pc.Config = s.Config(a)
 		}
 		return nil
@@ -167,7 +167,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		return pc, nil
 	case ErrorCode(err) == EINVALID || ErrorCode(err) == EGONE:
 		return nil, err
-	case err != errBackground && !IsBusy(err):
+	case !errors.Is(err, errBackground) && !IsBusy(err):
 		return nil, err
 	case noPush && unrecorded == nil:
 		return nil, &Error{Code: EUNAVAILABLE, RetryAfter: 2 * time.Second, Err: err,
@@ -223,6 +223,28 @@ func (s *Service) recordUnrecorded(ctx context.Context, claimed *Addon, slug str
 		pc.Config = s.Config(a)
 	}
 	return pc, nil
+}
+
+// takeVars records on a, as stored, the vars a plan change's driver call
+// gave back (got), made from the vars its writer claimed the add-on with
+// (from). If another writer stored other credentials meanwhile (a
+// rotation whose lease lapsed during its driver call saves them anyway:
+// they are the only working ones) and the call gave back what it was
+// given, the stored ones are kept: writing from back would leave the app
+// a key that no longer works. If both changed, which set the resource
+// honours depends on the order the two calls reached it: the plan
+// change's is recorded, as its writer holds the lease, and an error is
+// logged for an operator to check.
+func (s *Service) takeVars(ctx context.Context, a *Addon, got, from Vars) {
+	switch {
+	case maps.Equal(a.Vars, from):
+		a.Vars = got
+	case maps.Equal(got, from):
+		s.log().WarnContext(ctx, "plan change kept the credentials another writer stored meanwhile", "addon", a.ID)
+	default:
+		s.log().ErrorContext(ctx, "plan change and another writer both changed the credentials; the plan change's are recorded: check which the resource honours", "addon", a.ID)
+		a.Vars = got
+	}
 }
 
 // settlePending clears the pending plan that a change to slug, made
@@ -316,14 +338,21 @@ func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err 
 	// vars look unchanged: the job is also how a change that timed out
 	// inside Heroku's call reaches the app, and a PATCH of the same values
 	// is harmless.
+	from := a.Vars
 	a, err = c.Record(ctx, func(a *Addon, now time.Time) error {
 		a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, target))
-		a.Plan, a.Vars = target, vars
+		a.Plan = target
+		s.takeVars(ctx, a, vars, from)
 		if a.PendingPlan == target {
 			a.PendingPlan = ""
 		}
 		if a.Tokens != nil {
 			a.ConfigPushedAt = time.Time{}
+			if a.Halted == JobPushConfig {
+				// This change's config is owed to Heroku: an older halted
+				// push must not keep it from being pushed (giveVars).
+				a.Halted, a.HaltReason = "", ""
+			}
 		}
 		return nil
 	})

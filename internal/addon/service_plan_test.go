@@ -498,6 +498,15 @@ func TestPlanChangeJob(t *testing.T) {
 			events: []string{changed, "halted: addon:config stopped: Config refused."},
 		},
 		{
+			name: "an older push was halted: this change's config is pushed all the same",
+			shape: []func(a *addon.Addon){provisioned, pending("pro"), func(a *addon.Addon) {
+				a.ConfigPushedAt = time.Time{}
+				a.Halted, a.HaltReason = addon.JobPushConfig, "refused before"
+			}},
+			plan:  "pro",
+			calls: []string{toPro, pushPro}, events: []string{changed, pushed},
+		},
+		{
 			name:  "a change recorded during the final push: the job comes back soon",
 			shape: []func(a *addon.Addon){provisioned, pending("pro")},
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
@@ -562,4 +571,106 @@ func TestPlanChangeJobBusy(t *testing.T) {
 		t.Errorf("PlanChangeJob on a held add-on = %v, want busy", err)
 	}
 	f.wantCalls(t)
+}
+
+// TestPlanChangeKeepsNewerCredentials: credentials another writer stored
+// while a plan change's driver call ran (a rotation whose lease lapsed
+// saves them anyway: the resource honours only them now) are kept when
+// the call gives back the vars it was given, in the job and inside
+// Heroku's call alike, and they are what reaches Heroku; writing the
+// claimed ones back would leave the app a dead key.
+func TestPlanChangeKeepsNewerCredentials(t *testing.T) {
+	const rotated = "fake://basic?rotated"
+	tests := []struct {
+		name   string
+		job    bool
+		got    func(r addon.Resource) addon.Vars // what ChangePlan gives back
+		want   string                            // URL stored afterwards
+		calls  []string
+		config map[string]string // Heroku's answer, inside its call
+	}{
+		{
+			name:  "job: the change gives back what it was given",
+			job:   true,
+			got:   func(r addon.Resource) addon.Vars { return r.Vars },
+			want:  rotated,
+			calls: []string{"ChangePlan #1 basic->pro", "SetConfig #1 access-1 KILN_URL=" + rotated},
+		},
+		{
+			name:  "job: the change makes new vars too: the lease holder's are recorded",
+			job:   true,
+			got:   func(r addon.Resource) addon.Vars { return addon.Vars{"URL": "fake://pro"} },
+			want:  "fake://pro",
+			calls: []string{"ChangePlan #1 basic->pro", "SetConfig #1 access-1 KILN_URL=fake://pro"},
+		},
+		{
+			name:   "inside Heroku's call: the change gives back what it was given",
+			got:    func(r addon.Resource) addon.Vars { return r.Vars },
+			want:   rotated,
+			calls:  []string{"ChangePlan #1 basic->pro"},
+			config: map[string]string{"KILN_URL": rotated},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			shape := []func(a *addon.Addon){provisioned}
+			if tt.job {
+				shape = append(shape, pending("pro"))
+			}
+			f, id := arrange(t, shape, nil)
+			f.driver.ChangePlanFn = func(ctx context.Context, r addon.Resource, to addon.Plan) (addon.Vars, error) {
+				f.called("ChangePlan %s %s->%s", short(addon.ID(r.ID)), r.Plan.Slug, to.Slug)
+				// A rotation that lost its lease saves its new
+				// credentials without one (giveVars).
+				f.update(t, id, func(a *addon.Addon) { a.Vars = addon.Vars{"URL": rotated} })
+				return tt.got(r), nil
+			}
+			if tt.job {
+				if err := f.svc.PlanChangeJob(context.Background(), id); err != nil {
+					t.Fatalf("PlanChangeJob = %v", err)
+				}
+			} else {
+				pc, err := f.svc.ChangePlan(context.Background(), id, "pro")
+				if err != nil {
+					t.Fatalf("ChangePlan = %v", err)
+				}
+				if !maps.Equal(pc.Config, tt.config) {
+					t.Errorf("config for Heroku %v, want %v", pc.Config, tt.config)
+				}
+			}
+			a := f.get(t, id)
+			if a.Plan != "pro" || a.Vars["URL"] != tt.want {
+				t.Errorf("plan %q, vars %v; want pro with URL %s", a.Plan, a.Vars, tt.want)
+			}
+			f.wantCalls(t, tt.calls...)
+			f.wantFree(t, id)
+		})
+	}
+}
+
+// TestChangePlanLeaseLostWhileDriverWorks: when the claim's renewal finds
+// the lease taken over while the driver changes the plan inside Heroku's
+// call, the change it could not record continues as a job (pending, 202),
+// not as an error that leaves Heroku on the old plan and the resource on
+// the new one.
+func TestChangePlanLeaseLostWhileDriverWorks(t *testing.T) {
+	f := newFixture(t, func(o *addon.Options) { o.LeaseTTL = 30 * time.Millisecond })
+	id := f.add(t, provisioned)
+	f.driver.ChangePlanFn = func(ctx context.Context, r addon.Resource, to addon.Plan) (addon.Vars, error) {
+		f.advance(time.Minute)
+		f.holdLease(t, id)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the driver's context was not cancelled")
+		}
+		return addon.Vars{"URL": "fake://" + to.Slug}, nil
+	}
+	pc, err := f.svc.ChangePlan(context.Background(), id, "pro")
+	if err != nil || !pc.Async {
+		t.Fatalf("ChangePlan = %+v, %v; want it to continue as a job", pc, err)
+	}
+	if a := f.get(t, id); a.Plan != "basic" || a.PendingPlan != "pro" {
+		t.Errorf("plan %q, pending %q; want basic, pro (for the job)", a.Plan, a.PendingPlan)
+	}
 }
