@@ -332,7 +332,7 @@ func (s *Service) GrantJob(ctx context.Context, id ID) error {
 				if s.opt.GrantLost != nil {
 					s.opt.GrantLost(id)
 				}
-				return Wrap(EINVALID, err, "%s", GrantLostReason)
+				return failureRecorded{Wrap(EINVALID, err, "%s", GrantLostReason)}
 			}
 			if !Transient(err) {
 				// A definite answer: the attempt is over, so a later retry
@@ -848,6 +848,9 @@ func (s *Service) failIfPermanent(ctx context.Context, id ID, err error) error {
 	if ErrorCode(err) == ENOTFOUND && errors.Is(err, errNoAddon) {
 		return err
 	}
+	if errors.As(err, new(failureRecorded)) {
+		return err
+	}
 	if ferr := s.Fail(ctx, id, ErrorMessage(err)); ferr != nil {
 		// The record's error first: it decides whether the job retries.
 		// Unrecorded, the failure has not happened, so the job must run
@@ -858,6 +861,16 @@ func (s *Service) failIfPermanent(ctx context.Context, id ID, err error) error {
 }
 
 var errNoAddon = errors.New("no such add-on")
+
+// failureRecorded marks a permanent error whose failure its writer has
+// recorded already, under its claim's fence: failIfPermanent must not
+// record it again, unfenced, once the claim is let go. A writer with
+// tokens in hand may have revived the add-on in between (saveTokens after
+// a grant reported lost), and failing it again would strand it failed
+// with working tokens.
+type failureRecorded struct{ error }
+
+func (e failureRecorded) Unwrap() error { return e.error }
 
 // NotFound builds the ENOTFOUND error stores return for an unknown add-on,
 // named by its id or (operators) by its name.

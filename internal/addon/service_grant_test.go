@@ -252,6 +252,40 @@ func TestGrantLostUnrecorded(t *testing.T) {
 	}
 }
 
+// TestGrantLostThenRevived: the retried grant job records the add-on
+// failed (grant lost) under its claim and lets go; before it returns, the
+// earlier attempt, its answer late, saves its tokens and revives the
+// add-on. The retry's failure was recorded already: nothing fails the
+// add-on again after its claim is gone.
+func TestGrantLostThenRevived(t *testing.T) {
+	f := newFixture(t)
+	id := f.add(t, startedBefore)
+	exchanging(f, nil, errRefused)
+	revived := false
+	f.store.Before = func(op string, _ addon.ID) error {
+		if op != "Release" || revived {
+			return nil
+		}
+		revived = true
+		// The earlier attempt's saveTokens, its claim long lost, as the
+		// retry lets go.
+		f.update(t, id, func(a *addon.Addon) {
+			a.Tokens = &addon.Tokens{Access: "access-1", Refresh: "refresh-1", ExpiresAt: t0.Add(time.Hour)}
+			a.Grant, a.GrantExchangedAt = nil, f.now()
+			if err := a.Transition(f.now(), addon.StateProvisioning, "OAuth tokens saved after the grant was reported lost; provisioning resumes"); err != nil {
+				t.Error(err)
+			}
+		})
+		return nil
+	}
+	wantCode(t, f.svc.GrantJob(context.Background(), id), addon.EINVALID)
+	f.store.Before = nil
+	if !revived {
+		t.Fatal("the claim was never let go")
+	}
+	f.wantState(t, id, addon.StateProvisioning, "OAuth tokens saved after the grant was reported lost; provisioning resumes")
+}
+
 func TestGrantJobBusyOrUnknown(t *testing.T) {
 	f := newFixture(t)
 	id := f.add(t)
