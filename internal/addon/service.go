@@ -246,12 +246,21 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	if ErrorCode(err) == EINVALID {
 		reason = ErrorMessage(err)
 	}
-	s.log().WarnContext(ctx, "synchronous provision failed", "addon", a.ID, "err", err)
 	cleanup := context.WithoutCancel(ctx)
+	// Failed first, and only then destroyed: a record that committed but
+	// whose answer was lost (the budget ran out as Postgres replied) has
+	// the add-on provisioned, its resource the customer's, and Heroku gets
+	// it as if nothing had happened.
+	stored, ferr := s.fail(cleanup, a.ID, reason)
+	if ferr == nil && stored.State == StateProvisioned {
+		s.log().WarnContext(ctx, "synchronous provision recorded although its writer saw an error", "addon", a.ID, "err", err)
+		return stored, nil
+	}
+	s.log().WarnContext(ctx, "synchronous provision failed", "addon", a.ID, "err", err)
 	if derr := s.driver.Destroy(cleanup, s.resource(a)); derr != nil {
 		s.log().ErrorContext(ctx, "clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
 	}
-	if ferr := s.Fail(cleanup, a.ID, reason); ferr != nil {
+	if ferr != nil {
 		return nil, ferr
 	}
 	return nil, Errorf(EINVALID, "Provisioning failed: %s.", reason)
@@ -880,16 +889,23 @@ func NotFound[K ID | string](key K) error {
 
 // Fail marks a provisioning add-on failed with a reason operators can read.
 func (s *Service) Fail(ctx context.Context, id ID, reason string) error {
-	_, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
-		if a.State != StateProvisioning {
+	_, err := s.fail(ctx, id, reason)
+	return err
+}
+
+// fail is Fail, returning the add-on as stored afterwards.
+func (s *Service) fail(ctx context.Context, id ID, reason string) (*Addon, error) {
+	failed := false
+	a, err := s.store.Update(ctx, id, func(ctx context.Context, a *Addon) error {
+		if failed = a.State == StateProvisioning; !failed {
 			return nil
 		}
 		return a.Transition(s.now(), StateFailed, reason)
 	})
-	if err == nil {
+	if err == nil && failed {
 		s.log().WarnContext(ctx, "add-on failed", "addon", id, "reason", reason)
 	}
-	return err
+	return a, err
 }
 
 // ReasonDeadline is the failure reason of a provision abandoned at its

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/addon/mock"
 )
 
 // request is Heroku's provision call for id on plan basic, with a grant
@@ -321,4 +322,37 @@ func returns(vars addon.Vars, err error) func(f *fixture, t *testing.T) func(ctx
 	return func(*fixture, *testing.T) func(ctx context.Context, r addon.Resource) (addon.Vars, error) {
 		return func(context.Context, addon.Resource) (addon.Vars, error) { return vars, err }
 	}
+}
+
+// lossyStore loses the answer to a Record that committed: the write is
+// done, the writer sees an error (a budget that ran out as Postgres
+// replied, a dropped connection).
+type lossyStore struct {
+	*mock.Store
+	lose func(a *addon.Addon) bool
+}
+
+func (s lossyStore) Record(ctx context.Context, l addon.Lease, seen *addon.Addon, release bool, fn func(ctx context.Context, a *addon.Addon) error) (*addon.Addon, error) {
+	a, err := s.Store.Record(ctx, l, seen, release, fn)
+	if err == nil && s.lose(a) {
+		return nil, addon.Errorf(addon.EUNAVAILABLE, "The connection was lost.")
+	}
+	return a, err
+}
+
+// TestProvisionSynchronousRecordedUnseen: the synchronous provision's last
+// record commits but its writer sees an error. The add-on is provisioned:
+// Heroku gets it with its config, and the customer's resource is kept,
+// not destroyed under a row that says provisioned.
+func TestProvisionSynchronousRecordedUnseen(t *testing.T) {
+	f := newFixture(t)
+	lossy := lossyStore{Store: f.store, lose: func(a *addon.Addon) bool { return a.State == addon.StateProvisioned }}
+	f.svc = addon.NewService(addon.Deps{Store: lossy, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, f.opt)
+	id := f.nextID()
+	a, _, err := f.svc.Provision(context.Background(), request(id, true))
+	if err != nil || a == nil || a.State != addon.StateProvisioned || a.Vars["URL"] != "fake://basic" {
+		t.Fatalf("Provision = %+v, %v; want it provisioned with its config", a, err)
+	}
+	f.wantState(t, id, addon.StateProvisioned, "")
+	f.wantCalls(t, "Create #1 basic")
 }
