@@ -61,7 +61,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Queues:        queues,
 		Collectors:    []prometheus.Collector{queueMetrics},
 		Keeper:        app.Keeper,
-		RateBuckets:   ratelimit.New(rdb), // the operator API's limit holds across dynos
+		RateBuckets:   ratelimit.New(rdb), // the operator API's limit and the guessing limits (admin, Partner API) hold across dynos
 		Log:           log,
 		Health: []web.Check{
 			{Name: "postgres", Check: db.Ping},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Nonces remembers single-use values, such as the tokens of Heroku's single
@@ -53,6 +54,9 @@ func identity(userID, email string) string {
 	return fmt.Sprintf("%s (user %s)", email, userID)
 }
 
+// printable drops control characters and cuts s to at most maxIdentity
+// bytes, on a character boundary: half a character is not UTF-8, which
+// Postgres refuses, and the sign-in would fail.
 func printable(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -61,7 +65,11 @@ func printable(s string) string {
 		return r
 	}, strings.TrimSpace(s))
 	if len(s) > maxIdentity {
-		s = s[:maxIdentity]
+		cut := maxIdentity
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }

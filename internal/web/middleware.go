@@ -161,18 +161,21 @@ func byteSize(n int64) string {
 	}
 }
 
-// basicAuth admits requests whose Basic credentials are user and any of
-// passwords. Both halves are always compared, and every password every time,
-// in constant time, so a refusal's timing says nothing about which part was
-// wrong. With no passwords configured nobody gets in.
-func basicAuth(realm, user string, passwords []string) echo.MiddlewareFunc {
-	return basicAuthGuarded(realm, user, passwords, nil)
+// guessGuard is a guessing limit basicAuthGuarded applies: the admin
+// doors' (AdminGuard) or the Partner API's (PartnerGuard). guessed says a
+// password was presented and was wrong; a non-nil error is the answer.
+type guessGuard interface {
+	check(c echo.Context, guessed bool) error
 }
 
-// basicAuthGuarded is basicAuth with a guessing limit: a wrong password
-// takes a token from the client address's bucket, and while it is empty
-// every request presenting credentials, or none, is answered 429.
-func basicAuthGuarded(realm, user string, passwords []string, guard *AdminGuard) echo.MiddlewareFunc {
+// basicAuthGuarded admits requests whose Basic credentials are user and
+// any of passwords. Both halves are always compared, and every password
+// every time, in constant time, so a refusal's timing says nothing about
+// which part was wrong. With no passwords configured nobody gets in. The
+// guard (nil: none) limits guessing: a wrong password takes a token from
+// the client address's bucket, and while it is empty every request
+// presenting credentials, or none, is answered 429.
+func basicAuthGuarded(realm, user string, passwords []string, guard guessGuard) echo.MiddlewareFunc {
 	challenge := fmt.Sprintf("Basic realm=%q", realm)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -102,9 +102,19 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 
 // operatorRoutes registers the operator API. Every route here must be in
 // operator_schema.json and the other way round (a test checks both ways).
+//
+// The middleware order matters. answerErrors is outermost, so every
+// refusal below it has the operator API's error shape. admit (password,
+// guessing limit, rate limit) comes next, so every answer carries
+// RateLimit-Remaining. sameOrigin then refuses state-changing calls a
+// browser sends for another site (403): the admin password is also taken
+// as Basic, which a browser that opened /metrics or /admin/queues
+// attaches to any request, and a page elsewhere could otherwise post an
+// action (Accept is a header any page may set). Reads pass, as do scripts,
+// which send neither Sec-Fetch-Site nor Origin.
 func (s *server) operatorRoutes(e *echo.Echo) {
 	op := s.op
-	g := e.Group(operatorPrefix, op.answerErrors, op.admit, opRequireVersion, deadline(operatorTimeout))
+	g := e.Group(operatorPrefix, op.answerErrors, op.admit, sameOrigin, opRequireVersion, deadline(operatorTimeout))
 	op.route(g, http.MethodGet, "/schema", op.schema)
 	op.route(g, http.MethodGet, "/resources", op.list)
 	op.route(g, http.MethodGet, "/resources/:id", op.info)

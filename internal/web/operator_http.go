@@ -215,9 +215,21 @@ func opBucketKey(authed bool, req *http.Request) string {
 // is the last X-Forwarded-For entry, the one the router appended (earlier
 // entries are whatever the client sent, so they are not trusted); without a
 // router it is the connection's address.
+//
+// A request carrying several X-Forwarded-For lines had at least one put
+// there by the client, and then the router's entry cannot be told from the
+// client's: Heroku's legacy router appends the address to the first line,
+// Router 2.0 to the last. Trusting either would let a client name a fresh
+// address on every request (and so a fresh bucket: no guessing limit), or
+// someone else's. Such requests all count as one client,
+// opAmbiguousClient; nobody sends several lines but a client doing it on
+// purpose.
 func opClientIP(req *http.Request) string {
-	if xff := req.Header.Values(echo.HeaderXForwardedFor); len(xff) > 0 {
-		all := strings.Split(xff[len(xff)-1], ",")
+	switch xff := req.Header.Values(echo.HeaderXForwardedFor); {
+	case len(xff) > 1:
+		return opAmbiguousClient
+	case len(xff) == 1:
+		all := strings.Split(xff[0], ",")
 		if ip := net.ParseIP(strings.TrimSpace(all[len(all)-1])); ip != nil {
 			return ip.String()
 		}
@@ -228,6 +240,10 @@ func opClientIP(req *http.Request) string {
 	}
 	return host
 }
+
+// opAmbiguousClient is the client address of every request whose
+// X-Forwarded-For lines leave it ambiguous (see opClientIP).
+const opAmbiguousClient = "ambiguous-forwarded-for"
 
 // take takes a token from the shared buckets, or from this process's when
 // there are none or they fail: a Redis outage weakens the limit to per

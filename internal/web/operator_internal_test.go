@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -42,5 +43,39 @@ func TestMemoryBuckets(t *testing.T) {
 	m.Take("new", burst, perMinute, t0.Add(10*time.Second))
 	if len(m.buckets) != 2 || m.buckets["busy"] == nil || m.buckets["new"] == nil {
 		t.Errorf("%d buckets after eviction, want busy and new", len(m.buckets))
+	}
+}
+
+// TestOpClientIP: the client address behind Heroku's router is the entry
+// the router appended; a client cannot pick its own by adding entries or
+// X-Forwarded-For lines.
+func TestOpClientIP(t *testing.T) {
+	tests := []struct {
+		name   string
+		remote string
+		xff    []string
+		want   string
+	}{
+		{"no router", "192.0.2.1:1234", nil, "192.0.2.1"},
+		{"the router's entry", "10.0.0.1:1", []string{"198.51.100.8"}, "198.51.100.8"},
+		{"the client's entries before it", "10.0.0.1:1", []string{"203.0.113.1, 203.0.113.2,198.51.100.8"}, "198.51.100.8"},
+		{"IPv6", "10.0.0.1:1", []string{"2001:db8::0:1"}, "2001:db8::1"},
+		// Heroku's legacy router appends to the first line, Router 2.0 to
+		// the last: neither can be trusted, so all such requests are one.
+		{"a second line (legacy router)", "10.0.0.1:1", []string{"203.0.113.1, 198.51.100.8", "203.0.113.77"}, opAmbiguousClient},
+		{"a second line (Router 2.0)", "10.0.0.1:1", []string{"203.0.113.77", "203.0.113.1, 198.51.100.8"}, opAmbiguousClient},
+		{"unreadable entry", "10.0.0.1:1", []string{"nonsense"}, "10.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/", nil)
+			req.RemoteAddr = tt.remote
+			for _, v := range tt.xff {
+				req.Header.Add("X-Forwarded-For", v)
+			}
+			if got := opClientIP(req); got != tt.want {
+				t.Errorf("opClientIP = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -616,6 +616,68 @@ func TestOperatorForceDeprovision(t *testing.T) {
 	}
 }
 
+// TestOperatorCrossSite: a browser holding the admin password (cached
+// after /metrics or /admin/queues) cannot be made by another site to act
+// on an add-on: a state-changing call it sends for another site is 403
+// forbidden in the operator API's error shape, and the add-on is left
+// alone. Scripts (no browser headers), the same origin and reads pass.
+func TestOperatorCrossSite(t *testing.T) {
+	e := newOpEnv(t, opConfig{})
+	tests := []struct {
+		name   string
+		method string
+		header map[string]string
+		status int
+	}{
+		{"cross-site fetch", "POST", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same-site fetch", "POST", map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+		{"another origin", "POST", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"another origin, same-origin claimed", "POST", map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}, 403},
+		{"unreadable origin", "POST", map[string]string{"Origin": "%%"}, 403},
+		{"script, no browser headers", "POST", nil, 202},
+		{"same origin", "POST", map[string]string{"Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}, 202},
+		{"typed by the user", "POST", map[string]string{"Sec-Fetch-Site": "none"}, 202},
+		{"cross-site read", "GET", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := e.seed(t, "acme-csrf", "test", addon.StateFailed)
+			path := "/admin/api/resources/" + string(a.ID)
+			if tt.method == "POST" {
+				path += "/actions/retry"
+			}
+			// The browser sends the Basic credentials it cached.
+			got := e.do(t, opReq{method: tt.method, path: path, basic: []string{"admin", opPassword}, header: tt.header}).want(t, tt.status)
+			state := e.get(t, a.ID).State
+			if tt.status != 403 {
+				if tt.method == "POST" && state != addon.StateProvisioning {
+					t.Errorf("an admitted retry left the add-on %s", state)
+				}
+				return
+			}
+			got.want(t, 403, "forbidden")
+			if want := web.OperatorDocsURL + "#error-forbidden"; got.str("url") != want {
+				t.Errorf("url = %q, want %q", got.str("url"), want)
+			}
+			if _, err := strconv.Atoi(got.header.Get("RateLimit-Remaining")); err != nil {
+				t.Errorf("RateLimit-Remaining = %q", got.header.Get("RateLimit-Remaining"))
+			}
+			if state != addon.StateFailed {
+				t.Errorf("a refused cross-site retry left the add-on %s", state)
+			}
+		})
+	}
+	// Every state-changing route is guarded, not only retry.
+	a := e.provisioned(t, "acme-csrf-actions")
+	for _, action := range []string{"retry", "rotate-credentials", "deprovision"} {
+		e.do(t, opReq{method: "POST", path: "/admin/api/resources/" + string(a.ID) + "/actions/" + action,
+			basic: []string{"admin", opPassword}, header: map[string]string{"Sec-Fetch-Site": "cross-site"}}).want(t, 403, "forbidden")
+	}
+	if got := e.get(t, a.ID); got.State != addon.StateProvisioned || len(e.opCalls(a.ID, "config")) != 1 {
+		t.Errorf("after refused cross-site actions: state %s, config pushes %v", got.State, e.opCalls(a.ID, "config"))
+	}
+}
+
 // TestOperatorPlans: the driver's catalog, sorted, with stable ids.
 func TestOperatorPlans(t *testing.T) {
 	e := newOpEnv(t, opConfig{})

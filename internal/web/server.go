@@ -74,8 +74,9 @@ type Options struct {
 	// OperatorRateLimit sizes the operator API's token buckets; zero
 	// fields mean DefaultOperatorBurst and DefaultOperatorPerMinute.
 	OperatorRateLimit RateLimit
-	// RateBuckets keeps those buckets where every web dyno shares them
-	// (Redis); nil keeps them in this process.
+	// RateBuckets keeps those buckets, and the guessing limits' (admin
+	// doors, Partner API), where every web dyno shares them (Redis); nil
+	// keeps them in this process.
 	RateBuckets Buckets
 	// SSOSalt is the manifest's api.sso_salt (ADDON_SSO_SALT), which signs
 	// Heroku's single sign-on tokens. Empty refuses every sign-in.
@@ -107,6 +108,11 @@ type Options struct {
 	// AdminGuard is that limit, when the caller shares one guard between
 	// several handlers; nil builds one on RateBuckets.
 	AdminGuard *AdminGuard
+	// PartnerGuessLimit sizes the guessing limit of the Partner API's
+	// Basic auth (ADDON_PASSWORD), per client address, kept on
+	// RateBuckets; zero fields mean the admin limit's defaults
+	// (DefaultAdminGuessBurst, DefaultAdminGuessPerMinute).
+	PartnerGuessLimit RateLimit
 }
 
 // server holds the options the handlers share. Each surface (partner, health,
@@ -130,6 +136,7 @@ type server struct {
 	metrics        *metrics
 	keeper         *addon.Keeper
 	guard          *AdminGuard
+	partnerGuard   *PartnerGuard
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -163,6 +170,7 @@ func New(o Options) *echo.Echo {
 	if s.guard == nil {
 		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
 	}
+	s.partnerGuard = NewPartnerGuard(o.RateBuckets, o.PartnerGuessLimit, s.log)
 	collectors := o.Collectors
 	if o.Keeper != nil {
 		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{keeper: o.Keeper, log: s.log})
@@ -204,7 +212,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz) // some load balancers probe with HEAD
 
-	heroku := e.Group("/heroku", basicAuth("Kiln", s.addonID, s.passwords), deadline(s.partnerTimeout))
+	// ADDON_PASSWORD guesses are limited per client address (see
+	// PartnerGuard); Heroku's own calls cost the limit no Redis round trip.
+	heroku := e.Group("/heroku", basicAuthGuarded("Kiln", s.addonID, s.passwords, s.partnerGuard), deadline(s.partnerTimeout))
 	heroku.POST("/resources", s.provision)
 	heroku.PUT("/resources/:uuid", s.changePlan)
 	heroku.DELETE("/resources/:uuid", s.deprovision)

@@ -60,6 +60,10 @@ type envConfig struct {
 	// healthTimeout and extraChecks tune /healthz.
 	healthTimeout time.Duration
 	extraChecks   []web.Check
+	// rateBuckets and partnerGuessLimit are passed to web.Options as
+	// RateBuckets and PartnerGuessLimit (zero: per process, defaults).
+	rateBuckets       web.Buckets
+	partnerGuessLimit web.RateLimit
 }
 
 // env is one Kiln web handler wired like cmd/web does, on a fresh Postgres
@@ -138,13 +142,15 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
 	e := web.New(web.Options{
-		Service:       svc,
-		AddonID:       testAddonID,
-		Passwords:     []string{password1, password2},
-		AdminPassword: "admin-password-0123456789abcdef-web",
-		Log:           log,
-		Health:        append(checks, cfg.extraChecks...),
-		HealthTimeout: cfg.healthTimeout,
+		Service:           svc,
+		AddonID:           testAddonID,
+		Passwords:         []string{password1, password2},
+		AdminPassword:     "admin-password-0123456789abcdef-web",
+		Log:               log,
+		Health:            append(checks, cfg.extraChecks...),
+		HealthTimeout:     cfg.healthTimeout,
+		RateBuckets:       cfg.rateBuckets,
+		PartnerGuessLimit: cfg.partnerGuessLimit,
 	})
 	return &env{e: e, store: store, redis: redisOpt, proxy: proxy, logs: logs}
 }
