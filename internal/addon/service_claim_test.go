@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/addon/mock"
 )
 
 // TestExclusive: one writer per add-on, through the service's own lease
@@ -154,7 +155,7 @@ func TestExclusiveRenewal(t *testing.T) {
 	var renewals atomic.Int32
 	f.store.Before = func(op string, _ addon.ID) error {
 		switch {
-		case op == "Renew" && renewals.Add(1) <= 2:
+		case op == "Renew" && renewals.Add(1) == 2:
 			return errDown
 		case op == "Release":
 			return errDown
@@ -177,6 +178,59 @@ func TestExclusiveRenewal(t *testing.T) {
 	}
 	if a := f.get(t, id); a.Reason != "recorded" || a.LeaseOwner == "" {
 		t.Errorf("reason %q, lease %q: want recorded, the lease left to lapse", a.Reason, a.LeaseOwner)
+	}
+}
+
+// unrenewable holds Renew until its context ends, as a starved pool or an
+// unreachable database would.
+type unrenewable struct{ *mock.Store }
+
+func (s unrenewable) Renew(ctx context.Context, l addon.Lease, ttl time.Duration) (addon.Lease, error) {
+	<-ctx.Done()
+	return l, addon.Errorf(addon.EUNAVAILABLE, "The database did not answer.")
+}
+
+// TestExclusiveRenewalFails: a writer that cannot renew its lease for two
+// thirds of its life (each renewal failing, or hanging until its own time
+// runs out) stops before the lease can lapse and another writer claim the
+// add-on: its work's context is cancelled with LeaseLost, so it makes no
+// more calls to Heroku or the driver (its records are still fenced).
+func TestExclusiveRenewalFails(t *testing.T) {
+	tests := []struct {
+		name  string
+		store func(f *fixture) addon.Store
+	}{
+		{"renewals fail", func(f *fixture) addon.Store {
+			f.store.Before = func(op string, _ addon.ID) error {
+				if op == "Renew" {
+					return errDown
+				}
+				return nil
+			}
+			return f.store
+		}},
+		{"renewals hang", func(f *fixture) addon.Store { return unrenewable{f.store} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(o *addon.Options) { o.LeaseTTL = 60 * time.Millisecond })
+			f.svc = addon.NewService(addon.Deps{Store: tt.store(f), Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, f.opt)
+			id := f.add(t)
+			err := f.svc.Exclusive(context.Background(), id, 0, func(ctx context.Context, c *addon.Claim) error {
+				select {
+				case <-ctx.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("the work's context was not cancelled")
+				}
+				if !errors.Is(context.Cause(ctx), addon.ErrLeaseLost) {
+					t.Errorf("cause %v, want lease lost", context.Cause(ctx))
+				}
+				return ctx.Err()
+			})
+			if !errors.Is(err, addon.ErrLeaseLost) {
+				t.Errorf("Exclusive = %v, want lease lost", err)
+			}
+		})
 	}
 }
 

@@ -89,6 +89,10 @@ type Claim struct {
 	// started: the claim recorded that a grant exchange starts (claimed
 	// with AcquireExchange, which found none started before).
 	started bool
+	// from is when the claim's last successful acquire or renewal was
+	// sent: the lease holds until at least from plus its TTL, whatever
+	// the database's clock says.
+	from time.Time
 
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -203,13 +207,14 @@ func (s *Service) claim(ctx context.Context, id ID, wait time.Duration, exchange
 		var l Lease
 		var started bool
 		var err error
+		sent := time.Now()
 		if exchange {
 			a, l, started, err = s.store.AcquireExchange(ctx, id, s.owner(), s.leaseTTL())
 		} else {
 			a, l, err = s.store.Acquire(ctx, id, s.owner(), s.leaseTTL())
 		}
 		if err == nil {
-			c := &Claim{s: s, lease: l, a: a, started: started}
+			c := &Claim{s: s, lease: l, a: a, started: started, from: sent}
 			wctx, cancel := context.WithCancelCause(ctx)
 			c.cancel = cancel
 			rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -234,6 +239,16 @@ func (s *Service) claim(ctx context.Context, id ID, wait time.Duration, exchange
 // renew extends the lease every third of its life until finish. When the
 // lease was taken over it cancels the work's context: whatever the work
 // does next cannot be recorded anyway.
+//
+// It also gives the lease up when it can no longer show it holds it: each
+// renewal waits at most a sixth of the TTL (the pool may be starved, the
+// database unreachable), and once two thirds of the TTL have passed since
+// the last renewal that went through was sent, the lease may lapse before
+// the next one could, and another writer may claim the add-on: the work's
+// context is cancelled (cause LeaseLost) then, before that can happen, so
+// no call to Heroku or the driver is made by two writers at once. Fenced
+// records refuse to save from then on; what the work holds that cannot be
+// asked for again (tokens, new credentials) is saved by its own fallback.
 func (c *Claim) renew(ctx context.Context) {
 	defer c.wg.Done()
 	ttl := c.s.leaseTTL()
@@ -245,21 +260,38 @@ func (c *Claim) renew(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		l, err := c.s.store.Renew(ctx, c.Lease(), ttl)
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, ttl/6)
+		l, err := c.s.store.Renew(rctx, c.Lease(), ttl)
+		cancel()
 		switch {
 		case err == nil:
 			c.mu.Lock()
-			c.lease = l
+			c.lease, c.from = l, sent
 			c.mu.Unlock()
 		case errors.Is(err, ErrLeaseLost):
 			c.markLost()
 			c.s.log().ErrorContext(ctx, "add-on lease taken over while its writer worked", "addon", l.AddonID)
 			c.cancel(err)
 			return
-		case ctx.Err() == nil:
-			c.s.log().WarnContext(ctx, "renew add-on lease", "addon", l.AddonID, "err", err)
+		case ctx.Err() != nil:
+			return
+		case time.Since(c.renewed()) >= ttl-ttl/3:
+			c.markLost()
+			c.s.log().ErrorContext(ctx, "add-on lease could not be renewed in time; its writer stops", "addon", c.Lease().AddonID, "err", err)
+			c.cancel(fmt.Errorf("%w: %w", ErrLeaseLost, err))
+			return
+		default:
+			c.s.log().WarnContext(ctx, "renew add-on lease", "addon", c.Lease().AddonID, "err", err)
 		}
 	}
+}
+
+// renewed is when the claim's last successful acquire or renewal was sent.
+func (c *Claim) renewed() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.from
 }
 
 // finish stops renewing and releases the lease unless a final Record
