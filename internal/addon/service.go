@@ -139,8 +139,10 @@ func (s *Service) validate(req ProvisionRequest) (Plan, error) {
 
 // Provision records Heroku's provision request and starts the pipeline. It
 // answers at once; the work happens in jobs. A repeat for a known uuid
-// returns the add-on as recorded and starts nothing (created=false). A repeat
-// for a deprovisioned uuid is EGONE.
+// returns the add-on as recorded (created=false) and changes nothing; if
+// it is still provisioning, its next job is enqueued again, in case the
+// first request's enqueue was lost. A repeat for a deprovisioned uuid is
+// EGONE.
 func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon, created bool, err error) {
 	if _, err := s.validate(req); err != nil {
 		return nil, false, err
@@ -176,6 +178,14 @@ func (s *Service) Provision(ctx context.Context, req ProvisionRequest) (a *Addon
 			// The first request is still creating the resource inside its
 			// own answer; this duplicate has no config to give yet.
 			return stored, false, &Error{Code: EUNAVAILABLE, Message: "This add-on is still being provisioned; try again shortly.", RetryAfter: time.Second}
+		case stored.State == StateProvisioning:
+			// The first request may have died between its record and its
+			// enqueue (a web dyno killed, Redis losing the task in a
+			// failover): hand on again, or the grant would wait for the
+			// reconciler's slow sweep and could die first. Enqueueing
+			// deduplicates, so a job already queued or running is not
+			// doubled.
+			s.handOn(ctx, stored)
 		}
 		return stored, false, nil
 	}

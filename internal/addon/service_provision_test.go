@@ -112,25 +112,29 @@ func TestProvisionQueueDown(t *testing.T) {
 	}
 }
 
-// TestProvisionDuplicate: a repeat of a known uuid starts nothing and
-// answers from what is recorded.
+// TestProvisionDuplicate: a repeat of a known uuid changes nothing and
+// answers from what is recorded; one still provisioning has its next job
+// enqueued again (the first request's enqueue may have been lost with its
+// dyno), deduplicated by the queue.
 func TestProvisionDuplicate(t *testing.T) {
 	tests := []struct {
 		name  string
 		shape []func(a *addon.Addon)
 		code  string
 		msg   string
+		calls []string
 	}{
-		{"still provisioning", nil, "", ""},
-		{"provisioned", []func(a *addon.Addon){provisioned}, "", ""},
-		{"failed", []func(a *addon.Addon){inState(addon.StateFailed, "boom")}, "", ""},
-		{"deprovisioning", []func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, "")}, addon.EGONE, ""},
-		{"deprovisioned", []func(a *addon.Addon){inState(addon.StateDeprovisioned, "")}, addon.EGONE, ""},
-		{"synchronous and provisioned", []func(a *addon.Addon){synchronous, inState(addon.StateProvisioned, "")}, "", ""},
+		{"still provisioning", nil, "", "", []string{"Enqueue addon:grant #1"}},
+		{"still provisioning, the grant exchanged", []func(a *addon.Addon){exchanged}, "", "", []string{"Enqueue addon:provision #1"}},
+		{"provisioned", []func(a *addon.Addon){provisioned}, "", "", nil},
+		{"failed", []func(a *addon.Addon){inState(addon.StateFailed, "boom")}, "", "", nil},
+		{"deprovisioning", []func(a *addon.Addon){provisioned, inState(addon.StateDeprovisioning, "")}, addon.EGONE, "", nil},
+		{"deprovisioned", []func(a *addon.Addon){inState(addon.StateDeprovisioned, "")}, addon.EGONE, "", nil},
+		{"synchronous and provisioned", []func(a *addon.Addon){synchronous, inState(addon.StateProvisioned, "")}, "", "", nil},
 		{"synchronous and failed", []func(a *addon.Addon){synchronous, inState(addon.StateFailed, "too slow")},
-			addon.EINVALID, "Provisioning failed: too slow."},
+			addon.EINVALID, "Provisioning failed: too slow.", nil},
 		{"synchronous and still creating", []func(a *addon.Addon){synchronous},
-			addon.EUNAVAILABLE, "This add-on is still being provisioned; try again shortly."},
+			addon.EUNAVAILABLE, "This add-on is still being provisioned; try again shortly.", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +160,7 @@ func TestProvisionDuplicate(t *testing.T) {
 			if got := f.get(t, id); !got.UpdatedAt.Equal(before.UpdatedAt) {
 				t.Error("a duplicate changed the add-on")
 			}
-			f.wantCalls(t)
+			f.wantCalls(t, tt.calls...)
 			f.wantEvents(t, id)
 		})
 	}
