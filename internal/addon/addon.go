@@ -311,7 +311,9 @@ type Store interface {
 	// provisioned add-on with a pending plan change or config vars not yet
 	// pushed to Heroku) that were last updated before the given time, oldest
 	// first (by UpdatedAt, then ID), from after from (from the oldest when
-	// from is zero), for the reconciler.
+	// from is zero), for the reconciler. Like Requeued and Leftovers, it
+	// leaves out stored add-ons it cannot read and returns the rest with
+	// an *UnreadableError naming them.
 	Stale(ctx context.Context, before time.Time, from StaleFrom, limit int) ([]*Addon, error)
 	// Events returns an add-on's audit trail, oldest first.
 	Events(ctx context.Context, id ID) ([]Event, error)

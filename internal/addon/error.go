@@ -130,3 +130,29 @@ func Clip(s string, max int) string {
 	r := []rune(s)
 	return string(r[:max]) + "…"
 }
+
+// UnreadableError comes back, beside the add-ons that could be read, from
+// a sweep's listing (Store.Stale, Requeued, Leftovers) that met stored
+// add-ons it cannot read: sealed with an ENCRYPTION_KEY no longer
+// configured, or damaged. One such row must not stop every sweep for every
+// add-on, fleet-wide: the sweep goes on with the rest and reports these.
+type UnreadableError struct {
+	IDs []ID  // the add-ons left out, in the listing's order
+	Err error // why the first could not be read
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("%d listed add-on(s) cannot be read, first %s: %v", len(e.IDs), e.IDs[0], e.Err)
+}
+
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// Unreadable returns the add-ons a listing's err says it left out, and
+// whether err is only that (the listing's other add-ons are good to use).
+func Unreadable(err error) (ids []ID, only bool) {
+	var u *UnreadableError
+	if !errors.As(err, &u) {
+		return nil, false
+	}
+	return u.IDs, true
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/jobs"
+	"github.com/kiln-dev/kiln/internal/postgres"
+	"github.com/kiln-dev/kiln/internal/secret"
 )
 
 // hookQueue runs after between an enqueue and the outbox sweep clearing
@@ -103,5 +105,44 @@ func TestOutboxSweepDrainsABacklog(t *testing.T) {
 				t.Errorf("%d grant tasks pending, want %d", len(got), tt.want)
 			}
 		})
+	}
+}
+
+// TestOutboxSweepSkipsUnreadable: a flagged add-on sealed with a key no
+// longer in ENCRYPTION_KEY is left out (and logged), and the sweep
+// enqueues the rest: one such row must not hold up work accepted while
+// Redis was down, for every add-on.
+func TestOutboxSweepSkipsUnreadable(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	svc, _, good := e.acceptedWhileDown(t)
+	ring, err := secret.New([][]byte{[]byte("another key, 32 bytes long!!!!!!")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := postgres.Open(ctx, e.url, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	now := time.Now().Add(-time.Minute)
+	bad := &addon.Addon{
+		ID: addon.ID(uuid.NewString()), Name: "sealed-elsewhere", Plan: "test", Region: "us",
+		State: addon.StateProvisioning, Requeue: true, Deadline: now.Add(time.Hour),
+		Grant:     &addon.Grant{Code: "grant-sealed-elsewhere", ExpiresAt: now.Add(5 * time.Minute)},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if _, _, err := other.Create(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{Log: e.log})
+	if n, err := rec.SweepOutbox(ctx); err != nil || n != 1 {
+		t.Fatalf("SweepOutbox = %d, %v; want the readable add-on enqueued", n, err)
+	}
+	if e.state(t, good).Requeue {
+		t.Error("the readable add-on is still flagged")
+	}
+	if got := pending(t, e.in, jobs.QueueGrant); len(got) != 1 || got[0].ID != "addon:grant:"+string(good) {
+		t.Errorf("pending grant tasks %v, want the readable add-on's", got)
 	}
 }

@@ -182,10 +182,11 @@ func (r *Reconciler) SweepOutbox(ctx context.Context) (int, error) {
 // many flags it cleared and whether the page was full.
 func (r *Reconciler) outboxPage(ctx context.Context) (enqueued, cleared int, full bool, err error) {
 	flagged, err := r.svc.Requeued(ctx, r.opt.Limit)
+	skipped, err := r.unreadable("requeued", err)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("reconciler: list requeued add-ons: %w", err)
 	}
-	full = len(flagged) == r.opt.Limit
+	full = len(flagged)+skipped == r.opt.Limit
 	for _, a := range flagged {
 		if kind, ok := a.NextJob(); ok {
 			if err := r.queue.Enqueue(ctx, kind, a.ID); err != nil {
@@ -202,6 +203,24 @@ func (r *Reconciler) outboxPage(ctx context.Context) (enqueued, cleared int, ful
 		}
 	}
 	return enqueued, cleared, full, nil
+}
+
+// unreadable sorts a sweep listing's error: add-ons it left out because
+// they cannot be read (addon.UnreadableError: sealed with a key no longer
+// in ENCRYPTION_KEY, or damaged) are logged at error level, for an
+// operator to restore the key or repair the rows, and counted in skipped,
+// and the sweep goes on with the rest; any other error is returned, and
+// stops it.
+func (r *Reconciler) unreadable(listing string, err error) (skipped int, _ error) {
+	if err == nil {
+		return 0, nil
+	}
+	ids, only := addon.Unreadable(err)
+	if !only {
+		return 0, err
+	}
+	r.log.Error("listed add-ons cannot be read; the sweep goes on without them", "listing", listing, "count", len(ids), "first", ids[0], "err", err)
+	return len(ids), nil
 }
 
 // acquire takes this interval's sweep lock. When Redis cannot tell, it
@@ -242,14 +261,16 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	before := start.Add(-r.opt.StaleAfter)
 	from := r.from
 	stale, err := r.svc.Stale(ctx, before, from, r.opt.Limit)
+	skipped, err := r.unreadable("stale", err)
 	if err != nil {
 		return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
 	}
-	if room := r.opt.Limit - len(stale); room > 0 && from != (addon.StaleFrom{}) {
+	listed := len(stale) + skipped
+	if room := r.opt.Limit - listed; room > 0 && from != (addon.StaleFrom{}) {
 		// The end came before the page was full: go round to the oldest,
 		// up to where this page began.
 		head, err := r.svc.Stale(ctx, before, addon.StaleFrom{}, room)
-		if err != nil {
+		if _, err = r.unreadable("stale", err); err != nil {
 			return 0, fmt.Errorf("reconciler: list stale add-ons: %w", err)
 		}
 		for _, a := range head {
@@ -263,7 +284,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 	// pass can move on (a resource service that keeps refusing) cannot
 	// fill every page and keep newer ones from ever being looked at.
 	next := addon.StaleFrom{}
-	if len(stale) == r.opt.Limit {
+	if listed == r.opt.Limit && len(stale) > 0 {
 		next = key(stale[len(stale)-1])
 	}
 	var (
@@ -346,7 +367,7 @@ func (r *Reconciler) removeLeftovers(ctx context.Context, start time.Time) (int,
 		return 0, nil
 	}
 	left, err := r.svc.Leftovers(ctx, min(r.opt.Limit, leftoversPerSweep))
-	if err != nil {
+	if _, err = r.unreadable("leftovers", err); err != nil {
 		return 0, fmt.Errorf("reconciler: list leftovers: %w", err)
 	}
 	n := 0

@@ -36,6 +36,7 @@ const wait = 30 * time.Second
 // Heroku simulator behind httptest, and an inspector on the queues.
 type env struct {
 	db    *postgres.DB
+	url   string // db's database
 	sim   *herokusim.Sim
 	srv   *httptest.Server
 	redis asynq.RedisConnOpt
@@ -47,10 +48,10 @@ type env struct {
 func setup(tb testing.TB) *env {
 	tb.Helper()
 	log := testLogger(tb)
-	db, _ := pgtest.Store(tb)
+	db, url := pgtest.Store(tb)
 	sim, srv := herokusim.NewServer(tb, herokusim.Options{ClientSecret: "sim-secret", Log: log.With("component", "herokusim")})
 	r := redisOpt(tb)
-	return &env{db: db, sim: sim, srv: srv, redis: r, queue: newQueue(tb, r), in: newInspector(tb, r), log: log}
+	return &env{db: db, url: url, sim: sim, srv: srv, redis: r, queue: newQueue(tb, r), in: newInspector(tb, r), log: log}
 }
 
 // service builds the use cases over the real adapters, enqueueing on q.

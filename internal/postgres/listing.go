@@ -58,7 +58,7 @@ func (db *DB) Stale(ctx context.Context, before time.Time, from addon.StaleFrom,
 	if err != nil {
 		return nil, dbError(err, "")
 	}
-	return db.addons(rows)
+	return db.listed(rows)
 }
 
 // Requeued lists add-ons whose enqueue failed (addon.Addon.Requeue), oldest
@@ -70,7 +70,7 @@ func (db *DB) Requeued(ctx context.Context, limit int) ([]*addon.Addon, error) {
 	if err := db.gorm.WithContext(ctx).Where("requeue").Order("updated_at, id").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, dbError(err, "")
 	}
-	return db.addons(rows)
+	return db.listed(rows)
 }
 
 // Leftovers lists failed add-ons requested before before that may still
@@ -88,7 +88,31 @@ func (db *DB) Leftovers(ctx context.Context, before time.Time, limit int) ([]*ad
 	if err != nil {
 		return nil, dbError(err, "")
 	}
-	return db.addons(rows)
+	return db.listed(rows)
+}
+
+// listed decodes the rows a sweep listed, in their order, leaving out
+// those it cannot read (addon.UnreadableError, returned with the rest):
+// one row sealed with a key no longer configured must not stop every
+// sweep.
+func (db *DB) listed(rows []addonRow) ([]*addon.Addon, error) {
+	out := make([]*addon.Addon, 0, len(rows))
+	var bad *addon.UnreadableError
+	for i := range rows {
+		a, err := db.addon(&rows[i])
+		if err != nil {
+			if bad == nil {
+				bad = &addon.UnreadableError{Err: err}
+			}
+			bad.IDs = append(bad.IDs, addon.ID(rows[i].ID))
+			continue
+		}
+		out = append(out, a)
+	}
+	if bad != nil {
+		return out, bad
+	}
+	return out, nil
 }
 
 // addons decodes rows, in their order.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/kilntest"
@@ -130,5 +131,58 @@ func TestSealedValuesBoundToTheirRow(t *testing.T) {
 	}
 	if _, err := db.Get(ctx, b.ID); err != nil {
 		t.Errorf("an untouched row no longer opens: %v", err)
+	}
+}
+
+// TestListingsSkipUnreadable: a row sealed with a key no longer in the
+// list is left out of the sweeps' listings, named in an
+// addon.UnreadableError, and the rest come back: one such row must not
+// stop every sweep.
+func TestListingsSkipUnreadable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := migrated(t)
+	oldKey, newKey := kilntest.Key(), kilntest.Key()
+	created := now().Add(-13 * time.Hour)
+	add := func(keys *secret.Keyring) addon.ID {
+		a := newAddon(created)
+		a.State, a.Requeue = addon.StateFailed, true
+		a.ResourceCreatedAt = created
+		a.Tokens = &addon.Tokens{Access: "access", Refresh: "refresh"}
+		if _, _, err := open(t, url, keys).Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		return a.ID
+	}
+	bad := add(keyring(t, oldKey))
+	good := add(keyring(t, newKey))
+	db := open(t, url, keyring(t, newKey))
+	tests := []struct {
+		name string
+		list func() ([]*addon.Addon, error)
+	}{
+		{"Requeued", func() ([]*addon.Addon, error) { return db.Requeued(ctx, 10) }},
+		{"Leftovers", func() ([]*addon.Addon, error) { return db.Leftovers(ctx, now(), 10) }},
+		{"Stale", func() ([]*addon.Addon, error) {
+			if _, err := rawDB(t, url).Exec(`UPDATE addons SET state = 'provisioning'`); err != nil {
+				t.Fatal(err)
+			}
+			return db.Stale(ctx, now(), addon.StaleFrom{}, 10)
+		}},
+	}
+	for _, tt := range tests { // in order: Stale changes the rows
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.list()
+			ids, only := addon.Unreadable(err)
+			if !only || len(ids) != 1 || ids[0] != bad {
+				t.Errorf("error %v, want an UnreadableError naming %s", err, bad)
+			}
+			if !errors.Is(err, secret.ErrUndecryptable) {
+				t.Errorf("error %v does not say why", err)
+			}
+			if len(got) != 1 || got[0].ID != good {
+				t.Errorf("listed %d add-ons, want only the readable %s", len(got), good)
+			}
+		})
 	}
 }
