@@ -19,6 +19,14 @@ type Nonces interface {
 	// again (it can no longer be replayed); implementations may forget
 	// expired keys at any time.
 	Claim(ctx context.Context, key string, until time.Time) (claimed bool, err error)
+	// Unclaim gives a claim back, so key can be claimed again (not
+	// Release: the store's leases already have that name). Only the caller
+	// whose Claim returned true may give the key back, and only when what
+	// the claim admitted did not happen: a sign-in that claimed its token
+	// and then failed (a database blip) gives the token back, so the
+	// customer resubmitting the same form is not refused as a replay.
+	// Unclaiming a key that is not claimed is not an error.
+	Unclaim(ctx context.Context, key string) error
 }
 
 // maxIdentity bounds the user id and email recorded for a sign-in, so a

@@ -36,3 +36,16 @@ func (db *DB) Claim(ctx context.Context, key string, until time.Time) (bool, err
 			FOR UPDATE SKIP LOCKED)`, purgeBatch).Error
 	return res.RowsAffected == 1, nil
 }
+
+// Unclaim deletes key's claim, whatever its time, so the next Claim of key
+// wins: a sign-in that failed after claiming its token gives it back this
+// way. Deleting a key that is not there is not an error.
+func (db *DB) Unclaim(ctx context.Context, key string) error {
+	if key == "" {
+		return addon.Errorf(addon.EINTERNAL, "An empty nonce cannot be unclaimed.")
+	}
+	if err := db.gorm.WithContext(ctx).Exec(`DELETE FROM nonces WHERE key = $1`, key).Error; err != nil {
+		return dbError(err, "")
+	}
+	return nil
+}

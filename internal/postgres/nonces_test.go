@@ -91,3 +91,55 @@ func TestClaim(t *testing.T) {
 		wantCode(t, err, addon.EINTERNAL)
 	})
 }
+
+func TestUnclaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := newStore(t)
+	later := time.Now().Add(time.Hour)
+
+	tests := []struct {
+		name string
+		// claimed is whether the key is claimed before Unclaim.
+		claimed bool
+	}{
+		{name: "a claimed key can be claimed again", claimed: true},
+		{name: "a key never claimed", claimed: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := "sso:unclaim:" + tt.name
+			if tt.claimed {
+				if ok, err := db.Claim(ctx, key, later); err != nil || !ok {
+					t.Fatalf("claim = %v, %v", ok, err)
+				}
+			}
+			if err := db.Unclaim(ctx, key); err != nil {
+				t.Fatalf("unclaim: %v", err)
+			}
+			for i, want := range []bool{true, false} {
+				if ok, err := db.Claim(ctx, key, later); err != nil || ok != want {
+					t.Fatalf("claim %d after unclaim = %v, %v; want %v", i+1, ok, err, want)
+				}
+			}
+		})
+	}
+
+	t.Run("other keys stay claimed", func(t *testing.T) {
+		for _, k := range []string{"sso:keep", "sso:give-back"} {
+			if ok, err := db.Claim(ctx, k, later); err != nil || !ok {
+				t.Fatalf("claim %s = %v, %v", k, ok, err)
+			}
+		}
+		if err := db.Unclaim(ctx, "sso:give-back"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := db.Claim(ctx, "sso:keep", later); err != nil || ok {
+			t.Fatalf("claim of a key not given back = %v, %v; want false", ok, err)
+		}
+	})
+
+	t.Run("empty key refused", func(t *testing.T) {
+		wantCode(t, db.Unclaim(ctx, ""), addon.EINTERNAL)
+	})
+}

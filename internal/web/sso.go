@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/sha1" //nolint:gosec // Heroku defines resource_token as SHA-1; Kiln checks it, it does not choose it.
 	"crypto/sha256"
 	"encoding/hex"
@@ -112,7 +113,10 @@ var errBadToken = addon.Errorf(addon.EFORBIDDEN, "Single sign-on failed: the tok
 // claims its resource token too, even when it verified with the user-scoped
 // one, so a captured form cannot be replayed with the user-scoped token
 // stripped; a second user signing in to the same add-on within the same
-// second still gets in, through their own user-scoped token.
+// second still gets in, through their own user-scoped token. A sign-in
+// that fails after its claim (a database blip) gives back the claim it got
+// in on (see unclaim), so the customer can resubmit the same form; a
+// sign-in that succeeded stays claimed and cannot be replayed.
 func (s *server) ssoLogin(c echo.Context) error {
 	if s.ssoSalt == "" || !s.sessions.ready() || s.nonces == nil {
 		// Fail closed: an empty salt would make every token computable, and
@@ -145,13 +149,17 @@ func (s *server) ssoLogin(c echo.Context) error {
 	// allowance, so no dyno with a slightly slow clock can take it again.
 	until := signed.Add(ssoMaxAge + ssoMaxFuture)
 	ctx := c.Request().Context()
-	rtClaimed, err := s.nonces.Claim(ctx, nonceKey("rt", rt), until)
+	rtKey := nonceKey("rt", rt)
+	rtClaimed, err := s.nonces.Claim(ctx, rtKey, until)
 	if err != nil {
 		return err
 	}
-	fresh := rtClaimed
+	// admitted is the claim this sign-in gets in on, the one given back if
+	// it then fails.
+	admitted, fresh := rtKey, rtClaimed
 	if userOK {
-		if fresh, err = s.nonces.Claim(ctx, nonceKey("ut", f.UserToken), until); err != nil {
+		admitted = nonceKey("ut", f.UserToken)
+		if fresh, err = s.nonces.Claim(ctx, admitted, until); err != nil {
 			return err
 		}
 	}
@@ -159,7 +167,44 @@ func (s *server) ssoLogin(c echo.Context) error {
 		s.log.Warn("single sign-on replay refused", "request_id", requestIDOf(c), "addon", f.ResourceID)
 		return addon.Errorf(addon.EFORBIDDEN, "Single sign-on failed: this sign-in was already used. Open the add-on again from your Heroku dashboard.")
 	}
+	if err := s.signIn(c, f, userOK, now); err != nil {
+		s.unclaim(c, admitted)
+		return err
+	}
+	return nil
+}
 
+// ssoUnclaimTimeout bounds giving back a failed sign-in's claim.
+const ssoUnclaimTimeout = 2 * time.Second
+
+// unclaim gives back the claim a sign-in got in on when the sign-in then
+// failed (a database blip, the browser gone), so resubmitting the same
+// form works instead of being refused as a replay. Only a claim this
+// request won is given back, and only the one it was admitted on: a
+// sign-in admitted by its user-scoped token keeps the resource token
+// claimed, since that claim also stops the form being replayed with the
+// user-scoped token stripped, for this user and any other who signed in
+// in the same second, and the resubmitted form gets in on its user-scoped
+// token anyway. (A failed resource-token-only sign-in does give the
+// resource token back; a user-scoped sign-in to the same add-on in that
+// same second, which relied on that claim, could then be replayed once
+// with its user-scoped token stripped.) The request's context may be what
+// failed, so this one is not cancelled with it. A failure here is logged,
+// not answered: the customer gets the sign-in's own error, and at worst a
+// resubmitted form is refused as before.
+func (s *server) unclaim(c echo.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), ssoUnclaimTimeout)
+	defer cancel()
+	if err := s.nonces.Unclaim(ctx, key); err != nil {
+		s.log.Warn("single sign-on failed and its token could not be given back; resubmitting the form will be refused as a replay",
+			"request_id", requestIDOf(c), "err", err)
+	}
+}
+
+// signIn is the rest of a sign-in once its token is verified and claimed:
+// the audit trail, the session and the redirect to the dashboard. An
+// error leaves the response unwritten.
+func (s *server) signIn(c echo.Context, f ssoForm, userOK bool, now time.Time) error {
 	userID, email := f.UserID, f.Email
 	if !userOK {
 		// The resource token does not cover who the user is: record what
@@ -172,7 +217,7 @@ func (s *server) ssoLogin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.svc.SignIn(ctx, id, userID, email); err != nil {
+	if _, err := s.svc.SignIn(c.Request().Context(), id, userID, email); err != nil {
 		return err
 	}
 	err = s.sessions.issue(c, session{

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kiln-dev/kiln/internal/addon"
+	"github.com/kiln-dev/kiln/internal/postgres"
 )
 
 func TestSSO(t *testing.T) {
@@ -206,6 +207,82 @@ func TestSSOReplay(t *testing.T) {
 			t.Fatalf("%d concurrent sign-ins with one form succeeded, want 1", won)
 		}
 	})
+}
+
+// TestSSOResubmitAfterFailure: a sign-in whose recording fails after its
+// token was claimed (a database blip: 503) gives the claim back, so the
+// customer resubmitting the same form gets in; once it has, the form is
+// single-use again.
+func TestSSOResubmitAfterFailure(t *testing.T) {
+	t.Parallel()
+	c := newCustomer(t, customerConfig{})
+
+	tests := []struct {
+		name   string
+		signer func(id string) signer
+	}{
+		{name: "both tokens", signer: newSigner},
+		{name: "resource sha1 token only", signer: func(id string) signer {
+			s := newSigner(id)
+			s.omitUserToken = true
+			return s
+		}},
+		{name: "user-scoped sha256 token only", signer: func(id string) signer {
+			s := newSigner(id)
+			s.omitResToken = true
+			return s
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := c.provisioned(t)
+			failNextSignIn(t, c.store, a.ID)
+			s := tt.signer(string(a.ID))
+			f := s.form()
+			if p := c.signIn(t, f, nil); p.status != http.StatusServiceUnavailable || len(p.cookies) != 0 {
+				t.Fatalf("sign-in during the blip: %d %s, cookies %v; want 503 and none", p.status, p.body, p.cookies)
+			}
+			if p := c.signIn(t, f, nil); p.status != http.StatusSeeOther || p.cookies["kiln_session"] == nil {
+				t.Fatalf("the same form resubmitted: %d %s; want 303 and a session", p.status, p.body)
+			}
+			if p := c.signIn(t, f, nil); p.status != http.StatusForbidden || !strings.Contains(p.body, "already used") || len(p.cookies) != 0 {
+				t.Fatalf("replay of the successful form: %d %s; want 403 already used", p.status, p.body)
+			}
+			if s.omitResToken || s.omitUserToken {
+				return
+			}
+			s.omitUserToken = true
+			if p := c.signIn(t, s.form(), nil); p.status != http.StatusForbidden {
+				t.Fatalf("replay without the user-scoped token: %d; want 403", p.status)
+			}
+		})
+	}
+}
+
+// failNextSignIn makes the next sign-in recorded for the add-on fail as a
+// database blip does (query_canceled: 503), once, with a trigger on the
+// audit trail; the counting sequence is not rolled back with the failed
+// insert, so the sign-in after it is recorded.
+func failNextSignIn(tb testing.TB, store *postgres.DB, id addon.ID) {
+	tb.Helper()
+	name := "test_fail_sso_" + strings.ReplaceAll(string(id), "-", "")
+	for _, q := range []string{
+		`CREATE SEQUENCE ` + name,
+		`CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.kind = 'sso' AND NEW.addon_id = '` + string(id) + `'::uuid THEN
+				IF nextval('` + name + `') = 1 THEN
+					RAISE EXCEPTION 'injected database blip' USING ERRCODE = '57014';
+				END IF;
+			END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER ` + name + ` BEFORE INSERT ON addon_events FOR EACH ROW EXECUTE FUNCTION ` + name + `()`,
+	} {
+		if err := store.Gorm().Exec(q).Error; err != nil {
+			tb.Fatalf("failNextSignIn: %v", err)
+		}
+	}
 }
 
 func TestSSORecordsWhoSignedIn(t *testing.T) {

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -20,10 +22,15 @@ import (
 // plan's requests_per_second, in Redis-backed buckets shared by every web
 // dyno (falling back to per-process buckets while Redis fails, as the
 // operator API does), and counted against the plan's requests_per_month
-// (a calendar month, UTC). A wrong key costs a token from the caller IP's
-// bucket too, so guessing is limited. Only wrong keys are refused by that
-// limit, never right ones: Heroku apps share egress addresses, and one
-// app's stale key must not lock its neighbours out.
+// (a calendar month, UTC). Every door that takes a password limits
+// guessing, this one with the Partner API's guard (PartnerGuard,
+// partner_guard.go): a wrong key takes a token from the caller address's
+// bucket, and once it is empty every request from that address is
+// answered 429 with Retry-After before its key is looked up, the right key
+// included, so a guess cannot be told apart and costs no database work.
+// The bucket is the address's for one account (tenantGuessAddr): Heroku
+// apps share egress addresses, and one app's stale key must not lock its
+// neighbours out.
 //
 // A partner whose product is the account mounts its own endpoints in
 // tenantRoutes; a handler reads the caller's account with tenantOf(c) and
@@ -33,7 +40,8 @@ import (
 const TenantPrefix = "/api/v1"
 
 // The tenant API's guessing limit per client IP: wrong credentials take a
-// token, and an empty bucket answers 429 until it refills.
+// token, and an empty bucket answers every request from the address 429
+// until a token is back.
 const (
 	tenantGuessBurst     = 20
 	tenantGuessPerMinute = 20
@@ -58,19 +66,48 @@ type Counters interface {
 	Count(ctx context.Context, key string, expireAt time.Time) (int64, error)
 }
 
-// tenantAPI holds the tenant API's rate limit buckets and quota counters.
+// tenantAPI holds the tenant API's rate limit buckets, quota counters and
+// guessing limit.
 type tenantAPI struct {
 	srv      *server
 	shared   Buckets
 	local    *opMemoryBuckets
 	counters Counters
+	guard    *PartnerGuard
 }
 
 // newTenantAPI shares the operator API's buckets (Options.RateBuckets).
+// The guessing limit is a PartnerGuard of its own: the tenant API is a hot
+// path too (every request of every customer's app), so a right key from an
+// address that is not locked out costs no Redis round trip, and a dyno
+// answers the addresses it found locked out itself, without Redis or the
+// database.
 func newTenantAPI(s *server) *tenantAPI {
-	ta := &tenantAPI{srv: s, shared: s.op.shared, local: newOpMemoryBuckets()}
+	ta := &tenantAPI{srv: s, shared: s.op.shared, local: newOpMemoryBuckets(),
+		guard: NewPartnerGuard(s.op.shared, RateLimit{Burst: tenantGuessBurst, PerMinute: tenantGuessPerMinute}, s.log)}
 	ta.counters, _ = s.op.shared.(Counters)
 	return ta
+}
+
+// tenantGuessAddr is what the tenant API's guard keys a client by: its
+// address and the account it signs in as (hashed: the name is the
+// caller's), so its buckets ("partner:guess:tenant:<ip>:<account>") are
+// apart from the Partner API's, and a lock-out holds only that account's
+// sign-ins from that address. Heroku apps share egress addresses: an app
+// sending a stale key locks out its own account there, not its
+// neighbours; someone guessing an account's key is stopped for that
+// account (their own address's other accounts are not worth guessing:
+// keys are 256 bits).
+func tenantGuessAddr(ip, account string) string {
+	sum := sha256.Sum256([]byte(account))
+	return "tenant:" + ip + ":" + hex.EncodeToString(sum[:8])
+}
+
+// tenantLockedOut is the answer to every request from an address out of
+// guesses, whatever key it brought.
+func tenantLockedOut(wait time.Duration) error {
+	return &addon.Error{Code: addon.ERATELIMIT, RetryAfter: wait,
+		Message: fmt.Sprintf("Too many failed sign-ins from this address; retry in %d s.", int(math.Ceil(wait.Seconds())))}
 }
 
 // tenantRoutes registers the tenant API. Partners add their own tenant
@@ -130,18 +167,22 @@ func (s *server) tenantAccount(c echo.Context) error {
 
 // admit authenticates the caller with the URL's credentials and takes a
 // token from the account's bucket; every answer after authentication
-// carries RateLimit-Limit and RateLimit-Remaining.
+// carries RateLimit-Limit and RateLimit-Remaining. An address out of
+// guesses is refused first, before its key is looked up.
 func (ta *tenantAPI) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		user, key, _ := req.BasicAuth()
+		addr := tenantGuessAddr(opClientIP(req), user)
+		if wait, ok := ta.guard.Admit(req.Context(), addr, false); !ok {
+			return tenantLockedOut(wait)
+		}
 		t, err := ta.srv.svc.Tenant(req.Context(), user, key)
 		if addon.ErrorCode(err) == addon.EUNAUTHORIZED {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="Kiln API"`)
-			if _, wait, ok := ta.take(req.Context(), "tenant:ip:"+opClientIP(req), tenantGuessBurst, tenantGuessPerMinute); !ok {
-				return &addon.Error{Code: addon.ERATELIMIT, RetryAfter: wait,
-					Message: fmt.Sprintf("Too many failed sign-ins from this address; retry in %d s.", int(math.Ceil(wait.Seconds())))}
+			if wait, ok := ta.guard.Admit(req.Context(), addr, true); !ok {
+				return tenantLockedOut(wait)
 			}
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="Kiln API"`)
 			return err
 		}
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +89,102 @@ func TestTenantAPI(t *testing.T) {
 	}
 	if !got429 {
 		t.Error("30 wrong keys from one address were never limited")
+	}
+}
+
+// countingTenants is tenantDriver's account behind a count of the
+// look-ups made, each standing for the database work of a real driver.
+type countingTenants struct {
+	tenantDriver
+	lookups *atomic.Int32
+}
+
+func (d countingTenants) AuthenticateTenant(ctx context.Context, account, key string) (addon.Tenant, error) {
+	d.lookups.Add(1)
+	return d.tenantDriver.AuthenticateTenant(ctx, account, key)
+}
+
+// TestTenantGuessLimit: once an address has guessed an account's bucket
+// empty, every request from it for that account is 429 with Retry-After,
+// the right key included, and none costs a look-up; other addresses, and
+// other accounts from that address, are not affected.
+func TestTenantGuessLimit(t *testing.T) {
+	lookups := &atomic.Int32{}
+	d := countingTenants{tenantDriver: tenantDriver{plan: "basic"}, lookups: lookups}
+	e := web.New(web.Options{Service: addon.NewService(addon.Deps{Driver: d, Tenants: d}, addon.Options{})})
+	call := func(addr, user, key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/api/v1/account", nil)
+		req.Header.Set("X-Forwarded-For", addr)
+		if user != "" {
+			req.SetBasicAuth(user, key)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec
+	}
+	const guesser = "203.0.113.7"
+	if rec := call(guesser, "acct-1", "k1"); rec.Code != http.StatusOK {
+		t.Fatalf("right key before any guess: %d %s", rec.Code, rec.Body)
+	}
+	// Wrong keys take tokens until the bucket is empty.
+	guesses := 0
+	for ; guesses < 30; guesses++ {
+		if call(guesser, "acct-1", "guess").Code == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if guesses == 30 {
+		t.Fatal("30 wrong keys from one address were never limited")
+	}
+
+	tests := []struct {
+		name, addr, user, key string
+		want                  int
+		lookups               int32
+	}{
+		{name: "right key from the locked-out address", addr: guesser, user: "acct-1", key: "k1", want: http.StatusTooManyRequests},
+		{name: "wrong key from the locked-out address", addr: guesser, user: "acct-1", key: "guess", want: http.StatusTooManyRequests},
+		// The lock-out is the guessed account's at that address: the
+		// address's other apps (Heroku apps share egress addresses) go on.
+		{name: "another account from the locked-out address", addr: guesser, user: "acct-2", key: "guess", want: http.StatusUnauthorized, lookups: 1},
+		{name: "no credentials from the locked-out address", addr: guesser, want: http.StatusUnauthorized},
+		{name: "right key from another address", addr: "198.51.100.9", user: "acct-1", key: "k1", want: http.StatusOK, lookups: 1},
+		{name: "wrong key from another address", addr: "198.51.100.9", user: "acct-1", key: "guess", want: http.StatusUnauthorized, lookups: 1},
+	}
+	var refusal string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := lookups.Load()
+			rec := call(tt.addr, tt.user, tt.key)
+			if rec.Code != tt.want {
+				t.Fatalf("answered %d %s, want %d", rec.Code, rec.Body, tt.want)
+			}
+			if n := lookups.Load() - before; n != tt.lookups {
+				t.Errorf("%d account look-ups, want %d", n, tt.lookups)
+			}
+			if tt.want != http.StatusTooManyRequests {
+				return
+			}
+			if rec.Header().Get("Retry-After") == "" {
+				t.Errorf("429 without Retry-After: %v", rec.Header())
+			}
+			// A refusal says nothing about the key: every one is alike.
+			if rec.Header().Get("WWW-Authenticate") != "" {
+				t.Errorf("429 with WWW-Authenticate: %v", rec.Header())
+			}
+			// (Up to the seconds it counts down.)
+			body := strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return -1
+				}
+				return r
+			}, rec.Body.String())
+			if refusal == "" {
+				refusal = body
+			} else if body != refusal {
+				t.Errorf("refusal %s differs from the first %s", rec.Body, refusal)
+			}
+		})
 	}
 }
 
