@@ -188,3 +188,37 @@ func TestKeeperTellsHeroku(t *testing.T) {
 		})
 	}
 }
+
+// TestDeprovisionDuringTheExchange: Heroku's DELETE is recorded while the
+// grant is being exchanged, with no tokens held yet. The tokens the
+// exchange then brings are not kept, so Heroku's answer (asked after the
+// record) is the synchronous 204, as the deprovision job's choice not to
+// call actions/deprovision is: a 202 would leave Heroku waiting for a
+// "done" that never comes.
+func TestDeprovisionDuringTheExchange(t *testing.T) {
+	f := newFixture(t)
+	k := f.keeper(func(k *addon.Keeper) { k.AsyncDeprovision = true })
+	id := f.add(t)
+	ctx := context.Background()
+	exchanging(f, func() {
+		if err := f.svc.Deprovision(ctx, id); err != nil {
+			t.Error(err)
+		}
+	}, nil)
+	if err := f.svc.GrantJob(ctx, id); err != nil {
+		t.Fatalf("GrantJob = %v", err)
+	}
+	if a := f.get(t, id); a.Tokens != nil || a.Grant != nil || a.State != addon.StateDeprovisioning {
+		t.Errorf("state %s, tokens %v, grant %v; want deprovisioning with neither", a.State, a.Tokens, a.Grant)
+	}
+	if k.TellsHeroku(ctx, id) {
+		t.Error("Heroku's DELETE would be answered 202")
+	}
+	if err := k.DeprovisionJob(ctx, id); err != nil {
+		t.Fatalf("DeprovisionJob = %v", err)
+	}
+	f.wantState(t, id, addon.StateDeprovisioned, "resource destroyed")
+	if !f.link(t, id).MarkedDeprovisionedAt.IsZero() {
+		t.Error("Heroku was told of a deprovision answered 204")
+	}
+}

@@ -507,9 +507,19 @@ func (s *Service) saveTokens(ctx context.Context, c *Claim, release bool, old *T
 			if !a.GrantExchangedAt.IsZero() {
 				return nil
 			}
-			a.Tokens = &tok
 			a.Grant = nil // spent: keep no copy of it
 			a.GrantExchangedAt = now
+			if a.State == StateDeprovisioning || a.State == StateDeprovisioned {
+				// Heroku's DELETE was recorded, and is answered, as for
+				// an add-on without tokens (a synchronous 204, see
+				// Keeper.TellsHeroku): kept now, they would make the web
+				// answer 202 after its deprovision job had already
+				// decided not to tell Heroku, which would then wait for
+				// "done" forever. The add-on is going: they are of no use.
+				a.Note(now, "step", "OAuth grant exchanged after the deprovision was asked for; the tokens are not kept")
+				return nil
+			}
+			a.Tokens = &tok
 			a.Note(now, "step", "OAuth grant exchanged")
 			if a.State == StateFailed && a.Reason == GrantLostReason {
 				// A retried grant job found the grant spent and failed the
