@@ -10,6 +10,7 @@ package addon_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -328,6 +329,20 @@ func (f *fixture) takeOver(tb testing.TB, id addon.ID) {
 	tb.Helper()
 	f.advance(addon.DefaultLeaseTTL + time.Second)
 	f.holdLease(tb, id)
+}
+
+// lostLease waits for a claim's work context to end, cancelled by the
+// claim's renewal, and wants LeaseLost as the cause.
+func lostLease(tb testing.TB, ctx context.Context) {
+	tb.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		tb.Fatal("the work's context was not cancelled")
+	}
+	if !errors.Is(context.Cause(ctx), addon.ErrLeaseLost) {
+		tb.Errorf("cause %v, want lease lost", context.Cause(ctx))
+	}
 }
 
 // update changes the stored add-on as another writer would.

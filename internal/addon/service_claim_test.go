@@ -121,14 +121,7 @@ func TestExclusiveLeaseTakenOver(t *testing.T) {
 	err := f.svc.Exclusive(context.Background(), id, 0, func(ctx context.Context, c *addon.Claim) error {
 		f.advance(time.Minute)
 		f.holdLease(t, id)
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("the work's context was not cancelled")
-		}
-		if !errors.Is(context.Cause(ctx), addon.ErrLeaseLost) {
-			t.Errorf("cause %v, want lease lost", context.Cause(ctx))
-		}
+		lostLease(t, ctx)
 		_, rerr := c.Record(ctx, func(a *addon.Addon, now time.Time) error {
 			t.Error("recorded under a lost lease")
 			return nil
@@ -217,14 +210,7 @@ func TestExclusiveRenewalFails(t *testing.T) {
 			f.svc = addon.NewService(addon.Deps{Store: tt.store(f), Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, f.opt)
 			id := f.add(t)
 			err := f.svc.Exclusive(context.Background(), id, 0, func(ctx context.Context, c *addon.Claim) error {
-				select {
-				case <-ctx.Done():
-				case <-time.After(10 * time.Second):
-					t.Fatal("the work's context was not cancelled")
-				}
-				if !errors.Is(context.Cause(ctx), addon.ErrLeaseLost) {
-					t.Errorf("cause %v, want lease lost", context.Cause(ctx))
-				}
+				lostLease(t, ctx)
 				return ctx.Err()
 			})
 			if !errors.Is(err, addon.ErrLeaseLost) {

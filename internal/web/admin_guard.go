@@ -32,6 +32,9 @@ const (
 	DefaultAdminGuessPerMinute = 10
 )
 
+// adminGuessLimit is those defaults as a RateLimit.
+var adminGuessLimit = RateLimit{Burst: DefaultAdminGuessBurst, PerMinute: DefaultAdminGuessPerMinute}
+
 // Peeker is a Buckets that can also look at a bucket without taking a
 // token (internal/ratelimit's Redis buckets can). Without it the guard
 // keeps its limit in this process.
@@ -58,12 +61,7 @@ func NewAdminGuard(shared Buckets, limit RateLimit, log *slog.Logger) *AdminGuar
 	if p, ok := shared.(Peeker); ok {
 		g.shared = p
 	}
-	if g.limit.Burst <= 0 {
-		g.limit.Burst = DefaultAdminGuessBurst
-	}
-	if g.limit.PerMinute <= 0 {
-		g.limit.PerMinute = DefaultAdminGuessPerMinute
-	}
+	g.limit = g.limit.or(adminGuessLimit)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

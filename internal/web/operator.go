@@ -56,6 +56,18 @@ type RateLimit struct {
 	PerMinute float64
 }
 
+// or is l with its zero (or negative) fields taken from def: every limit's
+// settings default field by field.
+func (l RateLimit) or(def RateLimit) RateLimit {
+	if l.Burst <= 0 {
+		l.Burst = def.Burst
+	}
+	if l.PerMinute <= 0 {
+		l.PerMinute = def.PerMinute
+	}
+	return l
+}
+
 // Buckets keeps token buckets by key. cmd/web hands in Redis-backed buckets
 // (internal/ratelimit) so a limit holds across web dynos; without them, or
 // while they fail, each process keeps its own (the limit is then per dyno).
@@ -91,12 +103,7 @@ func newOperatorAPI(o Options, s *server) *operatorAPI {
 		log:      s.log,
 	}
 	op.keeper = o.Keeper
-	if op.limit.Burst <= 0 {
-		op.limit.Burst = DefaultOperatorBurst
-	}
-	if op.limit.PerMinute <= 0 {
-		op.limit.PerMinute = DefaultOperatorPerMinute
-	}
+	op.limit = op.limit.or(RateLimit{Burst: DefaultOperatorBurst, PerMinute: DefaultOperatorPerMinute})
 	return op
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net"
@@ -245,20 +246,29 @@ func opClientIP(req *http.Request) string {
 // X-Forwarded-For lines leave it ambiguous (see opClientIP).
 const opAmbiguousClient = "ambiguous-forwarded-for"
 
-// take takes a token from the shared buckets, or from this process's when
-// there are none or they fail: a Redis outage weakens the limit to per
-// dyno instead of locking operators out or letting everything through.
+// take takes a token from key's bucket (takeToken).
 func (op *operatorAPI) take(ctx context.Context, key string) (remaining int, wait time.Duration, ok bool) {
-	if op.shared != nil {
+	return takeToken(ctx, op.shared, op.local, key, op.limit, time.Now(), op.log)
+}
+
+// takeToken takes a token from key's bucket in shared, or in local (this
+// process's) when there is no shared or it fails: a Redis outage weakens
+// a limit to per dyno instead of locking callers out or letting
+// everything through. Every limit of the web process takes its tokens
+// here.
+func takeToken(ctx context.Context, shared Buckets, local *opMemoryBuckets, key string, l RateLimit, now time.Time, log *slog.Logger) (remaining int, wait time.Duration, ok bool) {
+	if shared != nil {
 		sctx, cancel := context.WithTimeout(ctx, opSharedBucketBudget)
-		remaining, wait, ok, err := op.shared.Take(sctx, key, op.limit.Burst, op.limit.PerMinute)
+		remaining, wait, ok, err := shared.Take(sctx, key, l.Burst, l.PerMinute)
 		cancel()
 		if err == nil {
 			return remaining, wait, ok
 		}
-		op.log.Warn("shared rate limit unavailable; limiting per process", "err", err)
+		if !errors.Is(err, context.Canceled) {
+			log.Warn("shared rate limit unavailable; limiting per process", "key", strings.SplitN(key, ":", 2)[0], "err", err)
+		}
 	}
-	return op.local.Take(key, op.limit.Burst, op.limit.PerMinute, time.Now())
+	return local.Take(key, l.Burst, l.PerMinute, now)
 }
 
 // opRequireVersion refuses requests that do not ask for a version of the

@@ -56,12 +56,7 @@ type PartnerGuard struct {
 // first while letting the second recover within seconds of the fix.
 func NewPartnerGuard(shared Buckets, limit RateLimit, log *slog.Logger) *PartnerGuard {
 	g := &PartnerGuard{limit: limit, shared: shared, local: newOpMemoryBuckets(), log: log, locked: map[string]time.Time{}}
-	if g.limit.Burst <= 0 {
-		g.limit.Burst = DefaultAdminGuessBurst
-	}
-	if g.limit.PerMinute <= 0 {
-		g.limit.PerMinute = DefaultAdminGuessPerMinute
-	}
+	g.limit = g.limit.or(adminGuessLimit)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -96,19 +91,9 @@ func (g *PartnerGuard) Admit(ctx context.Context, addr string, guessed bool) (wa
 	return wait, ok
 }
 
-// take takes a token from the shared buckets, or from this process's when
-// there are none or they fail.
+// take takes a token from the address's bucket (takeToken).
 func (g *PartnerGuard) take(ctx context.Context, key string, now time.Time) (remaining int, wait time.Duration, ok bool) {
-	if g.shared != nil {
-		sctx, cancel := context.WithTimeout(ctx, opSharedBucketBudget)
-		remaining, wait, ok, err := g.shared.Take(sctx, key, g.limit.Burst, g.limit.PerMinute)
-		cancel()
-		if err == nil {
-			return remaining, wait, ok
-		}
-		g.log.Warn("shared partner guessing limit unavailable; limiting per process", "err", err)
-	}
-	return g.local.Take(key, g.limit.Burst, g.limit.PerMinute, now)
+	return takeToken(ctx, g.shared, g.local, key, g.limit, now, g.log)
 }
 
 // lockedOut reports whether addr is locked out in this process, and for

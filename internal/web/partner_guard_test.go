@@ -176,7 +176,7 @@ func TestPartnerGuard(t *testing.T) {
 			if counted.inner != nil && counted.takes() != tt.wantTakes {
 				t.Errorf("shared-bucket calls: %d, want %d", counted.takes(), tt.wantTakes)
 			}
-			if got := len(logs.lines("shared partner guessing limit unavailable")) > 0; got != tt.warns {
+			if got := len(logs.lines("shared rate limit unavailable; limiting per process")) > 0; got != tt.warns {
 				t.Errorf("fallback logged: %v, want %v", got, tt.warns)
 			}
 		})

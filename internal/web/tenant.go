@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -236,16 +235,5 @@ func (ta *tenantAPI) quota(c echo.Context, t *addon.Tenant) error {
 // take takes a token from the shared buckets, or from this process's when
 // there are none or they fail.
 func (ta *tenantAPI) take(ctx context.Context, key string, burst int, perMinute float64) (remaining int, wait time.Duration, ok bool) {
-	if ta.shared != nil {
-		sctx, cancel := context.WithTimeout(ctx, opSharedBucketBudget)
-		remaining, wait, ok, err := ta.shared.Take(sctx, key, burst, perMinute)
-		cancel()
-		if err == nil {
-			return remaining, wait, ok
-		}
-		if !errors.Is(err, context.Canceled) {
-			ta.srv.log.Warn("shared rate limit unavailable; limiting per process", "err", err)
-		}
-	}
-	return ta.local.Take(key, burst, perMinute, time.Now())
+	return takeToken(ctx, ta.shared, ta.local, key, RateLimit{Burst: burst, PerMinute: perMinute}, time.Now(), ta.srv.log)
 }
