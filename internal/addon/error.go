@@ -142,16 +142,21 @@ type UnreadableError struct {
 }
 
 func (e *UnreadableError) Error() string {
+	if len(e.IDs) == 0 {
+		return fmt.Sprintf("listed add-ons cannot be read: %v", e.Err)
+	}
 	return fmt.Sprintf("%d listed add-on(s) cannot be read, first %s: %v", len(e.IDs), e.IDs[0], e.Err)
 }
 
 func (e *UnreadableError) Unwrap() error { return e.Err }
 
 // Unreadable returns the add-ons a listing's err says it left out, and
-// whether err is only that (the listing's other add-ons are good to use).
+// whether err is only that (the listing's other add-ons are good to use):
+// err must be the *UnreadableError itself, not one joined with another
+// failure.
 func Unreadable(err error) (ids []ID, only bool) {
-	var u *UnreadableError
-	if !errors.As(err, &u) {
+	u, ok := err.(*UnreadableError)
+	if !ok {
 		return nil, false
 	}
 	return u.IDs, true

@@ -261,17 +261,21 @@ func (s *Service) provisionNow(ctx context.Context, a *Addon) (*Addon, error) {
 	// whose answer was lost (the budget ran out as Postgres replied) has
 	// the add-on provisioned, its resource the customer's, and Heroku gets
 	// it as if nothing had happened.
+	// If even that cannot be written, what is stored is unknown: the
+	// resource is kept (the deadline's give-up, or the leftovers sweep,
+	// asks again later) and Heroku gets the store's retryable error.
 	stored, ferr := s.fail(cleanup, a.ID, reason)
-	if ferr == nil && stored.State == StateProvisioned {
+	switch {
+	case ferr != nil:
+		s.log().ErrorContext(ctx, "synchronous provision failed and could not be recorded; the resource is kept", "addon", a.ID, "err", err, "record_err", ferr)
+		return nil, ferr
+	case stored.State == StateProvisioned:
 		s.log().WarnContext(ctx, "synchronous provision recorded although its writer saw an error", "addon", a.ID, "err", err)
 		return stored, nil
 	}
 	s.log().WarnContext(ctx, "synchronous provision failed", "addon", a.ID, "err", err)
 	if derr := s.driver.Destroy(cleanup, s.resource(a)); derr != nil {
 		s.log().ErrorContext(ctx, "clean up after a failed synchronous provision", "addon", a.ID, "err", derr)
-	}
-	if ferr != nil {
-		return nil, ferr
 	}
 	return nil, Errorf(EINVALID, "Provisioning failed: %s.", reason)
 }

@@ -240,19 +240,19 @@ func (s *Service) claim(ctx context.Context, id ID, wait time.Duration, exchange
 // lease was taken over it cancels the work's context: whatever the work
 // does next cannot be recorded anyway.
 //
-// It also gives the lease up when it can no longer show it holds it: each
+// It also gives the lease up when it can no longer show it holds it. Each
 // renewal waits at most a sixth of the TTL (the pool may be starved, the
-// database unreachable), and once two thirds of the TTL have passed since
-// the last renewal that went through was sent, the lease may lapse before
-// the next one could, and another writer may claim the add-on: the work's
-// context is cancelled (cause LeaseLost) then, before that can happen, so
-// no call to Heroku or the driver is made by two writers at once. Fenced
-// records refuse to save from then on; what the work holds that cannot be
-// asked for again (tokens, new credentials) is saved by its own fallback.
+// database unreachable), and a failed one is tried again every twelfth;
+// once two thirds of the TTL have passed since the last renewal that went
+// through was sent, the lease could lapse before another would, and a
+// second writer claim the add-on: the work's context is cancelled then
+// (cause errRenewLate, which is LeaseLost), so no call to Heroku or the
+// driver is made by two writers at once. Its records stay fenced: one
+// saves only if no other writer claimed the add-on meanwhile.
 func (c *Claim) renew(ctx context.Context) {
 	defer c.wg.Done()
 	ttl := c.s.leaseTTL()
-	t := time.NewTicker(ttl / 3)
+	t := time.NewTimer(time.Until(c.renewed().Add(ttl / 3)))
 	defer t.Stop()
 	for {
 		select {
@@ -269,6 +269,7 @@ func (c *Claim) renew(ctx context.Context) {
 			c.mu.Lock()
 			c.lease, c.from = l, sent
 			c.mu.Unlock()
+			t.Reset(time.Until(sent.Add(ttl / 3)))
 		case errors.Is(err, ErrLeaseLost):
 			c.markLost()
 			c.s.log().ErrorContext(ctx, "add-on lease taken over while its writer worked", "addon", l.AddonID)
@@ -276,16 +277,23 @@ func (c *Claim) renew(ctx context.Context) {
 			return
 		case ctx.Err() != nil:
 			return
-		case time.Since(c.renewed()) >= ttl-ttl/3:
+		case time.Since(c.renewed()) >= ttl-ttl/3-ttl/12:
+			// No retry would go through before two thirds are up.
 			c.markLost()
 			c.s.log().ErrorContext(ctx, "add-on lease could not be renewed in time; its writer stops", "addon", c.Lease().AddonID, "err", err)
-			c.cancel(fmt.Errorf("%w: %w", ErrLeaseLost, err))
+			c.cancel(fmt.Errorf("%w: %w", errRenewLate, err))
 			return
 		default:
-			c.s.log().WarnContext(ctx, "renew add-on lease", "addon", c.Lease().AddonID, "err", err)
+			c.s.log().WarnContext(ctx, "renew add-on lease; retrying", "addon", c.Lease().AddonID, "err", err)
+			t.Reset(ttl / 12)
 		}
 	}
 }
+
+// errRenewLate is the cause a writer's work is cancelled with when its
+// lease could not be renewed in time (Claim.renew): LeaseLost, since
+// another writer may claim the add-on before this one could renew.
+var errRenewLate = fmt.Errorf("%w (it could not be renewed in time)", ErrLeaseLost)
 
 // renewed is when the claim's last successful acquire or renewal was sent.
 func (c *Claim) renewed() time.Time {

@@ -219,7 +219,7 @@ func (r *Reconciler) unreadable(listing string, err error) (skipped int, _ error
 	if !only {
 		return 0, err
 	}
-	r.log.Error("listed add-ons cannot be read; the sweep goes on without them", "listing", listing, "count", len(ids), "first", ids[0], "err", err)
+	r.log.Error("listed add-ons cannot be read; the sweep goes on without them", "listing", listing, "count", len(ids), "err", err)
 	return len(ids), nil
 }
 

@@ -114,7 +114,8 @@ func (g *PartnerGuard) lockedOut(addr string, now time.Time) (time.Duration, boo
 
 // lock remembers that addr is locked out until the given time. Lock-outs
 // last seconds, so past opMaxMemoryBuckets addresses the ended ones are
-// dropped and the map stays small.
+// dropped, and others if that is not enough: the map never grows past
+// opMaxMemoryBuckets.
 func (g *PartnerGuard) lock(addr string, until time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -124,6 +125,15 @@ func (g *PartnerGuard) lock(addr string, until time.Time) {
 			if !u.After(now) {
 				delete(g.locked, a)
 			}
+		}
+		for a := range g.locked {
+			if len(g.locked) < opMaxMemoryBuckets {
+				break
+			}
+			// Still full (an attack from that many addresses at once):
+			// one is forgotten, and its next wrong guess, refused by
+			// the shared bucket, locks it here again.
+			delete(g.locked, a)
 		}
 	}
 	if until.After(g.locked[addr]) {
