@@ -247,7 +247,9 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 // (enqueued a job for, gave up, or handed to the deprovision job). It goes
 // on past individual failures and returns them joined; once the queue
 // fails it stops enqueueing (Redis is down, every enqueue would fail) but
-// still gives up add-ons past their deadline. It starts no new action once
+// still gives up add-ons past their deadline; once a give-up meets
+// Heroku's rate limit it gives up no more (each asks Heroku first), and
+// still enqueues. It starts no new action once
 // Interval has passed by its clock (giving up add-ons against a slow
 // resource service can take that long): the next pass goes on after the
 // last add-on this one finished with.
@@ -291,6 +293,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 		n        int
 		errs     []error
 		queueErr error
+		limited  bool // Heroku answered a give-up with its rate limit
 	)
 	for i, a := range stale {
 		if ctx.Err() != nil {
@@ -305,10 +308,16 @@ func (r *Reconciler) Sweep(ctx context.Context) (int, error) {
 		log := r.log.With("addon", a.ID, "state", a.State)
 		if a.State == addon.StateProvisioning {
 			if !a.Deadline.IsZero() && start.After(a.Deadline) {
+				if limited {
+					continue // the next sweep asks Heroku again
+				}
 				left, err := r.svc.GiveUp(ctx, a.ID, addon.ReasonDeadline)
 				if err != nil {
 					log.Error("give up failed", "err", err)
 					errs = append(errs, fmt.Errorf("give up %s: %w", a.ID, err))
+					// A give-up asks Heroku first: every next one would
+					// get the same answer, and keep the limit reached.
+					limited = addon.ErrorCode(err) == addon.ERATELIMIT
 					continue
 				}
 				if left == addon.StateProvisioned {

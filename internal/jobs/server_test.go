@@ -465,6 +465,54 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 // deadline). Once Heroku's 12-hour limit has passed Heroku has removed it:
 // the reconciler asks Heroku (which still has it provisioning), then
 // deprovisions it, the resource is destroyed and no secret is kept.
+// TestReconcilerGiveUpsStopAtHerokusRateLimit: a give-up asks Heroku
+// whether it has the add-on; once Heroku answers with its rate limit, the
+// pass asks it about no other add-on (each answer would be the same, and
+// each call keeps the limit reached), and those wait for the next sweep.
+func TestReconcilerGiveUpsStopAtHerokusRateLimit(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	var clock aheadClock
+	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
+	stop := e.run(t, svc, e.fast())
+	// Heroku never takes "provisioned": both stay provisioning, with their
+	// resource made and their tokens held.
+	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindProvision, Status: http.StatusServiceUnavailable})
+	var ids []addon.ID
+	for range 2 {
+		id := addon.ID(uuid.NewString())
+		provision(t, svc, id, e.sim.NewAddon(string(id)))
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		eventually(t, "the resource made and Heroku asked to mark it", func() bool {
+			return len(e.calls(id, herokusim.KindProvision)) > 0
+		})
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindGet, Status: http.StatusTooManyRequests})
+	clock.set(11*time.Hour + time.Minute)
+	rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{StaleAfter: time.Nanosecond, Log: e.log, Now: clock.now})
+	var err error
+	eventually(t, "a give-up to reach Heroku (the stopped jobs' claims let go)", func() bool {
+		_, err = rec.Sweep(ctx)
+		return len(e.calls(ids[0], herokusim.KindGet))+len(e.calls(ids[1], herokusim.KindGet)) > 0
+	})
+	if addon.ErrorCode(err) != addon.ERATELIMIT {
+		t.Errorf("Sweep = %v, want Heroku's rate limit in it", err)
+	}
+	if got := len(e.calls(ids[0], herokusim.KindGet)) + len(e.calls(ids[1], herokusim.KindGet)); got != 1 {
+		t.Errorf("Heroku asked %d times, want once: the pass stops asking at the rate limit", got)
+	}
+	for _, id := range ids {
+		if a := e.state(t, id); a.State != addon.StateProvisioning || e.accountDeleted(t, id) {
+			t.Errorf("%s: %s, account deleted %v; want it left for the next sweep", id, a.State, e.accountDeleted(t, id))
+		}
+	}
+}
+
 func TestReconcilerRemovesLeftovers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
