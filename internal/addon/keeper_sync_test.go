@@ -322,6 +322,34 @@ func TestKeeperSweep(t *testing.T) {
 	}
 }
 
+// TestKeeperSweepSkipsAnUnreadableLink: an add-on whose link cannot be
+// read is skipped (its error returned), and the syncs and subscriptions
+// behind it are enqueued all the same.
+func TestKeeperSweepSkipsAnUnreadableLink(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	k := f.keeper()
+	var ids []addon.ID
+	for range 2 {
+		id := f.add(t, provisioned)
+		f.setLink(t, id, func(l *addon.Link) { l.WebhookID, l.NextSyncAt = "hook-1", t0.Add(-time.Second) })
+		ids = append(ids, id)
+	}
+	unsubscribed := f.add(t, provisioned)
+	f.setLink(t, unsubscribed, func(l *addon.Link) { l.NextSyncAt = t0.Add(time.Hour) })
+	f.advance(2 * time.Minute)
+	f.links.Before = func(op string, id addon.ID) error {
+		if op == "Link" && id == ids[0] {
+			return addon.Errorf(addon.EINTERNAL, "The secrets of add-on %s cannot be decrypted.", id)
+		}
+		return nil
+	}
+	if err := k.Sweep(ctx); addon.ErrorCode(err) != addon.EINTERNAL {
+		t.Errorf("Sweep = %v, want the unreadable link's error", err)
+	}
+	f.wantCalls(t, "Enqueue addon:sync #2", "Enqueue addon:webhooks #3")
+}
+
 // TestKeeperSweepPace: retirements are looked for on every tick, the
 // scan of live add-ons (syncs) only every tenth of the sync interval, and
 // webhook event ids are forgotten after a week.

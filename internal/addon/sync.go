@@ -2,6 +2,7 @@ package addon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -190,45 +191,57 @@ func (k *Keeper) Sweep(ctx context.Context) error {
 	if !due {
 		return nil
 	}
+	// One add-on whose link cannot be read (sealed with a key no longer
+	// in ENCRYPTION_KEY, say) must not hold up every sync and
+	// subscription behind it: it is logged and skipped, and its error
+	// returned with the rest.
+	var errs []error
 	if k.Watcher != nil && k.SyncInterval > 0 {
 		ids, err := k.Links.DueForSync(ctx, now, sweepLimit)
 		if err != nil {
 			return err
 		}
 		for _, id := range ids {
-			l, err := k.Links.Link(ctx, id)
-			if err != nil {
-				return err
+			if err := k.syncDue(ctx, id, now); err != nil {
+				k.log().ErrorContext(ctx, "sync sweep skipped an add-on", "addon", id, "err", err)
+				errs = append(errs, fmt.Errorf("sync of %s: %w", id, err))
 			}
-			if l.NextSyncAt.IsZero() {
-				// First sight of this add-on: give it its slot rather than
-				// syncing at once, so a deploy does not sync the fleet.
-				if _, err := k.Links.UpdateLink(ctx, id, func(l *Link) error {
-					if l.NextSyncAt.IsZero() {
-						l.NextSyncAt = NextSync(id, now, k.SyncInterval)
-					}
-					return nil
-				}); err != nil {
-					return err
-				}
-				continue
-			}
-			k.enqueue(ctx, JobSync, id)
 		}
 	}
 	if err := k.Links.PruneEvents(ctx, now.Add(-webhookMemory)); err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	if k.Watcher != nil && k.WebhookURL != "" {
 		ids, err := k.Links.Unsubscribed(ctx, now.Add(-time.Minute), now.Add(-subscribeRetry), sweepLimit)
 		if err != nil {
-			return err
+			return errors.Join(append(errs, err)...)
 		}
 		for _, id := range ids {
 			k.enqueue(ctx, JobSubscribe, id)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// syncDue enqueues the sync of an add-on whose slot has come, or, at
+// first sight of it, gives it its slot rather than syncing at once, so a
+// deploy does not sync the fleet.
+func (k *Keeper) syncDue(ctx context.Context, id ID, now time.Time) error {
+	l, err := k.Links.Link(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !l.NextSyncAt.IsZero() {
+		k.enqueue(ctx, JobSync, id)
+		return nil
+	}
+	_, err = k.Links.UpdateLink(ctx, id, func(l *Link) error {
+		if l.NextSyncAt.IsZero() {
+			l.NextSyncAt = NextSync(id, now, k.SyncInterval)
+		}
+		return nil
+	})
+	return err
 }
 
 // SweepInterval is how often the worker should call Sweep: often enough
