@@ -401,6 +401,16 @@ type aheadClock struct{ by atomic.Int64 }
 func (c *aheadClock) now() time.Time      { return time.Now().Add(time.Duration(c.by.Load())) }
 func (c *aheadClock) set(d time.Duration) { c.by.Store(int64(d)) }
 
+// ahead is the env's service with an 11-hour provisioning deadline, on a
+// clock the test moves ahead, and a worker running it (stop ends it; the
+// test's end does too).
+func (e *env) ahead(tb testing.TB) (*addon.Service, *aheadClock, func() error) {
+	tb.Helper()
+	clock := &aheadClock{}
+	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
+	return svc, clock, e.run(tb, svc, e.fast())
+}
+
 // accountDeleted reports whether the account driver destroyed the add-on's
 // account.
 func (e *env) accountDeleted(tb testing.TB, id addon.ID) bool {
@@ -421,9 +431,7 @@ func (e *env) accountDeleted(tb testing.TB, id addon.ID) bool {
 func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	var clock aheadClock
-	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
-	stop := e.run(t, svc, e.fast())
+	svc, clock, stop := e.ahead(t)
 	id := addon.ID(uuid.NewString())
 	hold := make(chan struct{})
 	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindProvision, AddonID: string(id), Times: 1, Hold: hold})
@@ -472,9 +480,7 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 func TestReconcilerGiveUpsStopAtHerokusRateLimit(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	var clock aheadClock
-	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
-	stop := e.run(t, svc, e.fast())
+	svc, clock, stop := e.ahead(t)
 	// Heroku never takes "provisioned": both stay provisioning, with their
 	// resource made and their tokens held.
 	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindProvision, Status: http.StatusServiceUnavailable})
@@ -516,9 +522,7 @@ func TestReconcilerGiveUpsStopAtHerokusRateLimit(t *testing.T) {
 func TestReconcilerRemovesLeftovers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	var clock aheadClock
-	svc := e.serviceWith(e.queue, addon.Options{Deadline: 11 * time.Hour, Now: clock.now})
-	e.run(t, svc, e.fast())
+	svc, clock, _ := e.ahead(t)
 	// Two such add-ons, the first requested first.
 	var ids []addon.ID
 	for range 2 {
