@@ -58,8 +58,8 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 				// (A failed add-on whose resource exists keeps the change
 				// pending, as a provisioning one does: a retry does not
 				// create the resource again, so the plan job must change it.)
-				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-				a.Plan, a.PendingPlan = slug, ""
+				a.changePlan(now, slug)
+				a.PendingPlan = ""
 				return nil
 			}
 			a.PendingPlan, a.PendingPlanAt = slug, now
@@ -131,8 +131,7 @@ func (s *Service) ChangePlan(ctx context.Context, id ID, slug string) (*PlanChan
 		err = s.inHand(ctx, "plan change", id, func(ctx context.Context) error {
 			var err error
 			a, err = c.record(ctx, true, func(a *Addon, now time.Time) error {
-				a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-				a.Plan = slug
+				a.changePlan(now, slug)
 				s.takeVars(ctx, a, vars, found.Vars)
 				a.settlePending(slug, found)
 				if a.Halted == JobPlanChange {
@@ -206,8 +205,8 @@ func (s *Service) recordUnrecorded(ctx context.Context, claimed *Addon, slug str
 				Message: fmt.Sprintf("Add-on %s changed during its plan change; try again shortly.", a.ID)}
 		}
 		now := s.now()
-		a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
-		a.Plan, a.Vars = slug, vars
+		a.changePlan(now, slug)
+		a.Vars = vars
 		a.settlePending(slug, claimed)
 		return nil
 	})
@@ -245,6 +244,13 @@ func (s *Service) takeVars(ctx context.Context, a *Addon, got, from Vars) {
 		s.log().ErrorContext(ctx, "plan change and another writer both changed the credentials; the plan change's are recorded: check which the resource honours", "addon", a.ID)
 		a.Vars = got
 	}
+}
+
+// changePlan puts a on plan slug, noting the change in its audit trail:
+// what every writer that changed the plan records.
+func (a *Addon) changePlan(now time.Time, slug string) {
+	a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, slug))
+	a.Plan = slug
 }
 
 // settlePending clears the pending plan that a change to slug, made
@@ -340,8 +346,7 @@ func (s *Service) changePlanOnce(ctx context.Context, c *Claim) (more bool, err 
 	// is harmless.
 	from := a.Vars
 	a, err = c.Record(ctx, func(a *Addon, now time.Time) error {
-		a.Note(now, "plan", fmt.Sprintf("plan changed from %s to %s", a.Plan, target))
-		a.Plan = target
+		a.changePlan(now, target)
 		s.takeVars(ctx, a, vars, from)
 		if a.PendingPlan == target {
 			a.PendingPlan = ""
