@@ -249,10 +249,10 @@ func (r *Reconciler) acquire(ctx context.Context, lock redis.UniversalClient, ow
 // fails it stops enqueueing (Redis is down, every enqueue would fail) but
 // still gives up add-ons past their deadline; once a give-up meets
 // Heroku's rate limit it gives up no more (each asks Heroku first), and
-// still enqueues. It starts no new action once
-// Interval has passed by its clock (giving up add-ons against a slow
-// resource service can take that long): the next pass goes on after the
-// last add-on this one finished with.
+// still enqueues. It starts no new action once Interval has passed by its
+// clock (giving up add-ons against a slow resource service can take that
+// long): the next pass goes on after the last add-on this one finished
+// with.
 //
 // An add-on that became stale behind the pass's place (it was leased, or
 // touched, as its page went by) waits until the passes come round again.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -115,17 +116,15 @@ func (db *DB) listed(rows []addonRow) ([]*addon.Addon, error) {
 	return out, nil
 }
 
-// addons decodes rows, in their order.
+// addons decodes rows, in their order, or fails with the first row it
+// cannot read: a page an operator asked for is whole or an error.
 func (db *DB) addons(rows []addonRow) ([]*addon.Addon, error) {
-	out := make([]*addon.Addon, 0, len(rows))
-	for i := range rows {
-		a, err := db.addon(&rows[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+	out, err := db.listed(rows)
+	var bad *addon.UnreadableError
+	if errors.As(err, &bad) {
+		return nil, bad.Err
 	}
-	return out, nil
+	return out, err
 }
 
 // List returns one page of add-ons with keyset pagination: the page starts
