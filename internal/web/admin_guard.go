@@ -101,10 +101,15 @@ func (g *AdminGuard) Admit(ctx context.Context, addr string, guessed bool) (wait
 
 // refusal is the domain error for a locked-out address.
 func (g *AdminGuard) refusal(wait time.Duration) error {
+	return guessRefusal("wrong admin passwords", wait)
+}
+
+// guessRefusal is the answer of a guessing limit to an address out of
+// guesses: 429 with Retry-After, saying what there were too many of.
+func guessRefusal(what string, wait time.Duration) *addon.Error {
 	return &addon.Error{
-		Code: addon.ERATELIMIT,
-		Message: fmt.Sprintf("Too many wrong admin passwords from your address: try again in %d s.",
-			int(math.Ceil(wait.Seconds()))),
+		Code:       addon.ERATELIMIT,
+		Message:    fmt.Sprintf("Too many %s from your address: try again in %d s.", what, int(math.Ceil(wait.Seconds()))),
 		RetryAfter: wait,
 	}
 }

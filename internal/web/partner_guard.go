@@ -2,13 +2,10 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
-	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/labstack/echo/v4"
 )
 
@@ -79,7 +76,7 @@ func (g *PartnerGuard) Admit(ctx context.Context, addr string, guessed bool) (wa
 	if !guessed {
 		return 0, true
 	}
-	remaining, wait, ok := g.take(ctx, partnerGuessKey(addr), now)
+	remaining, wait, ok := takeToken(ctx, g.shared, g.local, partnerGuessKey(addr), g.limit, now, g.log)
 	switch {
 	case !ok:
 		g.lock(addr, now.Add(wait))
@@ -89,11 +86,6 @@ func (g *PartnerGuard) Admit(ctx context.Context, addr string, guessed bool) (wa
 		g.lock(addr, now.Add(time.Duration(float64(time.Minute)/g.limit.PerMinute)))
 	}
 	return wait, ok
-}
-
-// take takes a token from the address's bucket (takeToken).
-func (g *PartnerGuard) take(ctx context.Context, key string, now time.Time) (remaining int, wait time.Duration, ok bool) {
-	return takeToken(ctx, g.shared, g.local, key, g.limit, now, g.log)
 }
 
 // lockedOut reports whether addr is locked out in this process, and for
@@ -148,10 +140,5 @@ func (g *PartnerGuard) check(c echo.Context, guessed bool) error {
 	if ok {
 		return nil
 	}
-	return &addon.Error{
-		Code: addon.ERATELIMIT,
-		Message: fmt.Sprintf("Too many wrong passwords from your address: try again in %d s.",
-			int(math.Ceil(wait.Seconds()))),
-		RetryAfter: wait,
-	}
+	return guessRefusal("wrong passwords", wait)
 }
