@@ -162,7 +162,7 @@ func byteSize(n int64) string {
 }
 
 // guessGuard is a guessing limit basicAuthGuarded applies: the admin
-// doors' (AdminGuard) or the Partner API's (PartnerGuard). guessed says a
+// doors' (AdminGuard) or the Partner API's (GuessGuard). guessed says a
 // password was presented and was wrong; a non-nil error is the answer.
 type guessGuard interface {
 	check(c echo.Context, guessed bool) error

@@ -136,7 +136,7 @@ type server struct {
 	metrics        *metrics
 	keeper         *addon.Keeper
 	guard          *AdminGuard
-	partnerGuard   *PartnerGuard
+	partnerGuard   *GuessGuard
 }
 
 // New builds Kiln's HTTP handler. It returns the *echo.Echo so cmd/web can
@@ -170,7 +170,7 @@ func New(o Options) *echo.Echo {
 	if s.guard == nil {
 		s.guard = NewAdminGuard(o.RateBuckets, o.AdminGuessLimit, s.log)
 	}
-	s.partnerGuard = NewPartnerGuard(o.RateBuckets, o.PartnerGuessLimit, s.log)
+	s.partnerGuard = NewGuessGuard("partner", o.RateBuckets, o.PartnerGuessLimit, s.log)
 	collectors := o.Collectors
 	if o.Keeper != nil {
 		collectors = append(collectors[:len(collectors):len(collectors)], &accessRefused{keeper: o.Keeper, log: s.log})
@@ -213,7 +213,7 @@ func (s *server) routes(e *echo.Echo) {
 	e.HEAD("/healthz", s.healthz) // some load balancers probe with HEAD
 
 	// ADDON_PASSWORD guesses are limited per client address (see
-	// PartnerGuard); Heroku's own calls cost the limit no Redis round trip.
+	// GuessGuard); Heroku's own calls cost the limit no Redis round trip.
 	heroku := e.Group("/heroku", basicAuthGuarded("Kiln", s.addonID, s.passwords, s.partnerGuard), deadline(s.partnerTimeout))
 	heroku.POST("/resources", s.provision)
 	heroku.PUT("/resources/:uuid", s.changePlan)

@@ -22,8 +22,8 @@ import (
 // dyno (falling back to per-process buckets while Redis fails, as the
 // operator API does), and counted against the plan's requests_per_month
 // (a calendar month, UTC). Every door that takes a password limits
-// guessing, this one with the Partner API's guard (PartnerGuard,
-// partner_guard.go): a wrong key takes a token from the caller address's
+// guessing, this one as the Partner API does (GuessGuard,
+// guess_guard.go): a wrong key takes a token from the caller address's
 // bucket, and once it is empty every request from that address is
 // answered 429 with Retry-After before its key is looked up, the right key
 // included, so a guess cannot be told apart and costs no database work.
@@ -72,34 +72,33 @@ type tenantAPI struct {
 	shared   Buckets
 	local    *opMemoryBuckets
 	counters Counters
-	guard    *PartnerGuard
+	guard    *GuessGuard
 }
 
 // newTenantAPI shares the operator API's buckets (Options.RateBuckets).
-// The guessing limit is a PartnerGuard of its own: the tenant API is a hot
+// The guessing limit is a GuessGuard of its own: the tenant API is a hot
 // path too (every request of every customer's app), so a right key from an
 // address that is not locked out costs no Redis round trip, and a dyno
 // answers the addresses it found locked out itself, without Redis or the
 // database.
 func newTenantAPI(s *server) *tenantAPI {
 	ta := &tenantAPI{srv: s, shared: s.op.shared, local: newOpMemoryBuckets(),
-		guard: NewPartnerGuard(s.op.shared, RateLimit{Burst: tenantGuessBurst, PerMinute: tenantGuessPerMinute}, s.log)}
+		guard: NewGuessGuard("tenant", s.op.shared, RateLimit{Burst: tenantGuessBurst, PerMinute: tenantGuessPerMinute}, s.log)}
 	ta.counters, _ = s.op.shared.(Counters)
 	return ta
 }
 
 // tenantGuessAddr is what the tenant API's guard keys a client by: its
 // address and the account it signs in as (hashed: the name is the
-// caller's), so its buckets ("partner:guess:tenant:<ip>:<account>") are
-// apart from the Partner API's, and a lock-out holds only that account's
-// sign-ins from that address. Heroku apps share egress addresses: an app
-// sending a stale key locks out its own account there, not its
-// neighbours; someone guessing an account's key is stopped for that
-// account (their own address's other accounts are not worth guessing:
-// keys are 256 bits).
+// caller's), so its buckets are "tenant:guess:<ip>:<account>" and a
+// lock-out holds only that account's sign-ins from that address. Heroku
+// apps share egress addresses: an app sending a stale key locks out its
+// own account there, not its neighbours; someone guessing an account's
+// key is stopped for that account (their own address's other accounts are
+// not worth guessing: keys are 256 bits).
 func tenantGuessAddr(ip, account string) string {
 	sum := sha256.Sum256([]byte(account))
-	return "tenant:" + ip + ":" + hex.EncodeToString(sum[:8])
+	return ip + ":" + hex.EncodeToString(sum[:8])
 }
 
 // tenantLockedOut is the answer to every request from an address out of

@@ -128,10 +128,10 @@ func TestPartnerGuessingLimit(t *testing.T) {
 	}
 }
 
-// TestPartnerGuard: the guard on its own, with its buckets shared, in this
+// TestGuessGuard: the guard on its own, with its buckets shared, in this
 // process only, or shared but failing (Redis down: limited per process,
 // and said so in the log). Only wrong passwords take from the buckets.
-func TestPartnerGuard(t *testing.T) {
+func TestGuessGuard(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
@@ -154,7 +154,7 @@ func TestPartnerGuard(t *testing.T) {
 				buckets = nil
 			}
 			logs := &syncBuffer{}
-			g := web.NewPartnerGuard(buckets, web.RateLimit{Burst: 3, PerMinute: 0.01}, slog.New(slog.NewTextHandler(logs, nil)))
+			g := web.NewGuessGuard("partner", buckets, web.RateLimit{Burst: 3, PerMinute: 0.01}, slog.New(slog.NewTextHandler(logs, nil)))
 			ctx := context.Background()
 			if _, ok := g.Admit(ctx, "192.0.2.5", false); !ok {
 				t.Fatal("the right password was refused before any guess")
