@@ -116,14 +116,28 @@ func newFixture(tb testing.TB, opt ...func(o *addon.Options)) *fixture {
 		fn(&o)
 	}
 	f.opt = o
-	f.svc = addon.NewService(addon.Deps{Store: f.store, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, o)
+	f.svc = addon.NewService(f.deps(), o)
 	return f
+}
+
+// deps are the service's dependencies: the fixture's mocks.
+func (f *fixture) deps() addon.Deps {
+	return addon.Deps{Store: f.store, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}
+}
+
+// rebuild builds the service again over the fixture's mocks and options,
+// with change made to its dependencies (a store that misbehaves, a
+// Watcher).
+func (f *fixture) rebuild(change func(d *addon.Deps)) {
+	d := f.deps()
+	change(&d)
+	f.svc = addon.NewService(d, f.opt)
 }
 
 // asking rebuilds the service over the same mocks and options so that it
 // asks w for Heroku's record of an add-on (Deps.Watcher).
 func (f *fixture) asking(w addon.Watcher) {
-	f.svc = addon.NewService(addon.Deps{Store: f.store, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants, Watcher: w}, f.opt)
+	f.rebuild(func(d *addon.Deps) { d.Watcher = w })
 }
 
 func catalog() addon.Catalog {
@@ -365,6 +379,17 @@ func (f *fixture) failing(op string, n int) {
 		}
 		n--
 		return errDown
+	}
+}
+
+// refusing makes the store's op (only that one) fail for good, with a
+// permanent refusal, from now on.
+func (f *fixture) refusing(op string) {
+	f.store.Before = func(o string, id addon.ID) error {
+		if o == op {
+			return errRefused
+		}
+		return nil
 	}
 }
 

@@ -194,12 +194,7 @@ func TestExclusiveRenewalFails(t *testing.T) {
 		store func(f *fixture) addon.Store
 	}{
 		{"renewals fail", func(f *fixture) addon.Store {
-			f.store.Before = func(op string, _ addon.ID) error {
-				if op == "Renew" {
-					return errDown
-				}
-				return nil
-			}
+			f.failing("Renew", -1)
 			return f.store
 		}},
 		{"renewals hang", func(f *fixture) addon.Store { return unrenewable{f.store} }},
@@ -207,7 +202,7 @@ func TestExclusiveRenewalFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, func(o *addon.Options) { o.LeaseTTL = 60 * time.Millisecond })
-			f.svc = addon.NewService(addon.Deps{Store: tt.store(f), Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, f.opt)
+			f.rebuild(func(d *addon.Deps) { d.Store = tt.store(f) })
 			id := f.add(t)
 			err := f.svc.Exclusive(context.Background(), id, 0, func(ctx context.Context, c *addon.Claim) error {
 				lostLease(t, ctx)

@@ -3,7 +3,6 @@ package addon_test
 import (
 	"context"
 	"maps"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,16 +21,6 @@ func changing(f *fixture, fn func(to string), err error) {
 			return nil, err
 		}
 		return addon.Vars{"URL": "fake://" + to.Slug}, nil
-	}
-}
-
-// refusing makes the store refuse every op for good from now on.
-func refusing(f *fixture, op string) {
-	f.store.Before = func(o string, id addon.ID) error {
-		if o == op {
-			return errRefused
-		}
-		return nil
 	}
 }
 
@@ -67,6 +56,8 @@ func TestChangePlan(t *testing.T) {
 		pending string
 		calls   []string
 		events  []string
+		// retryAfter: the 503 tells Heroku when to try again.
+		retryAfter bool
 	}{
 		{
 			name:  "a provisioned add-on changes inside Heroku's call",
@@ -194,18 +185,20 @@ func TestChangePlan(t *testing.T) {
 			shape: []func(a *addon.Addon){provisioned, tokenless},
 			setup: func(f *fixture, t *testing.T, id addon.ID) { f.holdLease(t, id) },
 			code:  addon.EUNAVAILABLE, plan: "basic",
+			retryAfter: true,
 		},
 		{
 			name:  "no tokens, the driver is slow: 503",
 			shape: []func(a *addon.Addon){provisioned, tokenless},
 			setup: func(f *fixture, t *testing.T, id addon.ID) { changing(f, nil, down) },
 			code:  addon.EUNAVAILABLE, plan: "basic",
-			calls: []string{"ChangePlan #1 basic->pro"},
+			retryAfter: true,
+			calls:      []string{"ChangePlan #1 basic->pro"},
 		},
 		{
 			name:  "no tokens, the writer cannot record the change made: recorded as made, its config in the answer",
 			shape: []func(a *addon.Addon){provisioned, tokenless},
-			setup: func(f *fixture, t *testing.T, id addon.ID) { refusing(f, "Record") },
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.refusing("Record") },
 			msg:   "Plan changed to pro.", config: map[string]string{"KILN_URL": "fake://pro"},
 			plan:   "pro",
 			calls:  []string{"ChangePlan #1 basic->pro"},
@@ -217,16 +210,18 @@ func TestChangePlan(t *testing.T) {
 			setup: func(f *fixture, t *testing.T, id addon.ID) {
 				changing(f, func(string) {
 					f.update(t, id, func(a *addon.Addon) { a.Vars = addon.Vars{"URL": "fake://other"} })
-					refusing(f, "Record")
+					f.refusing("Record")
 				}, nil)
 			},
 			code: addon.EUNAVAILABLE, plan: "basic",
-			calls: []string{"ChangePlan #1 basic->pro"},
+			calls:      []string{"ChangePlan #1 basic->pro"},
+			retryAfter: true,
 		},
 		{
 			name:  "no tokens, still provisioning inside Heroku's request: 503",
 			shape: []func(a *addon.Addon){synchronous},
 			code:  addon.EUNAVAILABLE, plan: "basic",
+			retryAfter: true,
 		},
 		{
 			name:  "another writer holds the add-on: the change waits for it",
@@ -239,7 +234,7 @@ func TestChangePlan(t *testing.T) {
 		{
 			name:  "the change made cannot be recorded: a job applies it again",
 			shape: []func(a *addon.Addon){provisioned},
-			setup: func(f *fixture, t *testing.T, id addon.ID) { refusing(f, "Record") },
+			setup: func(f *fixture, t *testing.T, id addon.ID) { f.refusing("Record") },
 			async: true, msg: background, plan: "basic", pending: "pro",
 			calls:  []string{"ChangePlan #1 basic->pro", "Enqueue addon:plan #1"},
 			events: []string{"plan: plan change to pro continues in the background"},
@@ -291,7 +286,7 @@ func TestChangePlan(t *testing.T) {
 			}
 			pc, err := f.svc.ChangePlan(context.Background(), id, slug)
 			wantCode(t, err, tt.code)
-			if strings.HasPrefix(tt.name, "no tokens") && err != nil && addon.RetryAfter(err) == 0 {
+			if tt.retryAfter && addon.RetryAfter(err) == 0 {
 				t.Errorf("a 503 without Retry-After: %v", err)
 			}
 			if err == nil {

@@ -353,7 +353,7 @@ func (s lossyStore) Record(ctx context.Context, l addon.Lease, seen *addon.Addon
 func TestProvisionSynchronousRecordedUnseen(t *testing.T) {
 	f := newFixture(t)
 	lossy := lossyStore{Store: f.store, lose: func(a *addon.Addon) bool { return a.State == addon.StateProvisioned }}
-	f.svc = addon.NewService(addon.Deps{Store: lossy, Queue: f.queue, Platform: f.platform, Driver: f.driver, Tenants: f.tenants}, f.opt)
+	f.rebuild(func(d *addon.Deps) { d.Store = lossy })
 	id := f.nextID()
 	a, _, err := f.svc.Provision(context.Background(), request(id, true))
 	if err != nil || a == nil || a.State != addon.StateProvisioned || a.Vars["URL"] != "fake://basic" {

@@ -221,7 +221,7 @@ func TestRedisDownAtProvision(t *testing.T) {
 // grant was exchanged once.
 func TestWorkerKilledMidJob(t *testing.T) {
 	s := newStack(t)
-	id := killedWhileMarking(t, s)
+	id := s.killedWhileMarking()
 	s.Start("worker")
 	// asynq recovers a dead worker's task once its lease (30 s) has expired.
 	eventually(t, 3*time.Minute, "provisioned after the crash", func() bool { return s.State(id) == addon.StateProvisioned })
@@ -234,12 +234,12 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // worker while Heroku holds its call marking the add-on provisioned; then
 // Heroku carries the call out, as it would a request it had received. It
 // returns the add-on's id.
-func killedWhileMarking(t *testing.T, s *stack) string {
-	t.Helper()
+func (s *stack) killedWhileMarking() string {
+	s.t.Helper()
 	hold := make(chan struct{})
 	s.Sim.Inject(herokusim.Fault{Kind: "provision", Hold: hold, Times: 1})
 	id, _, _ := s.Provision("test")
-	eventually(t, 30*time.Second, "the provision action is held", func() bool { return s.Sim.Holding("provision") == 1 })
+	eventually(s.t, 30*time.Second, "the provision action is held", func() bool { return s.Sim.Holding("provision") == 1 })
 	s.Kill("worker")
 	close(hold)
 	return id
@@ -271,7 +271,7 @@ func TestDeadline(t *testing.T) {
 // add-on provisioned; the customer's resource is not destroyed under it.
 func TestDeadlineAfterALostMark(t *testing.T) {
 	s := newStack(t, "PROVISION_DEADLINE=4s", "RECONCILE_INTERVAL=1s", "RECONCILE_AFTER=1s")
-	id := killedWhileMarking(t, s)
+	id := s.killedWhileMarking()
 	eventually(t, 10*time.Second, "Heroku has it provisioned", func() bool { return s.SimState(id) == "provisioned" })
 	s.Start("worker")
 	// The killed worker's claim lapses after 30 s, well past the 4 s

@@ -82,12 +82,7 @@ func TestOutboxSweepDrainsABacklog(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t)
 			svc, _, first := e.acceptedWhileDown(t)
-			ids := []addon.ID{first}
-			for range 4 {
-				id := addon.ID(uuid.NewString())
-				provision(t, svc, id, e.sim.NewAddon(string(id)))
-				ids = append(ids, id)
-			}
+			ids := append([]addon.ID{first}, e.accept(t, svc, 4)...)
 			rec := jobs.NewReconciler(svc, e.queue, jobs.ReconcilerOptions{Log: e.log, Limit: 2, OutboxInterval: tt.every})
 			if n, err := rec.SweepOutbox(ctx); err != nil || n != tt.want {
 				t.Fatalf("SweepOutbox = %d, %v; want %d", n, err, tt.want)
@@ -109,7 +104,7 @@ func TestOutboxSweepDrainsABacklog(t *testing.T) {
 }
 
 // TestOutboxSweepSkipsUnreadable: a flagged add-on sealed with a key no
-// longer in ENCRYPTION_KEY is left out (and logged), and the sweep
+// longer in ENCRYPTION_KEY is left out, and the sweep
 // enqueues the rest: one such row must not hold up work accepted while
 // Redis was down, for every add-on.
 func TestOutboxSweepSkipsUnreadable(t *testing.T) {

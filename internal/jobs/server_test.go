@@ -467,12 +467,6 @@ func TestReconcilerGivesUpOnlyWhatHerokuDoesNotHave(t *testing.T) {
 	}
 }
 
-// TestReconcilerRemovesLeftovers: Heroku refuses an add-on's config for
-// good after its resource was made, so the add-on fails holding the
-// resource and tokens (an operator may still retry it before its
-// deadline). Once Heroku's 12-hour limit has passed Heroku has removed it:
-// the reconciler asks Heroku (which still has it provisioning), then
-// deprovisions it, the resource is destroyed and no secret is kept.
 // TestReconcilerGiveUpsStopAtHerokusRateLimit: a give-up asks Heroku
 // whether it has the add-on; once Heroku answers with its rate limit, the
 // pass asks it about no other add-on (each answer would be the same, and
@@ -484,12 +478,7 @@ func TestReconcilerGiveUpsStopAtHerokusRateLimit(t *testing.T) {
 	// Heroku never takes "provisioned": both stay provisioning, with their
 	// resource made and their tokens held.
 	e.sim.Inject(herokusim.Fault{Kind: herokusim.KindProvision, Status: http.StatusServiceUnavailable})
-	var ids []addon.ID
-	for range 2 {
-		id := addon.ID(uuid.NewString())
-		provision(t, svc, id, e.sim.NewAddon(string(id)))
-		ids = append(ids, id)
-	}
+	ids := e.accept(t, svc, 2)
 	for _, id := range ids {
 		eventually(t, "the resource made and Heroku asked to mark it", func() bool {
 			return len(e.calls(id, herokusim.KindProvision)) > 0
@@ -519,6 +508,12 @@ func TestReconcilerGiveUpsStopAtHerokusRateLimit(t *testing.T) {
 	}
 }
 
+// TestReconcilerRemovesLeftovers: Heroku refuses an add-on's config for
+// good after its resource was made, so the add-on fails holding the
+// resource and tokens (an operator may still retry it before its
+// deadline). Once Heroku's 12-hour limit has passed Heroku has removed it:
+// the reconciler asks Heroku (which still has it provisioning), then
+// deprovisions it, the resource is destroyed and no secret is kept.
 func TestReconcilerRemovesLeftovers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()

@@ -6,10 +6,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/kiln-dev/kiln/internal/kilntest"
-	"github.com/kiln-dev/kiln/internal/ratelimit"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -34,12 +30,7 @@ var adminDoors = []struct {
 // Retry-After, the right password included, while another address gets in.
 func TestAdminGuessingLimitIsSharedByEveryDoor(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(kilntest.Redis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	buckets := redisBuckets(t)
 	queues := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write([]byte("<html>queues</html>"))
@@ -49,7 +40,7 @@ func TestAdminGuessingLimitIsSharedByEveryDoor(t *testing.T) {
 		return web.New(web.Options{
 			AdminPassword:   guardPassword,
 			Queues:          queues,
-			RateBuckets:     ratelimit.New(rdb),
+			RateBuckets:     buckets,
 			AdminGuessLimit: web.RateLimit{Burst: burst, PerMinute: 0.01},
 		})
 	}

@@ -14,12 +14,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/kiln-dev/kiln/internal/addon"
 	"github.com/kiln-dev/kiln/internal/herokusim"
-	"github.com/kiln-dev/kiln/internal/kilntest"
-	"github.com/kiln-dev/kiln/internal/ratelimit"
 	"github.com/kiln-dev/kiln/internal/web"
 )
 
@@ -720,15 +717,10 @@ func TestOperatorRateLimit(t *testing.T) {
 		opServe(t, e.e, e.spec, spoof).want(t, 429, "rate_limit")
 	})
 	t.Run("shared across dynos through Redis", func(t *testing.T) {
-		o, err := redis.ParseURL(kilntest.Redis(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(o)
-		t.Cleanup(func() { rdb.Close() })
-		e := newOpEnv(t, opConfig{limit: tiny, buckets: ratelimit.New(rdb)})
+		buckets := redisBuckets(t)
+		e := newOpEnv(t, opConfig{limit: tiny, buckets: buckets})
 		// A second web process on the same Redis: the bucket is one.
-		other := web.New(web.Options{Service: e.svc, AdminPassword: opPassword, OperatorRateLimit: tiny, RateBuckets: ratelimit.New(rdb)})
+		other := web.New(web.Options{Service: e.svc, AdminPassword: opPassword, OperatorRateLimit: tiny, RateBuckets: buckets})
 		for i, h := range []http.Handler{e.e, other, e.e} {
 			got := opServe(t, h, e.spec, opReq{path: "/admin/api/plans"}).want(t, 200)
 			if rem := got.header.Get("RateLimit-Remaining"); rem != strconv.Itoa(2-i) {
